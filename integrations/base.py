@@ -1,0 +1,101 @@
+"""Protocols every integration implements, in plain values (no Django models cross this line).
+
+A *slot* is a named group of identical instances of one release behind the target's router
+(``blue``/``green`` for the local fleet). The reconcile loop decides which slot is stable and which
+receives the new release; the integration only does what it is told, idempotently:
+"slot green runs 1.4.2 with 3 replicas", "route 95/5", never "add one".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class IntegrationError(Exception):
+    """An integration call failed.
+
+    ``permanent`` says whether trying again can help: a refused token or an invalid artifact is
+    permanent (the step fails with this message); a connection reset is not (the tick retries).
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class ReleaseRef:
+    """What a slot should run: the release's version and its artifact (provider specific)."""
+
+    version: str
+    artifact: dict[str, Any] = field(default_factory=dict)
+    # how the provider health-checks instances: {"path": "/health", "interval": 0.5,
+    # "healthy_threshold": 2, "unhealthy_threshold": 3} (seconds; every key optional)
+    health: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    id: str
+    slot: str
+    version: str
+    # starting | ready | unhealthy | draining | stopped | crashed
+    state: str
+    ready_for: float = 0.0  # seconds it has been continuously ready (0 when not ready)
+    address: str = ""
+    restarts: int = 0
+
+
+@dataclass(frozen=True)
+class SlotStatus:
+    name: str
+    version: str | None
+    desired: int
+    instances: tuple[InstanceStatus, ...] = ()
+
+    @property
+    def ready(self) -> int:
+        return sum(1 for i in self.instances if i.state == "ready")
+
+    def available(self, min_ready: float) -> int:
+        """Instances ready for at least ``min_ready`` seconds."""
+        return sum(1 for i in self.instances if i.state == "ready" and i.ready_for >= min_ready)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for i in self.instances if i.state in ("unhealthy", "crashed"))
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    endpoint: str  # where user traffic enters, e.g. http://127.0.0.1:9101
+    slots: dict[str, SlotStatus]
+    # slot -> weight (0..100); None means "even across every ready instance of every slot"
+    weights: dict[str, int] | None
+
+
+class Target(Protocol):
+    """A service placed in an environment, as its provider sees it."""
+
+    def ensure_slot(self, slot: str, release: ReleaseRef, replicas: int) -> None:
+        """Make ``slot`` run ``release`` with ``replicas`` instances (draining any removed)."""
+
+    def set_weights(self, weights: dict[str, int] | None) -> None:
+        """Route new requests by slot weight (summing to 100), or evenly when ``None``."""
+
+    def status(self) -> TargetStatus: ...
+
+    def remove_slot(self, slot: str) -> None:
+        """Drain and stop every instance of ``slot``."""
+
+
+class MetricsSource(Protocol):
+    """Request counts by outcome and latency distributions per slot over a window."""
+
+    def slot_stats(self, slot: str, window_seconds: float) -> dict[str, Any]: ...
+
+
+class Notifier(Protocol):
+    def send(self, event: dict[str, Any]) -> None: ...

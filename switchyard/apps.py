@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class SwitchyardConfig(AppConfig):
+    name = "switchyard"
+    verbose_name = "Switchyard"
+
+    def ready(self):
+        from switchyard import checks  # noqa: F401  (registers the system checks)

@@ -1,0 +1,13 @@
+"""The Celery app: tasks live in ``releases.tasks``; rollback/abort ticks use the priority queue."""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "switchyard.settings")
+
+app = Celery("switchyard")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = (Queue("priority"), Queue("default"))
+app.autodiscover_tasks(["releases"])

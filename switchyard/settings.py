@@ -1,0 +1,171 @@
+"""Settings, all from the environment (see README "Configuration").
+
+Nothing set means the embedded single-machine default: a SQLite file and a Redis that Switchyard
+starts itself on a unix socket under ``var/``. Bad values do not crash the import: they are kept
+in ``SETTINGS_ERRORS`` and reported by the ``switchyard.E0xx`` system checks.
+"""
+
+import hashlib
+from pathlib import Path
+
+from switchyard import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env.envstr("SWITCHYARD_VAR_DIR", str(BASE_DIR / "var")))
+
+SETTINGS_ERRORS: list[tuple[str, str]] = []  # (check id, message)
+
+
+def _read(check_id, helper, name, default, *args):
+    try:
+        return helper(name, default, *args)
+    except (ValueError, OSError) as exc:
+        SETTINGS_ERRORS.append((check_id, str(exc)))
+        return default
+
+
+DEV_SECRET_KEY = "switchyard-insecure-development-key-change-me"
+SECRET_KEY = _read("switchyard.E001", env.envsecret, "SECRET_KEY", "") or DEV_SECRET_KEY
+DEBUG = _read("switchyard.E002", env.envbool, "DEBUG", False)
+ALLOWED_HOSTS = env.envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.envlist("CSRF_TRUSTED_ORIGINS", [])
+
+# --- database -------------------------------------------------------------------------------
+DATABASE_URL = env.envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'switchyard.sqlite3'}")
+try:
+    _db = env.parse_database_url(DATABASE_URL, base_dir=str(BASE_DIR))
+except ValueError as exc:
+    SETTINGS_ERRORS.append(("switchyard.E003", str(exc)))
+    _db = env.parse_database_url(f"sqlite:///{VAR_DIR / 'switchyard.sqlite3'}")
+if _db["ENGINE"].endswith("sqlite3"):
+    # Web, worker and beat share the file: wait for locks and take them up front.
+    _db["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # a file, not memory, so worker processes started by end-to-end tests see the test data
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- redis: broker, channel layer -------------------------------------------------------------
+EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
+REDIS_URL = env.envstr("REDIS_URL", "") or f"unix://{EMBEDDED_REDIS_SOCKET}"
+REDIS_EMBEDDED = not env.envstr("REDIS_URL", "")
+if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    SETTINGS_ERRORS.append(
+        ("switchyard.E004", f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
+    )
+
+
+def _celery_url(url: str) -> str:
+    if url.startswith("unix://"):
+        path, _, query = url[len("unix://") :].partition("?")
+        return f"redis+socket://{path}" + (f"?{query}" if query else "")
+    return url
+
+
+CELERY_BROKER_URL = _celery_url(REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 120}
+CELERY_TASK_ALWAYS_EAGER = False
+SWEEP_INTERVAL = float(_read("switchyard.E005", env.envint, "SWEEP_INTERVAL_SECONDS", 5))
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {"task": "releases.tasks.sweep", "schedule": SWEEP_INTERVAL},
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+    }
+}
+
+# --- the local fleet (embedded deployment target) ---------------------------------------------
+FLEET_URL = env.envstr("FLEET_URL", "http://127.0.0.1:8765")
+FLEET_TOKEN = env.envsecret("FLEET_TOKEN", "") or hashlib.sha256(
+    f"fleet:{SECRET_KEY}".encode()
+).hexdigest()[:40]
+
+# --- django -----------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "switchyard",
+    "releases",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "switchyard.urls"
+ASGI_APPLICATION = "switchyard.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "board"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = not DEBUG and env.envbool("SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.envstr("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,67 @@
+"""A real stack for end-to-end tests: a fleet agent and a Celery worker as separate processes,
+sharing this test session's database and Redis."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from integrations.local.process import start_agent
+from switchyard import processes
+
+LOG_DIR = Path(settings.BASE_DIR) / "test-output" / "e2e"
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{os.path.abspath(db['NAME'])}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    host = db["HOST"] or "127.0.0.1"
+    port = db["PORT"] or "5432"
+    return f"postgresql://{auth}@{host}:{port}/{db['NAME']}"
+
+
+class Stack:
+    def __init__(self, agent, supervisor):
+        self.agent = agent
+        self.supervisor = supervisor
+
+    def wait_for(self, predicate, timeout=60.0, interval=0.1, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            dead = self.supervisor.check()
+            assert not dead, f"{dead} exited: see {LOG_DIR}"
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def stack(transactional_db, settings):
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    token = settings.FLEET_TOKEN
+    agent = start_agent(token=token, log_path=LOG_DIR / "fleet.log")
+    settings.FLEET_URL = agent.url
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=test_database_url(),
+        REDIS_URL=settings.REDIS_URL,
+        FLEET_URL=agent.url,
+        FLEET_TOKEN=token,
+        SECRET_KEY=settings.SECRET_KEY,
+    )
+    supervisor = processes.Supervisor(env=env, log_dir=LOG_DIR)
+    supervisor.start("worker", processes.worker_command(concurrency=2))
+    try:
+        yield Stack(agent, supervisor)
+    finally:
+        supervisor.stop()
+        agent.stop()

@@ -1,0 +1,62 @@
+"""Build test data through the same commands the product uses (Zulip style)."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+
+from releases import commands
+from releases.actors import Actor
+from releases.models import Channel, Environment, Service, Target
+
+
+def make_user(username="admin", *, superuser=True, password="pw-for-tests"):
+    User = get_user_model()
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        maker = User.objects.create_superuser if superuser else User.objects.create_user
+        user = maker(username=username, email=f"{username}@example.com", password=password)
+    return user
+
+
+def api_actor(user=None) -> Actor:
+    return Actor(user=user or make_user(), channel=Channel.API, address="127.0.0.1", via="tests")
+
+
+def make_service(slug="api", **fields) -> Service:
+    fields.setdefault("name", slug.title())
+    return Service.objects.get_or_create(slug=slug, defaults=fields)[0]
+
+
+def make_environment(slug="dev", order=None, **fields) -> Environment:
+    if order is None:
+        order = {"dev": 10, "staging": 20, "prod": 30}.get(slug, 40)
+    fields.setdefault("name", slug.title())
+    return Environment.objects.get_or_create(slug=slug, defaults={"order": order, **fields})[0]
+
+
+def make_target(service=None, environment=None, **fields) -> Target:
+    service = service or make_service()
+    environment = environment or make_environment()
+    fields.setdefault("provider", "local")
+    return Target.objects.get_or_create(service=service, environment=environment, defaults=fields)[0]
+
+
+def make_release(service=None, version="1.0.0", artifact=None, actor=None):
+    service = service or make_service()
+    release, _ = commands.create_release(
+        actor or api_actor(), service, version=version, artifact=artifact or {"sample": {}}
+    )
+    return release
+
+
+def make_deployment(target=None, version="1.0.0", strategy=None, actor=None):
+    target = target or make_target()
+    make_release(target.service, version)
+    deployment, _ = commands.start_deployment(
+        actor or api_actor(),
+        service=target.service,
+        environment=target.environment,
+        version=version,
+        strategy=strategy or {"kind": "rolling", "replicas": 2},
+    )
+    return deployment
