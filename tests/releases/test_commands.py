@@ -192,8 +192,16 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("state", [s.value for s in State])
-@pytest.mark.parametrize("command", sorted(OPERATOR_COMMANDS))
+# rolling back a succeeded deployment starts a new one: tested on its own below
+CASES = [
+    (command, state.value)
+    for command in sorted(OPERATOR_COMMANDS)
+    for state in State
+    if (command, state) != ("rollback", State.SUCCEEDED)
+]
+
+
+@pytest.mark.parametrize(("command", "state"), CASES)
 def test_every_command_in_every_state(actor, target, state, command):
     d = set_state(factories.make_deployment(target, "1.0.0"), state)
     audits_before = AuditEvent.objects.count()
@@ -205,8 +213,6 @@ def test_every_command_in_every_state(actor, target, state, command):
         assert d.state == state
         assert AuditEvent.objects.count() == audits_before
         return
-    if command == "rollback" and state == State.SUCCEEDED:
-        pytest.skip("rolling back a succeeded deployment is tested on its own below")
     result = OPERATOR_COMMANDS[command](actor, d.pk)
     d.refresh_from_db()
     expected = EXPECTED[command]

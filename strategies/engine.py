@@ -1,0 +1,56 @@
+"""The rollout engine's one entry point: ``decide`` tells the reconcile loop what to do this tick.
+
+``decide(spec, progress, obs, mode=..., intent=...)`` is pure: it reads a normalised spec (see
+``strategies.spec.normalise``), the progress it returned last tick (``{}`` on the first) and an
+``Observation`` of both slots, and returns a ``Decision``. The same inputs always give an equal
+decision, and it never asks for a scale the observation already shows (only changes), so a tick
+run twice is harmless. Paused mode is the same for every kind (``strategies.tick.hold``); forward
+and rollback are dispatched to the kind's planner module in ``PLANNERS``.
+
+Assumptions the caller keeps: ``obs.canary`` is the slot being moved to the new release and
+``obs.stable`` the slot serving the old one, for every kind; intent is applied on the tick it is
+passed (forward mode only) and should be cleared afterwards; ``available`` counts instances ready
+for at least ``strategies.spec.min_ready_of(spec)`` seconds.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from strategies import recreate, rolling
+from strategies.state import Decision, Observation, RoleState
+from strategies.tick import hold
+
+__all__ = ["MODES", "INTENTS", "PLANNERS", "Decision", "Observation", "RoleState", "decide"]
+
+MODES = ("forward", "paused", "rollback")
+INTENTS = (None, "promote", "promote_full")
+# kind -> module with decide_forward(spec, progress, obs, *, intent) and
+# decide_rollback(spec, progress, obs); blue_green and canary join here when they exist
+PLANNERS: dict[str, ModuleType] = {"recreate": recreate, "rolling": rolling}
+
+
+def decide(
+    spec: dict[str, Any],
+    progress: dict[str, Any],
+    obs: Observation,
+    *,
+    mode: str,
+    intent: str | None = None,
+) -> Decision:
+    """What to do this tick. ``mode``: "forward" | "paused" | "rollback"; ``intent``: None |
+    "promote" | "promote_full". Raises ValueError for an unknown mode, intent or kind."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
+    if intent not in INTENTS:
+        raise ValueError(f"unknown intent {intent!r}: expected None, 'promote' or 'promote_full'")
+    planner = PLANNERS.get(spec.get("kind"))
+    if planner is None:
+        raise ValueError(f"no planner for strategy kind {spec.get('kind')!r}")
+    progress = progress or {}
+    if mode == "paused":
+        return hold(spec, progress, obs)
+    if mode == "rollback":
+        return planner.decide_rollback(spec, progress, obs)
+    return planner.decide_forward(spec, progress, obs, intent=intent)

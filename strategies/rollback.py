@@ -1,0 +1,62 @@
+"""Rollback, shared by every strategy that keeps the old release in the stable slot.
+
+The old release is scaled back to R at once (max_surge may be exceeded: restoring service beats
+the surge budget). Traffic stays spread evenly over whatever is ready until one old instance is
+ready, then goes 100% to the old release. The new release is stopped either at once
+(``drain_first=False``, recreate) or only once all R old instances are ready
+(``drain_first=True``, rolling: capacity first). Restored when R old instances are ready and the
+new release was asked to stop.
+
+If no release was running when the rollout began (a first deployment), rolling back means
+stopping the new release; it is restored once the new release was asked to stop.
+
+Rollback has no progress deadline: it keeps trying, and its message says what it waits for.
+Progress keys owned here: ``rollback_started_at``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strategies.state import Decision, Observation
+from strategies.tick import Tick
+
+STABLE_ONLY = {"stable": 100, "canary": 0}
+
+
+def restore(
+    spec: dict[str, Any], progress: dict[str, Any], obs: Observation, *, drain_first: bool
+) -> Decision:
+    tick = Tick(spec, progress, obs)
+    tick.begin()
+    stable, canary, replicas = obs.stable, obs.canary, tick.replicas
+    had_stable = tick.progress.get("had_stable", stable.version is not None or stable.desired > 0)
+    index = min(int(tick.progress.get("step_index", 0)), len(tick.steps) - 1)
+    if "rollback_started_at" not in tick.progress:
+        tick.progress["rollback_started_at"] = obs.now
+        what = f"{replicas} instances of the old release" if had_stable else "no earlier release"
+        tick.event("rollback", f"rollback started: restoring {what}")
+
+    if not had_stable:
+        tick.ensure("canary", 0)
+        tick.route_to(None)
+        step = "rollback: stopping the new release (nothing ran here before)"
+        if canary.desired == 0:
+            tick.event("restored", "rollback done: the new release was stopped")
+            return tick.finish(
+                step_index=index, step=step, message=step, wait=0.0, outcome="restored"
+            )
+        return tick.finish(step_index=index, step=step, message=step, wait=tick.busy_wait())
+
+    tick.ensure("stable", max(replicas, stable.desired))
+    tick.route_to(STABLE_ONLY if stable.ready >= 1 else None)
+    if not drain_first or stable.ready >= replicas:
+        tick.ensure("canary", 0)
+        if "canary" in tick.scale:
+            tick.event("scale", "stopping the new release", role="canary", replicas=0)
+    step = f"rollback: {min(stable.ready, replicas)}/{replicas} instances of the old release ready"
+    if stable.ready >= replicas and canary.desired == 0:
+        tick.event("restored", f"rollback done: {replicas}/{replicas} on the old release")
+        return tick.finish(step_index=index, step=step, message=step, wait=0.0, outcome="restored")
+    waiting = "" if canary.desired == 0 else f"; {canary.desired} of the new release still running"
+    return tick.finish(step_index=index, step=step, message=step + waiting, wait=tick.busy_wait())

@@ -1,0 +1,103 @@
+"""Rolling update planner: replaces the old release batch by batch, like a Kubernetes Deployment
+rollout with a gate after each batch.
+
+With R replicas, S = max_surge, U = max_unavailable and B = batch_size (resolved by
+``spec.rolling_sizes``), batch k aims for goal_k = min(R, k*B) instances of the new release. Each
+tick the canary slot grows toward goal_k while stable.desired + canary.desired stays <= R + S
+(counting the stable slot as it is now, so the order the caller applies the two scales in does not
+matter), and the stable slot shrinks only as far as keeps
+stable.ready + canary.available - removed >= R - U (every removed instance is assumed ready) and
+never below R - goal_k. A batch is complete when canary.available >= goal_k and
+stable.desired <= R - goal_k; the rollout is done when canary.available >= R and stable.desired
+is 0, and then routes 100% to the new release. Until then traffic is spread evenly over every
+ready instance of both slots.
+
+Intent (forward mode only; the caller clears it after the tick): "promote" starts the next batch
+without waiting for the current one to complete; "promote_full" goes straight to the last batch
+(all R on the new release). Neither relaxes max_surge or max_unavailable.
+
+Rollback restores the old release before stopping the new one (see ``strategies.rollback``).
+Progress keys owned here: ``batch`` (1-based).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strategies.rollback import restore
+from strategies.spec import rolling_sizes
+from strategies.state import Decision, Observation
+from strategies.tick import Tick
+
+
+def decide_forward(
+    spec: dict[str, Any], progress: dict[str, Any], obs: Observation, *, intent: str | None
+) -> Decision:
+    tick = Tick(spec, progress, obs)
+    tick.begin_forward()
+    replicas, surge, unavailable, size = rolling_sizes(spec)
+    count = len(tick.steps)
+    stable, canary = obs.stable, obs.canary
+
+    def goal(k: int) -> int:
+        return min(replicas, k * size)
+
+    if "batch" not in tick.progress:
+        _started(tick, 1, count, goal(1))
+    batch = min(count, max(1, int(tick.progress.get("batch", 1))))
+    if intent == "promote_full" and batch < count:
+        batch = count
+        tick.event(
+            "promote",
+            f"promoted in full: going straight to {replicas}/{replicas} on the new release",
+            batch=batch,
+        )
+    elif intent == "promote" and batch < count:
+        batch += 1
+        tick.event(
+            "promote",
+            f"promoted: batch {batch} of {count} started without waiting for batch {batch - 1}",
+            batch=batch,
+        )
+    while (
+        batch < count
+        and canary.available >= goal(batch)
+        and stable.desired <= replicas - goal(batch)
+    ):
+        batch += 1
+        _started(tick, batch, count, goal(batch))
+    tick.progress["batch"] = batch
+    tick.note_progress([batch, canary.available])
+
+    if canary.available >= replicas and stable.desired == 0:
+        tick.route_to({"stable": 0, "canary": 100})
+        tick.event("done", f"rollout done: {replicas}/{replicas} instances on the new release")
+        return tick.finish(step_index=count - 1, message="rollout done", wait=0.0, outcome="done")
+    if tick.overdue():
+        return tick.fail(
+            f"batch {batch} of {count}, {tick.new_release_seen()}", step_index=batch - 1
+        )
+
+    target = goal(batch)
+    tick.ensure("canary", max(canary.desired, min(target, replicas + surge - stable.desired)))
+    spare = max(0, stable.ready + canary.available - (replicas - unavailable))
+    floor = max(0, replicas - target, stable.desired - spare)
+    tick.ensure("stable", min(stable.desired, floor))
+    tick.route_to(None)
+    message = (
+        f"batch {batch} of {count}: {canary.available}/{replicas} instances of the new release "
+        f"available ({canary.ready} ready), {stable.desired} of the old release left"
+    )
+    return tick.finish(step_index=batch - 1, message=message, wait=tick.busy_wait())
+
+
+def decide_rollback(spec: dict[str, Any], progress: dict[str, Any], obs: Observation) -> Decision:
+    """Scale the old release back to R at once, route to it when one instance is ready, and stop
+    the new release only once all R old instances are ready."""
+    return restore(spec, progress, obs, drain_first=True)
+
+
+def _started(tick: Tick, batch: int, count: int, goal: int) -> None:
+    replicas = tick.replicas
+    message = f"batch {batch} of {count} started: {goal}/{replicas} on the new release"
+    tick.event("step", message, batch=batch, of=count, goal=goal, step_index=batch - 1)

@@ -1,0 +1,213 @@
+"""Strategy specs: validation into a normalised JSON-ready dict, and the steps a spec plans.
+
+``KINDS`` maps each available ``kind`` to how its keys are read and how its steps are worded;
+``blue_green`` and ``canary`` are recognised (also in Argo Rollouts' ``{"canary": {...}}`` /
+``{"blueGreen": {...}}`` shape) and reported as not available until they are registered here.
+
+A normalised spec has every default filled in and durations as float seconds; counts that may be
+percentages (``batch_size``, ``max_surge``, ``max_unavailable``) keep the user's int or "NN%".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from strategies.fields import (
+    FieldError,
+    Fields,
+    SpecError,
+    count_or_percent,
+    duration,
+    resolve,
+    show,
+    url_path,
+    whole,
+)
+
+__all__ = [
+    "KINDS",
+    "FieldError",
+    "Kind",
+    "SpecError",
+    "describe_steps",
+    "health_of",
+    "min_ready_of",
+    "normalise",
+    "rolling_sizes",
+]
+
+DEFAULT_HEALTH = {
+    "path": "/health",
+    "interval": 0.5,
+    "healthy_threshold": 2,
+    "unhealthy_threshold": 3,
+}
+DEFAULT_PROGRESS_DEADLINE = 600.0
+# kinds DESIGN.md promises that are not registered in KINDS yet (each comes with its own issue)
+PLANNED = ("blue_green", "canary")
+# Argo Rollouts spells a strategy as a top-level key instead of "kind"
+ARGO_KEYS = {"canary": "canary", "blueGreen": "blue_green"}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One strategy kind: ``read`` returns its normalised keys (everything but "kind") from a
+    ``Fields`` over the raw spec; ``steps`` words the planned steps of a normalised spec;
+    ``from_argo``, if set, translates an Argo Rollouts spec into ours before reading."""
+
+    read: Callable[[Fields], dict[str, Any]]
+    steps: Callable[[dict[str, Any]], list[str]]
+    from_argo: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+def normalise(raw: Any) -> dict[str, Any]:
+    """Validate ``raw`` and return the normalised spec; raise SpecError listing every problem."""
+    if not isinstance(raw, dict):
+        raise SpecError([FieldError("", f"must be an object, got {show(raw)}")])
+    errors: list[FieldError] = []
+    name = _kind_name(raw, errors)
+    if name is None:
+        raise SpecError(errors)
+    kind = KINDS[name]
+    if "kind" not in raw and kind.from_argo is not None:
+        raw = kind.from_argo(raw)
+    fields = Fields(raw, "", errors)
+    fields.seen.add("kind")
+    out = {"kind": name, **kind.read(fields)}
+    fields.finish()
+    if errors:
+        raise SpecError(errors)
+    return out
+
+
+def describe_steps(spec: dict[str, Any]) -> list[str]:
+    """The planned steps of a normalised spec, in words, in order."""
+    return KINDS[spec["kind"]].steps(spec)
+
+
+def health_of(spec: dict[str, Any]) -> dict[str, Any]:
+    """The health check of a normalised spec: path, interval (s), healthy/unhealthy thresholds."""
+    return {**DEFAULT_HEALTH, **spec.get("health", {})}
+
+
+def min_ready_of(spec: dict[str, Any]) -> float:
+    """Seconds an instance must stay ready to count as available (0 if the kind has none)."""
+    return float(spec.get("min_ready", 0.0))
+
+
+def rolling_sizes(spec: dict[str, Any]) -> tuple[int, int, int, int]:
+    """(replicas, max_surge, max_unavailable, batch_size) of a rolling spec as whole numbers:
+    surge rounds up, unavailable rounds down (at most replicas), batch rounds up (1..replicas)."""
+    replicas = spec["replicas"]
+    surge = resolve(spec["max_surge"], replicas, round_up=True)
+    unavailable = min(replicas, resolve(spec["max_unavailable"], replicas, round_up=False))
+    batch = min(replicas, max(1, resolve(spec["batch_size"], replicas, round_up=True)))
+    return replicas, surge, unavailable, batch
+
+
+def _kind_name(raw: dict[str, Any], errors: list[FieldError]) -> str | None:
+    """The registered kind ``raw`` asks for, or None after recording why there is none."""
+    available = ", ".join(show(name) for name in KINDS)
+    if "kind" in raw:
+        path, name = "kind", raw["kind"]
+    else:
+        argo = [key for key in ARGO_KEYS if key in raw]
+        if not argo:
+            errors.append(FieldError("kind", f"is required: one of {available}"))
+            return None
+        path, name = argo[0], ARGO_KEYS[argo[0]]
+    if isinstance(name, str) and name in KINDS:
+        return name
+    if isinstance(name, str) and ARGO_KEYS.get(name, name) in PLANNED:
+        message = f"strategy {show(ARGO_KEYS.get(name, name))} is not available yet; use one of"
+        errors.append(FieldError(path, f"{message} {available}"))
+    else:
+        errors.append(
+            FieldError(path, f"unknown strategy {show(name)}: expected one of {available}")
+        )
+    return None
+
+
+def _replicas(fields: Fields) -> int | None:
+    return fields.take("replicas", 1, whole(1))
+
+
+def _progress_deadline(fields: Fields) -> float | None:
+    return fields.take("progress_deadline", DEFAULT_PROGRESS_DEADLINE, duration(positive=True))
+
+
+def _health(fields: Fields) -> dict[str, Any] | None:
+    health = fields.nested("health")
+    if health is None:
+        return None
+    out = {
+        "path": health.take("path", DEFAULT_HEALTH["path"], url_path),
+        "interval": health.take("interval", DEFAULT_HEALTH["interval"], duration(positive=True)),
+        "healthy_threshold": health.take("healthy_threshold", 2, whole(1)),
+        "unhealthy_threshold": health.take("unhealthy_threshold", 3, whole(1)),
+    }
+    health.finish()
+    return out
+
+
+def _read_recreate(fields: Fields) -> dict[str, Any]:
+    return {
+        "replicas": _replicas(fields),
+        "progress_deadline": _progress_deadline(fields),
+        "health": _health(fields),
+    }
+
+
+def _read_rolling(fields: Fields) -> dict[str, Any]:
+    out = {
+        "replicas": _replicas(fields),
+        "batch_size": fields.take("batch_size", 1, count_or_percent(1)),
+        "max_surge": fields.take("max_surge", 1, count_or_percent(0)),
+        "max_unavailable": fields.take("max_unavailable", 0, count_or_percent(0)),
+        "min_ready": fields.take("min_ready", 0.0, duration(positive=False)),
+        "progress_deadline": _progress_deadline(fields),
+        "health": _health(fields),
+    }
+    replicas, surge, unavailable = out["replicas"], out["max_surge"], out["max_unavailable"]
+    if None not in (replicas, surge, unavailable):
+        resolved_surge = resolve(surge, replicas, round_up=True)
+        resolved_unavailable = resolve(unavailable, replicas, round_up=False)
+        if resolved_surge + resolved_unavailable < 1:
+            fields.error(
+                "max_surge",
+                f"max_surge ({_resolved(surge, resolved_surge)}) and max_unavailable "
+                f"({_resolved(unavailable, resolved_unavailable)}) are both 0 with "
+                f"{replicas} replicas: no instance could ever be replaced; "
+                "set one of them to at least 1",
+            )
+    return out
+
+
+def _resolved(value: int | str, resolved: int) -> str:
+    return str(value) if isinstance(value, int) else f"{show(value)} = {resolved}"
+
+
+def _rolling_steps(spec: dict[str, Any]) -> list[str]:
+    replicas, _, _, batch = rolling_sizes(spec)
+    count = -(-replicas // batch)
+    return [
+        f"batch {k} of {count}: {min(replicas, k * batch)}/{replicas} instances on the new release"
+        for k in range(1, count + 1)
+    ]
+
+
+def _recreate_steps(spec: dict[str, Any]) -> list[str]:
+    replicas = spec["replicas"]
+    return [
+        "stop the old release",
+        f"start {replicas} instance{'' if replicas == 1 else 's'} of the new release",
+        "route 100% to the new release",
+    ]
+
+
+KINDS: dict[str, Kind] = {
+    "recreate": Kind(read=_read_recreate, steps=_recreate_steps),
+    "rolling": Kind(read=_read_rolling, steps=_rolling_steps),
+}

@@ -1,0 +1,166 @@
+"""Bookkeeping every strategy planner shares within one tick of ``decide``.
+
+``Tick`` wraps the inputs of one call (spec, a private copy of progress, the observation) and
+collects what the planner decides: scale changes (only ones the observation does not already
+show), routing (only when it differs from what was last routed), events, the progress deadline
+clock and the health-failure watch. ``hold`` is the whole of paused mode, the same for every kind.
+
+Progress keys owned here: ``started_at``, ``last_progress_at``, ``mark`` (the furthest point the
+rollout has reached, compared as a list), ``paused_at``, ``had_stable`` (whether an old release
+was running when the rollout began), ``weights`` (what was last routed), ``failed`` (failing
+instances per role last seen) and ``step_index``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from strategies.spec import describe_steps, health_of, min_ready_of
+from strategies.state import ROLES, Decision, Observation, RoleState
+
+PAUSED_WAIT = 5.0
+RELEASE_NAMES = {"stable": "the old release", "canary": "the new release"}
+
+
+class Tick:
+    """One call of ``decide``: its inputs and the decision being built."""
+
+    def __init__(self, spec: dict[str, Any], progress: dict[str, Any], obs: Observation):
+        self.spec = spec
+        self.obs = obs
+        self.now = obs.now
+        self.replicas: int = spec["replicas"]
+        self.steps = describe_steps(spec)
+        self.progress = copy.deepcopy(progress or {})
+        self.scale: dict[str, int] = {}
+        self.weights: dict[str, int] | None = None
+        self.route = False
+        self.events: list[dict[str, Any]] = []
+
+    def role(self, name: str) -> RoleState:
+        return getattr(self.obs, name)
+
+    def begin(self) -> None:
+        """Start a forward or rollback tick: stop the pause clock, notice new health failures."""
+        paused_at = self.progress.pop("paused_at", None)
+        if paused_at is not None and "last_progress_at" in self.progress:
+            self.progress["last_progress_at"] += max(0.0, self.now - paused_at)
+        seen = self.progress.setdefault("failed", {})
+        for name in ROLES:
+            failed = self.role(name).failed
+            if failed > seen.get(name, 0):
+                self.event(
+                    "health",
+                    f"{instances(failed)} of {RELEASE_NAMES[name]} failing health checks",
+                    role=name,
+                    failed=failed,
+                )
+            seen[name] = failed
+
+    def begin_forward(self) -> None:
+        """``begin``, and on the first tick start the progress deadline clock."""
+        if "started_at" not in self.progress:
+            stable = self.obs.stable
+            self.progress.update(
+                started_at=self.now,
+                last_progress_at=self.now,
+                had_stable=stable.version is not None or stable.desired > 0,
+            )
+        self.begin()
+
+    def ensure(self, role: str, replicas: int) -> None:
+        """Ask for ``replicas`` instances of ``role`` unless that is what was last asked for."""
+        if replicas != self.role(role).desired:
+            self.scale[role] = replicas
+
+    def route_to(self, weights: dict[str, int] | None) -> None:
+        """Route by ``weights`` (None: evenly) unless that is what was last routed."""
+        if "weights" in self.progress and self.progress["weights"] == weights:
+            return
+        self.weights, self.route = weights, True
+        self.progress["weights"] = weights
+        said = "evenly across ready instances" if weights is None else _split(weights)
+        self.event("weights", f"traffic routed {said}", weights=weights)
+
+    def event(self, kind: str, message: str, **data: Any) -> None:
+        self.events.append({"kind": kind, "message": message, "data": data})
+
+    def note_progress(self, mark: list[int]) -> None:
+        """Restart the deadline clock if ``mark`` is further than any point reached before."""
+        if "mark" not in self.progress or mark > self.progress["mark"]:
+            self.progress["mark"] = mark
+            self.progress["last_progress_at"] = self.now
+
+    def overdue(self) -> bool:
+        deadline = self.spec["progress_deadline"]
+        return self.now - self.progress.get("last_progress_at", self.now) > deadline
+
+    def fail(self, seen: str, *, step_index: int) -> Decision:
+        """The progress deadline passed: report ``seen`` and leave everything as it is."""
+        failure = (
+            f"no progress for {self.spec['progress_deadline']:g} s (progress deadline): {seen}"
+        )
+        self.scale, self.route, self.weights = {}, False, None
+        self.event("failure", failure)
+        return self.finish(step_index=step_index, message=failure, wait=0.0, failure=failure)
+
+    def new_release_seen(self) -> str:
+        """How the new release stands, for a failure message: "1/4 instances ... ready"."""
+        canary, min_ready = self.obs.canary, min_ready_of(self.spec)
+        seen = f"{canary.ready}/{self.replicas} instances of the new release ready"
+        if min_ready > 0 and canary.available != canary.ready:
+            seen += f" ({canary.available} of them for at least {min_ready:g} s)"
+        if canary.failed:
+            seen += f", {instances(canary.failed)} failing health checks"
+        return seen
+
+    def busy_wait(self) -> float:
+        """How soon to look again while instances are changing: the health interval, 0.25–1 s."""
+        return min(1.0, max(0.25, float(health_of(self.spec)["interval"])))
+
+    def finish(
+        self,
+        *,
+        step_index: int,
+        message: str,
+        wait: float,
+        step: str | None = None,
+        outcome: str | None = None,
+        failure: str | None = None,
+    ) -> Decision:
+        self.progress["step_index"] = step_index
+        return Decision(
+            scale=dict(self.scale),
+            weights=self.weights if self.route else None,
+            route=self.route,
+            progress=self.progress,
+            step_index=step_index,
+            step=self.steps[step_index] if step is None else step,
+            wait=wait,
+            outcome=outcome,
+            failure=failure,
+            events=self.events,
+            message=message,
+        )
+
+
+def hold(spec: dict[str, Any], progress: dict[str, Any], obs: Observation) -> Decision:
+    """Paused mode: change nothing, look again in a few seconds, and stop the deadline clock
+    (``paused_at`` is recorded; the next forward tick moves ``last_progress_at`` on by the
+    time spent paused)."""
+    tick = Tick(spec, progress, obs)
+    tick.progress.setdefault("paused_at", obs.now)
+    index = min(int(tick.progress.get("step_index", 0)), len(tick.steps) - 1)
+    step = tick.steps[index]
+    return tick.finish(step_index=index, message=f"paused at {step}", wait=PAUSED_WAIT)
+
+
+def instances(count: int) -> str:
+    """ "1 instance", "3 instances"."""
+    return f"{count} instance{'' if count == 1 else 's'}"
+
+
+def _split(weights: dict[str, int]) -> str:
+    shares = [(role, weight) for role, weight in weights.items() if weight]
+    return ", ".join(f"{weight}% to {RELEASE_NAMES.get(role, role)}" for role, weight in shares)

@@ -1,0 +1,139 @@
+"""A simulated target for engine tests, a loop that drives ``decide`` against it, and
+shorthands for hand-made observations (``role``, ``at``).
+
+Instances added by a scale-up become ready after a chosen number of ticks (never, if failing) and
+available once ready for ``min_ready`` seconds. A scale-down removes instances at once, ready ones
+first (the worst case for availability), so the slot's ready count drops on the same tick.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from strategies.engine import Decision, Observation, RoleState, decide
+
+NEVER = 10**9
+
+
+@dataclass
+class Instance:
+    ready_tick: int
+    failing: bool = False
+    ready_since: float | None = None
+
+
+@dataclass
+class Slot:
+    version: str | None
+    desired: int = 0
+    instances: list[Instance] = field(default_factory=list)
+
+
+class Fleet:
+    def __init__(
+        self,
+        *,
+        stable: int,
+        min_ready: float = 0.0,
+        delay: Callable[[], int] = lambda: 1,
+        failing: bool = False,
+        stable_version: str | None = "1.0",
+    ):
+        self.tick = 0
+        self.now = 1_000.0
+        self.min_ready = min_ready
+        self.delay = delay
+        self.failing = failing  # new canary instances never become ready
+        self.slots = {
+            "stable": Slot(stable_version if stable else None),
+            "canary": Slot("2.0"),
+        }
+        self.weights: dict[str, int] | None | str = "unset"
+        self.slots["stable"].desired = stable
+        self.slots["stable"].instances = [Instance(0, ready_since=0.0) for _ in range(stable)]
+
+    def role(self, name: str) -> RoleState:
+        slot = self.slots[name]
+        ready = [i for i in slot.instances if i.ready_since is not None]
+        available = [i for i in ready if self.now - i.ready_since >= self.min_ready]
+        failed = sum(1 for i in slot.instances if i.failing and self.tick >= i.ready_tick)
+        return RoleState(slot.version, slot.desired, len(ready), len(available), failed)
+
+    def observe(self) -> Observation:
+        return Observation(now=self.now, stable=self.role("stable"), canary=self.role("canary"))
+
+    def apply(self, decision: Decision) -> None:
+        for name, replicas in decision.scale.items():
+            slot = self.slots[name]
+            slot.desired = replicas
+            slot.instances.sort(key=lambda i: i.ready_since is None)  # ready ones first
+            while len(slot.instances) > replicas:
+                slot.instances.pop(0)
+            while len(slot.instances) < replicas:
+                delay = 1 if self.failing and name == "canary" else self.delay()
+                failing = self.failing and name == "canary"
+                slot.instances.append(Instance(self.tick + delay, failing=failing))
+        if decision.route:
+            self.weights = decision.weights
+
+    def advance(self, seconds: float) -> None:
+        self.tick += 1
+        self.now += seconds
+        for slot in self.slots.values():
+            for instance in slot.instances:
+                due = instance.ready_tick <= self.tick and not instance.failing
+                if due and instance.ready_since is None:
+                    instance.ready_since = self.now
+
+    def total(self, attribute: str) -> int:
+        return sum(getattr(self.role(name), attribute) for name in self.slots)
+
+
+def role(
+    desired: int,
+    ready: int | None = None,
+    available: int | None = None,
+    *,
+    version: str | None = "1.0",
+    failed: int = 0,
+) -> RoleState:
+    """A slot with ``desired`` instances, all ready and available unless said otherwise."""
+    ready = desired if ready is None else ready
+    return RoleState(version, desired, ready, ready if available is None else available, failed)
+
+
+def at(now: float, stable: RoleState, canary: RoleState) -> Observation:
+    return Observation(now=now, stable=stable, canary=canary)
+
+
+def run(
+    fleet: Fleet,
+    spec: dict,
+    progress: dict,
+    *,
+    mode: str,
+    limit: int,
+    check: Callable[[Observation, Decision], None] = lambda obs, d: None,
+    stop: Callable[[Decision], bool] = lambda d: d.outcome is not None or d.failure is not None,
+    must_stop: bool = True,
+) -> tuple[Decision, dict, int]:
+    """Tick until ``stop`` says so: each tick decides twice (asserting both equal), applies the
+    decision, calls ``check``, stores progress through JSON and waits. After ``limit`` ticks
+    without stopping, fail if ``must_stop``, else return where things are."""
+    for ticks in range(1, limit + 1):
+        obs = fleet.observe()
+        before = json.dumps(progress, sort_keys=True)
+        decision = decide(spec, progress, obs, mode=mode)
+        assert decision == decide(spec, progress, obs, mode=mode), "decide is not idempotent"
+        assert json.dumps(progress, sort_keys=True) == before, "decide changed its input"
+        fleet.apply(decision)
+        check(obs, decision)
+        progress = json.loads(json.dumps(decision.progress))
+        if stop(decision):
+            return decision, progress, ticks
+        fleet.advance(decision.wait)
+    if not must_stop:
+        return decision, progress, limit
+    raise AssertionError(f"no outcome after {limit} ticks: last {decision!r}")
