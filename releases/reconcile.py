@@ -20,7 +20,7 @@ from releases import commands
 from releases.models import Deployment, State
 from releases.targets import integration_for, release_ref
 from strategies.engine import Observation, RoleState, decide
-from strategies.spec import health_of
+from strategies.spec import health_of, min_ready_of
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
     target = integration_for(d.target)
     started = time.monotonic()
     status = target.status()
-    min_ready = float(spec.get("min_ready") or 0)
+    min_ready = min_ready_of(spec)
     obs = Observation(
         now=time.time(),
         stable=role_state(status, d.stable_slot, min_ready),

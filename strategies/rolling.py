@@ -6,7 +6,8 @@ With R replicas, S = max_surge, U = max_unavailable and B = batch_size (resolved
 tick the canary slot grows toward goal_k while stable.desired + canary.desired stays <= R + S
 (counting the stable slot as it is now, so the order the caller applies the two scales in does not
 matter), and the stable slot shrinks only as far as keeps
-stable.ready + canary.available - removed >= R - U (every removed instance is assumed ready) and
+stable.ready + canary.available - removed >= R - U (removed instances are taken from the
+unready ones first, then counted as ready) and
 never below R - goal_k. A batch is complete when canary.available >= goal_k and
 stable.desired <= R - goal_k; the rollout is done when canary.available >= R and stable.desired
 is 0, and then routes 100% to the new release. Until then traffic is spread evenly over every
@@ -81,7 +82,10 @@ def decide_forward(
     target = goal(batch)
     tick.ensure("canary", max(canary.desired, min(target, replicas + surge - stable.desired)))
     spare = max(0, stable.ready + canary.available - (replicas - unavailable))
-    floor = max(0, replicas - target, stable.desired - spare)
+    # instances of the old release that are not ready cost no availability to remove (providers
+    # remove unready instances first), so a crashed old instance cannot stall the rollout
+    not_ready = max(0, stable.desired - stable.ready)
+    floor = max(0, replicas - target, stable.desired - spare - not_ready)
     tick.ensure("stable", min(stable.desired, floor))
     tick.route_to(None)
     message = (

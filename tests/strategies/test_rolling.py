@@ -193,3 +193,12 @@ def test_decide_does_not_touch_its_inputs_and_repeats_itself(mode):
     obs = at(5, role(3), role(2, 2, 1, failed=1))
     assert decide(SPEC, progress, obs, mode=mode) == decide(SPEC, progress, obs, mode=mode)
     assert progress == snapshot
+
+
+def test_a_crashed_old_instance_does_not_stall_the_rollout():
+    # 4 old instances, one crashed (3 ready); the new one is available: the crashed one may go
+    first = decide(SPEC, {}, at(0, role(4, 3, failed=1), role(0, version=None)), mode="forward")
+    decision = decide(
+        SPEC, first.progress, at(1, role(4, 3, failed=1), role(1, 1, 1)), mode="forward"
+    )
+    assert decision.scale == {"stable": 3}
