@@ -1,0 +1,8 @@
+from django.urls import path
+
+from releases.consumers import BoardConsumer, DeploymentConsumer
+
+websocket_urlpatterns = [
+    path("ws/board/", BoardConsumer.as_asgi()),
+    path("ws/deployments/<int:deployment_id>/", DeploymentConsumer.as_asgi()),
+]
