@@ -1,0 +1,190 @@
+"""The local provider's ``Target``: a client of the fleet agent's control API.
+
+    target = LocalTarget("api.prod", {"router_port": 9101}, fleet_url=URL, token=TOKEN)
+    target.ensure_slot("green", ReleaseRef("1.4.2", {"sample": {}}), replicas=3)
+    target.set_weights({"blue": 95, "green": 5})
+
+The target (and its router) is created on the agent before the first call, and again if the agent
+has forgotten it (restarted without a state directory). Errors are ``IntegrationError``: what the
+agent refuses (4xx) is permanent; an agent that is down, slow or failing is not.
+
+The reconcile loop builds a ``LocalTarget`` per tick, so the HTTP client (and its keep-alive
+connection) is shared per agent URL and token within a process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from integrations.base import (
+    InstanceStatus,
+    IntegrationError,
+    ReleaseRef,
+    SlotStatus,
+    TargetStatus,
+)
+
+TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+_clients: dict[tuple[int, str, str], httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _client_for(fleet_url: str, token: str) -> httpx.Client:
+    key = (os.getpid(), fleet_url, token)  # never share a connection across a fork
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None or client.is_closed:
+            client = _clients[key] = httpx.Client(
+                base_url=fleet_url, timeout=TIMEOUT, headers={"Authorization": f"Bearer {token}"}
+            )
+        return client
+
+
+class _UnknownTarget(IntegrationError):
+    """The agent answered 404 for this target (it restarted without its state)."""
+
+
+class LocalTarget:
+    def __init__(
+        self,
+        key: str,
+        config: dict[str, Any] | None,
+        *,
+        fleet_url: str,
+        token: str,
+    ) -> None:
+        self.key = key
+        self.config = dict(config or {})
+        self.fleet_url = fleet_url.rstrip("/")
+        self._token = token
+        self._path = f"/targets/{quote(key, safe='')}"
+        self._endpoint: str | None = None
+
+    # -- the Target protocol ------------------------------------------------------------------
+
+    def ensure_slot(self, slot: str, release: ReleaseRef, replicas: int) -> None:
+        body = {
+            "version": release.version,
+            "artifact": dict(release.artifact),
+            "health": dict(release.health),
+            "replicas": replicas,
+        }
+        self._target_call("PUT", f"/slots/{quote(slot, safe='')}", body)
+
+    def set_weights(self, weights: dict[str, int] | None) -> None:
+        self._target_call("PUT", "/weights", {"weights": weights})
+
+    def status(self) -> TargetStatus:
+        return status_from_json(self._target_call("GET", "", None))
+
+    def remove_slot(self, slot: str) -> None:
+        self._target_call("DELETE", f"/slots/{quote(slot, safe='')}", None)
+
+    # -- the rest -----------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """Where user traffic enters (the target's router)."""
+        return self.ensure_target()
+
+    def ensure_target(self) -> str:
+        if self._endpoint is None:
+            body = {"router_port": self.config.get("router_port")}
+            self._endpoint = self._call("PUT", self._path, body)["endpoint"]
+        return self._endpoint
+
+    def delete(self) -> None:
+        """Stop everything of this target on the agent, router included."""
+        try:
+            self._call("DELETE", self._path, None)
+        except _UnknownTarget:
+            pass
+        self._endpoint = None
+
+    def _target_call(self, method: str, suffix: str, body: Any) -> Any:
+        self.ensure_target()
+        try:
+            return self._call(method, self._path + suffix, body)
+        except _UnknownTarget:
+            pass
+        # the agent does not know the target (it restarted): create it again, once
+        self._endpoint = None
+        self.ensure_target()
+        return self._call(method, self._path + suffix, body)
+
+    def _call(self, method: str, path: str, body: Any) -> Any:
+        where = f"fleet agent at {self.fleet_url}"
+        try:
+            client = _client_for(self.fleet_url, self._token)
+            response = client.request(method, path, json=body)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout):
+                raise _not_answering(where, exc) from exc
+            raise IntegrationError(
+                f"{where} did not answer {method} {path} within {TIMEOUT.read:g}s: "
+                "is it overloaded or stuck? (see its log)",
+                permanent=False,
+            ) from exc
+        except httpx.ConnectError as exc:
+            raise _not_answering(where, exc) from exc
+        except httpx.TransportError as exc:
+            raise IntegrationError(
+                f"{where} broke off {method} {path}: {type(exc).__name__}: {exc}", permanent=False
+            ) from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {"message": response.text.strip()[:300]}
+        if response.is_success:
+            return payload
+        message = payload.get("message") if isinstance(payload, dict) else None
+        message = message or f"HTTP {response.status_code}"
+        if response.status_code >= 500:
+            raise IntegrationError(f"{where} failed on {method} {path}: {message}", permanent=False)
+        if response.status_code == 401:
+            message = f"{where} refused the token: {message}"
+        if response.status_code == 404 and path.startswith(self._path):
+            raise _UnknownTarget(message, permanent=True)
+        raise IntegrationError(message, permanent=True)
+
+
+def _not_answering(where: str, exc: Exception) -> IntegrationError:
+    return IntegrationError(
+        f"{where} is not answering: is `manage.py fleet` running? ({type(exc).__name__}: {exc})",
+        permanent=False,
+    )
+
+
+def status_from_json(data: dict[str, Any]) -> TargetStatus:
+    """The agent's ``GET /targets/{key}`` as plain values."""
+    slots = {}
+    for name, slot in (data.get("slots") or {}).items():
+        instances = tuple(
+            InstanceStatus(
+                id=inst["id"],
+                slot=inst.get("slot", name),
+                version=inst.get("version") or "",
+                state=inst["state"],
+                ready_for=float(inst.get("ready_for") or 0.0),
+                address=inst.get("address") or "",
+                restarts=int(inst.get("restarts") or 0),
+            )
+            for inst in slot.get("instances", ())
+        )
+        slots[name] = SlotStatus(
+            name=name,
+            version=slot.get("version"),
+            desired=int(slot.get("desired") or 0),
+            instances=instances,
+        )
+    weights = data.get("weights")
+    return TargetStatus(
+        endpoint=data["endpoint"],
+        slots=slots,
+        weights={k: int(v) for k, v in weights.items()} if weights is not None else None,
+    )
