@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from releases.models import Channel
+
+
+def client_address(request) -> str | None:
+    """The caller's IP address, or None when it is not one (garbage never reaches an inet
+    column). X-Forwarded-For's first hop counts only behind a trusted proxy
+    (``TRUST_X_FORWARDED_FOR=true``): otherwise any client could write its own address."""
+    candidates = [request.META.get("REMOTE_ADDR", "")]
+    if settings.TRUST_X_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip()
+        candidates.insert(0, forwarded)
+    for candidate in candidates:
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
 
 
 @dataclass(frozen=True)
@@ -28,7 +47,10 @@ class Actor:
 
     @classmethod
     def from_request(cls, request, channel: str, via: str = "") -> Actor:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        address = forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR") or None
-        user = request.user if getattr(request, "user", None) and request.user.is_authenticated else None
+        address = client_address(request)
+        user = (
+            request.user
+            if getattr(request, "user", None) and request.user.is_authenticated
+            else None
+        )
         return cls(user=user, channel=channel, address=address, via=via)

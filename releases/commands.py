@@ -239,6 +239,7 @@ def _create_deployment(
     idempotency_key: str = "",
     rollback_of: Deployment | None = None,
 ) -> Deployment:
+    previous = target.stable_release.version if target.stable_release_id else "nothing"
     try:
         with transaction.atomic():
             d = Deployment.objects.create(
@@ -261,7 +262,7 @@ def _create_deployment(
                 d,
                 "created",
                 f"{actor.name} started a {spec['kind']} {what} of {release.version} "
-                f"(from {target.stable_release.version if target.stable_release_id else 'nothing'})",
+                f"(from {previous})",
                 actor,
                 {"strategy": spec, "reason": reason},
             )
@@ -279,9 +280,9 @@ def _create_deployment(
             earlier = Deployment.objects.filter(target=target, idempotency_key=idempotency_key)
             if earlier.exists():
                 return earlier.get()
+        which = f"#{active.pk}, {active.state}" if active else "#?"
         raise Conflict(
-            f"Another deployment (#{active.pk if active else '?'}, {active.state if active else ''})"
-            f" is active on {target}: wait for it, or abort it first.",
+            f"Another deployment ({which}) is active on {target}: wait for it, or abort it first.",
             details={"active_deployment": active.pk if active else None},
         ) from None
     return d
@@ -321,7 +322,9 @@ def resume(actor: Actor, deployment_id: int) -> Deployment:
         d = _locked(deployment_id)
         _check_allowed(d, "resume")
         _save(d, state=State.PROGRESSING, next_tick_at=timezone.now())
-        event = _event(d, "state", f"{actor.name} resumed the deployment", actor, {"state": d.state})
+        event = _event(
+            d, "state", f"{actor.name} resumed the deployment", actor, {"state": d.state}
+        )
         audit.record(actor, "deployment.resume", d)
         events.publish_deployment(d.pk, [event.pk])
         _enqueue_tick(d.pk)
@@ -397,7 +400,9 @@ def _begin_rollback(actor, deployment_id, command, outcome, reason) -> Deploymen
                 intent="",
                 next_tick_at=timezone.now(),
             )
-            kind_msg = f"{actor.name} asked to {command}: sending traffic back to the stable release"
+            kind_msg = (
+                f"{actor.name} asked to {command}: sending traffic back to the stable release"
+            )
         if reason:
             kind_msg += f" ({reason})"
         event = _event(d, "state", kind_msg, actor, {"state": d.state, "reason": reason})

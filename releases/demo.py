@@ -33,7 +33,9 @@ def seed() -> list[Target]:
     actor = Actor(user=user, channel=Channel.SYSTEM, via="demo seed")
     envs = []
     for slug, name, order in ENVIRONMENTS:
-        env, _ = Environment.objects.get_or_create(slug=slug, defaults={"name": name, "order": order})
+        env, _ = Environment.objects.get_or_create(
+            slug=slug, defaults={"name": name, "order": order}
+        )
         envs.append(env)
     targets = []
     for s_index, (slug, name, team) in enumerate(SERVICES):
@@ -43,27 +45,45 @@ def seed() -> list[Target]:
                 "name": name,
                 "team": team,
                 "default_strategy": {
-                    "kind": "rolling", "replicas": 2, "batch_size": 1, "max_surge": 1,
-                    "max_unavailable": 0, "min_ready": "1s", "health": FAST_HEALTH,
+                    "kind": "rolling",
+                    "replicas": 2,
+                    "batch_size": 1,
+                    "max_surge": 1,
+                    "max_unavailable": 0,
+                    "min_ready": "1s",
+                    "health": FAST_HEALTH,
                 },
             },
         )
         for version, notes in (("1.0.0", "first release"), ("1.1.0", "faster checkout")):
             commands.create_release(
-                actor, service, version=version, artifact={"sample": {"latency_ms": 20}},
-                commit=hashlib.sha1(f"{slug}{version}".encode()).hexdigest()[:7], notes=notes,
+                actor,
+                service,
+                version=version,
+                artifact={"sample": {"latency_ms": 20}},
+                commit=hashlib.sha1(f"{slug}{version}".encode()).hexdigest()[:7],
+                notes=notes,
             )
         for e_index, env in enumerate(envs):
             target, _ = Target.objects.get_or_create(
                 service=service,
                 environment=env,
-                defaults={"provider": "local", "config": {"router_port": router_port(s_index, e_index)}},
+                defaults={
+                    "provider": "local",
+                    "config": {"router_port": router_port(s_index, e_index)},
+                },
             )
             targets.append(target)
-            if target.stable_release_id is None and not Deployment.objects.filter(target=target).exists():
+            if (
+                target.stable_release_id is None
+                and not Deployment.objects.filter(target=target).exists()
+            ):
                 try:
                     commands.start_deployment(
-                        actor, service=service, environment=env, version="1.0.0",
+                        actor,
+                        service=service,
+                        environment=env,
+                        version="1.0.0",
                         reason="initial demo rollout",
                     )
                 except Conflict:

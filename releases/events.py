@@ -5,7 +5,7 @@ WebSocket messages (the only shapes a browser receives), each ``{"type": ..., "d
 - ``deployment``: the deployment as ``serializers.deployment_dict`` gives it, after any change.
 - ``event``: one DeploymentEvent as ``serializers.event_dict`` gives it (the time line).
 - ``target``: ``serializers.target_dict`` of the deployment's target (slots, instances, weights).
-- ``board.cell``: ``{"service", "environment", "version", "deployment": {...} | null}`` for the board.
+- ``board.cell``: ``{"service", "environment", "version", "deployment": {...} | null}``.
 
 Groups: ``deployment.<id>`` for one deployment page, ``board`` for the matrix.
 """

@@ -75,8 +75,13 @@ def observed_view(status: TargetStatus, d: Deployment) -> dict:
             "ready": s.ready,
             "weight": weight,
             "instances": [
-                {"id": i.id, "version": i.version, "state": i.state, "address": i.address,
-                 "restarts": i.restarts}
+                {
+                    "id": i.id,
+                    "version": i.version,
+                    "state": i.state,
+                    "address": i.address,
+                    "restarts": i.restarts,
+                }
                 for i in s.instances
             ],
         }

@@ -51,7 +51,10 @@ def sweep() -> int:
     due = (
         Deployment.objects.filter(state__in=ACTIVE_STATES)
         .exclude(state=State.AWAITING_APPROVAL)
-        .filter(Q(next_tick_at__isnull=True) | Q(next_tick_at__lt=now - timedelta(seconds=SWEEP_GRACE_SECONDS)))
+        .filter(
+            Q(next_tick_at__isnull=True)
+            | Q(next_tick_at__lt=now - timedelta(seconds=SWEEP_GRACE_SECONDS))
+        )
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .values_list("pk", "state")
     )

@@ -23,30 +23,67 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 def web_command(port: int, host: str = "127.0.0.1") -> list[str]:
     return [
-        sys.executable, "-m", "uvicorn", "switchyard.asgi:application",
-        "--host", host, "--port", str(port), "--lifespan", "off", "--no-access-log",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "switchyard.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--lifespan",
+        "off",
+        "--no-access-log",
     ]
 
 
 def worker_command(concurrency: int = 2, queues: str = "priority,default") -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "switchyard", "worker",
-        "-Q", queues, "-c", str(concurrency), "-l", "INFO", "--without-gossip",
-        "--without-mingle", "-O", "fair",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "switchyard",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "-l",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "-O",
+        "fair",
     ]
 
 
 def beat_command(schedule_path: Path) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "switchyard", "beat", "-l", "WARNING",
-        "-s", str(schedule_path),
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "switchyard",
+        "beat",
+        "-l",
+        "WARNING",
+        "-s",
+        str(schedule_path),
     ]
 
 
 def fleet_command(port: int, token: str) -> list[str]:
     return [
-        sys.executable, "-m", "integrations.local.agent",
-        "--host", "127.0.0.1", "--port", str(port), "--token", token,
+        sys.executable,
+        "-m",
+        "integrations.local.agent",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--token",
+        token,
     ]
 
 

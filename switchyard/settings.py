@@ -29,6 +29,8 @@ SECRET_KEY = _read("switchyard.E001", env.envsecret, "SECRET_KEY", "") or DEV_SE
 DEBUG = _read("switchyard.E002", env.envbool, "DEBUG", False)
 ALLOWED_HOSTS = env.envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.envlist("CSRF_TRUSTED_ORIGINS", [])
+# only behind a proxy that sets it: otherwise clients could forge their audited address
+TRUST_X_FORWARDED_FOR = _read("switchyard.E006", env.envbool, "TRUST_X_FORWARDED_FOR", False)
 
 # --- database -------------------------------------------------------------------------------
 DATABASE_URL = env.envstr("DATABASE_URL", f"sqlite:///{VAR_DIR / 'switchyard.sqlite3'}")
@@ -56,7 +58,10 @@ REDIS_URL = env.envstr("REDIS_URL", "") or f"unix://{EMBEDDED_REDIS_SOCKET}"
 REDIS_EMBEDDED = not env.envstr("REDIS_URL", "")
 if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     SETTINGS_ERRORS.append(
-        ("switchyard.E004", f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
+        (
+            "switchyard.E004",
+            f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}",
+        )
     )
 
 
@@ -93,9 +98,10 @@ CHANNEL_LAYERS = {
 
 # --- the local fleet (embedded deployment target) ---------------------------------------------
 FLEET_URL = env.envstr("FLEET_URL", "http://127.0.0.1:8765")
-FLEET_TOKEN = env.envsecret("FLEET_TOKEN", "") or hashlib.sha256(
-    f"fleet:{SECRET_KEY}".encode()
-).hexdigest()[:40]
+FLEET_TOKEN = (
+    env.envsecret("FLEET_TOKEN", "")
+    or hashlib.sha256(f"fleet:{SECRET_KEY}".encode()).hexdigest()[:40]
+)
 
 # --- django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -106,6 +112,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # serves the API docs' Swagger UI from static files (no CDN)
     "switchyard",
     "releases",
 ]
@@ -167,5 +174,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},  # one line per fleet call drowns the reconcile log
+    },
 }

@@ -38,7 +38,9 @@ def make_target(service=None, environment=None, **fields) -> Target:
     service = service or make_service()
     environment = environment or make_environment()
     fields.setdefault("provider", "local")
-    return Target.objects.get_or_create(service=service, environment=environment, defaults=fields)[0]
+    return Target.objects.get_or_create(service=service, environment=environment, defaults=fields)[
+        0
+    ]
 
 
 def make_release(service=None, version="1.0.0", artifact=None, actor=None):

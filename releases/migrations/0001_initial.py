@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,181 +14,406 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Environment',
+            name="Environment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=63, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('order', models.PositiveIntegerField(default=0, help_text='Position on the promotion path.')),
-                ('default_strategy', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=63, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "order",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Position on the promotion path."
+                    ),
+                ),
+                ("default_strategy", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['order', 'slug'],
+                "ordering": ["order", "slug"],
             },
         ),
         migrations.CreateModel(
-            name='Service',
+            name="Service",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=63, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('repository', models.CharField(blank=True, max_length=500)),
-                ('team', models.CharField(blank=True, max_length=100)),
-                ('default_strategy', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=63, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("repository", models.CharField(blank=True, max_length=500)),
+                ("team", models.CharField(blank=True, max_length=100)),
+                ("default_strategy", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['slug'],
+                "ordering": ["slug"],
             },
         ),
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('prefix', models.CharField(max_length=16, unique=True)),
-                ('hashed', models.CharField(max_length=64)),
-                ('scopes', models.JSONField(blank=True, default=list)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_from', models.GenericIPAddressField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("prefix", models.CharField(max_length=16, unique=True)),
+                ("hashed", models.CharField(max_length=64)),
+                ("scopes", models.JSONField(blank=True, default=list)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_from", models.GenericIPAddressField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_tokens",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Release',
+            name="Release",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=128)),
-                ('artifact', models.JSONField(blank=True, default=dict)),
-                ('commit', models.CharField(blank=True, max_length=64)),
-                ('notes', models.TextField(blank=True)),
-                ('created_via', models.CharField(choices=[('ui', 'dashboard'), ('api', 'API'), ('chat', 'chat'), ('system', 'system')], default='api', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('service', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='releases', to='releases.service')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.CharField(max_length=128)),
+                ("artifact", models.JSONField(blank=True, default=dict)),
+                ("commit", models.CharField(blank=True, max_length=64)),
+                ("notes", models.TextField(blank=True)),
+                (
+                    "created_via",
+                    models.CharField(
+                        choices=[
+                            ("ui", "dashboard"),
+                            ("api", "API"),
+                            ("chat", "chat"),
+                            ("system", "system"),
+                        ],
+                        default="api",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "service",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="releases",
+                        to="releases.service",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Target',
+            name="Target",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(choices=[('local', 'local fleet')], default='local', max_length=32)),
-                ('config', models.JSONField(blank=True, default=dict)),
-                ('strategy', models.JSONField(blank=True, default=dict)),
-                ('stable_slot', models.CharField(default='blue', max_length=32)),
-                ('endpoint', models.CharField(blank=True, max_length=200)),
-                ('observed', models.JSONField(blank=True, default=dict)),
-                ('observed_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='targets', to='releases.environment')),
-                ('service', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='targets', to='releases.service')),
-                ('stable_release', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='releases.release')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "provider",
+                    models.CharField(
+                        choices=[("local", "local fleet")], default="local", max_length=32
+                    ),
+                ),
+                ("config", models.JSONField(blank=True, default=dict)),
+                ("strategy", models.JSONField(blank=True, default=dict)),
+                ("stable_slot", models.CharField(default="blue", max_length=32)),
+                ("endpoint", models.CharField(blank=True, max_length=200)),
+                ("observed", models.JSONField(blank=True, default=dict)),
+                ("observed_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "environment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="targets",
+                        to="releases.environment",
+                    ),
+                ),
+                (
+                    "service",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="targets",
+                        to="releases.service",
+                    ),
+                ),
+                (
+                    "stable_release",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="releases.release",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['service__slug', 'environment__order'],
+                "ordering": ["service__slug", "environment__order"],
             },
         ),
         migrations.CreateModel(
-            name='Deployment',
+            name="Deployment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('awaiting_approval', 'Awaiting Approval'), ('progressing', 'Progressing'), ('paused', 'Paused'), ('rolling_back', 'Rolling Back'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('rolled_back', 'Rolled Back'), ('aborted', 'Aborted'), ('rejected', 'Rejected')], default='pending', max_length=20)),
-                ('strategy', models.JSONField(help_text='The normalised strategy spec, snapshotted at creation.')),
-                ('step_index', models.IntegerField(default=0)),
-                ('step', models.CharField(blank=True, max_length=300)),
-                ('progress', models.JSONField(blank=True, default=dict)),
-                ('weights', models.JSONField(blank=True, default=dict)),
-                ('stable_slot', models.CharField(max_length=32)),
-                ('canary_slot', models.CharField(max_length=32)),
-                ('intent', models.CharField(blank=True, max_length=20)),
-                ('rollback_outcome', models.CharField(blank=True, max_length=20)),
-                ('reason', models.TextField(blank=True)),
-                ('message', models.TextField(blank=True)),
-                ('failure_reason', models.TextField(blank=True)),
-                ('created_via', models.CharField(choices=[('ui', 'dashboard'), ('api', 'API'), ('chat', 'chat'), ('system', 'system')], default='api', max_length=16)),
-                ('idempotency_key', models.CharField(blank=True, max_length=200)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('lease_owner', models.CharField(blank=True, max_length=64)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('next_tick_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('rollback_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='rollbacks', to='releases.deployment')),
-                ('from_release', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='releases.release')),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deployments', to='releases.release')),
-                ('target', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deployments', to='releases.target')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("awaiting_approval", "Awaiting Approval"),
+                            ("progressing", "Progressing"),
+                            ("paused", "Paused"),
+                            ("rolling_back", "Rolling Back"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("rolled_back", "Rolled Back"),
+                            ("aborted", "Aborted"),
+                            ("rejected", "Rejected"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "strategy",
+                    models.JSONField(
+                        help_text="The normalised strategy spec, snapshotted at creation."
+                    ),
+                ),
+                ("step_index", models.IntegerField(default=0)),
+                ("step", models.CharField(blank=True, max_length=300)),
+                ("progress", models.JSONField(blank=True, default=dict)),
+                ("weights", models.JSONField(blank=True, default=dict)),
+                ("stable_slot", models.CharField(max_length=32)),
+                ("canary_slot", models.CharField(max_length=32)),
+                ("intent", models.CharField(blank=True, max_length=20)),
+                ("rollback_outcome", models.CharField(blank=True, max_length=20)),
+                ("reason", models.TextField(blank=True)),
+                ("message", models.TextField(blank=True)),
+                ("failure_reason", models.TextField(blank=True)),
+                (
+                    "created_via",
+                    models.CharField(
+                        choices=[
+                            ("ui", "dashboard"),
+                            ("api", "API"),
+                            ("chat", "chat"),
+                            ("system", "system"),
+                        ],
+                        default="api",
+                        max_length=16,
+                    ),
+                ),
+                ("idempotency_key", models.CharField(blank=True, max_length=200)),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("lease_owner", models.CharField(blank=True, max_length=64)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("next_tick_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "rollback_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="rollbacks",
+                        to="releases.deployment",
+                    ),
+                ),
+                (
+                    "from_release",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="releases.release",
+                    ),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deployments",
+                        to="releases.release",
+                    ),
+                ),
+                (
+                    "target",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deployments",
+                        to="releases.target",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('actor_name', models.CharField(max_length=150)),
-                ('channel', models.CharField(choices=[('ui', 'dashboard'), ('api', 'API'), ('chat', 'chat'), ('system', 'system')], max_length=16)),
-                ('action', models.CharField(max_length=64)),
-                ('object_type', models.CharField(max_length=64)),
-                ('object_id', models.CharField(max_length=64)),
-                ('object_repr', models.CharField(blank=True, max_length=300)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('source_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("actor_name", models.CharField(max_length=150)),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("ui", "dashboard"),
+                            ("api", "API"),
+                            ("chat", "chat"),
+                            ("system", "system"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("action", models.CharField(max_length=64)),
+                ("object_type", models.CharField(max_length=64)),
+                ("object_id", models.CharField(max_length=64)),
+                ("object_repr", models.CharField(blank=True, max_length=300)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("source_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['object_type', 'object_id'], name='audit_object')],
+                "ordering": ["-id"],
+                "indexes": [models.Index(fields=["object_type", "object_id"], name="audit_object")],
             },
         ),
         migrations.CreateModel(
-            name='DeploymentEvent',
+            name="DeploymentEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=32)),
-                ('message', models.TextField()),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('actor', models.CharField(blank=True, max_length=150)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('deployment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='releases.deployment')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=32)),
+                ("message", models.TextField()),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("actor", models.CharField(blank=True, max_length=150)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "deployment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="releases.deployment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['deployment', 'id'], name='deployment_events')],
+                "ordering": ["id"],
+                "indexes": [models.Index(fields=["deployment", "id"], name="deployment_events")],
             },
         ),
         migrations.AddConstraint(
-            model_name='release',
-            constraint=models.UniqueConstraint(fields=('service', 'version'), name='unique_release_version'),
+            model_name="release",
+            constraint=models.UniqueConstraint(
+                fields=("service", "version"), name="unique_release_version"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='target',
-            constraint=models.UniqueConstraint(fields=('service', 'environment'), name='one_target_per_env'),
+            model_name="target",
+            constraint=models.UniqueConstraint(
+                fields=("service", "environment"), name="one_target_per_env"
+            ),
         ),
         migrations.AddIndex(
-            model_name='deployment',
-            index=models.Index(fields=['state', 'next_tick_at'], name='deployment_due'),
+            model_name="deployment",
+            index=models.Index(fields=["state", "next_tick_at"], name="deployment_due"),
         ),
         migrations.AddConstraint(
-            model_name='deployment',
-            constraint=models.UniqueConstraint(condition=models.Q(('state__in', ('pending', 'awaiting_approval', 'progressing', 'paused', 'rolling_back'))), fields=('target',), name='one_active_deployment_per_target'),
+            model_name="deployment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(
+                    (
+                        "state__in",
+                        ("pending", "awaiting_approval", "progressing", "paused", "rolling_back"),
+                    )
+                ),
+                fields=("target",),
+                name="one_active_deployment_per_target",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='deployment',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key', ''), _negated=True), fields=('target', 'idempotency_key'), name='unique_deployment_idempotency_key'),
+            model_name="deployment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key", ""), _negated=True),
+                fields=("target", "idempotency_key"),
+                name="unique_deployment_idempotency_key",
+            ),
         ),
     ]

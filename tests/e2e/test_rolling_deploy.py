@@ -37,7 +37,8 @@ class Api:
 
     def call(self, method: str, path: str, body=None, expect=(200, 201, 202)):
         response = getattr(self.client, method)(
-            f"/api/v1{path}", data=json.dumps(body) if body is not None else None,
+            f"/api/v1{path}",
+            data=json.dumps(body) if body is not None else None,
             content_type="application/json",
         )
         assert response.status_code in expect, (response.status_code, response.content)
@@ -68,12 +69,17 @@ def test_it_rolls_out_in_batches_without_failing_a_request_and_rolls_back(stack)
     api.call("post", "/environments", {"slug": "dev", "name": "Dev", "order": 1})
     api.call("put", "/services/shop/targets/dev", {"provider": "local", "config": {}})
     for version in ("1.0.0", "2.0.0"):
-        api.call("post", "/services/shop/releases",
-                 {"version": version, "artifact": {"sample": {"latency_ms": 5}}, "commit": "abc"})
+        api.call(
+            "post",
+            "/services/shop/releases",
+            {"version": version, "artifact": {"sample": {"latency_ms": 5}}, "commit": "abc"},
+        )
 
-    first = api.call("post", "/deployments",
-                     {"service": "shop", "environment": "dev", "version": "1.0.0",
-                      "strategy": ROLLING})
+    first = api.call(
+        "post",
+        "/deployments",
+        {"service": "shop", "environment": "dev", "version": "1.0.0", "strategy": ROLLING},
+    )
     assert wait_done(stack, api, first["id"])["state"] == "succeeded"
     endpoint = api.call("get", "/services/shop/targets/dev")["endpoint"]
     assert endpoint.startswith("http://127.0.0.1:")
@@ -81,13 +87,17 @@ def test_it_rolls_out_in_batches_without_failing_a_request_and_rolls_back(stack)
 
     with Traffic(endpoint, rate=100, threads=4) as traffic:
         time.sleep(0.5)
-        second = api.call("post", "/deployments",
-                          {"service": "shop", "environment": "dev", "version": "2.0.0",
-                           "strategy": ROLLING})
+        second = api.call(
+            "post",
+            "/deployments",
+            {"service": "shop", "environment": "dev", "version": "2.0.0", "strategy": ROLLING},
+        )
         # batches: the new release grows one instance at a time, never all at once
         seen_mixed = stack.wait_for(
-            lambda: len(set(instance_versions(stack, "shop.dev"))) == 2, timeout=30,
-            what="both versions serving during the rollout")
+            lambda: len(set(instance_versions(stack, "shop.dev"))) == 2,
+            timeout=30,
+            what="both versions serving during the rollout",
+        )
         done = wait_done(stack, api, second["id"])
         assert done["state"] == "succeeded", done
         assert instance_versions(stack, "shop.dev") == ["2.0.0"] * 4

@@ -17,5 +17,13 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from integrations.local.agent import main
 
-        main(["--host", options["host"], "--port", str(options["port"]),
-              "--token", settings.FLEET_TOKEN])
+        main(
+            [
+                "--host",
+                options["host"],
+                "--port",
+                str(options["port"]),
+                "--token",
+                settings.FLEET_TOKEN,
+            ]
+        )

@@ -1,0 +1,247 @@
+"""API: deployments (start, list, status, operator commands), their time line, and strategy
+validation. Every state change goes through ``releases.commands``; these views only translate
+HTTP to commands and back.
+"""
+
+from __future__ import annotations
+
+from ninja import Header, Query, Router, Status
+from ninja.responses import codes_4xx
+
+from releases import commands
+from releases.api_catalog import InvalidInput, get_environment, get_service
+from releases.api_common import actor_for, authorize
+from releases.errors import Conflict, NotFound
+from releases.models import ACTIVE_STATES, Deployment, DeploymentEvent, State, Target
+from releases.schemas import (
+    DeploymentIn,
+    DeploymentOut,
+    DeploymentPage,
+    ErrorOut,
+    EventPage,
+    PromoteIn,
+    ReasonIn,
+    StrategyIn,
+    StrategyOut,
+)
+from releases.serializers import deployment_dict, event_dict
+from strategies.spec import describe_steps
+
+router = Router()
+ERRORS = {codes_4xx: ErrorOut}
+ACCEPTED = {202: DeploymentOut, **ERRORS}
+MAX_ID = 2**63 - 1
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def _deployments():
+    return Deployment.objects.select_related(
+        "target__service", "target__environment", "release", "from_release", "created_by"
+    )
+
+
+def get_deployment(deployment_id: int) -> Deployment:
+    deployment = _deployments().filter(pk=deployment_id).first()
+    if deployment is None:
+        raise NotFound(
+            f"There is no deployment {deployment_id}.", details={"deployment": deployment_id}
+        )
+    return deployment
+
+
+def _recorded(deployment: Deployment) -> Status:
+    """202 with the deployment as the database now has it."""
+    return Status(202, deployment_dict(get_deployment(deployment.pk)))
+
+
+# --- deployments ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/deployments",
+    response={200: DeploymentOut, 201: DeploymentOut, **ERRORS},
+    tags=["deployments"],
+)
+def create_deployment(
+    request,
+    payload: DeploymentIn,
+    idempotency_key: str | None = Header(
+        None,
+        alias="Idempotency-Key",
+        description="repeat a request safely: the same key on the same target returns the "
+        "first deployment (200) instead of starting another",
+    ),
+):
+    """Start deploying ``version`` to the service in the environment: 201 with the deployment.
+    With an ``Idempotency-Key`` already used on this target: 200 with that earlier deployment.
+    409 ``conflict`` while another deployment is active on the target (``details.active_deployment``
+    names it); 422 ``invalid_spec`` for a bad strategy (``details.errors[*].path``)."""
+    service, environment = get_service(payload.service), get_environment(payload.environment)
+    # where it would deploy (commands.start_deployment finds the target, or says there is none)
+    authorize(request, "deployment.create", Target(service=service, environment=environment))
+    key = (idempotency_key or "").strip()
+    if len(key) > IDEMPOTENCY_KEY_MAX:
+        raise InvalidInput(
+            f"The Idempotency-Key header is too long (at most {IDEMPOTENCY_KEY_MAX} characters).",
+            details={"errors": [{"path": "Idempotency-Key", "message": "is too long"}]},
+        )
+    deployment, created = commands.start_deployment(
+        actor_for(request),
+        service=service,
+        environment=environment,
+        version=payload.version,
+        strategy=payload.strategy,
+        reason=payload.reason,
+        idempotency_key=key,
+    )
+    return Status(201 if created else 200, deployment_dict(get_deployment(deployment.pk)))
+
+
+@router.get("/deployments", response={200: DeploymentPage, **ERRORS}, tags=["deployments"])
+def list_deployments(
+    request,
+    service: str | None = Query(None, max_length=63, description="a service's slug"),
+    environment: str | None = Query(None, max_length=63, description="an environment's slug"),
+    state: State | None = Query(None, description="only deployments in this state"),
+    active: bool | None = Query(None, description="only active (or only finished) ones"),
+    limit: int = Query(50, ge=1, le=200),
+    before: int | None = Query(None, ge=0, le=MAX_ID, description="the previous page's next"),
+):
+    """Newest first, cursor-paginated: pass ``next`` back as ``before``."""
+    authorize(request, "deployment.view")
+    rows = _deployments()
+    if service:
+        rows = rows.filter(target__service__slug=service)
+    if environment:
+        rows = rows.filter(target__environment__slug=environment)
+    if state:
+        rows = rows.filter(state=state)
+    if active is not None:
+        rows = (
+            rows.filter(state__in=ACTIVE_STATES)
+            if active
+            else rows.exclude(state__in=ACTIVE_STATES)
+        )
+    if before is not None:
+        rows = rows.filter(pk__lt=before)
+    page = list(rows.order_by("-id")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return {"items": [deployment_dict(d) for d in page], "next": page[-1].pk if more else None}
+
+
+@router.get("/deployments/{id}", response={200: DeploymentOut, **ERRORS}, tags=["deployments"])
+def get_deployment_view(request, id: int):
+    """Status: state, step, weights, versions, analysis, timestamps and links."""
+    deployment = get_deployment(id)
+    authorize(request, "deployment.view", deployment)
+    return deployment_dict(deployment)
+
+
+# --- operator commands: recorded as intent, carried out by the next tick -----------------------
+
+
+def _command(request, id: int, action: str) -> Deployment:
+    """Check the deployment exists and the caller may act on it (404 before 403)."""
+    deployment = get_deployment(id)
+    authorize(request, f"deployment.{action}", deployment)
+    return deployment
+
+
+@router.post("/deployments/{id}/promote", response=ACCEPTED, tags=["operator commands"])
+def promote(request, id: int, payload: PromoteIn | None = None):
+    """Finish the current pause and go to the next step (``{"full": true}``: straight to 100%).
+    Allowed while progressing or paused (a paused deployment resumes); else 409."""
+    _command(request, id, "promote")
+    full = bool(payload and payload.full)
+    return _recorded(commands.promote(actor_for(request), id, full=full))
+
+
+@router.post("/deployments/{id}/pause", response=ACCEPTED, tags=["operator commands"])
+def pause(request, id: int):
+    """Hold the rollout where it is. Allowed while pending or progressing; else 409."""
+    _command(request, id, "pause")
+    return _recorded(commands.pause(actor_for(request), id))
+
+
+@router.post("/deployments/{id}/resume", response=ACCEPTED, tags=["operator commands"])
+def resume(request, id: int):
+    """Continue a paused rollout. Allowed while paused; else 409."""
+    _command(request, id, "resume")
+    return _recorded(commands.resume(actor_for(request), id))
+
+
+@router.post("/deployments/{id}/abort", response=ACCEPTED, tags=["operator commands"])
+def abort(request, id: int, payload: ReasonIn | None = None):
+    """Stop and send every request back to the stable release; the deployment ends ``aborted``.
+    Allowed while pending, awaiting approval, progressing or paused; else 409."""
+    _command(request, id, "abort")
+    reason = payload.reason if payload else ""
+    return _recorded(commands.abort(actor_for(request), id, reason=reason))
+
+
+@router.post("/deployments/{id}/rollback", response=ACCEPTED, tags=["operator commands"])
+def rollback(request, id: int, payload: ReasonIn | None = None):
+    """Roll back. An active deployment (pending, progressing, paused) returns to its stable
+    release and ends ``rolled_back``: the answer is that deployment. A **succeeded** deployment
+    is rolled back by starting a NEW deployment of the previous release: the answer is that new
+    deployment (its ``rollback_of`` is this one's id). 409 in other states."""
+    _command(request, id, "rollback")
+    reason = payload.reason if payload else ""
+    return _recorded(commands.rollback(actor_for(request), id, reason=reason))
+
+
+def _no_approvals(request, id: int, action: str):
+    deployment = _command(request, id, action)
+    raise Conflict(
+        "Approvals are not configured for this environment: nothing awaits an approval.",
+        details={"deployment": deployment.pk, "state": deployment.state},
+    )
+
+
+@router.post("/deployments/{id}/approve", response=ACCEPTED, tags=["operator commands"])
+def approve(request, id: int, payload: ReasonIn | None = None):
+    """Approve a deployment awaiting approval. (Approvals are not configured yet: 409.)"""
+    return _no_approvals(request, id, "approve")
+
+
+@router.post("/deployments/{id}/reject", response=ACCEPTED, tags=["operator commands"])
+def reject(request, id: int, payload: ReasonIn | None = None):
+    """Reject a deployment awaiting approval. (Approvals are not configured yet: 409.)"""
+    return _no_approvals(request, id, "reject")
+
+
+# --- the time line ----------------------------------------------------------------------------
+
+
+@router.get("/deployments/{id}/events", response={200: EventPage, **ERRORS}, tags=["deployments"])
+def list_events(
+    request,
+    id: int,
+    after: int | None = Query(None, ge=0, le=MAX_ID, description="the last event id you have"),
+    limit: int = Query(100, ge=1, le=500),
+):
+    """The time line, oldest first. ``next`` is the cursor for the following page (pass it as
+    ``after``); null when this page reached the end -- to follow a live deployment, poll again
+    with the last item's id."""
+    deployment = get_deployment(id)
+    authorize(request, "deployment.view", deployment)
+    events = DeploymentEvent.objects.filter(deployment=deployment)
+    if after is not None:
+        events = events.filter(pk__gt=after)
+    page = list(events.order_by("id")[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    return {"items": [event_dict(e) for e in page], "next": page[-1].pk if more else None}
+
+
+# --- strategies -------------------------------------------------------------------------------
+
+
+@router.post("/strategies/validate", response={200: StrategyOut, **ERRORS}, tags=["strategies"])
+def validate_strategy(request, payload: StrategyIn):
+    """Check a strategy spec (ours, or Argo Rollouts' ``canary``/``blueGreen``): the normalised
+    spec and its planned steps, or 422 ``invalid_spec`` listing every error by path."""
+    authorize(request, "strategy.validate")
+    spec = commands.validate_strategy(payload.strategy)
+    return {"strategy": spec, "steps": describe_steps(spec)}

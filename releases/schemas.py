@@ -1,0 +1,268 @@
+"""Request (``XIn``) and response (``XOut``) schemas of the REST API (see /api/v1/docs).
+
+Inputs forbid unknown fields, so a typo is an error naming the field rather than a silent no-op.
+Outputs mirror ``releases.serializers`` (which the WebSocket messages share) and allow extra
+fields, so a field added there appears in the API without a second edit here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ninja import Field, Schema
+from pydantic import ConfigDict
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$"
+MAX_INT = 2_147_483_647
+REASON_MAX = 2000
+NOTES_MAX = 20_000
+
+
+class In(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(Schema):
+    model_config = ConfigDict(extra="allow")
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class ErrorOut(Schema):
+    code: str = Field(examples=["conflict"])
+    message: str = Field(examples=["Cannot resume deployment 7: it is progressing."])
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description='For validation errors: {"errors": [{"path": ..., "message": ...}]}.',
+    )
+
+
+# --- services and environments ----------------------------------------------------------------
+
+
+def _slug(**kw):
+    return Field(
+        pattern=SLUG_PATTERN,
+        max_length=63,
+        description="lowercase letters, digits and hyphens; 1-63 characters",
+        **kw,
+    )
+
+
+class ServiceIn(In):
+    slug: str = _slug(examples=["api"])
+    name: str = Field("", max_length=200, description="defaults to the slug")
+    repository: str = Field("", max_length=500)
+    team: str = Field("", max_length=100)
+    default_strategy: dict[str, Any] | None = Field(
+        None, description="a strategy spec used when neither the deployment nor the target has one"
+    )
+
+
+class ServicePatchIn(In):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    repository: str | None = Field(None, max_length=500)
+    team: str | None = Field(None, max_length=100)
+    default_strategy: dict[str, Any] | None = None
+
+
+class ServiceOut(Out):
+    slug: str
+    name: str
+    repository: str
+    team: str
+    default_strategy: dict[str, Any] | None
+    created_at: str | None
+    links: dict[str, str]
+
+
+class EnvironmentIn(In):
+    slug: str = _slug(examples=["prod"])
+    name: str = Field("", max_length=200, description="defaults to the slug")
+    order: int | None = Field(
+        None, ge=0, le=MAX_INT, description="position on the promotion path; default: last"
+    )
+    default_strategy: dict[str, Any] | None = None
+
+
+class EnvironmentPatchIn(In):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    order: int | None = Field(None, ge=0, le=MAX_INT)
+    default_strategy: dict[str, Any] | None = None
+
+
+class EnvironmentOut(Out):
+    slug: str
+    name: str
+    order: int
+    default_strategy: dict[str, Any] | None
+    created_at: str | None
+
+
+class ServiceList(Schema):
+    items: list[ServiceOut]
+
+
+class EnvironmentList(Schema):
+    items: list[EnvironmentOut]
+
+
+# --- targets ----------------------------------------------------------------------------------
+
+
+class TargetIn(In):
+    provider: str = Field("local", max_length=32, examples=["local"])
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="the provider's settings, e.g. local: router_port"
+    )
+    strategy: dict[str, Any] | None = Field(
+        None, description="the default strategy spec for deployments to this target"
+    )
+
+
+class TargetOut(Out):
+    service: str
+    environment: str
+    provider: str
+    config: dict[str, Any]
+    strategy: dict[str, Any] | None
+    endpoint: str | None = Field(description="where user traffic enters, as last observed")
+    stable_version: str | None
+    stable_slot: str
+    slots: dict[str, Any] = Field(
+        description="per slot as last observed: version, desired, ready, weight, instances"
+    )
+    observed_at: str | None
+
+
+class TargetList(Schema):
+    items: list[TargetOut]
+
+
+# --- releases ---------------------------------------------------------------------------------
+
+
+class ReleaseIn(In):
+    version: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=VERSION_PATTERN,
+        description="letters, digits and . _ + ~ -",
+        examples=["1.4.2"],
+    )
+    artifact: dict[str, Any] = Field(
+        default_factory=dict, examples=[{"sample": {}}, {"command": ["python", "-m", "app"]}]
+    )
+    commit: str = Field("", max_length=64)
+    notes: str = Field("", max_length=NOTES_MAX)
+
+
+class ReleaseOut(Out):
+    service: str
+    version: str
+    artifact: dict[str, Any]
+    commit: str
+    notes: str
+    created_by: str | None
+    created_at: str | None
+
+
+class ReleasePage(Schema):
+    items: list[ReleaseOut]
+    next: int | None = Field(description="pass as ?before= for the next (older) page")
+
+
+# --- deployments ------------------------------------------------------------------------------
+
+
+class DeploymentIn(In):
+    service: str = Field(min_length=1, max_length=63, examples=["api"])
+    environment: str = Field(min_length=1, max_length=63, examples=["prod"])
+    version: str = Field(min_length=1, max_length=128, examples=["1.4.2"])
+    strategy: dict[str, Any] | None = Field(
+        None, description="default: the target's, else the service's, else the environment's"
+    )
+    reason: str = Field("", max_length=REASON_MAX)
+
+
+class StepOut(Schema):
+    index: int
+    description: str
+
+
+class DeploymentOut(Out):
+    id: int
+    service: str
+    environment: str
+    state: str = Field(
+        description="pending, awaiting_approval, progressing, paused, rolling_back, "
+        "succeeded, failed, rolled_back, aborted or rejected"
+    )
+    active: bool
+    strategy: dict[str, Any]
+    step: StepOut
+    weights: dict[str, Any] = Field(examples=[{"stable": 95, "canary": 5}])
+    slots: dict[str, Any]
+    stable_version: str | None
+    target_version: str
+    intent: str | None
+    message: str
+    failure_reason: str | None
+    reason: str
+    rollback_of: int | None
+    analysis: list[Any]
+    created_by: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    updated_at: str | None
+    version: int
+    links: dict[str, str]
+
+
+class DeploymentPage(Schema):
+    items: list[DeploymentOut]
+    next: int | None = Field(description="pass as ?before= for the next (older) page")
+
+
+class PromoteIn(In):
+    full: bool = Field(False, description="skip the remaining steps and go straight to 100%")
+
+
+class ReasonIn(In):
+    reason: str = Field("", max_length=REASON_MAX)
+
+
+class EventOut(Out):
+    id: int
+    deployment: int
+    kind: str
+    message: str
+    data: dict[str, Any]
+    actor: str
+    created_at: str | None
+
+
+class EventPage(Schema):
+    items: list[EventOut]
+    next: int | None = Field(
+        description="pass as ?after= for the next page; null when this page reached the end "
+        "(poll again with the last item's id)"
+    )
+
+
+# --- strategies -------------------------------------------------------------------------------
+
+
+class StrategyIn(In):
+    strategy: Any = Field(
+        description="our spec or Argo Rollouts' ({'canary': {...}} / {'blueGreen': {...}})",
+        examples=[{"kind": "rolling", "replicas": 4, "batch_size": "25%"}],
+    )
+
+
+class StrategyOut(Schema):
+    strategy: dict[str, Any] = Field(description="the normalised spec, every default filled in")
+    steps: list[str]

@@ -1,0 +1,214 @@
+"""API tokens: ``swy_<prefix>_<secret>``, of which only a sha256 of the whole token is stored.
+
+The prefix (8 characters, shown in lists and logs) finds the row; the hash of the presented token
+is compared with the stored one in constant time. Revoked and expired tokens are refused with a
+message that says so. Last use is recorded at most once a minute per token, so a busy CI job does
+not write a row on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from releases import audit
+from releases.actors import Actor
+from releases.errors import DomainError, InvalidRequest, NotFound
+from releases.models import ApiToken
+
+TOKEN_TAG = "swy"
+PREFIX_LENGTH = 8
+SECRET_BYTES = 32  # token_urlsafe(32) gives 43 characters
+PREFIX_ALPHABET = string.ascii_lowercase + string.digits
+LAST_USED_EVERY = timedelta(minutes=1)
+MAX_TOKEN_LENGTH = 200
+
+# what a token may be limited to; a token without scopes may do whatever its user may do
+SCOPES = {
+    "read": "see services, environments, releases and deployments",
+    "write": "also create and change them: releases, deployments, operator commands, targets",
+}
+
+
+class TokenRefused(DomainError):
+    """The presented token does not authenticate anyone (the API answers 401)."""
+
+    code, status = "not_authenticated", 401
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def display(token: ApiToken) -> str:
+    """How a token is shown once created: its name and prefix, never the secret."""
+    return f"{token.name} ({TOKEN_TAG}_{token.prefix}_…)"
+
+
+def parse(token: str) -> str | None:
+    """The prefix of a well-formed token, else None."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    head = f"{TOKEN_TAG}_"
+    if not token.startswith(head):
+        return None
+    rest = token[len(head) :]
+    prefix, sep, secret = (
+        rest[:PREFIX_LENGTH],
+        rest[PREFIX_LENGTH : PREFIX_LENGTH + 1],
+        rest[PREFIX_LENGTH + 1 :],
+    )
+    if sep != "_" or len(secret) < 32:
+        return None
+    if len(prefix) != PREFIX_LENGTH or any(c not in PREFIX_ALPHABET for c in prefix):
+        return None
+    return prefix
+
+
+def check_scopes(scopes) -> list[str]:
+    scopes = sorted(set(scopes or ()))
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        known = ", ".join(sorted(SCOPES))
+        raise InvalidRequest(
+            f"Unknown scope {unknown[0]!r}: use one of {known} (or none for full access).",
+            details={"scopes": unknown},
+        )
+    return scopes
+
+
+def create(
+    user,
+    name: str,
+    *,
+    scopes=(),
+    expires_at: datetime | None = None,
+    actor: Actor | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token for ``user``; returns the row and the token, which is never shown again."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidRequest("A token needs a name (what uses it, e.g. 'ci').")
+    if len(name) > ApiToken._meta.get_field("name").max_length:
+        raise InvalidRequest("The token's name is too long (at most 100 characters).")
+    scopes = check_scopes(scopes)
+    actor = actor or Actor.system(via="tokens")
+    for _ in range(5):  # a prefix collision is astronomically rare; try again if it happens
+        prefix = "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
+        token = f"{TOKEN_TAG}_{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
+        try:
+            with transaction.atomic():
+                row = ApiToken.objects.create(
+                    user=user,
+                    name=name,
+                    prefix=prefix,
+                    hashed=hash_token(token),
+                    scopes=scopes,
+                    expires_at=expires_at,
+                )
+                audit.record(
+                    actor,
+                    "token.create",
+                    row,
+                    {
+                        "name": name,
+                        "prefix": prefix,
+                        "user": user.get_username(),
+                        "scopes": scopes,
+                        "expires_at": expires_at.isoformat() if expires_at else None,
+                    },
+                )
+        except IntegrityError:
+            continue
+        return row, token
+    raise RuntimeError("could not find a free token prefix")  # pragma: no cover
+
+
+create_token = create  # the name the e2e tests use
+
+
+def verify(token: str, *, address: str | None = None) -> ApiToken:
+    """The live token ``token`` names, or TokenRefused saying why not."""
+    prefix = parse(token)
+    if prefix is None:
+        raise TokenRefused(
+            "The API token is malformed: tokens look like swy_<prefix>_<secret>; "
+            "create one with `manage.py token create`."
+        )
+    row = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+    presented = hash_token(token)
+    stored = row.hashed if row is not None else hash_token("swy_missing")
+    if not hmac.compare_digest(presented, stored) or row is None:
+        raise TokenRefused("The API token is not valid: check that it was copied whole.")
+    now = timezone.now()
+    if row.revoked_at is not None:
+        raise TokenRefused(
+            f"The API token {display(row)} was revoked on {row.revoked_at:%Y-%m-%d %H:%M} UTC; "
+            "create a new one.",
+            details={"prefix": row.prefix, "revoked_at": row.revoked_at.isoformat()},
+        )
+    if row.expires_at is not None and row.expires_at <= now:
+        raise TokenRefused(
+            f"The API token {display(row)} expired on {row.expires_at:%Y-%m-%d %H:%M} UTC; "
+            "create a new one.",
+            details={"prefix": row.prefix, "expired_at": row.expires_at.isoformat()},
+        )
+    if not row.user.is_active:
+        raise TokenRefused(f"The API token {display(row)} belongs to a deactivated user.")
+    _touch(row, now, address)
+    return row
+
+
+def _touch(row: ApiToken, now: datetime, address: str | None) -> None:
+    """Record the use, at most once per LAST_USED_EVERY (a conditional update, no lock)."""
+    stale = now - LAST_USED_EVERY
+    if row.last_used_at is not None and row.last_used_at > stale:
+        return
+    ApiToken.objects.filter(pk=row.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale)
+    ).update(last_used_at=now, last_used_from=address)
+    row.last_used_at, row.last_used_from = now, address
+
+
+def find(prefix: str) -> ApiToken:
+    """The token with ``prefix`` (also accepts ``swy_<prefix>_…`` or the whole token)."""
+    prefix = (prefix or "").strip()
+    if prefix.startswith(f"{TOKEN_TAG}_"):
+        prefix = prefix[len(TOKEN_TAG) + 1 :][:PREFIX_LENGTH]
+    row = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+    if row is None:
+        raise NotFound(f"No API token has the prefix {prefix!r}.")
+    return row
+
+
+def revoke(prefix: str, *, actor: Actor | None = None) -> ApiToken:
+    """Revoke the token with ``prefix``. Revoking a revoked token changes nothing."""
+    row = find(prefix)
+    if row.revoked_at is None:
+        now = timezone.now()
+        with transaction.atomic():
+            ApiToken.objects.filter(pk=row.pk, revoked_at__isnull=True).update(revoked_at=now)
+            row.revoked_at = now
+            audit.record(
+                actor or Actor.system(via="tokens"),
+                "token.revoke",
+                row,
+                {"name": row.name, "prefix": row.prefix},
+            )
+    return row
+
+
+def status(row: ApiToken, now: datetime | None = None) -> str:
+    now = now or timezone.now()
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    return "active"
