@@ -69,11 +69,35 @@ class SlotStatus:
 
 
 @dataclass(frozen=True)
+class Routing:
+    """How the router picks a slot for each new request.
+
+    ``weights``: slot -> 0..100 summing to 100, or None for "evenly over every ready instance".
+    ``preview_slot``: a slot reachable on the preview endpoint whatever the weights (blue-green
+    smoke tests and people looking at the idle side before the switch).
+    ``header`` / ``cookie``: a request carrying it with value ``always`` goes to ``canary_slot``,
+    ``never`` to ``stable_slot``, whatever the weights (dogfooding).
+    ``sticky_key``: ``"header:X-User-Id"`` or ``"cookie:uid"``: requests with that key are placed by
+    a consistent hash of it, so a user stays on the canary while its weight only grows.
+    """
+
+    weights: dict[str, int] | None = None
+    preview_slot: str | None = None
+    stable_slot: str | None = None
+    canary_slot: str | None = None
+    header: str | None = None
+    cookie: str | None = None
+    sticky_key: str | None = None
+
+
+@dataclass(frozen=True)
 class TargetStatus:
     endpoint: str  # where user traffic enters, e.g. http://127.0.0.1:9101
     slots: dict[str, SlotStatus]
     # slot -> weight (0..100); None means "even across every ready instance of every slot"
     weights: dict[str, int] | None
+    preview_endpoint: str | None = None  # where the preview slot answers, if one is set
+    routing: Routing | None = None
 
 
 class Target(Protocol):
@@ -83,7 +107,11 @@ class Target(Protocol):
         """Make ``slot`` run ``release`` with ``replicas`` instances (draining any removed)."""
 
     def set_weights(self, weights: dict[str, int] | None) -> None:
-        """Route new requests by slot weight (summing to 100), or evenly when ``None``."""
+        """Route new requests by slot weight (summing to 100), or evenly when ``None``; keeps the
+        rest of the routing (preview, header/cookie/sticky rules) as it is."""
+
+    def set_routing(self, routing: Routing) -> None:
+        """Replace the whole routing (weights, preview slot, header/cookie/sticky rules)."""
 
     def status(self) -> TargetStatus: ...
 

@@ -162,6 +162,11 @@ class Deployment(models.Model):
     intent = models.CharField(max_length=20, blank=True)
     # while rolling back: the state to end in (rolled_back | aborted | failed)
     rollback_outcome = models.CharField(max_length=20, blank=True)
+    # results of checks the reconcile loop ran for the engine (e.g. blue-green smoke checks),
+    # handed to the next tick's observation
+    checks = models.JSONField(default=dict, blank=True)
+    # after a terminal state: when to scale down a slot kept for inspection / instant rollback
+    cleanup_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)
     message = models.TextField(blank=True)
     failure_reason = models.TextField(blank=True)
