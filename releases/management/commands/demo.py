@@ -37,7 +37,10 @@ class Command(BaseCommand):
         call_command("migrate", verbosity=0)
         stop = threading.Event()
         supervisor = processes.Supervisor(log_dir=settings.VAR_DIR / "logs")
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # Ctrl-C and SIGTERM both stop everything (set explicitly: a shell that starts the demo in
+        # the background makes it ignore SIGINT otherwise)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
         try:
             fleet_port = urlsplit(settings.FLEET_URL).port or 8765
             supervisor.start("fleet", processes.fleet_command(fleet_port, settings.FLEET_TOKEN))
