@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_STRATEGY = {"kind": "rolling", "replicas": 2}
 SLOTS = ("blue", "green")
-LEASE_SECONDS = 30
+LEASE_SECONDS = 15  # ticks are short: every integration call has a timeout of a few seconds
 
 # operator command -> states it may be given in
 ALLOWED = {

@@ -107,6 +107,7 @@ class Supervisor:
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             preexec_fn=_die_with_parent,
+            start_new_session=True,  # its own process group: stop() and kill() reach its children
         )
         self.children.append((name, proc))
         return proc
@@ -117,22 +118,38 @@ class Supervisor:
 
     def stop(self, timeout: float = 10.0) -> None:
         for _, proc in reversed(self.children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+            _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for _, proc in reversed(self.children):
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
+                _signal_group(proc, signal.SIGKILL)
                 proc.wait()
+            _signal_group(proc, signal.SIGKILL)  # stragglers, e.g. a worker's pool processes
         self.children.clear()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a child and its whole process group at once (a crash, for failure tests)."""
+        for entry in list(self.children):
+            child_name, proc = entry
+            if child_name == name:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+                self.children.remove(entry)
 
     def __enter__(self) -> Supervisor:
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def wait_http(url: str, timeout: float = 20.0) -> None:
