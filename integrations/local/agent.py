@@ -2,8 +2,9 @@
 
     python -m integrations.local.agent --host 127.0.0.1 --port 8765 --token TOKEN [--state-dir D]
 
-It serves the control API on ``--host:--port`` and, per target, a weighted router on its own
-port. On SIGTERM/SIGINT it stops accepting, lets requests in flight finish, and stops every
+It serves the control API on ``--host:--port`` and, per target, two routers on ports of their own:
+the main one (weights, header/cookie overrides, sticky users) and the preview one (the preview
+slot only). On SIGTERM/SIGINT it stops accepting, lets requests in flight finish, and stops every
 instance; instances also die with it if it is killed outright (PR_SET_PDEATHSIG).
 """
 

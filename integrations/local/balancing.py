@@ -1,5 +1,9 @@
 """Which instance serves the next request: a slot by weight, then the least busy instance in it.
 
+A request may ask for a slot (``prefer``: a header/cookie override or a sticky placement, see
+``targeting``); it gets that slot when the slot has a ready instance, and otherwise is served as
+if it had asked for nothing.
+
 Weighted random per request over the slots with weight > 0. If the chosen slot has no ready
 instance, another weighted slot that has one serves, then any ready instance at all: a request
 that some ready instance could serve is never refused. ``weights=None`` spreads requests evenly
@@ -46,8 +50,13 @@ class Balancer:
         slots: Mapping[str, Pool],
         weights: Mapping[str, int] | None,
         exclude: object = None,
+        prefer: str | None = None,
     ) -> Routable | None:
         """The instance for the next request (not ``exclude``), or None if nothing is ready."""
+        if prefer is not None:
+            chosen = self.choose_in(slots.get(prefer), exclude)
+            if chosen is not None:
+                return chosen
         ready = {}
         for name, slot in slots.items():
             instances = [inst for inst in slot.ready_instances() if inst is not exclude]
@@ -63,6 +72,13 @@ class Balancer:
             serving = [(n, w) for n, w in weighted if n in ready]
             name = self._by_weight(serving) if serving else next(iter(ready))
         return self.least_busy(ready[name])
+
+    def choose_in(self, pool: Pool | None, exclude: object = None) -> Routable | None:
+        """The least busy ready instance of one slot (not ``exclude``), or None."""
+        if pool is None:
+            return None
+        instances = [inst for inst in pool.ready_instances() if inst is not exclude]
+        return self.least_busy(instances) if instances else None
 
     def _by_weight(self, weighted: list[tuple[str, int]]) -> str | None:
         if not weighted:

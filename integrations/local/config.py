@@ -1,10 +1,16 @@
-"""The local provider's per-target config: ``{"router_port": 9101}`` (every key optional)."""
+"""The local provider's per-target config: ``{"router_port": 9101, "preview_port": 9102}``.
+
+Every key is optional: without a port the agent picks a free one (``router_port`` is where user
+traffic enters, ``preview_port`` where the routing's preview slot answers).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-KNOWN_KEYS = ("router_port",)
+from integrations.local.validation import PORT_KEYS, port_errors
+
+KNOWN_KEYS = PORT_KEYS
 
 
 def validate_config(config: Any) -> list[tuple[str, str]]:
@@ -16,9 +22,4 @@ def validate_config(config: Any) -> list[tuple[str, str]]:
     errors: list[tuple[str, str]] = []
     for key in sorted(set(config) - set(KNOWN_KEYS), key=str):
         errors.append((str(key), f"unknown key {key!r} (known: {', '.join(KNOWN_KEYS)})"))
-    port = config.get("router_port")
-    if port is not None and (
-        isinstance(port, bool) or not isinstance(port, int) or not 1024 <= port <= 65535
-    ):
-        errors.append(("router_port", f"must be an integer between 1024 and 65535, got {port!r}"))
-    return errors
+    return errors + port_errors(config)

@@ -1,4 +1,12 @@
-"""The fleet agent's control API (aiohttp): targets, slots, weights, status and metrics.
+"""The fleet agent's control API (aiohttp): targets, slots, routing, status and metrics.
+
+    PUT    /targets/{key}               {"router_port": int|null, "preview_port": int|null}
+    GET    /targets/{key}               endpoint, preview_endpoint, routing, weights, slots
+    PUT    /targets/{key}/slots/{slot}  {"version", "artifact", "health", "replicas"}
+    PUT    /targets/{key}/routing       the whole routing: {"weights": {slot: 0..100}|null,
+                                        "preview_slot", "stable_slot", "canary_slot", "header",
+                                        "cookie", "sticky_key"} (all but weights default to null)
+    PUT    /targets/{key}/weights       {"weights": ...}: the weights only, the rest kept
 
 Every route but ``GET /healthz`` needs ``Authorization: Bearer <token>``. Errors are JSON
 ``{"code", "message", "details"}``: 401 ``not_authenticated``, 400 ``invalid_request`` (with
@@ -13,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -113,8 +122,8 @@ async def list_targets(request: web.Request) -> web.Response:
 async def put_target(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     validation.check_name("target", key)
-    port = validation.router_port(await _body(request))
-    target, created = await request.app[FLEET].create_target(key, port)
+    port, preview_port = validation.target_ports(await _body(request))
+    target, created = await request.app[FLEET].create_target(key, port, preview_port)
     return web.json_response(target.status_json(), status=201 if created else 200)
 
 
@@ -150,11 +159,21 @@ async def delete_slot(request: web.Request) -> web.Response:
     return web.json_response(target.status_json(), status=202)
 
 
+async def put_routing(request: web.Request) -> web.Response:
+    target = _target(request)
+    routing = validation.routing(await _body(request))
+    target.set_routing(routing)  # from the next request on, before anything else
+    request.app[FLEET].save()
+    log.info("%s: routing %s", target.key, routing)
+    return web.json_response(target.status_json())
+
+
 async def put_weights(request: web.Request) -> web.Response:
     target = _target(request)
-    target.weights = validation.weights(await _body(request))
+    weights = validation.weights(await _body(request))
+    target.set_routing(replace(target.routing, weights=weights))
     request.app[FLEET].save()
-    log.info("%s: weights %s", target.key, target.weights or "even")
+    log.info("%s: weights %s", target.key, weights or "even")
     return web.json_response(target.status_json())
 
 
@@ -183,6 +202,7 @@ def make_app(fleet: Fleet, token: str) -> web.Application:
     app.router.add_put("/targets/{key}/slots/{slot}", put_slot)
     app.router.add_delete("/targets/{key}/slots/{slot}", delete_slot)
     app.router.add_put("/targets/{key}/weights", put_weights)
+    app.router.add_put("/targets/{key}/routing", put_routing)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/metrics.json", metrics_json)
     return app

@@ -1,6 +1,10 @@
-"""The agent's targets: each with its slots, its weights, its counters and its router.
+"""The agent's targets: each with its slots, its routing, its counters and its two routers.
 
-With a state directory, the desired state (targets, router ports, slots, weights) is written to
+The main router serves user traffic by the routing; the preview router serves only the routing's
+preview slot. A target's routing is replaced whole (``set_routing``), never edited in place, so
+each request sees one routing from start to end.
+
+With a state directory, the desired state (targets, router ports, slots, routing) is written to
 ``state.json`` after every change and brought back when the agent starts again; instance output
 goes to ``logs/<target>.<instance>.log`` there.
 """
@@ -13,15 +17,18 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import aiohttp
 
+from integrations.base import Routing
 from integrations.local import validation
 from integrations.local.instances import Instance
 from integrations.local.router import Router, upstream_session
 from integrations.local.slots import Slot
 from integrations.local.stats import TargetStats, prometheus_text, stats_json
+from integrations.local.targeting import Rules
 
 log = logging.getLogger("switchyard.fleet")
 
@@ -31,19 +38,47 @@ class Conflict(Exception):
 
 
 class FleetTarget:
-    def __init__(self, key: str, fleet: Fleet, pinned_port: int | None) -> None:
+    def __init__(
+        self,
+        key: str,
+        fleet: Fleet,
+        pinned_port: int | None,
+        pinned_preview_port: int | None = None,
+    ) -> None:
         self.key = key
         self.pinned_port = pinned_port
+        self.pinned_preview_port = pinned_preview_port
         self.slots: dict[str, Slot] = {}
-        self.weights: dict[str, int] | None = None
+        self.rules = Rules(Routing())  # what the routers read, once per request
         self.stats = TargetStats(key)
         self.router = Router(self, fleet.upstream)
+        self.preview = Router(self, fleet.upstream, preview=True)
         self._fleet = fleet
         self._seq = 0
 
     @property
+    def routing(self) -> Routing:
+        return self.rules.routing
+
+    @property
+    def weights(self) -> dict[str, int] | None:
+        return self.rules.routing.weights
+
+    def set_routing(self, routing: Routing) -> None:
+        """Route every request from now on by ``routing`` (one assignment: none sees a mix)."""
+        self.rules = Rules(routing)
+
+    @property
     def endpoint(self) -> str:
         return f"http://{self._fleet.public_host}:{self.router.port}"
+
+    @property
+    def preview_endpoint(self) -> str:
+        return f"http://{self._fleet.public_host}:{self.preview.port}"
+
+    @property
+    def ports(self) -> tuple[int | None, int | None]:
+        return self.router.port, self.preview.port
 
     def slot(self, name: str) -> Slot:
         if name not in self.slots:
@@ -82,7 +117,10 @@ class FleetTarget:
             "key": self.key,
             "endpoint": self.endpoint,
             "router_port": self.router.port,
+            "preview_endpoint": self.preview_endpoint,
+            "preview_port": self.preview.port,
             "weights": self.weights,
+            "routing": asdict(self.routing),
             "slots": {name: slot.as_json() for name, slot in self.slots.items()},
         }
 
@@ -96,7 +134,9 @@ class FleetTarget:
         return {
             "router_port": self.router.port,
             "pinned": self.pinned_port is not None,
-            "weights": self.weights,
+            "preview_port": self.preview.port,
+            "preview_pinned": self.pinned_preview_port is not None,
+            "routing": asdict(self.routing),
             "slots": {
                 name: slot.desired_state()
                 for name, slot in self.slots.items()
@@ -105,8 +145,8 @@ class FleetTarget:
         }
 
     async def shutdown(self, drain_timeout: float) -> None:
-        """Stop the router (requests in flight finish), then every instance."""
-        await self.router.close()
+        """Stop the routers (requests in flight finish), then every instance."""
+        await asyncio.gather(self.router.close(), self.preview.close())
         stops = []
         for inst in list(self.instances()):
             if drain_timeout <= 0:
@@ -163,39 +203,53 @@ class Fleet:
         for target in self.targets.values():
             yield from target.instances()
 
-    async def create_target(self, key: str, port: int | None) -> tuple[FleetTarget, bool]:
-        """The target ``key`` with its router (made now if new) and whether it was made now."""
+    async def create_target(
+        self, key: str, port: int | None, preview_port: int | None = None
+    ) -> tuple[FleetTarget, bool]:
+        """The target ``key`` with its routers (made now if new) and whether it was made now."""
+        wanted = (("router_port", port), ("preview_port", preview_port))
         async with self._lock:
             existing = self.targets.get(key)
             if existing is not None:
-                if port is not None and port != existing.router.port:
-                    raise Conflict(
-                        f"target {key} already has its router on port {existing.router.port}; "
-                        f"delete the target to move it to {port}"
-                    )
+                for (name, asked), has in zip(wanted, existing.ports, strict=True):
+                    if asked is not None and asked != has:
+                        raise Conflict(
+                            f"target {key} already has its {name} at {has}; "
+                            f"delete the target to move it to {asked}"
+                        )
                 return existing, False
-            if port is not None:
+            for name, asked in wanted:
                 for other in self.targets.values():
-                    if other.router.port == port:
-                        raise Conflict(f"router port {port} is already used by target {other.key}")
-            target = FleetTarget(key, self, port)
+                    if asked is not None and asked in other.ports:
+                        raise Conflict(f"{name} {asked} is already used by target {other.key}")
+            target = FleetTarget(key, self, port, preview_port)
+            await self._listen(target.router, "router_port", port)
             try:
-                await target.router.start(self.router_host, port or 0)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    raise Conflict(
-                        f"router port {port} is already in use on {self.router_host}: "
-                        "pick another router_port, or stop what listens there"
-                    ) from exc
-                raise Conflict(f"cannot listen on {self.router_host}:{port}: {exc}") from exc
+                await self._listen(target.preview, "preview_port", preview_port)
+            except Conflict:
+                await target.router.close()
+                raise
             self.targets[key] = target
-            log.info("%s: router listening on %s", key, target.endpoint)
+            log.info(
+                "%s: router on %s, preview on %s", key, target.endpoint, target.preview_endpoint
+            )
             self.save()
             return target, True
 
+    async def _listen(self, router: Router, name: str, port: int | None) -> None:
+        try:
+            await router.start(self.router_host, port or 0)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise Conflict(
+                    f"{name} {port} is already in use on {self.router_host}: "
+                    f"pick another {name}, or stop what listens there"
+                ) from exc
+            raise Conflict(f"cannot listen on {self.router_host}:{port}: {exc}") from exc
+
     async def delete_target(self, key: str) -> None:
         target = self.targets.pop(key)
-        await target.router.stop_listening()
+        await asyncio.gather(target.router.stop_listening(), target.preview.stop_listening())
         self._deleted.add(target)
         task = self._in_background(target.shutdown(drain_timeout=30.0))
         task.add_done_callback(lambda _: self._deleted.discard(target))
@@ -225,7 +279,7 @@ class Fleet:
         os.replace(tmp, path)
 
     async def restore(self) -> None:
-        """Bring back the targets, slots and weights saved by an earlier run, as far as possible."""
+        """Bring back the targets, slots and routing saved by an earlier run, as far as possible."""
         path = self._state_file
         if path is None or not os.path.exists(path):
             return
@@ -247,14 +301,16 @@ class Fleet:
         self.save()
 
     async def _restore_target(self, key: str, desired: dict[str, Any]) -> None:
-        port = desired.get("router_port")
+        port, preview_port = desired.get("router_port"), desired.get("preview_port")
+        pinned = port if desired.get("pinned") else None
+        preview_pinned = preview_port if desired.get("preview_pinned") else None
         try:
-            target, _ = await self.create_target(key, port)
+            target, _ = await self.create_target(key, port, preview_port)
         except Conflict:
-            if desired.get("pinned"):
+            if (pinned, preview_pinned) == (port, preview_port):
                 raise
-            target, _ = await self.create_target(key, None)  # any port will do
-        target.pinned_port = port if desired.get("pinned") else None
+            target, _ = await self.create_target(key, pinned, preview_pinned)  # any will do
+        target.pinned_port, target.pinned_preview_port = pinned, preview_pinned
         for name, slot_state in desired.get("slots", {}).items():
             request = validation.slot_request(slot_state)
             target.slot(name).ensure(
@@ -265,5 +321,8 @@ class Fleet:
                 request.health,
                 request.replicas,
             )
-        target.weights = validation.weights({"weights": desired.get("weights")})
+        if "routing" in desired:
+            target.set_routing(validation.routing(desired["routing"]))
+        else:  # a state file from before routing: weights only
+            target.set_routing(Routing(validation.weights({"weights": desired.get("weights")})))
         log.info("%s: restored from %s", key, self._state_file)

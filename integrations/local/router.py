@@ -1,5 +1,11 @@
 """The weighted reverse proxy in front of one target's instances, on its own loopback port.
 
+Each target has two: the main router, which picks a slot per request by the target's routing
+(header/cookie overrides, sticky placement, then weights: see ``targeting`` and ``balancing``), and
+the preview router, which serves only the routing's ``preview_slot`` (503 ``no_preview`` while none
+is set; never another slot, so what answers there is always the idle side being looked at).
+The routing is read once per request, so a change applies whole from the very next request.
+
 It forwards method, path, query, headers (minus hop-by-hop ones) and body, and answers with the
 instance's status, headers and body plus ``X-Switchyard-Slot``, ``-Version`` and ``-Instance``.
 A connection error to an instance is retried once on another instance when nothing can have
@@ -78,8 +84,11 @@ def _problem(status: int, code: str, message: str, **details: Any) -> web.Respon
 
 
 class Router:
-    def __init__(self, target: Any, session: aiohttp.ClientSession) -> None:
-        self.target = target  # .key, .slots, .weights, .stats, .metrics_text(), .metrics_json()
+    def __init__(
+        self, target: Any, session: aiohttp.ClientSession, *, preview: bool = False
+    ) -> None:
+        self.target = target  # .key, .slots, .rules, .stats, .metrics_text(), .metrics_json()
+        self.preview = preview
         self.port: int | None = None
         self._session = session
         self._balancer = Balancer()
@@ -116,6 +125,20 @@ class Router:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.path.startswith("/_switchyard/"):
             return self._own(request)
+        target = self.target
+        rules = target.rules  # one snapshot per request: a new routing applies whole, next time
+        prefer = None
+        if self.preview:
+            if rules.routing.preview_slot is None:
+                return _problem(
+                    503,
+                    "no_preview",
+                    f"{target.key} has no preview slot: set one in its routing (preview_slot)",
+                    target=target.key,
+                )
+        else:
+            cookies = request.cookies if rules.uses_cookies else None
+            prefer = rules.preferred_slot(request.headers, cookies)
         method = request.method
         body: Any = None
         buffered = True
@@ -133,10 +156,15 @@ class Router:
         headers.setdefault("X-Forwarded-Host", request.host)
         headers.setdefault("X-Forwarded-Proto", request.scheme)
 
-        target = self.target
         failed = None
         for _ in range(2):
-            inst = self._balancer.choose(target.slots, target.weights, exclude=failed)
+            if self.preview:
+                pool = target.slots.get(rules.routing.preview_slot)
+                inst = self._balancer.choose_in(pool, exclude=failed)
+            else:
+                inst = self._balancer.choose(
+                    target.slots, rules.weights, exclude=failed, prefer=prefer
+                )
             if inst is None:
                 break
             outcome = await self._forward(request, inst, headers, body, buffered)
@@ -150,6 +178,10 @@ class Router:
                 break
         if failed is None:
             target.stats.unrouted += 1
+            if self.preview:
+                slot = rules.routing.preview_slot
+                message = f"no instance of {target.key}'s preview slot {slot} is ready"
+                return _problem(503, "no_ready_instance", message, target=target.key, slot=slot)
             return _problem(
                 503,
                 "no_ready_instance",

@@ -3,19 +3,25 @@
     target = LocalTarget("api.prod", {"router_port": 9101}, fleet_url=URL, token=TOKEN)
     target.ensure_slot("green", ReleaseRef("1.4.2", {"sample": {}}), replicas=3)
     target.set_weights({"blue": 95, "green": 5})
+    target.set_routing(Routing({"blue": 100}, stable_slot="blue", canary_slot="green",
+                               header="X-Canary", sticky_key="header:X-User-Id"))
 
-The target (and its router) is created on the agent before the first call, and again if the agent
+The target (and its routers) is created on the agent before the first call, and again if the agent
 has forgotten it (restarted without a state directory). Errors are ``IntegrationError``: what the
 agent refuses (4xx) is permanent; an agent that is down, slow or failing is not.
 
-The reconcile loop builds a ``LocalTarget`` per tick, so the HTTP client (and its keep-alive
-connection) is shared per agent URL and token within a process.
+Every call is one HTTP round trip on a kept-alive connection (a few milliseconds on loopback): the
+reconcile loop builds a ``LocalTarget`` per tick, so the HTTP client is shared per agent URL and
+token within a process, and so is the knowledge that the agent has the target (with the ports the
+config asks for); only the first call in a process, or one after the agent forgot the target,
+costs a second round trip to create it.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +31,7 @@ from integrations.base import (
     InstanceStatus,
     IntegrationError,
     ReleaseRef,
+    Routing,
     SlotStatus,
     TargetStatus,
 )
@@ -32,6 +39,8 @@ from integrations.base import (
 TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 _clients: dict[tuple[int, str, str], httpx.Client] = {}
 _clients_lock = threading.Lock()
+# (pid, agent URL, token, target key, router_port, preview_port) -> the target's endpoint
+_known: dict[tuple[int, str, str, str, Any, Any], str] = {}
 
 
 def _client_for(fleet_url: str, token: str) -> httpx.Client:
@@ -63,7 +72,14 @@ class LocalTarget:
         self.fleet_url = fleet_url.rstrip("/")
         self._token = token
         self._path = f"/targets/{quote(key, safe='')}"
-        self._endpoint: str | None = None
+        self._known_key = (
+            os.getpid(),
+            self.fleet_url,
+            token,
+            key,
+            self.config.get("router_port"),
+            self.config.get("preview_port"),
+        )
 
     # -- the Target protocol ------------------------------------------------------------------
 
@@ -79,8 +95,13 @@ class LocalTarget:
     def set_weights(self, weights: dict[str, int] | None) -> None:
         self._target_call("PUT", "/weights", {"weights": weights})
 
+    def set_routing(self, routing: Routing) -> None:
+        self._target_call("PUT", "/routing", asdict(routing))
+
     def status(self) -> TargetStatus:
-        return status_from_json(self._target_call("GET", "", None))
+        data = self._target_call("GET", "", None)
+        _known[self._known_key] = data["endpoint"]  # where the agent listens now
+        return status_from_json(data)
 
     def remove_slot(self, slot: str) -> None:
         self._target_call("DELETE", f"/slots/{quote(slot, safe='')}", None)
@@ -93,18 +114,19 @@ class LocalTarget:
         return self.ensure_target()
 
     def ensure_target(self) -> str:
-        if self._endpoint is None:
-            body = {"router_port": self.config.get("router_port")}
-            self._endpoint = self._call("PUT", self._path, body)["endpoint"]
-        return self._endpoint
+        endpoint = _known.get(self._known_key)
+        if endpoint is None:
+            body = {key: self.config.get(key) for key in ("router_port", "preview_port")}
+            endpoint = _known[self._known_key] = self._call("PUT", self._path, body)["endpoint"]
+        return endpoint
 
     def delete(self) -> None:
-        """Stop everything of this target on the agent, router included."""
+        """Stop everything of this target on the agent, routers included."""
+        _known.pop(self._known_key, None)
         try:
             self._call("DELETE", self._path, None)
         except _UnknownTarget:
             pass
-        self._endpoint = None
 
     def _target_call(self, method: str, suffix: str, body: Any) -> Any:
         self.ensure_target()
@@ -113,7 +135,7 @@ class LocalTarget:
         except _UnknownTarget:
             pass
         # the agent does not know the target (it restarted): create it again, once
-        self._endpoint = None
+        _known.pop(self._known_key, None)
         self.ensure_target()
         return self._call(method, self._path + suffix, body)
 
@@ -183,8 +205,25 @@ def status_from_json(data: dict[str, Any]) -> TargetStatus:
             instances=instances,
         )
     weights = data.get("weights")
+    routing = routing_from_json(data.get("routing") or {"weights": weights})
     return TargetStatus(
         endpoint=data["endpoint"],
         slots=slots,
         weights={k: int(v) for k, v in weights.items()} if weights is not None else None,
+        # where the preview slot answers, only while there is one
+        preview_endpoint=data.get("preview_endpoint") if routing.preview_slot else None,
+        routing=routing,
+    )
+
+
+def routing_from_json(data: dict[str, Any]) -> Routing:
+    weights = data.get("weights")
+    return Routing(
+        weights={k: int(v) for k, v in weights.items()} if weights is not None else None,
+        preview_slot=data.get("preview_slot"),
+        stable_slot=data.get("stable_slot"),
+        canary_slot=data.get("canary_slot"),
+        header=data.get("header"),
+        cookie=data.get("cookie"),
+        sticky_key=data.get("sticky_key"),
     )

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from integrations.base import Routing
 from integrations.local.artifacts import HealthSettings, LaunchSpec, parse_artifact, parse_health
 
 Errors = list[tuple[str, str]]
@@ -47,16 +48,30 @@ def _fail(what: str, errors: Errors) -> None:
         raise Invalid(f"invalid {what}: {first}{more}", errors)
 
 
-def router_port(body: Any) -> int | None:
+PORT_KEYS = ("router_port", "preview_port")
+
+
+def port_errors(body: dict[str, Any]) -> Errors:
+    """Problems with ``router_port`` / ``preview_port`` (each optional, and not the same)."""
+    errors: Errors = []
+    for key in PORT_KEYS:
+        port = body.get(key)
+        if port is not None and (
+            isinstance(port, bool) or not isinstance(port, int) or not 1024 <= port <= 65535
+        ):
+            errors.append((key, f"must be an integer between 1024 and 65535, got {port!r}"))
+    router, preview = (body.get(key) for key in PORT_KEYS)
+    if router is not None and router == preview and not errors:
+        errors.append(("preview_port", f"must differ from router_port (both are {router})"))
+    return errors
+
+
+def target_ports(body: Any) -> tuple[int | None, int | None]:
+    """The ``router_port`` and ``preview_port`` asked for (None: any free port)."""
     body = _object(body)
-    errors = _unknown(body, {"router_port"})
-    port = body.get("router_port")
-    if port is not None and (
-        isinstance(port, bool) or not isinstance(port, int) or not 1024 <= port <= 65535
-    ):
-        errors.append(("router_port", f"must be an integer between 1024 and 65535, got {port!r}"))
+    errors = _unknown(body, set(PORT_KEYS)) + port_errors(body)
     _fail("target", errors)
-    return port
+    return body.get("router_port"), body.get("preview_port")
 
 
 @dataclass(frozen=True)
@@ -94,24 +109,83 @@ def slot_request(body: Any) -> SlotRequest:
     return SlotRequest(version, artifact, spec, health_raw, health, replicas)
 
 
+def _weights_errors(body: dict[str, Any]) -> Errors:
+    errors: Errors = []
+    if "weights" not in body:
+        return [("weights", "is required: an object of slot -> 0..100, or null")]
+    value = body["weights"]
+    if value is None:
+        return errors
+    if not isinstance(value, dict):
+        return [("weights", "must be an object of slot -> 0..100, or null")]
+    for slot, weight in value.items():
+        if not NAME.match(slot):
+            errors.append((f"weights.{slot}", "is not a valid slot name"))
+        if isinstance(weight, bool) or not isinstance(weight, int):
+            errors.append((f"weights.{slot}", f"must be an integer, got {weight!r}"))
+        elif not 0 <= weight <= 100:
+            errors.append((f"weights.{slot}", f"must be between 0 and 100, got {weight}"))
+    if not errors and sum(value.values()) != 100:
+        errors.append(("weights", f"must add up to 100, got {sum(value.values())}"))
+    return errors
+
+
 def weights(body: Any) -> dict[str, int] | None:
     body = _object(body)
-    errors = _unknown(body, {"weights"})
-    if "weights" not in body:
-        errors.append(("weights", "is required: an object of slot -> 0..100, or null"))
-    value = body.get("weights")
-    if value is not None:
-        if not isinstance(value, dict):
-            errors.append(("weights", "must be an object of slot -> 0..100, or null"))
-        else:
-            for slot, weight in value.items():
-                if not NAME.match(slot):
-                    errors.append((f"weights.{slot}", "is not a valid slot name"))
-                if isinstance(weight, bool) or not isinstance(weight, int):
-                    errors.append((f"weights.{slot}", f"must be an integer, got {weight!r}"))
-                elif not 0 <= weight <= 100:
-                    errors.append((f"weights.{slot}", f"must be between 0 and 100, got {weight}"))
-            if not errors and sum(value.values()) != 100:
-                errors.append(("weights", f"must add up to 100, got {sum(value.values())}"))
+    errors = _unknown(body, {"weights"}) + _weights_errors(body)
     _fail("weights", errors)
+    value = body["weights"]
     return dict(value) if value is not None else None
+
+
+# an HTTP token (RFC 9110): what a header or cookie name may be
+TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+SLOT_KEYS = ("preview_slot", "stable_slot", "canary_slot")
+ROUTING_KEYS = ("weights", *SLOT_KEYS, "header", "cookie", "sticky_key")
+
+
+def routing(body: Any) -> Routing:
+    """The whole routing. ``weights`` is required (null: even); every other key defaults to null.
+
+    ``header`` / ``cookie`` / ``sticky_key`` need both ``stable_slot`` and ``canary_slot``.
+    """
+    body = _object(body)
+    errors = _unknown(body, set(ROUTING_KEYS)) + _weights_errors(body)
+    for key in SLOT_KEYS:
+        value = body.get(key)
+        if value is not None and (not isinstance(value, str) or not NAME.match(value)):
+            errors.append((key, f"must be a slot name or null, got {value!r}"))
+    for key in ("header", "cookie"):
+        value = body.get(key)
+        if value is not None and (not isinstance(value, str) or not TOKEN.match(value)):
+            errors.append((key, f"must be a {key} name (an HTTP token) or null, got {value!r}"))
+    sticky = body.get("sticky_key")
+    if sticky is not None:
+        kind, _, name = sticky.partition(":") if isinstance(sticky, str) else ("", "", "")
+        if kind not in ("header", "cookie") or not TOKEN.match(name):
+            errors.append(
+                (
+                    "sticky_key",
+                    f"must be 'header:NAME' or 'cookie:NAME' (e.g. 'header:X-User-Id'), "
+                    f"got {sticky!r}",
+                )
+            )
+    stable, canary = body.get("stable_slot"), body.get("canary_slot")
+    if stable is not None and stable == canary:
+        errors.append(("canary_slot", f"must differ from stable_slot (both are {stable!r})"))
+    rules = [key for key in ("header", "cookie", "sticky_key") if body.get(key) is not None]
+    if rules:
+        for key, value in (("stable_slot", stable), ("canary_slot", canary)):
+            if value is None:
+                errors.append((key, f"is required when {' and '.join(rules)} is set"))
+    _fail("routing", errors)
+    value = body["weights"]
+    return Routing(
+        weights=dict(value) if value is not None else None,
+        preview_slot=body.get("preview_slot"),
+        stable_slot=stable,
+        canary_slot=canary,
+        header=body.get("header"),
+        cookie=body.get("cookie"),
+        sticky_key=sticky,
+    )

@@ -45,8 +45,11 @@ class Control:
     def close(self) -> None:
         self.http.close()
 
-    def create_target(self, key: str, router_port: int | None = None) -> str:
-        response = self.http.put(f"/targets/{key}", json={"router_port": router_port})
+    def create_target(
+        self, key: str, router_port: int | None = None, preview_port: int | None = None
+    ) -> str:
+        body = {"router_port": router_port, "preview_port": preview_port}
+        response = self.http.put(f"/targets/{key}", json=body)
         assert response.status_code in (200, 201), response.text
         return response.json()["endpoint"]
 
@@ -74,6 +77,13 @@ class Control:
     def set_weights(self, key: str, weights: dict[str, int] | None) -> None:
         response = self.http.put(f"/targets/{key}/weights", json={"weights": weights})
         assert response.status_code == 200, response.text
+
+    def set_routing(self, key: str, weights: dict[str, int] | None, **rest: Any) -> dict:
+        """The whole routing: ``weights`` and any of preview_slot, stable_slot, canary_slot,
+        header, cookie, sticky_key (the others null)."""
+        response = self.http.put(f"/targets/{key}/routing", json={"weights": weights, **rest})
+        assert response.status_code == 200, response.text
+        return response.json()
 
     def status(self, key: str) -> dict[str, Any]:
         response = self.http.get(f"/targets/{key}")
@@ -103,6 +113,8 @@ class Answer:
     slot: str | None
     version: str | None
     instance: str | None
+    started: float = 0.0  # time.monotonic() just before the request was sent
+    finished: float = 0.0  # ... and once its whole answer was in
 
 
 async def _fire(url: str, count: int, concurrency: int) -> list[Answer]:
@@ -113,28 +125,56 @@ async def _fire(url: str, count: int, concurrency: int) -> list[Answer]:
         nonlocal remaining
         while remaining > 0:
             remaining -= 1
+            started = time.monotonic()
             async with session.get(url) as response:
                 await response.read()
-                answers.append(_answer(response))
+                answers.append(_answer(response, started))
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
     return answers
 
 
-def _answer(response: aiohttp.ClientResponse) -> Answer:
+async def _fire_each(url: str, headers: list[dict[str, str]], concurrency: int) -> list[Answer]:
+    answers: list[Answer | None] = [None] * len(headers)
+    indexes = iter(range(len(headers)))
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        for index in indexes:
+            started = time.monotonic()
+            async with session.get(url, headers=headers[index]) as response:
+                await response.read()
+                answers[index] = _answer(response, started)
+
+    # no cookie jar: a Cookie header is sent as given, never remembered between requests
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=30), cookie_jar=aiohttp.DummyCookieJar()
+    ) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return answers  # type: ignore[return-value]
+
+
+def _answer(response: aiohttp.ClientResponse, started: float) -> Answer:
     headers = response.headers
     return Answer(
         response.status,
         headers.get("X-Switchyard-Slot"),
         headers.get("X-Switchyard-Version"),
         headers.get("X-Switchyard-Instance"),
+        started,
+        time.monotonic(),
     )
 
 
 def fire(url: str, count: int, concurrency: int = 16) -> list[Answer]:
     """``count`` GET requests to ``url`` from ``concurrency`` concurrent clients."""
     return asyncio.run(_fire(url, count, concurrency))
+
+
+def fire_each(url: str, headers: list[dict[str, str]], concurrency: int = 16) -> list[Answer]:
+    """One GET request to ``url`` per item of ``headers`` (sent with those headers), from
+    ``concurrency`` concurrent clients; the answers in the same order."""
+    return asyncio.run(_fire_each(url, headers, concurrency))
 
 
 def share(answers: list[Answer], field: str) -> Counter[str]:
@@ -155,10 +195,11 @@ class BackgroundLoad:
     async def _run(self) -> None:
         async def worker(session: aiohttp.ClientSession) -> None:
             while not self._stop.is_set():
+                started = time.monotonic()
                 try:
                     async with session.get(self.url) as response:
                         await response.read()
-                        self.answers.append(_answer(response))
+                        self.answers.append(_answer(response, started))
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     self.failures.append(f"{type(exc).__name__}: {exc}")
 

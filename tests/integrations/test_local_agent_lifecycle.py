@@ -8,6 +8,7 @@ import signal
 import httpx
 import pytest
 
+from integrations.local.ports import free_port
 from integrations.local.process import start_agent
 from tests.integrations.fleet_helpers import Control, wait_until
 
@@ -73,3 +74,34 @@ def test_a_restarted_agent_brings_back_targets_slots_and_weights(tmp_path):
         assert status["weights"] == {"green": 100}
         assert httpx.get(endpoint + "/").headers["X-Switchyard-Version"] == "4.2"
     assert os.listdir(os.path.join(state_dir, "logs"))
+
+
+def test_a_restarted_agent_brings_back_the_routing_and_the_preview_port(tmp_path):
+    state_dir = str(tmp_path / "state")
+    preview_port = free_port()
+    routing = {
+        "weights": {"blue": 75, "green": 25},
+        "preview_slot": "green",
+        "stable_slot": "blue",
+        "canary_slot": "green",
+        "header": "X-Canary",
+        "cookie": None,
+        "sticky_key": "cookie:uid",
+    }
+    with start_agent(log_path=str(tmp_path / "first.log"), state_dir=state_dir) as agent:
+        control = Control(agent)
+        control.create_target("routed", preview_port=preview_port)
+        control.ensure("routed", "green", "4.2", 1)
+        control.set_routing("routed", **routing)
+        control.close()
+
+    with start_agent(log_path=str(tmp_path / "second.log"), state_dir=state_dir) as agent:
+        control = Control(agent)
+        control.wait_ready("routed", "green", 1)
+        status = control.status("routed")
+        control.close()
+
+        assert status["routing"] == routing
+        assert status["preview_port"] == preview_port
+        answer = httpx.get(status["preview_endpoint"] + "/")
+        assert answer.headers["X-Switchyard-Version"] == "4.2"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -9,14 +11,15 @@ from integrations.base import (
     InstanceStatus,
     IntegrationError,
     ReleaseRef,
+    Routing,
     SlotStatus,
     TargetStatus,
 )
 from integrations.local.config import validate_config
 from integrations.local.ports import free_port
 from integrations.local.process import start_agent
-from integrations.local.target import LocalTarget
-from tests.integrations.fleet_helpers import FAST_HEALTH, wait_until
+from integrations.local.target import LocalTarget, _client_for
+from tests.integrations.fleet_helpers import FAST_HEALTH, BackgroundLoad, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -61,6 +64,113 @@ def test_status_maps_to_target_status(agent):
         assert instance.address.startswith("127.0.0.1:")
         assert instance.restarts == 0
     assert httpx.get(status.endpoint + "/").json()["version"] == "1.0"
+
+
+def two_slots(agent, key, config=None):
+    target = local_target(agent, key, config)
+    target.ensure_slot("blue", release("1.0"), replicas=1)
+    target.ensure_slot("green", release("2.0"), replicas=1)
+    wait_until(
+        lambda: (s := target.status()).slots["blue"].ready == s.slots["green"].ready == 1,
+        what="blue and green ready",
+    )
+    return target
+
+
+def test_set_routing_replaces_the_routing_and_status_reports_it(agent):
+    target = two_slots(agent, "lt.routing")
+    routing = Routing(
+        weights={"blue": 95, "green": 5},
+        preview_slot="green",
+        stable_slot="blue",
+        canary_slot="green",
+        header="X-Canary",
+        cookie="canary",
+        sticky_key="header:X-User-Id",
+    )
+
+    target.set_routing(routing)
+    status = target.status()
+
+    assert status.routing == routing
+    assert status.weights == {"blue": 95, "green": 5}
+    assert status.preview_endpoint.startswith("http://127.0.0.1:")
+    assert status.preview_endpoint != status.endpoint
+    answer = httpx.get(status.preview_endpoint + "/")
+    assert answer.headers["X-Switchyard-Slot"] == "green"
+    answer = httpx.get(status.endpoint + "/", headers={"X-Canary": "always"})
+    assert answer.headers["X-Switchyard-Slot"] == "green"
+
+    target.set_weights({"blue": 100})  # the weights only: the rest stays
+
+    assert target.status().routing == Routing(**{**routing.__dict__, "weights": {"blue": 100}})
+
+    target.set_routing(Routing({"blue": 100}))
+
+    status = target.status()
+    assert status.routing == Routing({"blue": 100})
+    assert status.preview_endpoint is None  # no preview slot: nothing to look at
+
+
+def test_an_abort_sends_every_request_after_it_to_stable(agent):
+    target = two_slots(agent, "lt.abort")
+    canary = Routing({"blue": 50, "green": 50}, stable_slot="blue", canary_slot="green")
+    abort = Routing({"blue": 100, "green": 0}, stable_slot="blue", canary_slot="green")
+    target.set_routing(canary)
+    windows = []  # (the abort call returned, the canary was about to be routed to again)
+
+    with BackgroundLoad(target.endpoint + "/", concurrency=8) as load:
+        for _ in range(5):
+            seen = len(load.answers)
+            wait_until(lambda n=seen: len(load.answers) > n + 100, what="traffic on the canary")
+            target.set_routing(abort)
+            aborted = time.monotonic()
+            wait_until(
+                lambda t=aborted: sum(a.started > t for a in load.answers) >= 50, what="more"
+            )
+            windows.append((aborted, time.monotonic()))
+            target.set_routing(canary)
+
+    assert load.failures == []
+    assert {a.slot for a in load.answers} == {"blue", "green"}
+    for aborted, resumed in windows:
+        during = [a for a in load.answers if aborted < a.started < resumed]
+        assert len(during) >= 50
+        assert {a.slot for a in during} == {"blue"}
+
+
+def test_a_new_local_target_for_a_known_target_makes_one_call_per_operation(agent):
+    two_slots(agent, "lt.cheap")
+    sent = []
+    client = _client_for(agent.url, agent.token)
+    client.event_hooks = {"request": [lambda request: sent.append(request.method)]}
+    try:
+        local_target(agent, "lt.cheap").set_weights({"green": 100})  # as each tick does
+        local_target(agent, "lt.cheap").set_routing(Routing({"blue": 100}))
+        status = local_target(agent, "lt.cheap").status()
+    finally:
+        client.event_hooks = {"request": []}
+
+    assert sent == ["PUT", "PUT", "GET"]  # never the target itself again
+    assert status.weights == {"blue": 100}
+
+
+def test_a_config_asking_for_other_ports_is_refused(agent):
+    local_target(agent, "lt.moved").status()
+
+    with pytest.raises(IntegrationError) as caught:
+        local_target(agent, "lt.moved", {"preview_port": free_port()}).status()
+
+    assert caught.value.permanent is True
+    assert "preview_port" in caught.value.message
+
+
+def test_it_uses_the_configured_preview_port(agent):
+    port = free_port()
+    target = local_target(agent, "lt.preview-port", {"preview_port": port})
+    target.set_routing(Routing({"blue": 100}, preview_slot="green"))
+
+    assert target.status().preview_endpoint == f"http://127.0.0.1:{port}"
 
 
 def test_weights_none_and_removing_a_slot(agent):
@@ -140,7 +250,17 @@ def test_a_dead_agent_is_a_transient_error_saying_what_to_do():
 # -- validate_config ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config", [{}, None, {"router_port": 9101}, {"router_port": None}])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        None,
+        {"router_port": 9101},
+        {"router_port": None},
+        {"router_port": 9101, "preview_port": 9102},
+        {"preview_port": None},
+    ],
+)
 def test_it_accepts_a_valid_config(config):
     assert validate_config(config) == []
 
@@ -152,6 +272,8 @@ def test_it_accepts_a_valid_config(config):
         ({"router_port": 70000}, "router_port"),
         ({"router_port": "9101"}, "router_port"),
         ({"router_port": True}, "router_port"),
+        ({"preview_port": 1}, "preview_port"),
+        ({"router_port": 9101, "preview_port": 9101}, "preview_port"),
         ({"replicas": 3}, "replicas"),
         ([], ""),
     ],
