@@ -7,6 +7,11 @@ decision, and it never asks for a scale the observation already shows (only chan
 run twice is harmless. Paused mode is the same for every kind (``strategies.tick.hold``); forward
 and rollback are dispatched to the kind's planner module in ``PLANNERS``.
 
+``routing_before_observing(spec, progress, mode)`` returns the routing a tick will apply whatever it
+observes (a blue-green or canary rollback: 100% to the old release), so the caller can apply it
+before reading the target's status; ``decide`` then asks for the same routing again, which the
+caller may skip as already done.
+
 Assumptions the caller keeps: ``obs.canary`` is the slot being moved to the new release and
 ``obs.stable`` the slot serving the old one, for every kind; intent is applied on the tick it is
 passed (forward mode only) and should be cleared afterwards; ``available`` counts instances ready
@@ -18,17 +23,34 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from strategies import recreate, rolling
-from strategies.state import Decision, Observation, RoleState
+from strategies import bluegreen, canary, recreate, rolling, switchback
+from strategies.state import Decision, Observation, RoleState, RoutePlan
 from strategies.tick import hold
 
-__all__ = ["MODES", "INTENTS", "PLANNERS", "Decision", "Observation", "RoleState", "decide"]
+__all__ = [
+    "MODES",
+    "INTENTS",
+    "PLANNERS",
+    "Decision",
+    "Observation",
+    "RoleState",
+    "RoutePlan",
+    "decide",
+    "routing_before_observing",
+]
 
 MODES = ("forward", "paused", "rollback")
 INTENTS = (None, "promote", "promote_full")
 # kind -> module with decide_forward(spec, progress, obs, *, intent) and
-# decide_rollback(spec, progress, obs); blue_green and canary join here when they exist
-PLANNERS: dict[str, ModuleType] = {"recreate": recreate, "rolling": rolling}
+# decide_rollback(spec, progress, obs)
+PLANNERS: dict[str, ModuleType] = {
+    "recreate": recreate,
+    "rolling": rolling,
+    "blue_green": bluegreen,
+    "canary": canary,
+}
+# kinds whose rollback is a switch back to an old side that is kept fully up
+SWITCH_BACK_KINDS = ("blue_green", "canary")
 
 
 def decide(
@@ -54,3 +76,13 @@ def decide(
     if mode == "rollback":
         return planner.decide_rollback(spec, progress, obs)
     return planner.decide_forward(spec, progress, obs, intent=intent)
+
+
+def routing_before_observing(
+    spec: dict[str, Any], progress: dict[str, Any] | None, *, mode: str
+) -> RoutePlan | None:
+    """The routing this tick applies whatever the observation says, or None if it depends on
+    it. Only a blue-green or canary rollback knows it up front (100% to the old release)."""
+    if mode != "rollback" or spec.get("kind") not in SWITCH_BACK_KINDS:
+        return None
+    return switchback.routing_before_observing(progress or {})

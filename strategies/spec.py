@@ -1,8 +1,9 @@
 """Strategy specs: validation into a normalised JSON-ready dict, and the steps a spec plans.
 
 ``KINDS`` maps each available ``kind`` to how its keys are read and how its steps are worded;
-``blue_green`` and ``canary`` are recognised (also in Argo Rollouts' ``{"canary": {...}}`` /
-``{"blueGreen": {...}}`` shape) and reported as not available until they are registered here.
+``blue_green`` and ``canary`` (``strategies.spec_bluegreen``, ``strategies.spec_canary``) are also
+accepted in Argo Rollouts' ``{"blueGreen": {...}}`` / ``{"canary": {...}}`` shape and translated,
+with errors naming the key the user wrote.
 
 A normalised spec has every default filled in and durations as float seconds; counts that may be
 percentages (``batch_size``, ``max_surge``, ``max_unavailable``) keep the user's int or "NN%".
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from strategies import spec_bluegreen, spec_canary
+from strategies.argo import Translation, repath
 from strategies.fields import (
     FieldError,
     Fields,
@@ -22,11 +25,18 @@ from strategies.fields import (
     duration,
     resolve,
     show,
-    url_path,
-    whole,
+)
+from strategies.readers import (
+    DEFAULT_HEALTH,
+    DEFAULT_PROGRESS_DEADLINE,
+    read_health,
+    read_progress_deadline,
+    read_replicas,
 )
 
 __all__ = [
+    "DEFAULT_HEALTH",
+    "DEFAULT_PROGRESS_DEADLINE",
     "KINDS",
     "FieldError",
     "Kind",
@@ -35,18 +45,13 @@ __all__ = [
     "health_of",
     "min_ready_of",
     "normalise",
+    "replicas_of",
+    "rollback_spec_of",
     "rolling_sizes",
 ]
 
-DEFAULT_HEALTH = {
-    "path": "/health",
-    "interval": 0.5,
-    "healthy_threshold": 2,
-    "unhealthy_threshold": 3,
-}
-DEFAULT_PROGRESS_DEADLINE = 600.0
 # kinds DESIGN.md promises that are not registered in KINDS yet (each comes with its own issue)
-PLANNED = ("blue_green", "canary")
+PLANNED: tuple[str, ...] = ()
 # Argo Rollouts spells a strategy as a top-level key instead of "kind"
 ARGO_KEYS = {"canary": "canary", "blueGreen": "blue_green"}
 
@@ -55,11 +60,12 @@ ARGO_KEYS = {"canary": "canary", "blueGreen": "blue_green"}
 class Kind:
     """One strategy kind: ``read`` returns its normalised keys (everything but "kind") from a
     ``Fields`` over the raw spec; ``steps`` words the planned steps of a normalised spec;
-    ``from_argo``, if set, translates an Argo Rollouts spec into ours before reading."""
+    ``from_argo``, if set, translates an Argo Rollouts spec into ours before reading (adding
+    its own errors, and returning None when there is nothing to read)."""
 
     read: Callable[[Fields], dict[str, Any]]
     steps: Callable[[dict[str, Any]], list[str]]
-    from_argo: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    from_argo: Callable[[dict[str, Any], list[FieldError]], Translation | None] | None = None
 
 
 def normalise(raw: Any) -> dict[str, Any]:
@@ -71,12 +77,18 @@ def normalise(raw: Any) -> dict[str, Any]:
     if name is None:
         raise SpecError(errors)
     kind = KINDS[name]
+    paths: list[tuple[str, str]] = []
     if "kind" not in raw and kind.from_argo is not None:
-        raw = kind.from_argo(raw)
-    fields = Fields(raw, "", errors)
+        translated = kind.from_argo(raw, errors)
+        if translated is None:
+            raise SpecError(errors)
+        raw, paths = translated.spec, translated.paths
+    ours: list[FieldError] = []
+    fields = Fields(raw, "", ours)
     fields.seen.add("kind")
     out = {"kind": name, **kind.read(fields)}
     fields.finish()
+    errors += repath(ours, paths)
     if errors:
         raise SpecError(errors)
     return out
@@ -90,6 +102,42 @@ def describe_steps(spec: dict[str, Any]) -> list[str]:
 def health_of(spec: dict[str, Any]) -> dict[str, Any]:
     """The health check of a normalised spec: path, interval (s), healthy/unhealthy thresholds."""
     return {**DEFAULT_HEALTH, **spec.get("health", {})}
+
+
+def replicas_of(spec: dict[str, Any]) -> int:
+    """How many instances serve when the rollout is done (``stable_replicas`` for a canary)."""
+    return int(spec["replicas"] if "replicas" in spec else spec["stable_replicas"])
+
+
+def rollback_spec_of(spec: dict[str, Any]) -> dict[str, Any]:
+    """The raw spec that brings the previous release back after ``spec`` succeeded.
+
+    Rolling and recreate: a fast rolling update (every old instance started at once, traffic
+    spread as they become ready, then the new ones drained). Blue-green and canary: a blue-green
+    switch back (every old instance started on the idle side, no smoke checks, then 100% switched
+    at once and the new release scaled down right after), so requests never alternate between
+    versions while the old release starts.
+    """
+    replicas = replicas_of(spec)
+    if spec["kind"] in ("blue_green", "canary"):
+        raw = {
+            "kind": "blue_green",
+            "replicas": replicas,
+            "preview_replicas": replicas,
+            "auto_promote": 0,
+            "scale_down_delay": 0,
+        }
+    else:
+        raw = {
+            "kind": "rolling",
+            "replicas": replicas,
+            "batch_size": "100%",
+            "max_surge": "100%",
+            "max_unavailable": 0,
+        }
+    if "health" in spec:
+        raw["health"] = spec["health"]
+    return raw
 
 
 def min_ready_of(spec: dict[str, Any]) -> float:
@@ -120,6 +168,16 @@ def _kind_name(raw: dict[str, Any], errors: list[FieldError]) -> str | None:
         path, name = argo[0], ARGO_KEYS[argo[0]]
     if isinstance(name, str) and name in KINDS:
         return name
+    if path == "kind" and isinstance(name, str) and ARGO_KEYS.get(name) in KINDS:
+        ours = ARGO_KEYS[name]
+        errors.append(
+            FieldError(
+                path,
+                f"unknown strategy {show(name)}: did you mean {show(ours)}? (Argo Rollouts' "
+                f'form has no "kind": {{"{name}": {{...}}}})',
+            )
+        )
+        return None
     if isinstance(name, str) and ARGO_KEYS.get(name, name) in PLANNED:
         message = f"strategy {show(ARGO_KEYS.get(name, name))} is not available yet; use one of"
         errors.append(FieldError(path, f"{message} {available}"))
@@ -130,45 +188,23 @@ def _kind_name(raw: dict[str, Any], errors: list[FieldError]) -> str | None:
     return None
 
 
-def _replicas(fields: Fields) -> int | None:
-    return fields.take("replicas", 1, whole(1))
-
-
-def _progress_deadline(fields: Fields) -> float | None:
-    return fields.take("progress_deadline", DEFAULT_PROGRESS_DEADLINE, duration(positive=True))
-
-
-def _health(fields: Fields) -> dict[str, Any] | None:
-    health = fields.nested("health")
-    if health is None:
-        return None
-    out = {
-        "path": health.take("path", DEFAULT_HEALTH["path"], url_path),
-        "interval": health.take("interval", DEFAULT_HEALTH["interval"], duration(positive=True)),
-        "healthy_threshold": health.take("healthy_threshold", 2, whole(1)),
-        "unhealthy_threshold": health.take("unhealthy_threshold", 3, whole(1)),
-    }
-    health.finish()
-    return out
-
-
 def _read_recreate(fields: Fields) -> dict[str, Any]:
     return {
-        "replicas": _replicas(fields),
-        "progress_deadline": _progress_deadline(fields),
-        "health": _health(fields),
+        "replicas": read_replicas(fields),
+        "progress_deadline": read_progress_deadline(fields),
+        "health": read_health(fields),
     }
 
 
 def _read_rolling(fields: Fields) -> dict[str, Any]:
     out = {
-        "replicas": _replicas(fields),
+        "replicas": read_replicas(fields),
         "batch_size": fields.take("batch_size", 1, count_or_percent(1)),
         "max_surge": fields.take("max_surge", 1, count_or_percent(0)),
         "max_unavailable": fields.take("max_unavailable", 0, count_or_percent(0)),
         "min_ready": fields.take("min_ready", 0.0, duration(positive=False)),
-        "progress_deadline": _progress_deadline(fields),
-        "health": _health(fields),
+        "progress_deadline": read_progress_deadline(fields),
+        "health": read_health(fields),
     }
     replicas, surge, unavailable = out["replicas"], out["max_surge"], out["max_unavailable"]
     if None not in (replicas, surge, unavailable):
@@ -210,4 +246,8 @@ def _recreate_steps(spec: dict[str, Any]) -> list[str]:
 KINDS: dict[str, Kind] = {
     "recreate": Kind(read=_read_recreate, steps=_recreate_steps),
     "rolling": Kind(read=_read_rolling, steps=_rolling_steps),
+    "blue_green": Kind(
+        read=spec_bluegreen.read, steps=spec_bluegreen.steps, from_argo=spec_bluegreen.from_argo
+    ),
+    "canary": Kind(read=spec_canary.read, steps=spec_canary.steps, from_argo=spec_canary.from_argo),
 }

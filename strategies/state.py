@@ -1,6 +1,7 @@
 """The values the engine reads and returns each tick: ``RoleState`` and ``Observation`` (what the
-target looks like now) and ``Decision`` (what to do about it). ``strategies.engine`` re-exports
-them; they live here so the per-strategy planners can use them without importing the engine."""
+target looks like now), ``Decision`` (what to do about it) and ``RoutePlan`` (routing known before
+looking). ``strategies.engine`` re-exports them; they live here so the per-strategy planners can
+use them without importing the engine."""
 
 from __future__ import annotations
 
@@ -23,6 +24,19 @@ class Observation:
     now: float  # unix seconds
     stable: RoleState  # the slot serving the current (old) release
     canary: RoleState  # the slot receiving the new release ("canary" for every strategy)
+    # results of checks the caller ran because an earlier Decision asked (``run_smoke``):
+    # {"smoke": {"passed": bool, "results": [{"path", "ok", "message", ...}], "at": unix s}}
+    checks: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoutePlan:
+    """Routing for both roles: what ``Decision`` carries when ``route`` is set, and what
+    ``engine.routing_before_observing`` returns when a tick's routing is known up front."""
+
+    weights: dict[str, int] | None  # {"stable": 100, "canary": 0}, None = evenly
+    preview: bool = False  # the canary role is reachable on the target's preview endpoint
+    rules: dict | None = None  # {"header", "cookie", "sticky_key"} targeting rules, None = none
 
 
 @dataclass
@@ -32,13 +46,32 @@ class Decision:
     # routing to apply if `route`: {"stable": 75, "canary": 25} summing to 100, or None = evenly
     # across every ready instance of both slots
     weights: dict[str, int] | None
-    route: bool  # apply `weights` this tick
+    route: bool  # apply `weights` (and `preview`, `rules`) this tick
     progress: dict  # JSON-serialisable progress to store for the next tick (engine owns it)
     step_index: int  # index into describe_steps(spec)
     step: str  # describe_steps(spec)[step_index] or a rollback description
     wait: float  # seconds until the next tick should run
     outcome: str | None = None  # None: continue; "done": rollout finished; "restored": rollback
     failure: str | None = None  # the rollout failed (the caller then switches to "rollback")
-    waiting_for_promotion: bool = False  # a step waits for a person (canary, later)
+    # a step waits for a person (blue-green promotion gate, canary `pause: {}`): the caller
+    # moves the deployment to paused ("waiting for promotion"); promote continues it
+    waiting_for_promotion: bool = False
     events: list[dict] = field(default_factory=list)  # what HAPPENED this tick
     message: str = ""  # one line describing the current situation
+    # with `route`: expose the canary role on the target's preview endpoint (blue-green)
+    preview: bool = False
+    # with `route`: header/cookie/sticky targeting {"header", "cookie", "sticky_key"} (canary)
+    rules: dict | None = None
+    # smoke checks the caller runs against the preview after acting, storing the result as
+    # ``checks["smoke"]`` for the next tick's Observation: [{"path", "status", "body_contains"}]
+    run_smoke: list[dict] | None = None
+    # with outcome "restored": the new release's slot was kept for inspection; the caller scales
+    # it down this many seconds later (unless another deployment uses it by then)
+    cleanup_after: float | None = None
+
+    @property
+    def route_plan(self) -> RoutePlan | None:
+        """The routing to apply this tick, or None."""
+        if not self.route:
+            return None
+        return RoutePlan(self.weights, self.preview, self.rules)

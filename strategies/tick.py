@@ -7,8 +7,9 @@ clock and the health-failure watch. ``hold`` is the whole of paused mode, the sa
 
 Progress keys owned here: ``started_at``, ``last_progress_at``, ``mark`` (the furthest point the
 rollout has reached, compared as a list), ``paused_at``, ``had_stable`` (whether an old release
-was running when the rollout began), ``weights`` (what was last routed), ``failed`` (failing
-instances per role last seen) and ``step_index``.
+was running when the rollout began), ``weights``, ``preview`` and ``rules`` (what was last
+routed; the last two only while set), ``failed`` (failing instances per role last seen) and
+``step_index``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from strategies.spec import describe_steps, health_of, min_ready_of
-from strategies.state import ROLES, Decision, Observation, RoleState
+from strategies.spec import describe_steps, health_of, min_ready_of, replicas_of
+from strategies.state import ROLES, Decision, Observation, RoleState, RoutePlan
 
 PAUSED_WAIT = 5.0
+ROUTING_KEYS = ("weights", "preview", "rules")
 RELEASE_NAMES = {"stable": "the old release", "canary": "the new release"}
 
 
@@ -30,12 +32,18 @@ class Tick:
         self.spec = spec
         self.obs = obs
         self.now = obs.now
-        self.replicas: int = spec["replicas"]
+        self.replicas: int = replicas_of(spec)
         self.steps = describe_steps(spec)
         self.progress = copy.deepcopy(progress or {})
+        self._routed_before = {k: v for k, v in self.progress.items() if k in ROUTING_KEYS}
         self.scale: dict[str, int] = {}
         self.weights: dict[str, int] | None = None
         self.route = False
+        self.preview = False
+        self.rules: dict | None = None
+        self.run_smoke: list[dict] | None = None
+        self.waiting_for_promotion = False
+        self.cleanup_after: float | None = None
         self.events: list[dict[str, Any]] = []
 
     def role(self, name: str) -> RoleState:
@@ -70,18 +78,48 @@ class Tick:
         self.begin()
 
     def ensure(self, role: str, replicas: int) -> None:
-        """Ask for ``replicas`` instances of ``role`` unless that is what was last asked for."""
+        """Ask for ``replicas`` instances of ``role`` unless that is what was last asked for (a
+        later call in the same tick replaces an earlier one)."""
         if replicas != self.role(role).desired:
             self.scale[role] = replicas
+        else:
+            self.scale.pop(role, None)
 
-    def route_to(self, weights: dict[str, int] | None) -> None:
-        """Route by ``weights`` (None: evenly) unless that is what was last routed."""
-        if "weights" in self.progress and self.progress["weights"] == weights:
+    def route_to(
+        self,
+        weights: dict[str, int] | None,
+        *,
+        preview: bool = False,
+        rules: dict | None = None,
+        force: bool = False,
+    ) -> None:
+        """Route by ``weights`` (None: evenly), with the preview and targeting rules given,
+        unless that is what was last routed (``force``: route anyway)."""
+        if not force and self.routed() == RoutePlan(weights, preview, rules):
             return
-        self.weights, self.route = weights, True
+        changed = "weights" not in self.progress or self.progress["weights"] != weights
+        self.weights, self.preview, self.rules, self.route = weights, preview, rules, True
         self.progress["weights"] = weights
-        said = "evenly across ready instances" if weights is None else _split(weights)
-        self.event("weights", f"traffic routed {said}", weights=weights)
+        for key, value in (("preview", preview), ("rules", rules)):
+            if value:
+                self.progress[key] = value
+            else:
+                self.progress.pop(key, None)
+        if changed:
+            said = "evenly across ready instances" if weights is None else _split(weights)
+            self.event("weights", f"traffic routed {said}", weights=weights)
+
+    def routed(self) -> RoutePlan | None:
+        """What was last routed (None if nothing yet)."""
+        if "weights" not in self.progress:
+            return None
+        progress = self.progress
+        return RoutePlan(progress["weights"], progress.get("preview", False), progress.get("rules"))
+
+    def hold_clock(self) -> None:
+        """A step that waits on purpose (a pause, a promotion gate, a scale-down delay) is not
+        stuck: keep the progress deadline clock from running."""
+        self.progress["last_progress_at"] = self.now
 
     def event(self, kind: str, message: str, **data: Any) -> None:
         self.events.append({"kind": kind, "message": message, "data": data})
@@ -101,7 +139,15 @@ class Tick:
         failure = (
             f"no progress for {self.spec['progress_deadline']:g} s (progress deadline): {seen}"
         )
+        return self.give_up(failure, step_index=step_index)
+
+    def give_up(self, failure: str, *, step_index: int) -> Decision:
+        """The rollout failed (``failure`` says why): change nothing more, report it."""
         self.scale, self.route, self.weights = {}, False, None
+        self.run_smoke, self.waiting_for_promotion = None, False
+        for key in ROUTING_KEYS:  # nothing is routed after all
+            self.progress.pop(key, None)
+        self.progress.update(copy.deepcopy(self._routed_before))
         self.event("failure", failure)
         return self.finish(step_index=step_index, message=failure, wait=0.0, failure=failure)
 
@@ -140,8 +186,13 @@ class Tick:
             wait=wait,
             outcome=outcome,
             failure=failure,
+            waiting_for_promotion=self.waiting_for_promotion,
             events=self.events,
             message=message,
+            preview=self.preview if self.route else False,
+            rules=self.rules if self.route else None,
+            run_smoke=self.run_smoke,
+            cleanup_after=self.cleanup_after,
         )
 
 

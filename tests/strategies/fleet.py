@@ -4,6 +4,8 @@ shorthands for hand-made observations (``role``, ``at``).
 Instances added by a scale-up become ready after a chosen number of ticks (never, if failing) and
 available once ready for ``min_ready`` seconds. A scale-down removes instances at once, ready ones
 first (the worst case for availability), so the slot's ready count drops on the same tick.
+Smoke checks a decision asks for pass unless ``smoke_passes`` is False; their result is in the
+next observation's ``checks``, as the reconcile loop hands it over.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Fleet:
         delay: Callable[[], int] = lambda: 1,
         failing: bool = False,
         stable_version: str | None = "1.0",
+        smoke_passes: bool = True,
     ):
         self.tick = 0
         self.now = 1_000.0
@@ -51,6 +54,11 @@ class Fleet:
             "canary": Slot("2.0"),
         }
         self.weights: dict[str, int] | None | str = "unset"
+        self.preview = False
+        self.rules: dict | None = None
+        self.smoke_passes = smoke_passes
+        self.smoke_runs = 0
+        self.checks: dict = {}
         self.slots["stable"].desired = stable
         self.slots["stable"].instances = [Instance(0, ready_since=0.0) for _ in range(stable)]
 
@@ -62,7 +70,12 @@ class Fleet:
         return RoleState(slot.version, slot.desired, len(ready), len(available), failed)
 
     def observe(self) -> Observation:
-        return Observation(now=self.now, stable=self.role("stable"), canary=self.role("canary"))
+        return Observation(
+            now=self.now,
+            stable=self.role("stable"),
+            canary=self.role("canary"),
+            checks=dict(self.checks),
+        )
 
     def apply(self, decision: Decision) -> None:
         for name, replicas in decision.scale.items():
@@ -77,6 +90,20 @@ class Fleet:
                 slot.instances.append(Instance(self.tick + delay, failing=failing))
         if decision.route:
             self.weights = decision.weights
+            self.preview, self.rules = decision.preview, decision.rules
+        if decision.run_smoke:
+            self.smoke_runs += 1
+            ok = self.smoke_passes
+            results = [
+                {
+                    "path": c["path"],
+                    "ok": ok,
+                    "message": f"GET {c['path']} answered "
+                    + (str(c["status"]) if ok else f"500, expected {c['status']}"),
+                }
+                for c in decision.run_smoke
+            ]
+            self.checks = {"smoke": {"passed": ok, "results": results, "at": self.now}}
 
     def advance(self, seconds: float) -> None:
         self.tick += 1
@@ -104,8 +131,8 @@ def role(
     return RoleState(version, desired, ready, ready if available is None else available, failed)
 
 
-def at(now: float, stable: RoleState, canary: RoleState) -> Observation:
-    return Observation(now=now, stable=stable, canary=canary)
+def at(now: float, stable: RoleState, canary: RoleState, checks: dict | None = None) -> Observation:
+    return Observation(now=now, stable=stable, canary=canary, checks=checks or {})
 
 
 def run(
@@ -115,6 +142,7 @@ def run(
     *,
     mode: str,
     limit: int,
+    intent: Callable[[int], str | None] = lambda tick: None,
     check: Callable[[Observation, Decision], None] = lambda obs, d: None,
     stop: Callable[[Decision], bool] = lambda d: d.outcome is not None or d.failure is not None,
     must_stop: bool = True,
@@ -125,8 +153,10 @@ def run(
     for ticks in range(1, limit + 1):
         obs = fleet.observe()
         before = json.dumps(progress, sort_keys=True)
-        decision = decide(spec, progress, obs, mode=mode)
-        assert decision == decide(spec, progress, obs, mode=mode), "decide is not idempotent"
+        wish = intent(ticks)
+        decision = decide(spec, progress, obs, mode=mode, intent=wish)
+        again = decide(spec, progress, obs, mode=mode, intent=wish)
+        assert decision == again, "decide is not idempotent"
         assert json.dumps(progress, sort_keys=True) == before, "decide changed its input"
         fleet.apply(decision)
         check(obs, decision)

@@ -77,5 +77,5 @@ def test_an_unknown_mode_or_intent_is_refused(kwargs, message):
 
 
 def test_a_kind_without_a_planner_is_refused():
-    with pytest.raises(ValueError, match="no planner for strategy kind 'canary'"):
-        decide({"kind": "canary", "replicas": 1}, {}, at(0, role(1), role(0)), mode="forward")
+    with pytest.raises(ValueError, match="no planner for strategy kind 'linear'"):
+        decide({"kind": "linear", "replicas": 1}, {}, at(0, role(1), role(0)), mode="forward")

@@ -23,6 +23,7 @@ from strategies.spec import (
 COUNT_OR_PERCENT = "must be a whole number >= {} or a percentage like '25%'"
 DURATION = "a number of seconds or a string like '500ms', '30s', '5m', '1h30m'"
 HEALTH = {"path": "/health", "interval": 0.5, "healthy_threshold": 2, "unhealthy_threshold": 3}
+KIND_NAMES = "'recreate', 'rolling', 'blue_green', 'canary'"
 
 
 def errors_of(raw) -> list[dict[str, str]]:
@@ -209,7 +210,7 @@ def test_percentages_resolve_surge_up_unavailable_down_batch_up(raw, sizes):
 
 def test_missing_kind_is_an_error_listing_the_kinds():
     assert errors_of({"replicas": 2}) == [
-        {"path": "kind", "message": "is required: one of 'recreate', 'rolling'"}
+        {"path": "kind", "message": f"is required: one of {KIND_NAMES}"}
     ]
 
 
@@ -218,24 +219,19 @@ def test_unknown_kind_is_an_error_listing_the_kinds(kind):
     [error] = errors_of({"kind": kind})
     assert error["path"] == "kind"
     assert error["message"].startswith("unknown strategy ")
-    assert error["message"].endswith("expected one of 'recreate', 'rolling'")
+    assert error["message"].endswith(f"expected one of {KIND_NAMES}")
 
 
-@pytest.mark.parametrize(
-    ("raw", "path", "kind"),
-    [
-        ({"kind": "canary", "steps": []}, "kind", "canary"),
-        ({"kind": "blue_green", "replicas": 2}, "kind", "blue_green"),
-        ({"kind": "blueGreen"}, "kind", "blue_green"),
-        ({"canary": {"steps": [{"setWeight": 5}]}}, "canary", "canary"),
-        ({"blueGreen": {"activeService": "x"}}, "blueGreen", "blue_green"),
-    ],
-)
-def test_canary_and_blue_green_are_not_available_yet_in_either_format(raw, path, kind):
-    assert errors_of(raw) == [
+@pytest.mark.parametrize(("name", "ours"), [("blueGreen", "blue_green"), ("canary", "canary")])
+def test_an_argo_name_given_as_kind_points_at_ours(name, ours):
+    if name == ours:
+        assert normalise({"kind": name, "steps": [{"set_weight": 5}]})["kind"] == ours
+        return
+    assert errors_of({"kind": name}) == [
         {
-            "path": path,
-            "message": f"strategy '{kind}' is not available yet; use one of 'recreate', 'rolling'",
+            "path": "kind",
+            "message": f"unknown strategy '{name}': did you mean '{ours}'? (Argo Rollouts' form "
+            f'has no "kind": {{"{name}": {{...}}}})',
         }
     ]
 
@@ -291,8 +287,8 @@ def test_health_of_and_min_ready_of_read_a_normalised_spec():
     assert min_ready_of(normalise({"kind": "recreate"})) == 0.0
 
 
-def test_only_recreate_and_rolling_are_registered_for_now():
-    assert set(KINDS) == {"recreate", "rolling"}
+def test_every_kind_design_promises_is_registered():
+    assert list(KINDS) == ["recreate", "rolling", "blue_green", "canary"]
 
 
 def test_strategies_import_neither_django_nor_integrations():

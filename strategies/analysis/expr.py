@@ -1,0 +1,168 @@
+"""The condition language of analysis metrics: small, safe, never ``eval``.
+
+    canary < 0.01                      a threshold on the canary's value
+    canary / baseline < 1.5            on the ratio (``ratio`` is the same)
+    canary - baseline <= 0.02          on the difference (``difference`` is the same)
+    result < 0.01 && baseline < 0.05   Argo's ``result`` (the canary's value), ``&&``/``||``/``!``
+
+Numbers, the names ``canary``, ``baseline``, ``result``, ``ratio``, ``difference``, arithmetic
+(``+ - * / %``, unary minus), comparisons (chains too), ``and``/``or``/``not`` (or ``&&``/``||``/
+``!``), parentheses and the functions ``abs``, ``min``, ``max``, ``isNaN``. The text is parsed with
+Python's ``ast`` module and only those node types are walked; anything else is refused when the
+template is saved, with a message naming it.
+
+Arithmetic never raises: x / 0 is +inf for x > 0 (a canary with errors over a baseline with none
+is infinitely worse), -inf for x < 0 and NaN for 0 / 0; every comparison with NaN is false.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+NAMES = ("canary", "baseline", "result", "ratio", "difference")
+MAX_LENGTH = 500
+MAX_NODES = 100
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "isNaN": lambda x: isinstance(x, float) and math.isnan(x),
+}
+_COMPARE = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
+_BINARY = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Mod)
+_ALLOWED = (
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.UnaryOp,
+    ast.Not,
+    ast.USub,
+    ast.UAdd,
+    ast.BinOp,
+    *_BINARY,
+    ast.Compare,
+    *_COMPARE,
+    ast.Constant,
+    ast.Name,
+    ast.Load,
+    ast.Call,
+)
+
+
+class InvalidExpression(ValueError):
+    pass
+
+
+def _translate(text: str) -> str:
+    """Argo's ``&&``, ``||`` and ``!`` as Python's ``and``, ``or`` and ``not``."""
+    text = text.replace("&&", " and ").replace("||", " or ")
+    return re.sub(r"!(?!=)", " not ", text)
+
+
+def parse(text: str) -> ast.Expression:
+    """The checked syntax tree of ``text``; raises InvalidExpression saying what is wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidExpression("must be a non-empty expression, e.g. 'canary < 0.01'")
+    if len(text) > MAX_LENGTH:
+        raise InvalidExpression(f"is too long (at most {MAX_LENGTH} characters)")
+    try:
+        tree = ast.parse(_translate(text).strip(), mode="eval")
+    except SyntaxError as exc:
+        raise InvalidExpression(f"is not a valid expression: {exc.msg}") from None
+    nodes = list(ast.walk(tree))
+    if len(nodes) > MAX_NODES:
+        raise InvalidExpression(f"is too complex (at most {MAX_NODES} parts)")
+    called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+    for node in nodes:
+        if not isinstance(node, _ALLOWED):
+            shown = ast.unparse(node) if isinstance(node, ast.expr) else ""
+            raise InvalidExpression(
+                f"may not use {type(node).__name__}" + (f" ({shown!r})" if shown else "")
+            )
+        if isinstance(node, ast.Constant) and (
+            isinstance(node.value, bool) or not isinstance(node.value, int | float)
+        ):
+            raise InvalidExpression(f"may only use numbers, not {node.value!r}")
+        if isinstance(node, ast.Name) and node.id not in NAMES and node.id not in _FUNCTIONS:
+            known = ", ".join(NAMES)
+            raise InvalidExpression(f"uses an unknown name {node.id!r}: use {known}")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
+                raise InvalidExpression(
+                    f"may only call {', '.join(_FUNCTIONS)}, not {ast.unparse(node.func)!r}"
+                )
+            if node.keywords or not node.args:
+                raise InvalidExpression(f"calls {node.func.id} with positional arguments only")
+        if isinstance(node, ast.Name) and node.id in _FUNCTIONS and id(node) not in called:
+            raise InvalidExpression(f"uses the function {node.id!r} without calling it")
+    return tree
+
+
+def variables(canary: float | None, baseline: float | None) -> dict[str, float]:
+    c = math.nan if canary is None else float(canary)
+    b = math.nan if baseline is None else float(baseline)
+    return {"canary": c, "baseline": b, "result": c, "ratio": _div(c, b), "difference": c - b}
+
+
+def evaluate(text_or_tree: str | ast.Expression, names: Mapping[str, float]) -> bool:
+    tree = parse(text_or_tree) if isinstance(text_or_tree, str) else text_or_tree
+    return bool(_eval(tree.body, names))
+
+
+def _div(a: float, b: float) -> float:
+    if b == 0:
+        if math.isnan(a) or a == 0:
+            return math.nan
+        return math.copysign(math.inf, a) * (1 if math.copysign(1, b) > 0 else -1)
+    return a / b
+
+
+def _eval(node: ast.AST, names: Mapping[str, float]) -> Any:
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        return names[node.id]
+    if isinstance(node, ast.BoolOp):
+        results = (bool(_eval(v, names)) for v in node.values)
+        return all(results) if isinstance(node.op, ast.And) else any(results)
+    if isinstance(node, ast.UnaryOp):
+        value = _eval(node.operand, names)
+        if isinstance(node.op, ast.Not):
+            return not value
+        return -value if isinstance(node.op, ast.USub) else +value
+    if isinstance(node, ast.BinOp):
+        a, b = _eval(node.left, names), _eval(node.right, names)
+        if isinstance(node.op, ast.Div):
+            return _div(a, b)
+        if isinstance(node.op, ast.Mod):
+            return math.nan if b == 0 else math.fmod(a, b)
+        if isinstance(node.op, ast.Add):
+            return a + b
+        if isinstance(node.op, ast.Sub):
+            return a - b
+        return a * b
+    if isinstance(node, ast.Compare):
+        left = _eval(node.left, names)
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            right = _eval(right_node, names)
+            if not _COMPARE[type(op)](left, right):
+                return False
+            left = right
+        return True
+    if isinstance(node, ast.Call):
+        args = [_eval(a, names) for a in node.args]
+        return _FUNCTIONS[node.func.id](*args)  # type: ignore[attr-defined]
+    raise InvalidExpression(f"may not use {type(node).__name__}")  # pragma: no cover

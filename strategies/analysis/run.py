@@ -1,0 +1,272 @@
+"""An analysis run, pure: when each metric is measured, and what the measurements add up to.
+
+The semantics are Argo Rollouts' (AnalysisRun), with a score at the end in Kayenta's manner:
+
+- each metric starts its window ``initial_delay`` after the run starts, and is measured every
+  ``interval`` after that, ``count`` times (forever, until the run is stopped, without a count);
+- a measurement is ``successful``, ``failed``, ``inconclusive`` (neither condition held, or the
+  score was marginal) or ``error`` (the provider failed);
+- a critical metric with more than ``failure_limit`` failed measurements fails the run at once;
+  more than ``consecutive_error_limit`` errors in a row (or one permanent error) make it
+  ``error``; more than ``inconclusive_limit`` inconclusive ones make it ``inconclusive``;
+- a measurement below ``min_samples`` is waiting for data, not a verdict: it counts toward
+  nothing, unless it is the metric's last -- then the run is inconclusive, and says how many
+  samples it saw (no data is never a pass, and never a rollback);
+- when every metric has taken its ``count`` measurements (or the run is stopped), the latest
+  results are scored (``strategies.analysis.score``): pass -> passed, marginal -> inconclusive,
+  fail -> failed;
+- ``dry_run`` metrics are measured and shown and never change the verdict.
+
+``advance(template, state, history, now, fetch)`` does one tick: it calls ``fetch`` for whatever
+is due (the only I/O, supplied by the caller) and returns the new state, the new results and the
+verdict. The caller stores them; nothing here keeps anything between calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from strategies.analysis.classify import error_result, measure
+from strategies.analysis.score import score
+
+DECISIONS = {
+    "running": "running",
+    "passed": "pass",
+    "failed": "fail",
+    "error": "fail",
+    "inconclusive": "inconclusive",
+}
+
+# fetch(metric, action, cursor, start, end): for "begin" -> the provider's cursor (a dict); for
+# "measure" -> {"baseline": series dict, "canary": series dict} or {"error": msg, "permanent": b}
+Fetch = Callable[[dict, str, dict | None, float, float], dict]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: str  # pass | fail | inconclusive | running
+    phase: str  # passed | failed | error | inconclusive | running
+    reason: str
+    score: dict | None = None
+    metrics: dict[str, dict] = field(default_factory=dict)
+    next_at: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "phase": self.phase,
+            "reason": self.reason,
+            "score": self.score,
+            "metrics": self.metrics,
+            "next_at": self.next_at,
+        }
+
+
+def new_state(template: dict, started_at: float) -> dict:
+    return {
+        "started_at": started_at,
+        "metrics": {m["name"]: {"window_start": None, "cursor": None} for m in template["metrics"]},
+    }
+
+
+def due(template: dict, state: dict, history: dict[str, list], now: float) -> list[tuple]:
+    """``(metric, "begin" | "measure")`` for every metric with something to do now."""
+    out = []
+    for metric in template["metrics"]:
+        action = _due_action(metric, state, len(history.get(metric["name"], [])), now)
+        if action:
+            out.append((metric, action))
+    return out
+
+
+def _due_action(metric: dict, state: dict, taken: int, now: float) -> str | None:
+    if metric["count"] is not None and taken >= metric["count"]:
+        return None
+    mstate = state["metrics"].setdefault(metric["name"], {"window_start": None, "cursor": None})
+    if mstate["window_start"] is None:
+        return "begin" if now >= state["started_at"] + metric["initial_delay"] else None
+    if now >= mstate["window_start"] + (taken + 1) * metric["interval"]:
+        return "measure"
+    return None
+
+
+def next_at(template: dict, state: dict, history: dict[str, list]) -> float | None:
+    """When something is next due (None: every metric has taken its count)."""
+    times = []
+    for metric in template["metrics"]:
+        taken = len(history.get(metric["name"], []))
+        if metric["count"] is not None and taken >= metric["count"]:
+            continue
+        mstate = state["metrics"].get(metric["name"]) or {}
+        if mstate.get("window_start") is None:
+            times.append(state["started_at"] + metric["initial_delay"])
+        else:
+            times.append(mstate["window_start"] + (taken + 1) * metric["interval"])
+    return min(times) if times else None
+
+
+def advance(
+    template: dict,
+    state: dict,
+    history: dict[str, list],
+    now: float,
+    fetch: Fetch,
+    *,
+    stopped: bool = False,
+) -> tuple[dict, list[tuple[str, int, dict]], Verdict]:
+    """One tick. Returns (new state, [(metric name, index, result)] taken now, verdict)."""
+    state = {**state, "metrics": {k: dict(v) for k, v in state["metrics"].items()}}
+    history = {k: list(v) for k, v in history.items()}
+    verdict = evaluate(template, history, state, stopped=stopped)
+    if verdict.phase != "running" or stopped:
+        return state, [], verdict
+    new: list[tuple[str, int, dict]] = []
+    for metric, action in due(template, state, history, now):
+        mstate = state["metrics"][metric["name"]]
+        if action == "begin":
+            answer = fetch(metric, "begin", None, now, now)
+            if "error" in answer:  # could not even start the window: an error measurement
+                result = error_result(metric, answer["error"], permanent=answer.get("permanent"))
+                result["at"] = now
+                index = len(history.setdefault(metric["name"], []))
+                history[metric["name"]].append(result)
+                new.append((metric["name"], index, result))
+                continue
+            mstate["cursor"] = answer.get("cursor")
+            mstate["window_start"] = now
+            continue
+        past = history.setdefault(metric["name"], [])
+        answer = fetch(metric, "measure", mstate["cursor"], mstate["window_start"], now)
+        if "error" in answer:
+            result = error_result(metric, answer["error"], permanent=answer.get("permanent"))
+        else:
+            previous = next((r for r in reversed(past) if r.get("state")), None)
+            result = measure(metric, answer["baseline"], answer["canary"], previous)
+        result["at"] = now
+        result["window"] = [mstate["window_start"], now]
+        new.append((metric["name"], len(past), result))
+        past.append(result)
+    verdict = evaluate(template, history, state, stopped=stopped)
+    return state, new, verdict
+
+
+def evaluate(
+    template: dict, history: dict[str, list], state: dict | None = None, *, stopped: bool = False
+) -> Verdict:
+    """The run's verdict from its measurements so far."""
+    summaries: dict[str, dict] = {}
+    failed = error = inconclusive = None
+    all_done = True
+    for metric in template["metrics"]:
+        results = history.get(metric["name"], [])
+        summary = _summary(metric, results)
+        summaries[metric["name"]] = summary
+        if not summary["done"]:
+            all_done = False
+        if metric["dry_run"]:
+            continue
+        name = metric["name"]
+        if (
+            summary["permanent_error"]
+            or summary["consecutive_errors"] > metric["consecutive_error_limit"]
+        ):
+            error = error or f"{name}: the measurement failed: {summary['last_why']}"
+        elif metric["critical"] and summary["failed"] > metric["failure_limit"]:
+            failed = failed or f"{name}: {summary['last_failed_why']}"
+        elif summary["inconclusive"] > metric["inconclusive_limit"]:
+            inconclusive = inconclusive or f"{name}: {summary['last_inconclusive_why']}"
+    nxt = next_at(template, state, history) if state else None
+    if error:
+        return Verdict("fail", "error", error, None, summaries)
+    if failed:
+        return Verdict("fail", "failed", failed, None, summaries)
+    if inconclusive:
+        return Verdict("inconclusive", "inconclusive", inconclusive, None, summaries)
+    if not (all_done or stopped):
+        return Verdict("running", "running", _progress(template, summaries), None, summaries, nxt)
+
+    latest, waiting = {}, []
+    for metric in template["metrics"]:
+        if metric["dry_run"]:
+            continue
+        results = [r for r in history.get(metric["name"], []) if r["phase"] != "error"]
+        if not results or results[-1].get("insufficient"):
+            why = results[-1]["why"] if results else "no measurement was taken."
+            waiting.append(f"{metric['name']}: {why}")
+            continue
+        latest[metric["name"]] = results[-1]
+    if waiting:
+        return Verdict("inconclusive", "inconclusive", " ".join(waiting), None, summaries)
+    judged = score(latest, template["metrics"], template["judge"])
+    if judged is None:
+        return Verdict("pass", "passed", "Only dry-run metrics: nothing to judge.", None, summaries)
+    failing = [n for n, r in latest.items() if r["phase"] == "failed"]
+    because = (
+        " Failing: " + "; ".join(f"{n}: {latest[n]['why']}" for n in failing) if failing else ""
+    )
+    headline = f"Score {judged['score']:g}"
+    if judged["classification"] == "pass":
+        return Verdict(
+            "pass",
+            "passed",
+            f"{headline} >= {judged['pass_score']:g}: the canary is as good as the baseline."
+            + because,
+            judged,
+            summaries,
+        )
+    if judged["classification"] == "marginal":
+        return Verdict(
+            "inconclusive",
+            "inconclusive",
+            f"{headline} is marginal (between {judged['marginal_score']:g} and "
+            f"{judged['pass_score']:g}): a person should decide." + because,
+            judged,
+            summaries,
+        )
+    return Verdict(
+        "fail",
+        "failed",
+        f"{headline} < {judged['marginal_score']:g}." + because,
+        judged,
+        summaries,
+    )
+
+
+def _summary(metric: dict, results: list[dict]) -> dict:
+    consecutive = 0
+    for result in reversed(results):
+        if result["phase"] != "error":
+            break
+        consecutive += 1
+    failed = [r for r in results if r["phase"] == "failed"]
+    inconclusive = [
+        r for r in results if r["phase"] == "inconclusive" and not r.get("insufficient")
+    ]
+    last = results[-1] if results else None
+    return {
+        "measurements": len(results),
+        "count": metric["count"],
+        "done": metric["count"] is not None and len(results) >= metric["count"],
+        "failed": len(failed),
+        "inconclusive": len(inconclusive),
+        "errors": sum(1 for r in results if r["phase"] == "error"),
+        "consecutive_errors": consecutive,
+        "permanent_error": any(r["phase"] == "error" and r.get("permanent") for r in results),
+        "last_phase": last["phase"] if last else None,
+        "last_why": last["why"] if last else "",
+        "last_failed_why": failed[-1]["why"] if failed else "",
+        "last_inconclusive_why": inconclusive[-1]["why"] if inconclusive else "",
+        "dry_run": metric["dry_run"],
+    }
+
+
+def _progress(template: dict, summaries: dict[str, dict]) -> str:
+    parts = []
+    for metric in template["metrics"]:
+        s = summaries[metric["name"]]
+        of = f"/{s['count']}" if s["count"] is not None else ""
+        last = f" ({s['last_phase']})" if s["last_phase"] else ""
+        parts.append(f"{metric['name']} {s['measurements']}{of}{last}")
+    return "Measuring: " + ", ".join(parts) + "."

@@ -1,0 +1,173 @@
+"""Canary planner: walks the spec's steps, then promotes.
+
+``set_weight W`` scales the new release to its size for W (``spec_canary.canary_size``), waits
+until that many instances are available, then routes W% of new requests to it and 100-W% to the
+old release, with the spec's header/cookie/sticky rules. ``pause`` waits its duration, or until a
+person promotes (``Decision.waiting_for_promotion``). ``set_canary_scale`` resizes the new
+release independently of the weight and waits for a scale-up to be available. Steps that are
+already satisfied complete within one tick.
+
+The old release stays fully scaled (``stable_replicas``) until the promotion completes, so an
+abort never needs to scale anything up: promotion scales the new release to ``stable_replicas``,
+routes 100% to it (rules off), and only then scales the old release to 0; done once it is.
+
+Intent (forward mode only): "promote" finishes the current pause (given at any other step it is
+ignored, with an event, so a late click never skips a pause further on); "promote_full" skips
+every remaining step and promotes. Rollback is a switch back (``strategies.switchback``).
+
+Progress keys owned here: ``index`` (the step being carried out; ``len(steps)`` = promotion),
+``weight`` (last routed by a step), ``scale`` (the ``set_canary_scale`` in force),
+``pause_started_at`` and ``released_stable``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strategies.durations import format_duration
+from strategies.spec_canary import canary_size
+from strategies.state import Decision, Observation
+from strategies.switchback import CANARY_ONLY, switch_back
+from strategies.tick import PAUSED_WAIT, Tick, instances
+
+MAX_WAIT = 10.0  # look again at least this often during a long pause
+
+
+def decide_forward(
+    spec: dict[str, Any], progress: dict[str, Any], obs: Observation, *, intent: str | None
+) -> Decision:
+    tick = Tick(spec, progress, obs)
+    tick.begin_forward()
+    steps, stable_replicas = spec["steps"], spec["stable_replicas"]
+    count = len(steps)
+    stable, canary = obs.stable, obs.canary
+    rules = rules_of(spec)
+    state = tick.progress
+    if "index" not in state:
+        state.update(index=0, weight=0, scale=None)
+        _started(tick, 0)
+        tick.route_to(_split(0), rules=rules)
+    index, weight, scale = state["index"], state["weight"], state["scale"]
+
+    if intent == "promote_full" and index < count:
+        index = count
+        state.pop("pause_started_at", None)
+        tick.event("promote", "promoted in full: skipping the remaining steps", step_index=index)
+        _started(tick, index)
+    elif intent == "promote":
+        if index < count and "pause" in steps[index]:
+            state.pop("pause_started_at", None)
+            tick.event("promote", f"promoted: {tick.steps[index]} finished", step_index=index)
+            index += 1
+            _started(tick, index)
+        else:
+            where = tick.steps[min(index, count)]
+            tick.event("promote", f"promote ignored: the current step ({where}) is not a pause")
+
+    if state.get("had_stable") and index < count:
+        tick.ensure("stable", max(stable_replicas, stable.desired))
+
+    wait = tick.busy_wait()
+    waiting_on_instances = False
+    message = ""
+    while index < count:
+        step = steps[index]
+        if "set_weight" in step:
+            target = step["set_weight"]
+            size = canary_size(spec, target, scale)
+            tick.ensure("canary", size)
+            if size > 0 and canary.available < size:
+                waiting_on_instances = True
+                message = f"{canary.available}/{size} instances of the new release available"
+                break
+            tick.route_to(_split(target), rules=rules)
+            weight = target
+        elif "pause" in step:
+            seconds = step["pause"].get("duration")
+            tick.hold_clock()
+            if seconds is None:
+                tick.waiting_for_promotion = True
+                wait = PAUSED_WAIT
+                message = "waiting for promotion"
+                break
+            started = state.setdefault("pause_started_at", obs.now)
+            left = seconds - (obs.now - started)
+            if left > 0:
+                wait = min(left, MAX_WAIT)
+                message = f"pausing {format_duration(round(left, 3))} more"
+                break
+            state.pop("pause_started_at")
+        else:
+            scale = step["set_canary_scale"]
+            size = canary_size(spec, weight, scale)
+            tick.ensure("canary", size)
+            if canary.available < size:
+                waiting_on_instances = True
+                message = f"{canary.available}/{size} instances of the new release available"
+                break
+        index += 1
+        _started(tick, index)
+    state.update(index=index, weight=weight, scale=scale)
+
+    if index >= count:  # promotion
+        tick.ensure("canary", stable_replicas)
+        routed = tick.routed()
+        if stable.desired == 0 and routed is not None and routed.weights == CANARY_ONLY:
+            tick.event(
+                "done", f"rollout done: {stable_replicas}/{stable_replicas} on the new release"
+            )
+            return tick.finish(step_index=count, message="rollout done", wait=0.0, outcome="done")
+        if canary.available >= stable_replicas:
+            tick.route_to(CANARY_ONLY)
+            state["weight"] = 100
+            tick.ensure("stable", 0)
+            state["released_stable"] = True
+            message = "100% on the new release; scaling the old release down"
+            wait = 0.0
+        else:
+            waiting_on_instances = True
+            message = (
+                f"promoting: {canary.available}/{stable_replicas} instances of the new release "
+                "available"
+            )
+
+    if waiting_on_instances:
+        tick.note_progress([index, canary.available])
+        if tick.overdue():
+            return tick.fail(_seen(tick, index), step_index=min(index, count))
+    at = min(index, count)
+    head = f"step {at + 1} of {count + 1}"
+    split = f"{state['weight']}% of requests on the new release"
+    return tick.finish(step_index=at, message=f"{head}: {message}; {split}", wait=wait)
+
+
+def decide_rollback(spec: dict[str, Any], progress: dict[str, Any], obs: Observation) -> Decision:
+    """Weight back to 0 at once (the old release is fully scaled), rules off; the canary's
+    instances are kept for inspection and scaled down later by the caller."""
+    return switch_back(spec, progress, obs)
+
+
+def rules_of(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The header/cookie/sticky rules of a normalised canary spec, None if it has none."""
+    route = spec.get("route") or {}
+    rules = {key: route.get(key) for key in ("header", "cookie", "sticky_key")}
+    return rules if any(rules.values()) else None
+
+
+def _seen(tick: Tick, index: int) -> str:
+    canary = tick.obs.canary
+    seen = f"{canary.ready} instance(s) of the new release ready at step {index + 1}"
+    if canary.failed:
+        seen += f", {instances(canary.failed)} failing health checks"
+    return seen
+
+
+def _split(weight: int) -> dict[str, int]:
+    return {"stable": 100 - weight, "canary": weight}
+
+
+def _started(tick: Tick, index: int) -> None:
+    total = len(tick.steps)
+    tick.event(
+        "step", f"step {index + 1} of {total} started: {tick.steps[index]}", step_index=index
+    )

@@ -1,0 +1,326 @@
+"""The ``canary`` spec: reading it, wording its steps, translating Argo Rollouts' canary steps.
+
+Ours::
+
+    {"kind": "canary",
+     "steps": [{"set_weight": 10}, {"pause": {"duration": "5m"}}, {"set_weight": 50},
+               {"pause": {}}, {"set_canary_scale": {"replicas": 2}}],
+     "stable_replicas": 4, "canary_replicas": "match_weight",
+     "route": {"header": "X-Canary", "cookie": "canary", "sticky_key": "header:X-User-Id"},
+     "health": {...}, "progress_deadline": "10m"}
+
+Steps: ``set_weight`` (0..100), ``pause`` (``{"duration": "30s"}``, or ``{}`` until promoted),
+``set_canary_scale`` (``{"replicas": n}``, ``{"weight": pct}`` of ``stable_replicas``, or
+``{"match_traffic_weight": true}`` to follow the weight again) and ``analysis`` (refused until the
+analysis issue lands, with a message naming the step). ``canary_replicas`` is ``"match_weight"``
+(the default: ceil(stable_replicas * weight / 100), at least 1 while the weight is above 0) or a
+fixed count. ``route`` sends requests carrying the header or cookie with value ``always`` to the
+new release and ``never`` to the old one whatever the weight; ``sticky_key``
+(``"header:NAME"`` or ``"cookie:NAME"``) places requests by a hash of that key.
+
+Argo Rollouts' ``{"canary": {"steps": [{"setWeight": 5}, {"pause": {"duration": "5m"}},
+{"pause": {}}, {"setCanaryScale": {"replicas": 2 | "weight": 50 | "matchTrafficWeight": true}},
+{"analysis": {...}}]}}`` is translated step by step; a top-level ``replicas`` (a Rollout's
+``spec.replicas``) becomes ``stable_replicas``. ``canaryService``, ``stableService`` and
+``trafficRouting`` name Kubernetes objects and a mesh, which the target handles here, so they are
+accepted and not used; background ``analysis`` is refused like the step; other keys and step
+types are errors naming them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from strategies.argo import Translation, block_of
+from strategies.durations import format_duration
+from strategies.fields import FieldError, Fields, duration, show, whole
+from strategies.readers import instances, read_health, read_progress_deadline, read_replicas
+
+STEP_TYPES = ("set_weight", "pause", "set_canary_scale", "analysis")
+SCALE_KEYS = ("replicas", "weight", "match_traffic_weight")
+ANALYSIS_LATER = (
+    "automated analysis is not available yet (coming with the analysis issue); "
+    "remove the step or use a pause"
+)
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+STICKY = re.compile(r"(header|cookie):(.+)")
+STEPS_EXAMPLE = '[{"set_weight": 10}, {"pause": {"duration": "1m"}}, {"set_weight": 50}]'
+ARGO_STEPS = {
+    "setWeight": "set_weight",
+    "pause": "pause",
+    "setCanaryScale": "set_canary_scale",
+    "analysis": "analysis",
+}
+ARGO_SCALE_KEYS = {"matchTrafficWeight": "match_traffic_weight"}
+ARGO_IGNORED = ("canaryService", "stableService", "trafficRouting")
+
+
+def share(replicas: int, weight: int) -> int:
+    """Instances for ``weight``% of ``replicas``: rounded up, at least 1 above 0%."""
+    if weight <= 0:
+        return 0
+    return max(1, math.ceil(replicas * weight / 100))
+
+
+def canary_size(spec: dict[str, Any], weight: int, scale: dict[str, Any] | None) -> int:
+    """How many instances the new release runs at ``weight``% with the ``set_canary_scale``
+    in force (None: the spec's ``canary_replicas``)."""
+    stable = spec["stable_replicas"]
+    if scale is not None:
+        if "replicas" in scale:
+            return scale["replicas"]
+        if "weight" in scale:
+            return share(stable, scale["weight"])
+        return share(stable, weight)
+    if spec["canary_replicas"] == "match_weight":
+        return share(stable, weight)
+    return spec["canary_replicas"]
+
+
+def read(fields: Fields) -> dict[str, Any]:
+    if "replicas" in fields.raw:
+        fields.seen.add("replicas")
+        fields.error(
+            "replicas",
+            "unknown key 'replicas': a canary sizes its sides with 'stable_replicas' and "
+            "'canary_replicas'",
+        )
+    return {
+        "steps": _read_steps(fields),
+        "stable_replicas": read_replicas(fields, "stable_replicas"),
+        "canary_replicas": fields.take("canary_replicas", "match_weight", _canary_replicas),
+        "route": _read_route(fields),
+        "progress_deadline": read_progress_deadline(fields),
+        "health": read_health(fields),
+    }
+
+
+def steps(spec: dict[str, Any]) -> list[str]:
+    out = []
+    weight, scale = 0, None
+    stable = spec["stable_replicas"]
+    for step in spec["steps"]:
+        if "set_weight" in step:
+            weight = step["set_weight"]
+            count = canary_size(spec, weight, scale)
+            out.append(
+                f"set weight {weight}%: {instances(count)} of the new release, "
+                f"{stable} of the old one"
+            )
+        elif "pause" in step:
+            seconds = step["pause"].get("duration")
+            out.append("pause until promoted" if seconds is None else f"pause {_dur(seconds)}")
+        else:
+            scale = step["set_canary_scale"]
+            count = canary_size(spec, weight, scale)
+            out.append(f"scale the new release to {instances(count)} ({_scale_words(scale)})")
+    out.append(
+        f"promote: {instances(stable)} of the new release take 100%, "
+        "then the old release is scaled down"
+    )
+    return out
+
+
+def from_argo(raw: dict[str, Any], errors: list[FieldError]) -> Translation | None:
+    block = block_of(raw, "canary", errors)
+    if block is None:
+        return None
+    out = Translation({k: v for k, v in raw.items() if k not in ("canary", "replicas")})
+    if "replicas" in raw:
+        out.move("stable_replicas", raw["replicas"], "replicas", errors)
+    for key, value in block.items():
+        path = f"canary.{key}"
+        if key == "steps":
+            out.move("steps", _argo_steps(value, out, errors), path, errors)
+        elif key == "analysis":
+            errors.append(
+                FieldError(
+                    path,
+                    "background analysis is not available yet (coming with the analysis "
+                    "issue); remove it",
+                )
+            )
+        elif key not in ARGO_IGNORED:
+            errors.append(FieldError(path, f"unknown key {show(key)}"))
+    return out
+
+
+def _argo_steps(value: Any, out: Translation, errors: list[FieldError]) -> Any:
+    if not isinstance(value, list):
+        return value  # our reader reports it (at canary.steps)
+    translated = []
+    for index, step in enumerate(value):
+        if not isinstance(step, dict) or len(step) != 1:
+            translated.append(step)
+            continue
+        ((key, inner),) = step.items()
+        ours = ARGO_STEPS.get(key)
+        theirs = f"canary.steps[{index}].{key}"
+        if ours is None:
+            supported = ", ".join(show(name) for name in ARGO_STEPS)
+            errors.append(
+                FieldError(theirs, f"step type {show(key)} is not supported; use {supported}")
+            )
+            translated.append({"pause": {}})  # a stand-in: the spec is refused anyway
+            continue
+        if ours == "set_canary_scale" and isinstance(inner, dict):
+            inner = {ARGO_SCALE_KEYS.get(k, k): v for k, v in inner.items()}
+            for argo_key, our_key in ARGO_SCALE_KEYS.items():
+                if argo_key in step[key]:
+                    out.paths.append((f"steps[{index}].{ours}.{our_key}", f"{theirs}.{argo_key}"))
+        translated.append({ours: inner})
+        out.paths.append((f"steps[{index}].{ours}", theirs))
+    return translated
+
+
+def _read_steps(fields: Fields) -> list[dict[str, Any]] | None:
+    fields.seen.add("steps")
+    if "steps" not in fields.raw:
+        fields.error("steps", f"is required: a list like {STEPS_EXAMPLE}")
+        return None
+    raw = fields.raw["steps"]
+    if not isinstance(raw, list) or not raw:
+        fields.error("steps", f"must be a non-empty list like {STEPS_EXAMPLE}, got {show(raw)}")
+        return None
+    errors = fields.errors
+    out = []
+    for index, step in enumerate(raw):
+        path = f"{fields.path('steps')}[{index}]"
+        if not isinstance(step, dict) or len(step) != 1:
+            names = ", ".join(show(name) for name in STEP_TYPES)
+            errors.append(
+                FieldError(
+                    path, f"must be an object with one key, one of {names}; got {show(step)}"
+                )
+            )
+            continue
+        ((key, value),) = step.items()
+        where = f"{path}.{key}"
+        if key == "set_weight":
+            out.append({"set_weight": _convert(weight, value, where, errors)})
+        elif key == "pause":
+            out.append({"pause": _read_pause(value, where, errors)})
+        elif key == "set_canary_scale":
+            out.append({"set_canary_scale": _read_scale(value, where, errors)})
+        elif key == "analysis":
+            errors.append(FieldError(where, ANALYSIS_LATER))
+        else:
+            names = ", ".join(show(name) for name in STEP_TYPES)
+            errors.append(FieldError(where, f"unknown step type {show(key)}: use one of {names}"))
+    return out
+
+
+def _read_pause(value: Any, path: str, errors: list[FieldError]) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        message = "must be an object: {} to wait until promoted or {'duration': '5m'}"
+        errors.append(FieldError(path, f"{message}, got {show(value)}"))
+        return None
+    pause = Fields(value, path, errors)
+    seconds = pause.take("duration", None, duration(positive=False))
+    pause.finish()
+    return {} if seconds is None else {"duration": seconds}
+
+
+def _read_scale(value: Any, path: str, errors: list[FieldError]) -> dict[str, Any] | None:
+    names = ", ".join(show(name) for name in SCALE_KEYS)
+    if not isinstance(value, dict):
+        errors.append(FieldError(path, f"must be an object with one of {names}, got {show(value)}"))
+        return None
+    scale = Fields(value, path, errors)
+    out = {
+        "replicas": scale.take("replicas", None, whole(0)),
+        "weight": scale.take("weight", None, weight),
+        "match_traffic_weight": scale.take("match_traffic_weight", None, _true),
+    }
+    scale.finish()
+    given = [key for key in SCALE_KEYS if key in value]
+    if len(given) != 1:
+        got = ", ".join(show(key) for key in given) or "none"
+        errors.append(FieldError(path, f"must set exactly one of {names}; got {got}"))
+        return None
+    return {given[0]: out[given[0]]}
+
+
+def _read_route(fields: Fields) -> dict[str, Any] | None:
+    route = fields.nested("route")
+    if route is None:
+        return None
+    out = {
+        "header": route.take("header", None, _token("a header name like 'X-Canary'")),
+        "cookie": route.take("cookie", None, _token("a cookie name like 'canary'")),
+        "sticky_key": route.take("sticky_key", None, _sticky_key),
+    }
+    route.finish()
+    return out
+
+
+def weight(value: Any) -> int:
+    """Converter: a traffic weight, a whole number 0..100."""
+    try:
+        number = whole(0)(value)
+    except ValueError:
+        raise ValueError(f"must be a whole number between 0 and 100, got {show(value)}") from None
+    if number > 100:
+        raise ValueError(f"must be between 0 and 100, got {show(value)}")
+    return number
+
+
+def _canary_replicas(value: Any) -> int | str:
+    if value == "match_weight":
+        return value
+    try:
+        return whole(1)(value)
+    except ValueError:
+        raise ValueError(
+            f"must be 'match_weight' or a whole number >= 1, got {show(value)}"
+        ) from None
+
+
+def _true(value: Any) -> bool:
+    if value is not True:
+        raise ValueError(f"must be true (leave the step out to keep the scale), got {show(value)}")
+    return True
+
+
+def _token(what: str):
+    def convert(value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not TOKEN.fullmatch(value):
+            raise ValueError(f"must be {what}, got {show(value)}")
+        return value
+
+    return convert
+
+
+def _sticky_key(value: Any) -> str | None:
+    if value is None:
+        return None
+    match = STICKY.fullmatch(value) if isinstance(value, str) else None
+    if match is None or not TOKEN.fullmatch(match.group(2)):
+        raise ValueError(
+            f"must be 'header:NAME' or 'cookie:NAME' (e.g. 'header:X-User-Id'), got {show(value)}"
+        )
+    return value
+
+
+def _convert(convert, value: Any, path: str, errors: list[FieldError]) -> Any:
+    try:
+        return convert(value)
+    except ValueError as exc:
+        errors.append(FieldError(path, str(exc)))
+        return None
+
+
+def _scale_words(scale: dict[str, Any]) -> str:
+    if "replicas" in scale:
+        return "a fixed count"
+    if "weight" in scale:
+        return f"{scale['weight']}% of the old release's size"
+    return "matching its traffic weight"
+
+
+def _dur(seconds: float) -> str:
+    return format_duration(seconds)
