@@ -1,0 +1,535 @@
+"""Governance decisions: who may do what where (roles), what a deployment waits for (approvals),
+and when nothing may ship (freezes). Small decision functions over a few queries; no writes.
+
+``releases.commands`` calls :func:`require` at the top of every command, so the dashboard, the
+API, the CLI and chat-ops cannot differ; the API and the pages call :func:`check` earlier to
+answer 404 before parsing anything, and filter lists with :func:`visible`.
+
+Roles are ordered -- viewer < deployer < approver < admin -- and each includes the ones before
+it. A role is granted (``RoleBinding``) to a user or a group, in one environment or all, for one
+service or all. Superusers are admins everywhere. Someone holding no role that touches an object
+does not see it: 404, never 403 (outsiders learn nothing). Someone who sees it but lacks the role
+for an action gets 403 with the role it needs.
+
+Where a role counts:
+
+- seeing (``*.view``) and registering releases (``release.create``) need the role on *some*
+  target the object touches (a deployer of ``api`` in dev may register ``api`` releases);
+- everything else needs a binding that *covers* the object: for a deployment or target, its
+  environment (or all) and its service (or all); for a service as a whole (``service.update``),
+  every environment; for an environment, every service; for ``service.create`` and
+  ``environment.create``, everything.
+
+API tokens narrow their user's rights (``releases.tokens``): by action (``scopes``) and by
+environment and service (slugs). A token that may not do something gets 403 saying which limit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Q
+from django.utils import timezone
+
+from releases import freeze
+from releases.errors import Conflict, Forbidden, NotFound
+from releases.models import (
+    Approval,
+    Channel,
+    Deployment,
+    Environment,
+    EnvironmentPolicy,
+    FreezeOverride,
+    FreezeWindow,
+    Release,
+    Role,
+    RoleBinding,
+    Service,
+    State,
+    Target,
+)
+from releases.models_governance import Decision
+
+logger = logging.getLogger(__name__)
+
+RANK = {Role.VIEWER: 1, Role.DEPLOYER: 2, Role.APPROVER: 3, Role.ADMIN: 4}
+NO_ROLE = 0
+ROLE_OF_RANK = {rank: role for role, rank in RANK.items()}
+
+# the least role each action needs; anything not listed (configuration) needs admin
+ACTION_ROLES = {
+    "release.create": Role.DEPLOYER,
+    "deployment.create": Role.DEPLOYER,
+    "deployment.promote": Role.DEPLOYER,
+    "deployment.pause": Role.DEPLOYER,
+    "deployment.resume": Role.DEPLOYER,
+    "deployment.abort": Role.DEPLOYER,
+    "deployment.rollback": Role.DEPLOYER,
+    "deployment.retry": Role.DEPLOYER,
+    "deployment.approve": Role.APPROVER,  # or the environment policy's approver_role
+    "deployment.reject": Role.APPROVER,
+    "deployment.override_freeze": Role.ADMIN,
+}
+# actions that need a role on some target the object touches, not one covering all of it
+TOUCHING = ("release.create",)
+APPROVAL_ACTIONS = ("deployment.approve", "deployment.reject")
+# actions with no object that any signed-in user may do
+ANYONE = ("strategy.validate",)
+
+
+def required_role(action: str, obj=None) -> str:
+    if action.endswith(".view") or action in ANYONE:
+        return Role.VIEWER
+    if action in APPROVAL_ACTIONS and isinstance(obj, Deployment):
+        return policy_for(obj.target.environment).approver_role
+    return ACTION_ROLES.get(action, Role.ADMIN)
+
+
+# --- what an object is about ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The environment and service an object belongs to (None: not tied to one)."""
+
+    environment_id: int | None = None
+    environment_slug: str = ""
+    service_id: int | None = None
+    service_slug: str = ""
+
+    @property
+    def is_global(self) -> bool:
+        return self.environment_id is None and self.service_id is None
+
+    def where(self) -> str:
+        if self.service_id and self.environment_id:
+            return f"{self.service_slug} in {self.environment_slug}"
+        if self.service_id:
+            return f"{self.service_slug} (every environment)"
+        if self.environment_id:
+            return f"{self.environment_slug} (every service)"
+        return "every environment and service"
+
+
+def scope_of(obj) -> Scope:
+    if obj is None:
+        return Scope()
+    if isinstance(obj, Deployment):
+        obj = obj.target
+    if isinstance(obj, (Target, FreezeWindow)):
+        env, service = obj.environment, obj.service if obj.service_id else None
+        if service is None:
+            return Scope(env.pk, env.slug)
+        return Scope(env.pk, env.slug, service.pk, service.slug)
+    if isinstance(obj, Release):
+        return Scope(service_id=obj.service_id, service_slug=obj.service.slug)
+    if isinstance(obj, Service):
+        return Scope(service_id=obj.pk, service_slug=obj.slug)
+    if isinstance(obj, Environment):
+        return Scope(environment_id=obj.pk, environment_slug=obj.slug)
+    if isinstance(obj, EnvironmentPolicy):
+        return scope_of(obj.environment)
+    if isinstance(obj, RoleBinding):
+        return Scope(
+            obj.environment_id,
+            obj.environment.slug if obj.environment_id else "",
+            obj.service_id,
+            obj.service.slug if obj.service_id else "",
+        )
+    raise TypeError(f"no governance scope for {type(obj).__name__}")
+
+
+# --- roles ------------------------------------------------------------------------------------
+
+
+def _signed_in(user) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def bindings(user) -> list[tuple[int | None, int | None, int]]:
+    """(environment id, service id, rank) of every role the user holds, directly or by team."""
+    if not _signed_in(user):
+        return []
+    rows = RoleBinding.objects.filter(Q(user=user) | Q(group__user=user)).values_list(
+        "environment_id", "service_id", "role"
+    )
+    return [(env, svc, RANK[role]) for env, svc, role in rows]
+
+
+def rank_in(user, scope: Scope, *, covering: bool = True, held=None) -> int:
+    """The highest rank the user holds on ``scope``: bindings that cover all of it, or (with
+    ``covering=False``) that touch any part of it."""
+    if not _signed_in(user):
+        return NO_ROLE
+    if user.is_superuser:
+        return RANK[Role.ADMIN]
+    best = NO_ROLE
+    for env, svc, rank in bindings(user) if held is None else held:
+        if covering:
+            ok = (env is None or env == scope.environment_id) and (
+                svc is None or svc == scope.service_id
+            )
+        else:
+            ok = (env is None or scope.environment_id is None or env == scope.environment_id) and (
+                svc is None or scope.service_id is None or svc == scope.service_id
+            )
+        if ok:
+            best = max(best, rank)
+    return best
+
+
+def role_for(user, obj=None, *, covering: bool = True) -> str | None:
+    """The user's role on ``obj`` (None: none)."""
+    return ROLE_OF_RANK.get(rank_in(user, scope_of(obj), covering=covering))
+
+
+def can_view(user, obj) -> bool:
+    return rank_in(user, scope_of(obj), covering=False) >= RANK[Role.VIEWER]
+
+
+def not_found(obj) -> NotFound:
+    """The same answer as for an object that does not exist."""
+    if isinstance(obj, Deployment):
+        return NotFound(f"There is no deployment {obj.pk}.", details={"deployment": obj.pk})
+    if isinstance(obj, Service):
+        return NotFound(f"There is no service {obj.slug!r}.", details={"service": obj.slug})
+    if isinstance(obj, Environment):
+        return NotFound(f"There is no environment {obj.slug!r}.", details={"environment": obj.slug})
+    if isinstance(obj, Release):
+        return NotFound(
+            f"There is no service {obj.service.slug!r}.", details={"service": obj.service.slug}
+        )
+    if isinstance(obj, Target):
+        return NotFound(
+            f"There is no service {obj.service.slug!r}.", details={"service": obj.service.slug}
+        )
+    return NotFound("Not found.")
+
+
+def check(user, action: str, obj=None, *, token=None) -> None:
+    """Raise NotFound if the user may not see ``obj``, Forbidden if they (or their token) may
+    not do ``action`` on it; return if they may."""
+    scope = scope_of(obj)
+    held = bindings(user) if _signed_in(user) and not user.is_superuser else None
+    if obj is not None and rank_in(user, scope, covering=False, held=held) < RANK[Role.VIEWER]:
+        if isinstance(obj, Target):  # (perhaps not created yet: deploying, or a PUT)
+            service_only = Scope(service_id=scope.service_id, service_slug=scope.service_slug)
+            if rank_in(user, service_only, covering=False, held=held) < RANK[Role.VIEWER]:
+                raise not_found(obj.service)
+            raise not_found(obj.environment)
+        raise not_found(obj)
+    needed = required_role(action, obj)
+    check_token(token, action, scope)
+    if needed == Role.VIEWER:
+        return
+    covering = action not in TOUCHING
+    have = rank_in(user, scope, covering=covering, held=held)
+    if have < RANK[needed]:
+        you = ROLE_OF_RANK.get(have)
+        raise Forbidden(
+            f"You may not {describe_action(action)} here: it needs the {needed} role on "
+            f"{scope.where()}; you are {'a ' + you if you else 'not a member'} there.",
+            details={"action": action, "needed_role": str(needed), "role": you},
+        )
+    if action == "deployment.approve" and isinstance(obj, Deployment) and gate_waits(obj):
+        refuse_self_approval(user, obj)
+
+
+def require(actor, action: str, obj=None) -> None:
+    """For ``releases.commands``: the reconcile loop and other system actors may do anything;
+    a person needs the role (an unknown person sees nothing)."""
+    if actor.user is None:
+        if actor.channel == Channel.SYSTEM:
+            return
+        raise not_found(obj) if obj is not None else Forbidden("Sign in first.")
+    check(actor.user, action, obj)
+
+
+def describe_action(action: str) -> str:
+    noun, _, verb = action.partition(".")
+    verb = {"override_freeze": "override a freeze for", "create": "create"}.get(verb, verb)
+    if noun == "deployment" and verb == "create":
+        return "start a deployment"
+    return f"{verb.replace('_', ' ')} {'a ' + noun if verb == 'create' else 'the ' + noun}"
+
+
+def visibility_q(user, *, env: str | None, service: str | None) -> Q | None:
+    """A filter for what the user may see, by the field paths of the environment and service
+    (None: the model has no such field); None means everything."""
+    if not _signed_in(user):
+        return Q(pk__in=[])
+    if user.is_superuser:
+        return None
+    q = Q(pk__in=[])
+    for env_id, svc_id, _rank in bindings(user):
+        part = Q()
+        if env_id is not None and env is not None:
+            part &= Q(**{env: env_id})
+        if svc_id is not None and service is not None:
+            part &= Q(**{service: svc_id})
+        if not part:  # a binding on everything the model can tell apart
+            return None
+        q |= part
+    return q
+
+
+def _slug_path(path: str) -> str:
+    return "slug" if path == "pk" else f"{path}__slug"
+
+
+def visible(qs, user, *, env: str | None, service: str | None, token=None):
+    """``qs`` limited to what the user -- and their token -- may see."""
+    q = visibility_q(user, env=env, service=service)
+    if q is not None:
+        qs = qs.filter(q)
+    if token is not None:
+        if token.environments and env is not None:
+            qs = qs.filter(**{f"{_slug_path(env)}__in": token.environments})
+        if token.services and service is not None:
+            qs = qs.filter(**{f"{_slug_path(service)}__in": token.services})
+    return qs
+
+
+def visible_deployments(qs, user, token=None):
+    return visible(qs, user, env="target__environment", service="target__service", token=token)
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
+def token_allows(scopes, action: str) -> bool:
+    """Whether a token with ``scopes`` may do ``action`` (ignoring where)."""
+    from releases.tokens import SCOPE_ACTIONS
+
+    scopes = set(scopes or ())
+    if not scopes or "write" in scopes:
+        return True
+    if action.endswith(".view") or action in ANYONE:
+        return True  # every scope includes reading
+    return any(action in SCOPE_ACTIONS.get(s, ()) for s in scopes)
+
+
+def check_token(token, action: str, scope: Scope) -> None:
+    if token is None:
+        return
+    from releases import tokens
+
+    if not token_allows(token.scopes, action):
+        narrow = tokens.scope_for(action)
+        raise Forbidden(
+            f"This token ({tokens.display(token)}) has the scopes {', '.join(token.scopes)}; "
+            f"{action} needs 'write' (or {narrow!r}).",
+            details={"action": action, "needed_scope": "write", "narrow_scope": narrow},
+        )
+    reading = action.endswith(".view") or action in ANYONE
+    for kind, allowed, slug, unbound_ok in (
+        ("environments", token.environments, scope.environment_slug, reading or action in TOUCHING),
+        ("services", token.services, scope.service_slug, reading),
+    ):
+        if not allowed:
+            continue
+        if slug and slug not in allowed:
+            raise Forbidden(
+                f"This token ({tokens.display(token)}) is limited to the {kind} "
+                f"{', '.join(allowed)}; {slug} is not one of them.",
+                details={"action": action, f"token_{kind}": list(allowed)},
+            )
+        if not slug and not unbound_ok:
+            raise Forbidden(
+                f"This token ({tokens.display(token)}) is limited to the {kind} "
+                f"{', '.join(allowed)}, so it may not {describe_action(action)} for all of them.",
+                details={"action": action, f"token_{kind}": list(allowed)},
+            )
+
+
+# --- approvals --------------------------------------------------------------------------------
+
+DEPLOYMENT_GATE = None  # Approval.step_index for the approval a deployment waits for to start
+
+
+def policy_for(environment) -> EnvironmentPolicy:
+    """The environment's policy, or the default (no approvals, no gates) when it has none."""
+    found = EnvironmentPolicy.objects.filter(environment_id=environment.pk).first()
+    return found or EnvironmentPolicy(environment=environment)
+
+
+def needs_approval(target: Target, *, rollback: bool = False) -> bool:
+    """Whether a new deployment to ``target`` waits in awaiting_approval. Rollbacks never do:
+    the release they restore was already approved and live."""
+    return not rollback and policy_for(target.environment).required_approvals > 0
+
+
+@dataclass
+class ApprovalStatus:
+    required: int
+    approved_by: list[str] = field(default_factory=list)
+    expired: int = 0
+    rejected_by: str | None = None
+
+    @property
+    def satisfied(self) -> bool:
+        return self.rejected_by is None and len(self.approved_by) >= self.required
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.required - len(self.approved_by))
+
+    def summary(self) -> str:
+        text = f"{len(self.approved_by)} of {self.required} approvals"
+        if self.expired:
+            text += f" ({self.expired} expired)"
+        return text
+
+
+def approval_status(d: Deployment, step_index=DEPLOYMENT_GATE, now=None) -> ApprovalStatus:
+    """Who has approved the gate (distinct people whose approval has not expired)."""
+    now = now or timezone.now()
+    pol = policy_for(d.target.environment)
+    required = pol.required_approvals
+    if step_index is not DEPLOYMENT_GATE:
+        required = max(1, required)
+    status = ApprovalStatus(required=required)
+    seen = set()
+    for a in Approval.objects.filter(deployment=d, step_index=step_index).order_by("id"):
+        if a.decision == Decision.REJECT:
+            status.rejected_by = a.actor_name
+        elif a.is_expired(now):
+            status.expired += 1
+        elif (a.user_id or a.actor_name) not in seen:
+            seen.add(a.user_id or a.actor_name)
+            status.approved_by.append(a.actor_name)
+    return status
+
+
+def requires_step_approval(d: Deployment, step_index: int) -> bool:
+    """Whether the environment's policy gates strategy step ``step_index`` (a manual judgment):
+    the engine must not run that step until :func:`step_approved`. Rollbacks are never gated."""
+    if d.rollback_of_id is not None:
+        return False
+    return step_index in (policy_for(d.target.environment).step_approvals or [])
+
+
+def step_approved(d: Deployment, step_index: int, now=None) -> bool:
+    return approval_status(d, step_index, now).satisfied
+
+
+def step_gate_open(d: Deployment, step_index: int, now=None) -> bool:
+    """For the reconcile loop: may step ``step_index`` run now? False while its gate waits."""
+    return not requires_step_approval(d, step_index) or step_approved(d, step_index, now)
+
+
+def open_gate(d: Deployment) -> int | None:
+    """The gate an approve/reject of ``d`` now decides: DEPLOYMENT_GATE while it awaits
+    approval, or the current step's index at an unapproved step gate; Conflict otherwise."""
+    if d.state == State.AWAITING_APPROVAL:
+        return DEPLOYMENT_GATE
+    if d.state in (State.PROGRESSING, State.PAUSED) and requires_step_approval(d, d.step_index):
+        if not step_approved(d, d.step_index):
+            return d.step_index
+    raise Conflict(
+        f"Nothing awaits an approval on deployment {d.pk}: it is {d.state}.",
+        details={"state": d.state},
+    )
+
+
+def gate_waits(d: Deployment) -> bool:
+    """Whether an approval is awaited now (the deployment, or its current step)."""
+    try:
+        open_gate(d)
+    except Conflict:
+        return False
+    return True
+
+
+def check_approver(actor, d: Deployment) -> str:
+    """The approver's role; Forbidden without it, or for self-approval when the policy refuses
+    it."""
+    require(actor, "deployment.approve", d)
+    if actor.user is None:
+        raise Forbidden("Only a person can approve a deployment.")
+    return role_for(actor.user, d) or ""
+
+
+def refuse_self_approval(user, d: Deployment) -> None:
+    """Four eyes: Forbidden (``self_approval``) when ``user`` started ``d`` and the policy does
+    not allow approving one's own deployment."""
+    if d.created_by_id is None or d.created_by_id != getattr(user, "pk", None):
+        return
+    pol = policy_for(d.target.environment)
+    if not pol.allow_self_approval:
+        raise Forbidden(
+            f"You started deployment {d.pk}, and {d.target.environment.slug}'s policy needs "
+            "someone else to approve it (four eyes).",
+            details={"reason": "self_approval"},
+            code="self_approval",
+        )
+
+
+# --- freezes ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActiveFreeze:
+    window: FreezeWindow
+    until: datetime
+
+    @property
+    def message(self) -> str:
+        w = self.window
+        where = w.environment.slug + (f" ({w.service.slug})" if w.service_id else "")
+        until = freeze.local_time(self.until, w.timezone)
+        return f"{where} is frozen by {w.name!r} until {until}: {w.reason}"
+
+    def details(self) -> dict:
+        w = self.window
+        return {
+            "window": {
+                "id": w.pk,
+                "name": w.name,
+                "reason": w.reason,
+                "when": w.when,
+                "until": self.until.isoformat(),
+                "environment": w.environment.slug,
+                "service": w.service.slug if w.service_id else None,
+            }
+        }
+
+
+def active_freezes(target: Target, now=None) -> list[ActiveFreeze]:
+    """The enabled windows of the target's environment (and service) in force now, the one that
+    lifts last first."""
+    now = now or timezone.now()
+    windows = (
+        FreezeWindow.objects.select_related("environment", "service")
+        .filter(environment_id=target.environment_id, enabled=True)
+        .filter(Q(service__isnull=True) | Q(service_id=target.service_id))
+    )
+    found = []
+    for w in windows:
+        try:
+            until = freeze.active_until(w, now)
+        except freeze.FreezeError as exc:  # saved without validation (e.g. a raw insert)
+            logger.warning("freeze window %s cannot be evaluated: %s", w.pk, exc)
+            continue
+        if until is not None:
+            found.append(ActiveFreeze(w, until))
+    return sorted(found, key=lambda f: f.until, reverse=True)
+
+
+def active_freeze(target: Target, now=None) -> ActiveFreeze | None:
+    found = active_freezes(target, now)
+    return found[0] if found else None
+
+
+def promotion_freeze(d: Deployment, now=None) -> ActiveFreeze | None:
+    """For the reconcile loop, before an *automatic* promotion (a timed pause ending, an
+    analysis passing, blue-green auto-promote, the next rolling batch): the freeze that holds
+    it, or None. Rollbacks, aborts and deployments an admin let through a freeze are never held.
+    Hold the deployment where it is and show ``freeze.message``; check again on later ticks."""
+    if d.rollback_of_id is not None or d.state == State.ROLLING_BACK:
+        return None
+    if FreezeOverride.objects.filter(deployment=d).exists():
+        return None
+    return active_freeze(d.target, now)
