@@ -1,0 +1,216 @@
+"""API: analysis templates (configuration: admins write them, anyone signed in reads them) and
+the analysis runs of a deployment, with their working.
+
+    GET    /analysis-templates                  {"items": [...], "next": null}
+    POST   /analysis-templates                  {"name", "description", "args", "metrics", "judge"}
+    GET    /analysis-templates/{name}
+    PUT    /analysis-templates/{name}           create or replace (200 replaced, 201 created)
+    DELETE /analysis-templates/{name}           204 (runs keep their snapshot)
+    GET    /deployments/{id}/analysis           every run of the deployment, oldest first
+    GET    /analysis-runs/{id}                  one run with every measurement
+
+A template that is not valid is 422 ``invalid_template`` listing each problem by path
+(``details.errors[*].path`` like ``metrics[1].failure_condition``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from ninja import Field, Router, Status
+from ninja.responses import codes_4xx
+
+from releases import audit
+from releases.analysis import (
+    InvalidTemplate,
+    analysis_list,
+    get_template,
+    run_dict,
+    validate_template,
+)
+from releases.api_common import actor_for, authorize
+from releases.api_deployments import get_deployment
+from releases.errors import Conflict, NotFound
+from releases.models_analysis import AnalysisRun, AnalysisTemplate
+from releases.schemas import ErrorOut, In, Out
+
+router = Router()
+ERRORS = {codes_4xx: ErrorOut}
+NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+MAX_ID = 2**63 - 1
+
+
+class TemplateBody(In):
+    description: str = Field("", max_length=2000)
+    args: list[Any] | None = None
+    metrics: list[Any] = Field(..., description="the metrics; see docs/analysis.md")
+    judge: dict[str, Any] | None = None
+
+
+class TemplateIn(TemplateBody):
+    name: str = Field(..., pattern=NAME_PATTERN, examples=["error-rate"])
+
+
+class TemplateOut(Out):
+    name: str
+    description: str
+    args: list[Any]
+    metrics: list[Any]
+    judge: dict[str, Any]
+
+
+class TemplateList(Out):
+    items: list[TemplateOut]
+    next: int | None = None
+
+
+class RunOut(Out):
+    id: int
+    deployment: int
+    name: str
+    key: str
+    phase: str
+    decision: str
+    why: str
+    metrics: list[Any]
+
+
+class RunList(Out):
+    items: list[RunOut]
+    next: int | None = None
+
+
+def template_dict(t: AnalysisTemplate) -> dict:
+    return {
+        "name": t.name,
+        "description": t.description,
+        **t.spec,
+        "created_at": t.created_at.isoformat() if t.created_at else None,
+        "updated_at": t.updated_at.isoformat() if t.updated_at else None,
+        "links": {"self": f"/api/v1/analysis-templates/{t.name}"},
+    }
+
+
+def _spec(payload: TemplateBody) -> dict:
+    raw: dict[str, Any] = {"metrics": payload.metrics}
+    if payload.args is not None:
+        raw["args"] = payload.args
+    if payload.judge is not None:
+        raw["judge"] = payload.judge
+    return validate_template(raw)
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+
+@router.get("/analysis-templates", response={200: TemplateList, **ERRORS}, tags=["analysis"])
+def list_templates(request):
+    authorize(request, "analysis_template.view")
+    return {"items": [template_dict(t) for t in AnalysisTemplate.objects.order_by("name")]}
+
+
+@router.post("/analysis-templates", response={201: TemplateOut, **ERRORS}, tags=["analysis"])
+def create_template(request, payload: TemplateIn):
+    """Create a template; 409 if the name is taken, 422 ``invalid_template`` if it is wrong."""
+    authorize(request, "analysis_template.create")
+    spec = _spec(payload)
+    try:
+        with transaction.atomic():
+            template = AnalysisTemplate.objects.create(
+                name=payload.name, description=payload.description, spec=spec
+            )
+            audit.record(
+                actor_for(request), "analysis_template.create", template, template_dict(template)
+            )
+    except IntegrityError:
+        raise Conflict(
+            f"An analysis template called {payload.name!r} already exists.",
+            details={"template": payload.name},
+        ) from None
+    return Status(201, template_dict(template))
+
+
+@router.get("/analysis-templates/{name}", response={200: TemplateOut, **ERRORS}, tags=["analysis"])
+def get_template_view(request, name: str):
+    authorize(request, "analysis_template.view")
+    return template_dict(get_template(name))
+
+
+@router.put(
+    "/analysis-templates/{name}",
+    response={200: TemplateOut, 201: TemplateOut, **ERRORS},
+    tags=["analysis"],
+)
+def put_template(request, name: str, payload: TemplateBody):
+    """Create or replace the template ``name``. Runs already started keep the template as it
+    was when they started."""
+    authorize(request, "analysis_template.update")
+    if not re.fullmatch(NAME_PATTERN, name):
+        message = "must be 1-63 lowercase letters, digits and '-', not starting or ending with '-'"
+        raise InvalidTemplate(
+            f"The template name {name!r} {message}.",
+            details={"errors": [{"path": "name", "message": message}]},
+        )
+    spec = _spec(payload)
+    with transaction.atomic():
+        existing = AnalysisTemplate.objects.select_for_update().filter(name=name).first()
+        if existing is None:
+            template = AnalysisTemplate.objects.create(
+                name=name, description=payload.description, spec=spec
+            )
+            audit.record(
+                actor_for(request), "analysis_template.create", template, template_dict(template)
+            )
+            return Status(201, template_dict(template))
+        before = {"description": existing.description, "spec": existing.spec}
+        existing.description, existing.spec = payload.description, spec
+        existing.save()
+        audit.record(
+            actor_for(request),
+            "analysis_template.update",
+            existing,
+            {"description": existing.description, "spec": spec},
+            before=before,
+        )
+    return Status(200, template_dict(existing))
+
+
+@router.delete("/analysis-templates/{name}", response={204: None, **ERRORS}, tags=["analysis"])
+def delete_template(request, name: str):
+    authorize(request, "analysis_template.delete")
+    template = get_template(name)
+    with transaction.atomic():
+        audit.record(actor_for(request), "analysis_template.delete", template, {"name": name})
+        template.delete()
+    return Status(204, None)
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+@router.get("/deployments/{id}/analysis", response={200: RunList, **ERRORS}, tags=["analysis"])
+def list_runs(request, id: int):
+    """Every analysis run of the deployment, oldest first, each with its metrics' latest
+    baseline and canary values, interval, effect, test, verdict and why."""
+    deployment = get_deployment(id)
+    authorize(request, "deployment.view", deployment)
+    return {"items": analysis_list(deployment), "next": None}
+
+
+@router.get("/analysis-runs/{id}", response={200: RunOut, **ERRORS}, tags=["analysis"])
+def get_run(request, id: int):
+    """One run with every measurement of every metric (``metrics[*].history``)."""
+    run = (
+        AnalysisRun.objects.select_related("deployment__target__service").filter(pk=id).first()
+        if 0 <= id <= MAX_ID
+        else None
+    )
+    if run is None:
+        raise NotFound(f"There is no analysis run {id}.", details={"run": id})
+    try:
+        authorize(request, "deployment.view", get_deployment(run.deployment_id))
+    except NotFound:  # outsiders learn nothing: not even that the run exists
+        raise NotFound(f"There is no analysis run {id}.", details={"run": id}) from None
+    return run_dict(run, measurements=True)

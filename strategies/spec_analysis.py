@@ -1,0 +1,189 @@
+"""Analysis references in strategy specs: reading ours, translating Argo Rollouts', wording them.
+
+Ours, wherever a spec runs an analysis (a canary step, canary background analysis, blue-green
+pre-/post-promotion analysis, a rolling update's analysis after each batch)::
+
+    {"template": "error-rate", "args": {"max-errors": "0.05"}}
+
+``template`` names a stored analysis template (``releases.analysis``; whether it exists is
+checked by the caller, ``normalise(..., templates=...)``, since the spec is pure); ``args``
+binds its arguments (strings or numbers, kept as strings). Canary background analysis adds
+``start_at_step`` (the index into ``steps``, 0-based like Argo's ``startingStep``; default 0).
+
+Argo Rollouts' ``{"templates": [{"templateName": "error-rate"}], "args": [{"name": "max-errors",
+"value": "0.05"}], "startingStep": 2}`` is translated, one template per analysis (Argo runs
+several templates as one run; here, use one analysis step per template), and ``valueFrom``
+arguments (read from Kubernetes objects) are refused.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from strategies.argo import Translation
+from strategies.fields import FieldError, Fields, show, whole
+
+TEMPLATE_NAME = re.compile(r"[-a-zA-Z0-9_]{1,63}")
+# an Argo value already reported as wrong while translating (so it is not reported twice)
+REPORTED = object()
+EXAMPLE = '{"template": "error-rate", "args": {"max-errors": "0.05"}}'
+ARGO_TEMPLATE_KEYS = ("templateName", "clusterScope")
+
+
+def read_ref(
+    value: Any, path: str, errors: list[FieldError], *, background: bool = False
+) -> dict[str, Any] | None:
+    """The normalised reference at ``path``: ``{"template", "args"}`` (and ``start_at_step``
+    with ``background``); None (after recording why) if it is not one."""
+    if not isinstance(value, dict):
+        errors.append(FieldError(path, f"must be an object like {EXAMPLE}, got {show(value)}"))
+        return None
+    fields = Fields(value, path, errors)
+    if "template" not in value:
+        errors.append(FieldError(f"{path}.template", "is required: an analysis template's name"))
+    if value.get("template") is REPORTED:
+        fields.seen.add("template")
+        template = None
+    else:
+        template = fields.take("template", None, template_name)
+    out = {"template": template, "args": _read_args(fields)}
+    if background:
+        out["start_at_step"] = fields.take("start_at_step", 0, whole(0))
+    fields.finish()
+    return out
+
+
+def template_name(value: Any) -> str:
+    """Converter: an analysis template's name (a slug of at most 63 characters)."""
+    if not isinstance(value, str) or not TEMPLATE_NAME.fullmatch(value):
+        raise ValueError(
+            "must be an analysis template's name (letters, digits, '-' and '_', at most 63), "
+            f"got {show(value)}"
+        )
+    return value
+
+
+def _read_args(fields: Fields) -> dict[str, str] | None:
+    fields.seen.add("args")
+    raw = fields.raw.get("args", {})
+    path = fields.path("args")
+    if not isinstance(raw, dict):
+        fields.errors.append(
+            FieldError(
+                path, f'must be an object of values like {{"max-errors": "0.05"}}, got {show(raw)}'
+            )
+        )
+        return None
+    out = {}
+    for name, value in raw.items():
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            fields.errors.append(
+                FieldError(f"{path}.{name}", f"must be a string or a number, got {show(value)}")
+            )
+            continue
+        out[str(name)] = str(value)
+    return out
+
+
+def words(ref: dict[str, Any]) -> str:
+    """ "analysis 'error-rate' (max-errors=0.05)"."""
+    args = ref.get("args") or {}
+    given = f" ({', '.join(f'{k}={v}' for k, v in sorted(args.items()))})" if args else ""
+    return f"analysis {show(ref['template'])}{given}"
+
+
+def from_argo(
+    value: Any,
+    theirs: str,
+    ours: str,
+    out: Translation,
+    errors: list[FieldError],
+    *,
+    background: bool = False,
+) -> Any:
+    """Argo's analysis block written at ``theirs`` as our reference (to be read at ``ours``);
+    paths of the parts it maps are added to ``out`` so errors name the key the user wrote."""
+    if not isinstance(value, dict):
+        return value  # our reader reports it
+    result: dict[str, Any] = {}
+    for key, inner in value.items():
+        where = f"{theirs}.{key}"
+        if key == "templates":
+            name = _argo_template(inner, where, errors)
+            result["template"] = REPORTED if name is None else name
+            out.paths.append((f"{ours}.template", f"{where}[0].templateName"))
+        elif key == "args":
+            result["args"] = _argo_args(inner, where, ours, out, errors)
+        elif key == "startingStep" and background:
+            result["start_at_step"] = inner
+            out.paths.append((f"{ours}.start_at_step", where))
+        else:
+            errors.append(FieldError(where, f"unknown key {show(key)}"))
+    if "templates" not in value:  # our reader says it is required, at Argo's key
+        out.paths.append((f"{ours}.template", f"{theirs}.templates"))
+    return result
+
+
+def _argo_template(value: Any, path: str, errors: list[FieldError]) -> str | None:
+    if not isinstance(value, list) or len(value) != 1:
+        got = f"{len(value)} templates" if isinstance(value, list) else show(value)
+        errors.append(
+            FieldError(
+                path,
+                'must list exactly one template, like [{"templateName": "error-rate"}]: '
+                f"Switchyard runs one template per analysis (use one step per template); got {got}",
+            )
+        )
+        return None
+    item = value[0]
+    if not isinstance(item, dict) or "templateName" not in item:
+        errors.append(
+            FieldError(
+                f"{path}[0]", f'must be like {{"templateName": "error-rate"}}, got {show(item)}'
+            )
+        )
+        return None
+    for key in item:
+        if key not in ARGO_TEMPLATE_KEYS:
+            errors.append(FieldError(f"{path}[0].{key}", f"unknown key {show(key)}"))
+    return item["templateName"]
+
+
+def _argo_args(value: Any, path: str, ours: str, out: Translation, errors: list[FieldError]) -> Any:
+    if not isinstance(value, list):
+        errors.append(
+            FieldError(
+                path,
+                f'must be a list like [{{"name": "max-errors", "value": "0.05"}}], '
+                f"got {show(value)}",
+            )
+        )
+        return {}
+    args = {}
+    for index, item in enumerate(value):
+        where = f"{path}[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            errors.append(
+                FieldError(
+                    where,
+                    f'must be like {{"name": "max-errors", "value": "0.05"}}, got {show(item)}',
+                )
+            )
+            continue
+        name = item["name"]
+        for key in item:
+            if key == "valueFrom":
+                errors.append(
+                    FieldError(
+                        f"{where}.valueFrom",
+                        "is not supported (there are no Kubernetes objects to read here): give "
+                        "the value",
+                    )
+                )
+            elif key not in ("name", "value"):
+                errors.append(FieldError(f"{where}.{key}", f"unknown key {show(key)}"))
+        if "value" in item:
+            args[name] = item["value"]
+            out.paths.append((f"{ours}.args.{name}", f"{where}.value"))
+    return args
