@@ -1,5 +1,8 @@
 /* Switchyard live pages: plain JS, no dependencies, no inline scripts.
  *
+ * This file holds what every page shares (window.Switchyard: DOM helpers, times, the WebSocket
+ * connection) and the board. The deployment page adds deployment.js and charts.js.
+ *
  * <main data-live="board|deployment" data-ws="/ws/..."> opts a page in. The server sends a
  * snapshot on every (re)connect, so after a drop the page re-syncs by itself. Messages are
  * {"type", "data"} as documented in releases/events.py.
@@ -34,6 +37,12 @@
 
   function badge(state, extra) {
     return el("span", { class: "badge state-" + state + (extra ? " " + extra : "") }, words(state));
+  }
+
+  function flash(node) {
+    node.classList.remove("changed");
+    void node.offsetWidth; // restart the animation
+    node.classList.add("changed");
   }
 
   // --- times ----------------------------------------------------------------------------------
@@ -100,13 +109,19 @@
   }
 
   // Open a WebSocket to path() and keep it open: exponential backoff with jitter after a drop,
-  // at once when the browser comes back online. 4401/4404 from the server are final.
+  // at once when the browser comes back online or the tab becomes visible again. path() is
+  // called for every attempt, so a page can ask for what it missed. 4401/4403/4404 are final.
   function live(path, onMessage) {
     var attempt = 0;
     var socket = null;
     var timer = null;
     var openedAt = 0;
     var stopped = false;
+    var FINAL = {
+      4401: "signed out: reload to sign in",
+      4403: "not allowed to see this",
+      4404: "not found"
+    };
 
     function open() {
       timer = null;
@@ -128,14 +143,9 @@
       };
       socket.onclose = function (event) {
         socket = null;
-        if (event.code === 4401) {
+        if (FINAL[event.code]) {
           stopped = true;
-          setStatus("signed out: reload to sign in", "error");
-          return;
-        }
-        if (event.code === 4404) {
-          stopped = true;
-          setStatus("not found", "error");
+          setStatus(FINAL[event.code], "error");
           return;
         }
         if (openedAt && Date.now() - openedAt > 10000) attempt = 0; // it had been healthy
@@ -148,27 +158,51 @@
       };
     }
 
-    window.addEventListener("online", function () {
+    function now() {
       if (!stopped && socket === null && timer !== null) {
         clearTimeout(timer);
         open();
       }
+    }
+
+    window.addEventListener("online", now);
+    document.addEventListener("visibilitychange", function () {
+      if (document.visibilityState === "visible") now();
     });
     open();
   }
 
+  window.Switchyard = Object.assign(window.Switchyard || {}, {
+    el: el, words: words, badge: badge, flash: flash, since: since, agoTime: agoTime,
+    clockText: clockText, refreshTimes: refreshTimes, live: live, setStatus: setStatus
+  });
+
+  // --- filters that apply themselves ----------------------------------------------------------
+
+  document.querySelectorAll("form[data-autosubmit]").forEach(function (form) {
+    form.querySelectorAll("[data-nojs]").forEach(function (node) { node.hidden = true; });
+    form.addEventListener("change", function () { form.requestSubmit ? form.requestSubmit() : form.submit(); });
+  });
+
   // --- the board ------------------------------------------------------------------------------
 
-  function releaseUrl(service, version) {
-    var table = document.querySelector("table.board");
-    var pattern = table ? table.dataset.releaseUrl : "/services/__service__/releases/__version__/";
-    return pattern
-      .replace("__service__", encodeURIComponent(service))
-      .replace("__version__", encodeURIComponent(version));
+  var board = document.querySelector("table[data-board]");
+
+  function url(pattern, values) {
+    return pattern.replace(/__(\w+)__/g, function (_, key) {
+      return encodeURIComponent(values[key]);
+    });
   }
 
+  function releaseUrl(service, version) {
+    var pattern = board ? board.dataset.releaseUrl : "/services/__service__/releases/__version__/";
+    return url(pattern, { service: service, version: version });
+  }
+
+  // The inside of a cell, as templates/releases/_cell.html draws it.
   function activeBox(d) {
     var weights = d.weights || {};
+    var canary = weights.canary || 0;
     return el(
       "a",
       { class: "cell-active state-" + d.state, href: d.links && d.links.page },
@@ -177,55 +211,60 @@
         el("span", { class: "kind" }, (d.strategy && d.strategy.kind) || ""), " → " + d.target_version),
       d.step && d.step.description ? el("span", { class: "cell-line step" }, d.step.description) : null,
       Object.keys(weights).length
-        ? el("span", { class: "cell-line weights" }, "canary " + (weights.canary || 0) + "%")
+        ? el("span", { class: "cell-line weights" },
+          el("span", { class: "mini-split", "aria-hidden": "true" },
+            el("span", { style: "width: " + Number(canary) + "%" })),
+          " canary " + canary + "%")
         : null
     );
   }
 
-  function applyCell(cell) {
-    var key = cell.service + "/" + cell.environment;
-    var td = null;
+  function renderCell(td, cell) {
+    var d = cell.deployment;
+    td.replaceChildren(
+      el("div", { class: "cell-stable" },
+        cell.version
+          ? el("a", { class: "version", href: releaseUrl(cell.service, cell.version), "data-cell-version": "" },
+            cell.version)
+          : el("span", { class: "version none", "data-cell-version": "" }, "not deployed")),
+      el("div", { class: "cell-shipped muted", "data-cell-shipped": "" },
+        cell.shipped && cell.shipped.at ? agoTime(cell.shipped.at) : null,
+        cell.shipped && cell.shipped.at ? " by " + (cell.shipped.by || "switchyard") : null),
+      el("div", { "data-cell-active": "" },
+        d && d.active
+          ? activeBox(d)
+          : cell.failed
+            ? el("a", { class: "cell-failed", href: cell.failed.page },
+              badge(cell.failed.state), " " + cell.failed.version)
+            : null),
+      el("div", { class: "cell-alert-text", "data-cell-alert": "" }, cell.alert || "")
+    );
+    td.classList.remove("cell-empty");
+    td.classList.toggle("cell-alert", Boolean(cell.alert));
+  }
+
+  function findCell(service, environment) {
+    var key = service + "/" + environment;
+    var found = null;
     document.querySelectorAll("[data-cell]").forEach(function (node) {
-      if (node.dataset.cell === key) td = node;
+      if (node.dataset.cell === key) found = node;
     });
-    if (!td) return; // a service or environment created after the page loaded
-    if (td.classList.contains("cell-empty")) {
-      td.classList.remove("cell-empty");
-      td.replaceChildren(
-        el("div", { class: "cell-stable" }, el("span", { "data-cell-version": "" })),
-        el("div", { class: "cell-shipped muted", "data-cell-shipped": "" }),
-        el("div", { "data-cell-active": "" })
-      );
-    }
+    return found;
+  }
+
+  function applyCell(cell) {
+    var td = findCell(cell.service, cell.environment);
+    if (!td) return false; // filtered out, or created after the page loaded
     var d = cell.deployment;
     var signature = JSON.stringify([
-      cell.version, d && d.id, d && d.state, d && d.step, d && d.weights
+      cell.version, d && d.id, d && d.state, d && d.step, d && d.weights, cell.alert,
+      cell.shipped && cell.shipped.id
     ]);
     var changed = td.dataset.sig !== undefined && td.dataset.sig !== signature;
     td.dataset.sig = signature;
-
-    var version = td.querySelector("[data-cell-version]");
-    var fresh = cell.version
-      ? el("a", { class: "version", href: releaseUrl(cell.service, cell.version), "data-cell-version": "" },
-        cell.version)
-      : el("span", { class: "version none", "data-cell-version": "" }, "not deployed");
-    version.replaceWith(fresh);
-
-    var box = td.querySelector("[data-cell-active]");
-    if (d && d.active) box.replaceChildren(activeBox(d));
-    else box.replaceChildren();
-
-    if (d && d.state === "succeeded" && d.finished_at) {
-      td.querySelector("[data-cell-shipped]").replaceChildren(
-        agoTime(d.finished_at), " by " + (d.created_by || "switchyard"));
-    }
+    renderCell(td, cell);
     if (changed) flash(td);
-  }
-
-  function flash(node) {
-    node.classList.remove("changed");
-    void node.offsetWidth; // restart the animation
-    node.classList.add("changed");
+    return true;
   }
 
   function applyRecent(d) {
@@ -264,247 +303,65 @@
     while (tbody.rows.length > limit) tbody.deleteRow(-1);
   }
 
-  function initBoard() {
-    live(function () { return main.dataset.ws; }, function (message) {
-      if (message.type === "board.cell") {
-        applyCell(message.data);
-        applyRecent(message.data.deployment);
+  // Arrow keys move between cells (a roving tabindex: one cell is in the tab order at a time);
+  // Enter opens the cell's active deployment, else its last failure, else its release.
+  function keyboard() {
+    if (!board) return;
+    var rows = Array.prototype.slice.call(board.tBodies[0].rows);
+    var grid = rows.map(function (tr) { return Array.prototype.slice.call(tr.querySelectorAll("td")); });
+    if (!grid.length || !grid[0].length) return;
+    grid.forEach(function (cells) { cells.forEach(function (td) { td.tabIndex = -1; }); });
+    grid[0][0].tabIndex = 0;
+
+    function focus(r, c) {
+      r = Math.max(0, Math.min(grid.length - 1, r));
+      c = Math.max(0, Math.min(grid[r].length - 1, c));
+      board.querySelectorAll("td[tabindex='0']").forEach(function (td) { td.tabIndex = -1; });
+      grid[r][c].tabIndex = 0;
+      grid[r][c].focus();
+    }
+
+    board.addEventListener("keydown", function (event) {
+      var td = event.target.closest && event.target.closest("td[data-cell]");
+      if (!td || event.target !== td) return;
+      var r = -1;
+      var c = -1;
+      grid.forEach(function (cells, i) {
+        var j = cells.indexOf(td);
+        if (j !== -1) { r = i; c = j; }
+      });
+      if (r === -1) return;
+      var moves = {
+        ArrowUp: [r - 1, c], ArrowDown: [r + 1, c], ArrowLeft: [r, c - 1], ArrowRight: [r, c + 1],
+        Home: [r, 0], End: [r, grid[r].length - 1]
+      };
+      if (moves[event.key]) {
+        event.preventDefault();
+        focus(moves[event.key][0], moves[event.key][1]);
+      } else if (event.key === "Enter" || event.key === " ") {
+        var link = td.querySelector(".cell-active") || td.querySelector(".cell-failed") ||
+          td.querySelector("a.version");
+        if (link) {
+          event.preventDefault();
+          link.click();
+        }
+      }
+    });
+    board.addEventListener("focusin", function (event) {
+      var td = event.target.closest && event.target.closest("td[data-cell]");
+      if (td && td.tabIndex !== 0) {
+        board.querySelectorAll("td[tabindex='0']").forEach(function (n) { n.tabIndex = -1; });
+        td.tabIndex = 0;
       }
     });
   }
 
-  // --- one deployment -------------------------------------------------------------------------
-
-  function initDeployment() {
-    var version = Number(main.dataset.version) || 0;
-    var lastEvent = Number(main.dataset.lastEvent) || 0;
-    var actions = document.querySelector("[data-actions]");
-    var allowed = JSON.parse(actions.dataset.allowed);
-    var labels = JSON.parse(actions.dataset.labels);
-    var state = main.dataset.state;
-    var busy = false;
-
-    function oneOf(states) {
-      var names = states.map(words);
-      return names.length === 1
-        ? names[0]
-        : names.slice(0, -1).join(", ") + " or " + names[names.length - 1];
-    }
-
-    // Enable what ALLOWED (releases.commands, sent in data-allowed) permits in this state.
-    function applyButtons() {
-      actions.querySelectorAll("form[data-action]").forEach(function (form) {
-        var name = form.dataset.action;
-        var button = form.querySelector("button");
-        var ok = (allowed[name] || []).indexOf(state) !== -1;
-        button.disabled = busy || !ok;
-        if (ok) {
-          button.removeAttribute("title");
-          form.removeAttribute("title");
-        } else {
-          var why = labels[name] + " needs the deployment to be " + oneOf(allowed[name]) +
-            "; it is " + words(state) + ".";
-          button.title = why;
-          form.title = why;
-        }
-      });
-    }
-
-    function setText(selector, text) {
-      var node = document.querySelector(selector);
-      if (node) node.textContent = text;
-      return node;
-    }
-
-    function applyDeployment(d) {
-      if (d.version < version) return; // an older message overtaken by a newer one
-      version = d.version;
-      state = d.state;
-      var badgeEl = document.querySelector("[data-d-state]");
-      badgeEl.className = "badge big state-" + d.state;
-      badgeEl.textContent = words(d.state);
-      setText("[data-d-kind]", (d.strategy && d.strategy.kind) || "—");
-      var stepEl = document.querySelector("[data-d-step]");
-      var total = Number(stepEl.dataset.stepsTotal) || 0;
-      if (d.step && d.step.description) {
-        stepEl.replaceChildren(
-          el("span", { class: "step-no" }, (d.step.index + 1) + (total ? "/" + total : "")),
-          " " + d.step.description);
-      } else {
-        stepEl.textContent = "—";
+  function initBoard() {
+    keyboard();
+    live(function () { return main.dataset.ws; }, function (message) {
+      if (message.type === "board.cell") {
+        if (applyCell(message.data)) applyRecent(message.data.deployment);
       }
-      setText("[data-d-intent]", d.intent || "—");
-      var finished = document.querySelector("[data-d-finished]");
-      finished.replaceChildren(d.finished_at ? agoTime(d.finished_at) : "—");
-      var messageEl = setText("[data-d-message]", d.message || "");
-      messageEl.hidden = !d.message || d.message === d.failure_reason;
-      var failure = document.querySelector("[data-d-failure]");
-      failure.querySelector("span").textContent = d.failure_reason || "";
-      failure.hidden = !d.failure_reason;
-
-      var weights = d.weights || {};
-      setText("[data-w-stable]", (weights.stable || 0) + "%");
-      setText("[data-w-canary]", (weights.canary || 0) + "%");
-      var split = document.querySelector("[data-split]");
-      split.value = weights.canary || 0;
-      split.textContent = "canary " + (weights.canary || 0) + "%";
-
-      var steps = document.querySelectorAll("[data-steps] li");
-      steps.forEach(function (li, i) {
-        var done = d.state === "succeeded" || i < d.step.index;
-        li.className = done ? "done" : (i === d.step.index && d.step.description ? "current" : "");
-      });
-      applyButtons();
-    }
-
-    function applyEvent(e) {
-      var list = document.querySelector("[data-events]");
-      if (list.querySelector('[data-event-id="' + Number(e.id) + '"]')) return;
-      var empty = list.querySelector("li.empty");
-      if (empty) empty.remove();
-      var li = el("li", { class: "ev ev-" + e.kind, "data-event-id": e.id },
-        el("time", { datetime: e.created_at, title: new Date(e.created_at).toLocaleString() },
-          clockText(e.created_at)),
-        " ", el("span", { class: "ev-kind" }, e.kind),
-        " ", el("span", { class: "ev-msg" }, e.message),
-        e.actor ? el("span", { class: "muted" }, " · " + e.actor) : null);
-      // keep the time line in id order even if a catch-up arrives after a live event
-      var after = null;
-      list.querySelectorAll("[data-event-id]").forEach(function (node) {
-        if (after === null && Number(node.dataset.eventId) > e.id) after = node;
-      });
-      list.insertBefore(li, after);
-      flash(li);
-      lastEvent = Math.max(lastEvent, e.id);
-      var limit = Number(list.dataset.limit) || 200;
-      while (list.children.length > limit) list.firstElementChild.remove();
-    }
-
-    function applyTarget(t) {
-      var order = { stable: 0, canary: 1 };
-      var slots = Object.keys(t.slots || {}).map(function (name) {
-        return Object.assign({ name: name }, t.slots[name]);
-      });
-      slots.sort(function (a, b) {
-        var ra = a.role in order ? order[a.role] : 2;
-        var rb = b.role in order ? order[b.role] : 2;
-        return ra - rb || (a.name < b.name ? -1 : 1);
-      });
-      var rows = slots.map(function (s) {
-        var weight = s.weight || 0;
-        var instances = (s.instances || []).map(function (i) {
-          return el("li", { class: "inst inst-" + i.state },
-            el("code", null, i.id), " " + (i.version || "") + " ",
-            el("span", { class: "inst-state" }, i.state));
-        });
-        if (!instances.length) instances = [el("li", { class: "muted" }, "none")];
-        return el("tr", null,
-          el("td", null, el("b", null, s.name), s.role ? " " : null,
-            s.role ? el("span", { class: "muted" }, s.role) : null),
-          el("td", null, s.version || "—"),
-          el("td", null, (s.ready || 0) + "/" + (s.desired || 0)),
-          el("td", { class: "weight" },
-            el("progress", { max: "100", value: String(weight) }, weight + "%"), " " + weight + "%"),
-          el("td", { class: "instances-cell" }, el("ul", { class: "instances" }, ...instances)));
-      });
-      if (!rows.length) {
-        rows = [el("tr", { class: "empty" },
-          el("td", { colspan: "5", class: "muted" }, "Nothing observed yet."))];
-      }
-      document.querySelector("[data-slots]").replaceChildren(...rows);
-      var observed = document.querySelector("[data-observed]");
-      if (observed) {
-        observed.replaceChildren(
-          t.observed_at ? "observed " : "",
-          t.observed_at ? agoTime(t.observed_at) : "",
-          t.endpoint ? (t.observed_at ? " · " : "") + t.endpoint : "");
-      }
-    }
-
-    // --- the buttons: confirm, then POST with fetch; the WebSocket shows the outcome ----------
-
-    var dialog = document.querySelector("[data-confirm-dialog]");
-    var errorEl = document.querySelector("[data-action-error]");
-    var statusLine = document.querySelector("[data-action-status]");
-
-    function confirmAction(form) {
-      return new Promise(function (resolve) {
-        var text = form.dataset.confirm;
-        if (!dialog || typeof dialog.showModal !== "function") {
-          resolve(window.confirm(text) ? { reason: "" } : null);
-          return;
-        }
-        var reasonLabel = dialog.querySelector("[data-confirm-reason]");
-        var input = reasonLabel.querySelector("input");
-        dialog.querySelector("[data-confirm-text]").textContent = text;
-        reasonLabel.hidden = !("takesReason" in form.dataset);
-        input.value = "";
-        dialog.returnValue = "";
-        dialog.addEventListener("close", function () {
-          resolve(dialog.returnValue === "ok" ? { reason: input.value.trim() } : null);
-        }, { once: true });
-        dialog.showModal();
-        (reasonLabel.hidden ? dialog.querySelector("[data-confirm-ok]") : input).focus();
-      });
-    }
-
-    function showError(text) {
-      errorEl.textContent = text;
-      errorEl.hidden = false;
-      statusLine.textContent = "";
-    }
-
-    function send(form, reason) {
-      var name = form.dataset.action;
-      var body = new FormData(form);
-      if (reason) body.set("reason", reason);
-      busy = true;
-      applyButtons();
-      errorEl.hidden = true;
-      statusLine.textContent = labels[name] + "…";
-      return fetch(form.action, {
-        method: "POST",
-        body: body,
-        credentials: "same-origin",
-        headers: { Accept: "application/json" }
-      })
-        .then(function (response) {
-          return response.json().catch(function () { return null; }).then(function (data) {
-            if (response.ok && data) {
-              statusLine.textContent = data.message || "";
-              if (data.redirect) location.assign(data.redirect);
-              else if (data.deployment) applyDeployment(data.deployment);
-            } else if (data && data.message) {
-              showError(data.message);
-            } else {
-              showError("Switchyard refused the request (HTTP " + response.status + "); " +
-                "reload the page and try again.");
-            }
-          });
-        })
-        .catch(function (err) {
-          showError("Could not reach Switchyard (" + err.message + "); nothing was changed.");
-        })
-        .then(function () {
-          busy = false;
-          applyButtons();
-        });
-    }
-
-    actions.querySelectorAll("form[data-action]").forEach(function (form) {
-      form.addEventListener("submit", function (event) {
-        event.preventDefault();
-        if (busy) return;
-        confirmAction(form).then(function (answer) {
-          if (answer) send(form, answer.reason);
-        });
-      });
-    });
-
-    live(function () { return main.dataset.ws + "?after=" + lastEvent; }, function (message) {
-      if (message.type === "deployment") applyDeployment(message.data);
-      else if (message.type === "event") applyEvent(message.data);
-      else if (message.type === "target") applyTarget(message.data);
     });
   }
 
@@ -512,8 +369,8 @@
 
   refreshTimes();
   setInterval(refreshTimes, 30000);
-  if (main && "WebSocket" in window) {
-    if (main.dataset.live === "board") initBoard();
-    else if (main.dataset.live === "deployment") initDeployment();
+  if (main && main.dataset.live === "board") {
+    if ("WebSocket" in window) initBoard();
+    else keyboard();
   }
 })();

@@ -1,0 +1,258 @@
+"""Event-to-dashboard latency with many dashboards open on one running deployment.
+
+    .venv/bin/python bench/ws.py [--clients 200] [--rounds 3]
+
+Starts (on loopback only) a fresh database (``<name>_wsbench`` next to DATABASE_URL's, or SQLite
+under var/bench/), the fleet agent, a Celery worker and the web server (uvicorn, one process),
+deploys a first release, then per round: starts a canary deployment of a new release and pauses
+it, opens ``--clients`` WebSocket connections to its page (``/ws/deployments/<id>/``, signed in
+with a session cookie, as a browser is), resumes it and listens until it ends. For every
+``event`` message a client receives it notes the time from the event's creation (the worker
+writing the DeploymentEvent row) to its arrival; at the end it compares what each client got
+with the events in the database. Prints the latency p50/p95/p99/max over all deliveries, the
+messages lost, and how long the connection storm took. Clients and servers share this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.board import bench_database  # noqa: E402
+from integrations.local.ports import free_port  # noqa: E402
+from switchyard import processes  # noqa: E402
+from switchyard.embedded_redis import EmbeddedRedis  # noqa: E402
+
+HEALTH = {"path": "/health", "interval": "200ms", "healthy_threshold": 2}
+FIRST = {"kind": "rolling", "replicas": 2, "batch_size": "100%", "health": HEALTH}
+CANARY = {
+    "kind": "canary",
+    "steps": [
+        {"set_weight": 10},
+        {"pause": {"duration": "1s"}},
+        {"set_weight": 25},
+        {"pause": {"duration": "1s"}},
+        {"set_weight": 50},
+        {"pause": {"duration": "1s"}},
+        {"set_weight": 75},
+        {"pause": {"duration": "1s"}},
+    ],
+    "stable_replicas": 2,
+    "health": HEALTH,
+}
+TERMINAL = {"succeeded", "failed", "rolled_back", "aborted", "rejected"}
+ARTIFACT = {"sample": {"latency_ms": 5}}
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+class Dashboard:
+    """One WebSocket client, as the deployment page is."""
+
+    def __init__(self, url: str, headers: list[tuple[str, str]]):
+        self.url, self.headers = url, headers
+        self.events: dict[int, float] = {}  # event id -> latency (s)
+        self.messages = 0
+        self.ready = asyncio.Event()
+        self.done = asyncio.Event()
+
+    async def run(self) -> None:
+        import websockets
+
+        async with websockets.connect(
+            self.url, additional_headers=self.headers, max_size=None, open_timeout=60
+        ) as ws:
+            async for raw in ws:
+                now = time.time()
+                message = json.loads(raw)
+                self.messages += 1
+                kind, data = message["type"], message["data"]
+                if kind == "metrics":  # the last message of the snapshot
+                    self.ready.set()
+                elif kind == "event":
+                    created = datetime.fromisoformat(data["created_at"]).timestamp()
+                    self.events.setdefault(data["id"], now - created)
+                elif kind == "deployment" and data["state"] in TERMINAL and self.ready.is_set():
+                    self.done.set()
+                if self.done.is_set() and kind == "target":
+                    return  # the target message follows the last deployment message
+
+
+async def one_round(args, base: str, cookie: str, user, target, version: str) -> dict:
+    from releases import commands
+    from releases.actors import Actor
+    from releases.models import Deployment, DeploymentEvent
+
+    actor = Actor(user=user, channel="api", via="bench")
+
+    def start():
+        commands.create_release(actor, target.service, version=version, artifact=ARTIFACT)
+        d, _ = commands.start_deployment(
+            actor,
+            service=target.service,
+            environment=target.environment,
+            version=version,
+            strategy=CANARY,
+        )
+        commands.pause(actor, d.pk)
+        return d
+
+    d = await asyncio.to_thread(start)
+    ws_url = base.replace("http://", "ws://") + f"/ws/deployments/{d.pk}/"
+    headers = [("Cookie", cookie), ("Origin", base)]
+    clients = [Dashboard(ws_url, headers) for _ in range(args.clients)]
+    started = time.monotonic()
+    tasks = [asyncio.create_task(c.run()) for c in clients]
+    await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), timeout=120)
+    storm = time.monotonic() - started
+
+    def resume():
+        last = DeploymentEvent.objects.filter(deployment=d).order_by("-id").first()
+        commands.resume(actor, d.pk)
+        return last.pk
+
+    before = await asyncio.to_thread(resume)
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
+    except TimeoutError:
+        for task in tasks:
+            task.cancel()
+    state = await asyncio.to_thread(lambda: Deployment.objects.get(pk=d.pk).state)
+    expected = await asyncio.to_thread(
+        lambda: set(
+            DeploymentEvent.objects.filter(deployment=d, pk__gt=before).values_list("pk", flat=True)
+        )
+    )
+    latencies = [c.events[i] for c in clients for i in expected if i in c.events]
+    lost = sum(len(expected - set(c.events)) for c in clients)
+    return {
+        "deployment": d.pk,
+        "state": state,
+        "events": len(expected),
+        "latencies": latencies,
+        "lost": lost,
+        "storm": storm,
+        "messages": sum(c.messages for c in clients),
+    }
+
+
+async def run(args, base: str, env: dict) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from releases import commands
+    from releases.actors import Actor
+    from releases.models import Deployment, Environment, Service, Target
+
+    def setup():
+        user = get_user_model().objects.create_superuser("bench", "bench@example.com", "pw")
+        service = Service.objects.create(slug="api", name="API")
+        environment = Environment.objects.create(slug="prod", name="Prod", order=1)
+        target = Target.objects.create(service=service, environment=environment, provider="local")
+        actor = Actor(user=user, channel="api", via="bench")
+        commands.create_release(actor, service, version="1.0.0", artifact=ARTIFACT)
+        first, _ = commands.start_deployment(
+            actor, service=service, environment=environment, version="1.0.0", strategy=FIRST
+        )
+        client = Client()
+        client.force_login(user)
+        cookie = client.cookies["sessionid"]
+        return user, target, first, f"sessionid={cookie.value}"
+
+    user, target, first, cookie = await asyncio.to_thread(setup)
+    deadline = time.monotonic() + 90
+    while await asyncio.to_thread(lambda: Deployment.objects.get(pk=first.pk).state) != "succeeded":
+        assert time.monotonic() < deadline, "the first release did not go live"
+        await asyncio.sleep(0.3)
+
+    results = []
+    for n in range(args.rounds):
+        result = await one_round(args, base, cookie, user, target, f"1.{n + 1}.0")
+        ms = [1000 * x for x in result["latencies"]]
+        print(
+            f"round {n + 1}: deployment #{result['deployment']} {result['state']}, "
+            f"{result['events']} events x {args.clients} clients: "
+            f"p50 {statistics.median(ms):.0f} ms, p95 {percentile(ms, 95):.0f} ms, "
+            f"p99 {percentile(ms, 99):.0f} ms, max {max(ms):.0f} ms; lost {result['lost']}; "
+            f"{args.clients} connected and in sync in {result['storm']:.1f}s",
+            flush=True,
+        )
+        results.append(result)
+    ms = [1000 * x for r in results for x in r["latencies"]]
+    deliveries = sum(r["events"] for r in results) * args.clients
+    print(
+        f"\nevent -> dashboard, {args.clients} dashboards, {len(ms)} deliveries: "
+        f"p50 {statistics.median(ms):.0f} ms  p95 {percentile(ms, 95):.0f} ms  "
+        f"p99 {percentile(ms, 99):.0f} ms  max {max(ms):.0f} ms"
+    )
+    print(
+        f"messages lost: {sum(r['lost'] for r in results)} of {deliveries} event deliveries; "
+        f"{sum(r['messages'] for r in results)} WebSocket messages received in all"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=120.0)
+    args = parser.parse_args()
+
+    var = ROOT / "var" / "bench"
+    var.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["SWITCHYARD_VAR_DIR"] = str(var)
+    env["DATABASE_URL"] = bench_database("_wsbench")
+    redis = None
+    if not env.get("REDIS_URL"):
+        redis = EmbeddedRedis(var / "redis.sock").start()
+        env["REDIS_URL"] = redis.url
+    env.setdefault("SECRET_KEY", "bench-only-secret")
+    env.update(
+        FLEET_TOKEN="bench-fleet-token",
+        FLEET_URL=f"http://127.0.0.1:{free_port()}",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, env=env, check=True
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    fleet_port = int(env["FLEET_URL"].rsplit(":", 1)[1])
+    with processes.Supervisor(env=env, log_dir=var / "ws-logs") as supervisor:
+        supervisor.start("fleet", processes.fleet_command(fleet_port, env["FLEET_TOKEN"]))
+        supervisor.start("worker", processes.worker_command(concurrency=2))
+        supervisor.start("web", processes.web_command(port))
+        processes.wait_http(f"{env['FLEET_URL']}/healthz", timeout=30)
+        processes.wait_http(f"{base}/login/", timeout=30)
+        os.environ.update(env)
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "switchyard.settings")
+        import django
+
+        django.setup()
+        try:
+            asyncio.run(run(args, base, env))
+        finally:
+            dead = supervisor.check()
+            if dead:
+                print(f"exited early: {dead} (logs in {var / 'ws-logs'})")
+    if redis is not None:
+        redis.stop()
+
+
+if __name__ == "__main__":
+    main()

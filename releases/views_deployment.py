@@ -1,0 +1,355 @@
+"""One deployment's page, its action buttons, and the list of deployments.
+
+The page is made of partials (``templates/releases/deployment/_*.html``), one per section, so a
+new section (approvals, analysis runs) is one more include. The buttons are their own partial,
+served alone at ``/deployments/<id>/actions/`` so that the page re-renders them from the server
+when the state changes: whether a button is enabled, why not, and what its confirmation says are
+decided here only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_POST
+
+from releases import commands, metrics
+from releases.actors import Actor
+from releases.errors import DomainError, Forbidden, NotFound
+from releases.models import ACTIVE_STATES, Channel, Deployment, Environment, Service, State
+from releases.serializers import deployment_dict
+from releases.views import deployments, one_of, refusal, visible, visible_deployments, words
+from releases.views_governance import approval_confirm, gate_reason, governance_context
+from strategies.spec import describe_steps
+
+EVENT_LIMIT = 100
+PAGE_SIZE = 50
+
+
+# --- the operator commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    label: str
+    command: str  # the name in commands.ALLOWED and in the API's "deployment.<command>" action
+    run: Callable[[Actor, int, str], Deployment]
+    takes_reason: bool = False
+
+
+# the buttons, in the order they appear
+COMMANDS: dict[str, Command] = {
+    "promote": Command("Promote", "promote", lambda a, pk, _: commands.promote(a, pk)),
+    "promote_full": Command(
+        "Promote full", "promote", lambda a, pk, _: commands.promote(a, pk, full=True)
+    ),
+    "pause": Command("Pause", "pause", lambda a, pk, _: commands.pause(a, pk)),
+    "resume": Command("Resume", "resume", lambda a, pk, _: commands.resume(a, pk)),
+    "abort": Command("Abort", "abort", lambda a, pk, r: commands.abort(a, pk, reason=r), True),
+    "rollback": Command(
+        "Roll back", "rollback", lambda a, pk, r: commands.rollback(a, pk, reason=r), True
+    ),
+    # governance: the reason box is the approver's comment (releases.views_governance)
+    "approve": Command(
+        "Approve", "approve", lambda a, pk, r: commands.approve(a, pk, comment=r), True
+    ),
+    "reject": Command("Reject", "reject", lambda a, pk, r: commands.reject(a, pk, comment=r), True),
+}
+
+
+@dataclass
+class Action:
+    name: str
+    label: str
+    allowed: bool
+    reason: str  # why it is disabled ("" when allowed)
+    confirm: str  # what will happen, asked before doing it
+    takes_reason: bool
+
+
+def steps_of(spec: dict) -> list[str]:
+    try:
+        return describe_steps(spec)
+    except (KeyError, TypeError, ValueError):  # an old or unknown kind: show no plan
+        return []
+
+
+def confirm_text(d: Deployment, name: str, steps: list[str]) -> str:
+    """What pressing the button will do, in words, naming versions and the environment."""
+    if name in ("approve", "reject"):
+        return approval_confirm(d, name)
+    service, env = d.target.service.slug, d.target.environment.slug
+    new = d.release.version
+    old = d.from_release.version if d.from_release_id else None
+    back = f"back to {old}" if old else f"away from {new} ({service} had no release before)"
+    if name == "promote":
+        following = steps[d.step_index + 1] if d.step_index + 1 < len(steps) else ""
+        return f"Move {service} {new} in {env} on to the next step" + (
+            f": {following}?" if following else "?"
+        )
+    if name == "promote_full":
+        return f"Send 100% of {service} in {env} to {new} now, skipping the remaining steps?"
+    if name == "pause":
+        return f"Pause the rollout of {service} {new} in {env}? Traffic stays split as it is now."
+    if name == "resume":
+        return f"Resume the rollout of {service} {new} in {env}?"
+    if name == "abort":
+        return f"Abort: send 100% of {service} in {env} {back} and stop {new}?"
+    if d.state == State.SUCCEEDED:
+        return (
+            f"Roll back {service} in {env}: deploy {old} again (every instance at once) "
+            f"and retire {new}?"
+        )
+    return f"Roll back: send 100% of {service} in {env} {back} and stop {new}?"
+
+
+def state_reason(d: Deployment, name: str) -> str:
+    """Why the deployment's state does not allow the command ("" when it does)."""
+    cmd = COMMANDS[name]
+    if name in ("approve", "reject"):  # awaiting approval, or a canary step gate
+        return gate_reason(d, cmd.label)
+    states = commands.ALLOWED[cmd.command]
+    if d.state not in states:
+        return f"{cmd.label} needs the deployment to be {one_of(states)}; it is {words(d.state)}."
+    if name == "rollback" and d.state == State.SUCCEEDED:
+        if d.from_release_id is None:
+            return (
+                f"{d.release.version} was the first release here: there is nothing to go back to."
+            )
+        if d.target.stable_release_id != d.release_id:
+            return "A later deployment replaced this one: roll back the latest deployment instead."
+    return ""
+
+
+def actions_for(request, d: Deployment, steps: list[str]) -> list[Action]:
+    out = []
+    for name, cmd in COMMANDS.items():
+        reason = state_reason(d, name) or refusal(request, f"deployment.{cmd.command}", d)
+        out.append(
+            Action(
+                name=name,
+                label=cmd.label,
+                allowed=not reason,
+                reason=reason,
+                confirm=confirm_text(d, name, steps),
+                takes_reason=cmd.takes_reason,
+            )
+        )
+    return out
+
+
+# --- the page -------------------------------------------------------------------------------------
+
+
+def _slots(observed: dict) -> list[dict]:
+    """Target.observed as rows, the stable role first."""
+    order = {"stable": 0, "canary": 1}
+    rows = [{"name": name, **(slot or {})} for name, slot in (observed or {}).items()]
+    return sorted(rows, key=lambda s: (order.get(s.get("role", ""), 2), s["name"]))
+
+
+def _load(request, pk: int) -> Deployment:
+    d = get_object_or_404(deployments().select_related("target__stable_release"), pk=pk)
+    if refusal(request, "deployment.view", d):
+        raise Http404("No such deployment.")  # outsiders learn nothing
+    return d
+
+
+def _split(d: Deployment) -> list[dict]:
+    """The traffic split bar: one segment per slot, stable first."""
+    weights = d.weights or {}
+    if weights:
+        stable, canary = weights.get("stable", 0), weights.get("canary", 0)
+    else:  # nothing routed yet: whatever ran before still serves everything
+        stable, canary = (100 if d.from_release_id else 0), 0
+    return [
+        {
+            "role": "stable",
+            "slot": d.stable_slot,
+            "version": d.from_release.version if d.from_release_id else "",
+            "weight": stable,
+        },
+        {"role": "canary", "slot": d.canary_slot, "version": d.release.version, "weight": canary},
+    ]
+
+
+# the live charts: (key in a sample's slot, title, unit)
+CHARTS = (
+    ("rps", "Request rate", "req/s"),
+    ("error_rate", "Error rate", "%"),
+    ("p95_ms", "Latency p95", "ms"),
+    ("p99_ms", "Latency p99", "ms"),
+)
+
+
+def show_value(key: str, value) -> str:
+    """A sample's value as the chart legends show it (deployment.js formats the same way)."""
+    if value is None:
+        return "—"
+    if key == "error_rate":
+        return f"{100 * value:.2f}%"
+    if key == "rps":
+        return f"{value:.1f}/s"
+    return f"{value:.0f} ms"
+
+
+def charts_for(d: Deployment, latest: dict | None) -> list[dict]:
+    slots = (latest or {}).get("slots", {})
+    out = []
+    for key, title, unit in CHARTS:
+        row = {"key": key, "title": title, "unit": unit}
+        for role, slot in (("stable", d.stable_slot), ("canary", d.canary_slot)):
+            sample = slots.get(slot)
+            row[role] = show_value(key, sample.get(key)) if sample else None
+        out.append(row)
+    return out
+
+
+@login_required
+def deployment(request, pk: int):
+    d = _load(request, pk)
+    events = list(reversed(d.events.order_by("-id")[:EVENT_LIMIT]))
+    steps = steps_of(d.strategy)
+    data = deployment_dict(d)
+    pause = data["pause"]
+    latest = metrics.latest(d.target_id)
+    return render(
+        request,
+        "releases/deployment.html",
+        {
+            "d": d,
+            "state_label": words(d.state),
+            "target": d.target,
+            "slots": _slots(d.target.observed),
+            "steps": steps,
+            "pause": pause,
+            "events": events,
+            "last_event_id": events[-1].pk if events else 0,
+            "split": _split(d),
+            "actions": actions_for(request, d, steps),
+            "analysis": data["analysis"],
+            "latest": latest,
+            "charts": charts_for(d, latest),
+            "pause_until": parse_datetime(pause["until"]) if pause and pause["until"] else None,
+            **governance_context(d),  # approvals, freeze overrides, a freeze in force
+        },
+    )
+
+
+@login_required
+def deployment_actions(request, pk: int):
+    """The buttons alone, as the page shows them now (the page swaps them in live)."""
+    d = _load(request, pk)
+    steps = steps_of(d.strategy)
+    return render(
+        request,
+        "releases/deployment/_actions.html",
+        {"d": d, "actions": actions_for(request, d, steps)},
+    )
+
+
+@require_POST
+def deployment_action(request, pk: int, action: str):
+    """POST /deployments/<id>/<action>/: run the command; JSON for fetch, else redirect back."""
+    if action not in COMMANDS:
+        raise Http404(f"No such action: {action}")
+    cmd = COMMANDS[action]
+    wants_json = "application/json" in request.headers.get("Accept", "")
+
+    def fail(exc: DomainError):
+        if wants_json:
+            return JsonResponse(
+                {"code": exc.code, "message": exc.message, "details": exc.details},
+                status=exc.status,
+            )
+        if isinstance(exc, NotFound):
+            raise Http404(exc.message)
+        messages.error(request, exc.message)
+        return redirect("deployment", pk)
+
+    if not request.user.is_authenticated:
+        if wants_json:
+            return JsonResponse(
+                {"code": "unauthenticated", "message": "Your session has ended: sign in again."},
+                status=401,
+            )
+        return redirect_to_login(request.get_full_path())
+    d = deployments().filter(pk=pk).first()
+    if d is None or refusal(request, "deployment.view", d):
+        return fail(NotFound(f"Deployment {pk} does not exist."))
+    refused = refusal(request, f"deployment.{cmd.command}", d)
+    if refused:
+        return fail(Forbidden(refused))
+    reason = request.POST.get("reason", "").strip()[:500] if cmd.takes_reason else ""
+    if not wants_json and request.POST.get("confirmed") != "1":
+        # without JavaScript there was no dialog: ask here, naming what will happen (a command
+        # the state does not allow goes straight on, to fail with its reason)
+        steps = steps_of(d.strategy)
+        asked = next(a for a in actions_for(request, d, steps) if a.name == action)
+        if asked.allowed:
+            context = {"d": d, "action": asked, "reason": reason}
+            return render(request, "releases/deployment/confirm.html", context)
+    try:
+        result = cmd.run(Actor.from_request(request, channel=Channel.UI), pk, reason)
+    except DomainError as exc:
+        return fail(exc)
+    if result.pk != pk:  # rolling back a succeeded deployment starts a new one
+        done = f"Started deployment #{result.pk} to roll back to {result.release.version}."
+    else:
+        done = f"{cmd.label}: done ({words(result.state)})."
+    if wants_json:
+        return JsonResponse(
+            {
+                "message": done,
+                "deployment": deployment_dict(result),
+                "redirect": reverse("deployment", args=[result.pk]) if result.pk != pk else None,
+            }
+        )
+    messages.success(request, done)
+    return redirect("deployment", result.pk)
+
+
+# --- the list -------------------------------------------------------------------------------------
+
+
+@login_required
+def deployment_list(request):
+    """Every deployment, newest first, filtered by ?service=&environment=&state=."""
+    filters = {
+        "service": request.GET.get("service", ""),
+        "environment": request.GET.get("environment", ""),
+        "state": request.GET.get("state", ""),
+    }
+    qs = visible_deployments(request).order_by("-id")  # creation order, by the primary key
+    if filters["service"]:
+        qs = qs.filter(target__service__slug=filters["service"])
+    if filters["environment"]:
+        qs = qs.filter(target__environment__slug=filters["environment"])
+    if filters["state"] == "active":
+        qs = qs.filter(state__in=ACTIVE_STATES)
+    elif filters["state"]:
+        qs = qs.filter(state=filters["state"])
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = urlencode({k: v for k, v in filters.items() if v})
+    return render(
+        request,
+        "releases/deployment_list.html",
+        {
+            "page": page,
+            "filters": filters,
+            "query": query,
+            "services": visible(request, Service.objects.all(), env=None, service="pk"),
+            "environments": visible(request, Environment.objects.all(), env="pk", service=None),
+            "states": [("active", "any active")] + [(s.value, words(s.value)) for s in State],
+        },
+    )

@@ -1,0 +1,467 @@
+/* The deployment page, kept live over /ws/deployments/<id>/ (messages: releases/events.py).
+ *
+ * - deployment: state badge, summary, traffic split bar, step list and pause countdown,
+ *   analysis runs; when the state changes, the action buttons are re-fetched from the server
+ *   (/deployments/<id>/actions/), which alone decides what is enabled and why not.
+ * - event: appended to the time line (any kind; ordered by id; missed ones come on reconnect).
+ * - target: the slots and instances table.
+ * - metrics: request samples for the four charts (the whole window on connect, then new ones).
+ * Buttons: a confirmation dialog naming what will happen, then a POST with fetch; the answer
+ * is applied at once and the WebSocket brings the rest.
+ */
+(function () {
+  "use strict";
+
+  var S = window.Switchyard;
+  var main = document.querySelector("main[data-live='deployment']");
+  if (!S || !main) return;
+  var el = S.el;
+  var words = S.words;
+
+  var version = Number(main.dataset.version) || 0;
+  var lastEvent = Number(main.dataset.lastEvent) || 0;
+  var state = main.dataset.state;
+  var lastButtonsKey = null; // the page came with its buttons for its state
+  var renderedState = state;
+  var busy = false;
+
+  function $(selector) { return document.querySelector(selector); }
+
+  function setText(selector, text) {
+    var node = $(selector);
+    if (node) node.textContent = text;
+    return node;
+  }
+
+  // --- the buttons ----------------------------------------------------------------------------
+
+  var actions = $("[data-actions]");
+  var dialog = $("[data-confirm-dialog]");
+  var errorEl = $("[data-action-error]");
+  var statusLine = $("[data-action-status]");
+  var actionsWanted = 0;
+
+  function setBusy(value) {
+    busy = value;
+    actions.querySelectorAll("button").forEach(function (b) {
+      if (value) {
+        b.dataset.wasDisabled = b.disabled ? "1" : "";
+        b.disabled = true;
+      } else if (b.dataset.wasDisabled !== undefined) {
+        b.disabled = b.dataset.wasDisabled === "1";
+        delete b.dataset.wasDisabled;
+      }
+    });
+  }
+
+  // Re-render the buttons from the server (enabled or not, why, what the confirmation says).
+  function refreshActions() {
+    var ticket = ++actionsWanted;
+    fetch(actions.dataset.actionsUrl, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (html === null || ticket !== actionsWanted) return;
+        actions.innerHTML = html;
+        if (busy) setBusy(true);
+      })
+      .catch(function () { /* the next change tries again */ });
+  }
+
+  function confirmAction(form) {
+    return new Promise(function (resolve) {
+      var text = form.dataset.confirm;
+      if (!dialog || typeof dialog.showModal !== "function") {
+        resolve(window.confirm(text) ? { reason: "" } : null);
+        return;
+      }
+      var reasonLabel = dialog.querySelector("[data-confirm-reason]");
+      var input = reasonLabel.querySelector("input");
+      dialog.querySelector("[data-confirm-title]").textContent = form.dataset.label + "?";
+      dialog.querySelector("[data-confirm-text]").textContent = text;
+      dialog.querySelector("[data-confirm-ok]").textContent = form.dataset.label;
+      reasonLabel.hidden = !("takesReason" in form.dataset);
+      input.value = "";
+      dialog.returnValue = "";
+      dialog.addEventListener("close", function () {
+        resolve(dialog.returnValue === "ok" ? { reason: input.value.trim() } : null);
+      }, { once: true });
+      dialog.showModal();
+      (reasonLabel.hidden ? dialog.querySelector("[data-confirm-ok]") : input).focus();
+    });
+  }
+
+  function showError(text) {
+    errorEl.textContent = text;
+    errorEl.hidden = false;
+    statusLine.textContent = "";
+  }
+
+  function send(form, reason) {
+    var body = new FormData(form);
+    body.set("confirmed", "1");
+    if (reason) body.set("reason", reason);
+    setBusy(true);
+    errorEl.hidden = true;
+    statusLine.textContent = form.dataset.label + "…";
+    return fetch(form.action, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { Accept: "application/json" }
+    })
+      .then(function (response) {
+        return response.json().catch(function () { return null; }).then(function (data) {
+          if (response.ok && data) {
+            statusLine.textContent = data.message || "";
+            if (data.redirect) location.assign(data.redirect);
+            else if (data.deployment) applyDeployment(data.deployment);
+          } else if (data && data.message) {
+            showError(data.message);
+          } else {
+            showError("Switchyard refused the request (HTTP " + response.status + "); " +
+              "reload the page and try again.");
+          }
+        });
+      })
+      .catch(function (err) {
+        showError("Could not reach Switchyard (" + err.message + "); nothing was changed.");
+      })
+      .then(function () {
+        setBusy(false);
+        refreshActions();
+      });
+  }
+
+  actions.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-action]");
+    if (!form) return;
+    event.preventDefault();
+    if (busy) return;
+    confirmAction(form).then(function (answer) {
+      if (answer) send(form, answer.reason);
+    });
+  });
+
+  // --- the deployment -------------------------------------------------------------------------
+
+  function applySplit(d) {
+    var weights = d.weights || {};
+    var has = Object.keys(weights).length > 0;
+    var shares = {
+      stable: has ? weights.stable || 0 : (d.stable_version ? 100 : 0),
+      canary: has ? weights.canary || 0 : 0
+    };
+    var bar = $("[data-split]");
+    var label = [];
+    bar.querySelectorAll("[data-seg]").forEach(function (seg) {
+      var role = seg.dataset.seg;
+      seg.style.width = shares[role] + "%";
+      var span = seg.querySelector("span");
+      var slot = d.slots ? d.slots[role] : role;
+      if (span) span.textContent = slot + " " + shares[role] + "%";
+      label.push(role + " " + slot + " " + shares[role] + "%");
+    });
+    bar.setAttribute("aria-label", label.join(", "));
+    document.querySelectorAll("[data-w]").forEach(function (node) {
+      node.textContent = shares[node.dataset.w] + "%";
+    });
+  }
+
+  function applySteps(d) {
+    var steps = document.querySelectorAll("[data-steps] li");
+    steps.forEach(function (li, i) {
+      var done = d.state === "succeeded" || i < d.step.index;
+      var current = !done && d.active && i === d.step.index;
+      li.className = done ? "done" : current ? "current" : "";
+      if (current) li.setAttribute("aria-current", "step");
+      else li.removeAttribute("aria-current");
+    });
+    var stepEl = $("[data-d-step]");
+    var total = Number(stepEl.dataset.stepsTotal) || 0;
+    if (d.step && d.step.description) {
+      stepEl.replaceChildren(
+        el("span", { class: "step-no" }, (d.step.index + 1) + (total ? "/" + total : "")),
+        " " + d.step.description);
+    } else {
+      stepEl.textContent = "—";
+    }
+    applyPause(d.pause);
+  }
+
+  var PAUSE_TEXT = {
+    promotion: ["Waiting for someone to press ", el("b", null, "Promote"), "."],
+    approval: ["Waiting for an approval."],
+    operator: ["Paused by an operator: ", el("b", null, "Resume"), " continues the rollout."]
+  };
+
+  function applyPause(pause) {
+    var note = $("[data-pause]");
+    if (!note) return;
+    note.hidden = !pause;
+    if (!pause) {
+      note.dataset.pauseKind = "";
+      note.dataset.until = "";
+      return;
+    }
+    if (note.dataset.pauseKind === pause.kind && note.dataset.until === (pause.until || "")) return;
+    note.dataset.pauseKind = pause.kind;
+    note.dataset.until = pause.until || "";
+    if (pause.kind === "timed") {
+      note.replaceChildren("Pausing: ", el("b", { "data-countdown": "" }), " before the next step (Promote skips the wait).");
+      tickCountdown();
+    } else {
+      note.replaceChildren.apply(note, (PAUSE_TEXT[pause.kind] || [words(pause.kind)]).map(function (n) {
+        return n instanceof Node ? n.cloneNode(true) : n;
+      }));
+    }
+  }
+
+  function tickCountdown() {
+    var note = $("[data-pause]");
+    var out = note && note.querySelector("[data-countdown]");
+    if (!out || !note.dataset.until) return;
+    var left = Math.max(0, Math.round((Date.parse(note.dataset.until) - Date.now()) / 1000));
+    var minutes = Math.floor(left / 60);
+    var seconds = left % 60;
+    out.textContent = (minutes ? minutes + " min " : "") + seconds + " s left";
+  }
+
+  var analysisSig = null;
+
+  function cellValue(value, unit) {
+    return value == null ? "—" : value + (unit ? " " + unit : "");
+  }
+
+  // As templates/releases/deployment/_analysis.html draws it.
+  function renderAnalysis(runs) {
+    var box = $("[data-analysis]");
+    var sig = JSON.stringify(runs || []);
+    if (!box || sig === analysisSig) return;
+    if (analysisSig === null && !(runs || []).length) { analysisSig = sig; return; }
+    analysisSig = sig;
+    if (!runs || !runs.length) {
+      box.replaceChildren(el("p", { class: "muted empty-state" },
+        "No analysis has run for this deployment. When a step analyses the new release, each " +
+        "metric shows here: baseline (stable) against canary, the threshold, the verdict and why."));
+      return;
+    }
+    box.replaceChildren.apply(box, runs.map(function (run) {
+      var rows = (run.metrics || []).map(function (m) {
+        return el("tr", null,
+          el("td", null, m.name),
+          el("td", null, cellValue(m.baseline, m.unit)),
+          el("td", null, cellValue(m.canary, m.unit)),
+          el("td", null, m.threshold == null ? "—" : String(m.threshold)),
+          el("td", null, el("span", { class: "badge verdict-" + (m.verdict || "pending") }, m.verdict || "pending"),
+            m.why ? el("span", { class: "muted" }, " " + m.why) : null));
+      });
+      return el("article", { class: "run" },
+        el("h3", null, el("span", { class: "badge verdict-" + run.phase }, run.decision || run.phase),
+          " " + (run.name || "analysis"),
+          run.step_index != null ? el("span", { class: "muted small" }, " step " + (run.step_index + 1)) : null),
+        run.why ? el("p", { class: "why" }, run.why) : null,
+        rows.length
+          ? el("div", { class: "scroll" }, el("table", { class: "list compact" },
+            el("thead", null, el("tr", null, el("th", null, "Metric"), el("th", null, "Baseline"),
+              el("th", null, "Canary"), el("th", null, "Threshold"), el("th", null, "Verdict"))),
+            el("tbody", null, ...rows)))
+          : null);
+    }));
+  }
+
+  function applyDeployment(d) {
+    if (d.version < version) return; // an older message overtaken by a newer one
+    // what the buttons depend on (not every tick: 200 open pages would each fetch them)
+    var buttonsKey = [d.state, d.intent, d.step && d.step.index].join("|");
+    var changedState =
+      lastButtonsKey === null ? d.state !== renderedState : buttonsKey !== lastButtonsKey;
+    lastButtonsKey = buttonsKey;
+    version = d.version;
+    state = d.state;
+    main.dataset.state = d.state;
+    var badgeEl = $("[data-d-state]");
+    badgeEl.className = "badge big state-" + d.state;
+    badgeEl.textContent = words(d.state);
+    setText("[data-d-kind]", (d.strategy && d.strategy.kind) || "—");
+    setText("[data-d-intent]", d.intent || "—");
+    $("[data-d-finished]").replaceChildren(d.finished_at ? S.agoTime(d.finished_at) : "—");
+    var messageEl = setText("[data-d-message]", d.message || "");
+    messageEl.hidden = !d.message || d.message === d.failure_reason;
+    var failure = $("[data-d-failure]");
+    failure.querySelector("span").textContent = d.failure_reason || "";
+    failure.hidden = !d.failure_reason;
+    applySplit(d);
+    applySteps(d);
+    renderAnalysis(d.analysis);
+    if (changedState) refreshActions();
+  }
+
+  // --- the time line and the slots ------------------------------------------------------------
+
+  function applyEvent(e) {
+    var list = $("[data-events]");
+    if (list.querySelector('[data-event-id="' + Number(e.id) + '"]')) return;
+    var empty = list.querySelector("li.empty");
+    if (empty) empty.remove();
+    var li = el("li", { class: "ev ev-" + e.kind, "data-event-id": e.id },
+      el("time", { datetime: e.created_at, title: new Date(e.created_at).toLocaleString() },
+        S.clockText(e.created_at)),
+      " ", el("span", { class: "ev-kind" }, e.kind),
+      " ", el("span", { class: "ev-msg" }, e.message),
+      e.actor ? el("span", { class: "muted" }, " · " + e.actor) : null);
+    // keep the time line in id order even if a catch-up arrives after a live event
+    var after = null;
+    list.querySelectorAll("[data-event-id]").forEach(function (node) {
+      if (after === null && Number(node.dataset.eventId) > e.id) after = node;
+    });
+    list.insertBefore(li, after);
+    S.flash(li);
+    lastEvent = Math.max(lastEvent, e.id);
+    var limit = Number(list.dataset.limit) || 200;
+    while (list.children.length > limit) list.firstElementChild.remove();
+  }
+
+  function applyTarget(t) {
+    var order = { stable: 0, canary: 1 };
+    var slots = Object.keys(t.slots || {}).map(function (name) {
+      return Object.assign({ name: name }, t.slots[name]);
+    });
+    slots.sort(function (a, b) {
+      var ra = a.role in order ? order[a.role] : 2;
+      var rb = b.role in order ? order[b.role] : 2;
+      return ra - rb || (a.name < b.name ? -1 : 1);
+    });
+    var rows = slots.map(function (s) {
+      var weight = s.weight || 0;
+      var instances = (s.instances || []).map(function (i) {
+        return el("li", { class: "inst inst-" + i.state, title: i.address || "" },
+          el("code", null, i.id), " " + (i.version || "") + " ",
+          el("span", { class: "inst-state" }, i.state),
+          i.restarts ? el("span", { class: "muted" }, " ↻" + i.restarts) : null);
+      });
+      if (!instances.length) instances = [el("li", { class: "muted" }, "none")];
+      return el("tr", null,
+        el("td", null, el("b", null, s.name), s.role ? " " : null,
+          s.role ? el("span", { class: "muted" }, s.role) : null),
+        el("td", null, s.version || "—"),
+        el("td", null, (s.ready || 0) + "/" + (s.desired || 0)),
+        el("td", { class: "weight" },
+          el("progress", { max: "100", value: String(weight) }, weight + "%"), " " + weight + "%"),
+        el("td", { class: "instances-cell" }, el("ul", { class: "instances" }, ...instances)));
+    });
+    if (!rows.length) {
+      rows = [el("tr", { class: "empty" },
+        el("td", { colspan: "5", class: "muted" }, "Nothing observed yet."))];
+    }
+    $("[data-slots]").replaceChildren(...rows);
+    var observed = $("[data-observed]");
+    if (observed) {
+      observed.replaceChildren(
+        t.observed_at ? "observed " : "",
+        t.observed_at ? S.agoTime(t.observed_at) : "",
+        t.endpoint ? (t.observed_at ? " · " : "") + t.endpoint : "");
+    }
+  }
+
+  // --- the charts -----------------------------------------------------------------------------
+
+  var WINDOW = 900;
+  var box = $("[data-metrics]");
+  var slotOf = { stable: box.dataset.stableSlot, canary: box.dataset.canarySlot };
+  var samples = [];
+  var lastSample = null;
+  var FORMATS = {
+    rps: function (v) { return v.toFixed(v < 10 ? 1 : 0) + "/s"; },
+    error_rate: function (v) { return (100 * v).toFixed(v < 0.1 ? 2 : 1) + "%"; },
+    p95_ms: function (v) { return v.toFixed(0) + " ms"; },
+    p99_ms: function (v) { return v.toFixed(0) + " ms"; }
+  };
+  var AXIS = {
+    rps: function (v) { return v < 10 && v % 1 ? v.toFixed(1) : v.toFixed(0); },
+    error_rate: function (v) { return +(100 * v).toFixed(2) + "%"; },
+    p95_ms: function (v) { return v.toFixed(0) + " ms"; },
+    p99_ms: function (v) { return v.toFixed(0) + " ms"; }
+  };
+  var MIN_TOP = { rps: 1, error_rate: 0.05, p95_ms: 10, p99_ms: 10 };
+  var charts = {};
+  box.querySelectorAll("[data-chart]").forEach(function (figure) {
+    var key = figure.dataset.chart;
+    var format = FORMATS[key] || String;
+    charts[key] = {
+      figure: figure,
+      chart: S.chart(figure.querySelector("[data-plot]"), {
+        window: WINDOW,
+        label: figure.querySelector(".chart-title").textContent,
+        format: AXIS[key] || String,
+        minTop: MIN_TOP[key] || 0
+      }),
+      format: format
+    };
+  });
+  var drawPending = false;
+
+  function drawCharts() {
+    drawPending = false;
+    var now = Date.now() / 1000;
+    samples = samples.filter(function (s) { return s.t >= now - WINDOW; });
+    Object.keys(charts).forEach(function (key) {
+      var series = {};
+      ["stable", "canary"].forEach(function (role) {
+        series[role] = samples.map(function (s) {
+          var slot = s.slots[slotOf[role]];
+          return [s.t, slot ? slot[key] : null];
+        });
+      });
+      charts[key].chart.draw(series, now);
+      var latest = samples.length ? samples[samples.length - 1] : null;
+      ["stable", "canary"].forEach(function (role) {
+        var out = charts[key].figure.querySelector('[data-latest="' + role + '"]');
+        var slot = latest && latest.slots[slotOf[role]];
+        var value = slot ? slot[key] : null;
+        if (out) out.textContent = value == null ? "—" : charts[key].format(value);
+      });
+    });
+    var empty = $("[data-metrics-empty]");
+    if (empty) empty.hidden = samples.length > 0;
+  }
+
+  function scheduleDraw() {
+    if (!drawPending) {
+      drawPending = true;
+      requestAnimationFrame(drawCharts);
+    }
+  }
+
+  function applyMetrics(data) {
+    if (data.replace) {
+      samples = [];
+      lastSample = null;
+    }
+    data.samples.forEach(function (s) {
+      if (lastSample === null || s.t > lastSample) {
+        samples.push(s);
+        lastSample = s.t;
+      }
+    });
+    scheduleDraw();
+  }
+
+  // --- start ----------------------------------------------------------------------------------
+
+  setInterval(tickCountdown, 1000);
+  setInterval(scheduleDraw, 5000); // the time axis moves on even without samples
+  tickCountdown();
+  drawCharts();
+  if ("WebSocket" in window) {
+    S.live(function () {
+      var query = "?after=" + lastEvent;
+      if (lastSample !== null) query += "&since=" + lastSample;
+      return main.dataset.ws + query;
+    }, function (message) {
+      if (message.type === "deployment") applyDeployment(message.data);
+      else if (message.type === "event") applyEvent(message.data);
+      else if (message.type === "target") applyTarget(message.data);
+      else if (message.type === "metrics") applyMetrics(message.data);
+    });
+  }
+})();
