@@ -18,8 +18,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python manage.py demo
 
+# Browser tests (Playwright + Debian's Chromium) run in their own pytest process: Playwright's
+# event loop and Django's async_to_sync cannot share a thread.
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests/browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -119,10 +119,56 @@ class Target(Protocol):
         """Drain and stop every instance of ``slot``."""
 
 
-class MetricsSource(Protocol):
-    """Request counts by outcome and latency distributions per slot over a window."""
+@dataclass(frozen=True)
+class Arm:
+    """One side of a comparison: the slot and the release version running there (None: any)."""
 
-    def slot_stats(self, slot: str, window_seconds: float) -> dict[str, Any]: ...
+    slot: str
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """What to read for one analysis metric, for both arms.
+
+    ``mode``: ``counts`` (requests and errors: the error-rate test), ``range`` (a series of values
+    over the window, one per ``step`` seconds) or ``instant`` (the value(s) at the window's end).
+    ``query`` is provider specific (a name the local fleet knows, or a PromQL template);
+    ``values`` holds what its ``{{...}}`` placeholders may use besides the per-arm ``slot``,
+    ``version``, ``window`` and ``interval``: ``target``, ``service``, ``environment`` and
+    ``args.NAME`` for each template argument.
+    """
+
+    query: str
+    baseline: Arm
+    canary: Arm
+    mode: str = "instant"
+    target: str = ""
+    total_query: str | None = None
+    values: dict[str, str] = field(default_factory=dict)
+    step: float = 10.0
+
+
+class MetricsSource(Protocol):
+    """Samples of one metric for the baseline (stable) and canary arms over the SAME window.
+
+    Windows are cumulative: from the moment ``begin`` was called to ``end``. ``begin`` returns a
+    JSON-serialisable cursor that the caller stores and hands back (the local fleet's counters
+    can only be read now, so the cursor is a reading; Prometheus keeps history and returns {}).
+
+    ``fetch`` returns ``{"baseline": series, "canary": series}``, each series a plain dict:
+    ``{"values": [...], "weights": [...] | absent, "total": requests, "errors": errors,
+    "sum": exact sum of the values, "buckets": [[upper bound, count], ...] (non-cumulative, the
+    last bound "+Inf")}`` with only the keys the source knows. No data is an empty series, not
+    an error. Failures raise ``IntegrationError`` (permanent when retrying cannot help: a bad
+    query, a refused token).
+    """
+
+    def begin(self, query: MetricQuery) -> dict[str, Any]: ...
+
+    def fetch(
+        self, query: MetricQuery, cursor: dict[str, Any], start: float, end: float
+    ) -> dict[str, dict[str, Any]]: ...
 
 
 class Notifier(Protocol):

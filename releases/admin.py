@@ -77,6 +77,7 @@ class AuditedAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         changed = {name: form.cleaned_data.get(name) for name in form.changed_data}
+        before = {name: form.initial.get(name) for name in form.changed_data} if change else None
         with transaction.atomic():
             if change:
                 if not changed:
@@ -85,7 +86,13 @@ class AuditedAdmin(admin.ModelAdmin):
             else:
                 obj.save()
             action = f"{self.audit_name}.{'update' if change else 'create'}"
-            audit.record(admin_actor(request), action, obj, _plain(changed))
+            audit.record(
+                admin_actor(request),
+                action,
+                obj,
+                _plain(changed),
+                before=_plain(before) if before is not None else None,
+            )
 
     def delete_model(self, request, obj):
         with transaction.atomic():
@@ -278,10 +285,30 @@ class ApiTokenForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         help_text="None: the token may do whatever its user may.",
     )
+    environments = forms.ModelMultipleChoiceField(
+        queryset=Environment.objects.all(),
+        to_field_name="slug",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None: wherever its user's roles reach.",
+    )
+    services = forms.ModelMultipleChoiceField(
+        queryset=Service.objects.all(),
+        to_field_name="slug",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None: every service.",
+    )
 
     class Meta:
         model = ApiToken
-        fields = ("user", "name", "scopes", "expires_at")
+        fields = ("user", "name", "scopes", "environments", "services", "expires_at")
+
+    def clean_environments(self):  # stored as slugs
+        return [e.slug for e in self.cleaned_data.get("environments") or ()]
+
+    def clean_services(self):
+        return [s.slug for s in self.cleaned_data.get("services") or ()]
 
 
 @admin.register(ApiToken)
@@ -300,12 +327,14 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("user", "name", "scopes", "expires_at")
+            return ("user", "name", "scopes", "environments", "services", "expires_at")
         return (
             "name",
             "user",
             "prefix",
             "scopes",
+            "environments",
+            "services",
             "expires_at",
             "revoked_at",
             "last_used_at",
@@ -330,6 +359,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
             form.cleaned_data["user"],
             form.cleaned_data["name"],
             scopes=form.cleaned_data.get("scopes") or (),
+            environments=form.cleaned_data.get("environments") or (),
+            services=form.cleaned_data.get("services") or (),
             expires_at=form.cleaned_data.get("expires_at"),
             actor=admin_actor(request),
         )
@@ -346,3 +377,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for row in queryset:
             tokens.revoke(row.prefix, actor=admin_actor(request))
         self.message_user(request, f"Revoked {queryset.count()} token(s).")
+
+
+import releases.admin_analysis  # noqa: E402, F401  (registers the analysis models)
+import releases.admin_governance  # noqa: E402, F401  (roles, policies, freezes, approvals)

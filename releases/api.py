@@ -14,7 +14,7 @@ import functools
 from django.urls import re_path
 from ninja import NinjaAPI
 
-from releases import api_catalog, api_deployments
+from releases import api_catalog, api_deployments, api_governance
 from releases.api_common import AUTH, StrictJSONParser, install_error_handlers, json_error
 
 
@@ -75,3 +75,5 @@ api = SwitchyardAPI(
 install_error_handlers(api)
 api.add_router("", api_catalog.router)
 api.add_router("", api_deployments.router)
+api.add_router("", api_governance.router)  # policies, freezes, roles
+api.add_router("", "releases.api_analysis.router")

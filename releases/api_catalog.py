@@ -13,7 +13,7 @@ from ninja.responses import codes_4xx
 
 from integrations.registry import TARGETS, validate_target_config
 from releases import audit, commands
-from releases.api_common import actor_for, authorize, summarise
+from releases.api_common import actor_for, authorize, summarise, visible
 from releases.errors import Conflict, DomainError, NotFound
 from releases.models import ACTIVE_STATES, Deployment, Environment, Release, Service, Target
 from releases.schemas import (
@@ -91,11 +91,14 @@ def _strategy_or_empty(raw: dict | None) -> dict:
     return commands.validate_strategy(raw) if raw else {}
 
 
-def _changes(obj, fields: dict) -> dict:
-    """Apply ``fields`` to ``obj``; return {field: new value} for those that changed."""
+def _changes(obj, fields: dict, before: dict | None = None) -> dict:
+    """Apply ``fields`` to ``obj``; return {field: new value} for those that changed (and put
+    their old values in ``before``, for the audit trail)."""
     changed = {}
     for name, value in fields.items():
         if getattr(obj, name) != value:
+            if before is not None:
+                before[name] = getattr(obj, name)
             setattr(obj, name, value)
             changed[name] = value
     return changed
@@ -107,7 +110,8 @@ def _changes(obj, fields: dict) -> dict:
 @router.get("/services", response={200: ServiceList, codes_4xx: ErrorOut}, tags=["services"])
 def list_services(request):
     authorize(request, "service.view")
-    return {"items": [service_dict(s) for s in Service.objects.all()]}
+    services = visible(request, Service.objects.all(), env=None, service="pk")
+    return {"items": [service_dict(s) for s in services]}
 
 
 @router.post("/services", response={201: ServiceOut, codes_4xx: ErrorOut}, tags=["services"])
@@ -153,10 +157,11 @@ def update_service(request, slug: str, payload: ServicePatchIn):
         service = Service.objects.select_for_update().filter(slug=slug).first()
         if service is None:
             raise NotFound(f"There is no service {slug!r}.", details={"service": slug})
-        changed = _changes(service, fields)
+        before: dict = {}
+        changed = _changes(service, fields, before)
         if changed:
             service.save(update_fields=list(changed))
-            audit.record(actor_for(request), "service.update", service, changed)
+            audit.record(actor_for(request), "service.update", service, changed, before=before)
     return service_dict(service)
 
 
@@ -167,7 +172,8 @@ def update_service(request, slug: str, payload: ServicePatchIn):
 def list_environments(request):
     """Environments in promotion order."""
     authorize(request, "environment.view")
-    return {"items": [environment_dict(e) for e in Environment.objects.all()]}
+    environments = visible(request, Environment.objects.all(), env="pk", service=None)
+    return {"items": [environment_dict(e) for e in environments]}
 
 
 @router.post("/environments", response={201: EnvironmentOut, **ERRORS}, tags=["environments"])
@@ -222,10 +228,13 @@ def update_environment(request, slug: str, payload: EnvironmentPatchIn):
         environment = Environment.objects.select_for_update().filter(slug=slug).first()
         if environment is None:
             raise NotFound(f"There is no environment {slug!r}.", details={"environment": slug})
-        changed = _changes(environment, fields)
+        before: dict = {}
+        changed = _changes(environment, fields, before)
         if changed:
             environment.save(update_fields=list(changed))
-            audit.record(actor_for(request), "environment.update", environment, changed)
+            audit.record(
+                actor_for(request), "environment.update", environment, changed, before=before
+            )
     return environment_dict(environment)
 
 
@@ -241,7 +250,10 @@ def list_targets(request, slug: str):
     """Where the service runs, in promotion order, with what each last reported."""
     service = get_service(slug)
     authorize(request, "target.view", service)
-    return {"items": [target_dict(t) for t in _targets().filter(service=service)]}
+    targets = visible(
+        request, _targets().filter(service=service), env="environment", service="service"
+    )
+    return {"items": [target_dict(t) for t in targets]}
 
 
 @router.get("/services/{slug}/targets/{env}", response={200: TargetOut, **ERRORS}, tags=["targets"])
@@ -317,10 +329,11 @@ def put_target(request, slug: str, env: str, payload: TargetIn):
                     "abort it before changing the target's provider or config.",
                     details={"active_deployment": active.pk},
                 )
-            changed = _changes(target, fields)
+            before: dict = {}
+            changed = _changes(target, fields, before)
             if changed:
                 target.save(update_fields=[*changed, "updated_at"])
-                audit.record(actor, "target.update", target, changed)
+                audit.record(actor, "target.update", target, changed, before=before)
             created = False
     target = _targets().get(pk=target.pk)
     return Status(201 if created else 200, target_dict(target))

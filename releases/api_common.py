@@ -17,7 +17,7 @@ from ninja.parser import Parser
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
-from releases import tokens
+from releases import policy, tokens
 from releases.actors import Actor, client_address
 from releases.errors import DomainError, Forbidden
 from releases.models import Channel
@@ -95,31 +95,25 @@ AUTH = [TokenAuth(), SessionAuth()]
 
 # --- what they may do -------------------------------------------------------------------------
 
-READ_ACTIONS = ("strategy.validate",)
-
 
 def authorize(request: HttpRequest, action: str, obj: Any = None) -> None:
     """The one place that decides whether the caller may do ``action`` (``"<object>.<verb>"``,
     e.g. ``"deployment.promote"``) on ``obj``; raises if not.
 
-    Today every authenticated user may do everything, and a token limited by scopes may only do
-    what its scopes allow (``read``: the ``*.view`` actions; ``write``: everything). Roles per
-    environment plug in here: raise NotFound for what the user may not see (outsiders learn
-    nothing) and Forbidden for what they may see but not do.
+    ``releases.policy.check``: roles per environment (and service) decide, narrowed by the API
+    token's scopes, environments and services. NotFound for what the user may not see
+    (outsiders learn nothing), Forbidden for what they may see but not do. The dashboard asks
+    the same question through ``releases.views.refusal``; the commands ask it again.
     """
-    token = getattr(request, "api_token", None)
-    if token is None or not token.scopes:
-        return
-    granted = set(token.scopes)
-    if "write" in granted:
-        granted.add("read")
-    needed = "read" if action.endswith(".view") or action in READ_ACTIONS else "write"
-    if needed not in granted:
-        raise Forbidden(
-            f"This token ({tokens.display(token)}) has the scopes "
-            f"{', '.join(token.scopes)}; {action} needs {needed!r}.",
-            details={"action": action, "needed_scope": needed},
-        )
+    policy.check(request.user, action, obj, token=getattr(request, "api_token", None))
+
+
+def visible(request: HttpRequest, qs, *, env: str | None, service: str | None):
+    """``qs`` limited to what the caller (and their token) may see: pass the field paths of the
+    environment and the service (``"target__environment"``, ``"pk"``, or None)."""
+    return policy.visible(
+        qs, request.user, env=env, service=service, token=getattr(request, "api_token", None)
+    )
 
 
 def actor_for(request: HttpRequest) -> Actor:

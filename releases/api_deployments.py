@@ -8,12 +8,13 @@ from __future__ import annotations
 from ninja import Header, Query, Router, Status
 from ninja.responses import codes_4xx
 
-from releases import commands
+from releases import commands, policy
 from releases.api_catalog import InvalidInput, get_environment, get_service
-from releases.api_common import actor_for, authorize
-from releases.errors import Conflict, NotFound
+from releases.api_common import actor_for, authorize, visible
+from releases.errors import NotFound
 from releases.models import ACTIVE_STATES, Deployment, DeploymentEvent, State, Target
 from releases.schemas import (
+    ApprovalIn,
     DeploymentIn,
     DeploymentOut,
     DeploymentPage,
@@ -93,6 +94,7 @@ def create_deployment(
         strategy=payload.strategy,
         reason=payload.reason,
         idempotency_key=key,
+        override_freeze=payload.override_freeze,
     )
     return Status(201 if created else 200, deployment_dict(get_deployment(deployment.pk)))
 
@@ -109,7 +111,7 @@ def list_deployments(
 ):
     """Newest first, cursor-paginated: pass ``next`` back as ``before``."""
     authorize(request, "deployment.view")
-    rows = _deployments()
+    rows = visible(request, _deployments(), env="target__environment", service="target__service")
     if service:
         rows = rows.filter(target__service__slug=service)
     if environment:
@@ -191,24 +193,102 @@ def rollback(request, id: int, payload: ReasonIn | None = None):
     return _recorded(commands.rollback(actor_for(request), id, reason=reason))
 
 
-def _no_approvals(request, id: int, action: str):
-    deployment = _command(request, id, action)
-    raise Conflict(
-        "Approvals are not configured for this environment: nothing awaits an approval.",
-        details={"deployment": deployment.pk, "state": deployment.state},
-    )
+@router.post(
+    "/deployments/{id}/retry", response={201: DeploymentOut, **ERRORS}, tags=["operator commands"]
+)
+def retry(request, id: int, payload: ReasonIn | None = None):
+    """Start a NEW deployment of the same release with the same strategy after this one was
+    aborted, failed or rolled back: 201 with the new deployment. 409 in other states, or while
+    another deployment is active on the target."""
+    _command(request, id, "retry")
+    reason = payload.reason if payload else ""
+    new = commands.retry(actor_for(request), id, reason=reason)
+    return Status(201, deployment_dict(get_deployment(new.pk)))
 
 
 @router.post("/deployments/{id}/approve", response=ACCEPTED, tags=["operator commands"])
-def approve(request, id: int, payload: ReasonIn | None = None):
-    """Approve a deployment awaiting approval. (Approvals are not configured yet: 409.)"""
-    return _no_approvals(request, id, "approve")
+def approve(request, id: int, payload: ApprovalIn | None = None):
+    """Approve a deployment ``awaiting_approval`` (or the canary step gate it waits at), with an
+    optional ``comment``. With the approvals its environment's policy requires it goes
+    ``pending`` and starts. 403 ``self_approval`` for your own deployment unless the policy
+    allows it; 403 ``forbidden`` without the approver role; 409 ``conflict`` when nothing awaits
+    an approval or you already approved; 409 ``frozen`` when the last approval would start it
+    during a freeze (an admin may add ``override_freeze``: a written reason)."""
+    _command(request, id, "approve")
+    payload = payload or ApprovalIn()
+    return _recorded(
+        commands.approve(
+            actor_for(request),
+            id,
+            comment=payload.comment,
+            override_freeze=payload.override_freeze,
+        )
+    )
 
 
 @router.post("/deployments/{id}/reject", response=ACCEPTED, tags=["operator commands"])
-def reject(request, id: int, payload: ReasonIn | None = None):
-    """Reject a deployment awaiting approval. (Approvals are not configured yet: 409.)"""
-    return _no_approvals(request, id, "reject")
+def reject(request, id: int, payload: ApprovalIn | None = None):
+    """Reject a deployment ``awaiting_approval``: it ends ``rejected`` (at a canary step gate:
+    traffic goes back to the stable release first). 409 when nothing awaits an approval."""
+    _command(request, id, "reject")
+    comment = payload.comment if payload else ""
+    return _recorded(commands.reject(actor_for(request), id, comment=comment))
+
+
+@router.get("/deployments/{id}/approvals", response={200: dict, **ERRORS}, tags=["deployments"])
+def list_approvals(request, id: int):
+    """Who approved or rejected (oldest first), what the environment's policy requires, and any
+    freeze override an admin gave."""
+    deployment = get_deployment(id)
+    authorize(request, "deployment.view", deployment)
+    return approvals_dict(deployment)
+
+
+def approvals_dict(d: Deployment) -> dict:
+    pol = policy.policy_for(d.target.environment)
+    status = policy.approval_status(d)
+    return {
+        "policy": {
+            "required_approvals": pol.required_approvals,
+            "approver_role": pol.approver_role,
+            "allow_self_approval": pol.allow_self_approval,
+            "approval_ttl_seconds": int(pol.approval_ttl.total_seconds())
+            if pol.approval_ttl
+            else None,
+            "step_approvals": pol.step_approvals or [],
+        },
+        "status": {
+            "required": status.required,
+            "approved_by": status.approved_by,
+            "expired": status.expired,
+            "rejected_by": status.rejected_by,
+            "satisfied": status.satisfied,
+        },
+        "items": [
+            {
+                "id": a.pk,
+                "by": a.actor_name,
+                "decision": a.decision,
+                "comment": a.comment,
+                "step": a.step_index,
+                "role": a.role,
+                "channel": a.channel,
+                "created_at": a.created_at.isoformat(),
+                "expires_at": a.expires_at.isoformat() if a.expires_at else None,
+                "expired": a.is_expired(),
+            }
+            for a in d.approvals.order_by("id")
+        ],
+        "freeze_overrides": [
+            {
+                "by": o.actor_name,
+                "window": o.window_name,
+                "reason": o.reason,
+                "created_at": o.created_at.isoformat(),
+            }
+            for o in d.freeze_overrides.order_by("id")
+        ],
+    }
 
 
 # --- the time line ----------------------------------------------------------------------------

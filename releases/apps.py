@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class ReleasesConfig(AppConfig):
     name = "releases"
     verbose_name = "Releases"
+
+    def ready(self):
+        from releases import security  # noqa: F401 -- connects the sign-in signal handlers

@@ -1,36 +1,73 @@
 """WebSocket consumers: the board and one deployment's page.
 
-Each joins its group (``releases.events``), sends a snapshot on connect so that a page re-syncs
-after any gap, then relays what ``releases.events`` publishes, re-checking on every message that
-the user may still see it. Close codes: 4401 not signed in (or no longer), 4404 no such deployment.
+Each joins its groups (``releases.events``), sends a snapshot on connect so that a page re-syncs
+after any gap, then relays what ``releases.events`` publishes. Permission is checked for every
+message relayed: the user must still be signed in and active and may still see what the message
+is about (``releases.api_common.authorize``, where roles plug in). The database part of that
+check is cached for ``RECHECK_SECONDS`` per connection, so a relay costs no query in the common
+case and a revoked user stops hearing within that time.
+
+Close codes: 4401 not signed in (or no longer), 4403 may not see it, 4404 no such deployment.
 Browsers only listen: anything they send is ignored.
+
+Query parameters of ``/ws/deployments/<id>/`` (both optional, for a page that reconnects):
+``after=<last event id seen>`` sends the events missed, ``since=<time of the last metrics sample
+seen>`` sends only the newer samples (otherwise the whole 15-minute window, with ``replace``).
 """
 
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from releases.events import BOARD_GROUP, board_cell, deployment_group
-from releases.models import ACTIVE_STATES, Deployment, DeploymentEvent, Target
-from releases.serializers import deployment_dict, event_dict, target_dict
+from releases import metrics
+from releases.errors import Forbidden, NotFound
+from releases.events import BOARD_GROUP, deployment_group, metrics_group
+from releases.models import Deployment, DeploymentEvent, Target
+from releases.serializers import (
+    cell_dict,
+    deployment_dict,
+    event_dict,
+    load_cells,
+    target_dict,
+)
 
 UNAUTHENTICATED = 4401
+FORBIDDEN = 4403
 NOT_FOUND = 4404
-# how often the user and session are re-read from the database while relaying
+# how often the user, the session and what they may see are re-read from the database
 RECHECK_SECONDS = 30.0
 # events sent on (re)connect to fill a gap (``?after=<last event id seen>``)
 MAX_CATCH_UP_EVENTS = 200
 
 
-class LiveConsumer(AsyncJsonWebsocketConsumer):
-    """Shared behaviour: authenticate, join one group, snapshot, relay."""
+def caller(user):
+    """What ``releases.api_common`` reads of a request, for a WebSocket's user."""
+    return SimpleNamespace(user=user, api_token=None, META={})
 
-    group: str | None = None
+
+def may(user, action: str, obj=None) -> int | None:
+    """None if ``user`` may do ``action`` on ``obj``, else the close code saying why not."""
+    from releases.api_common import authorize
+
+    try:
+        authorize(caller(user), action, obj)
+    except NotFound:
+        return NOT_FOUND
+    except Forbidden:
+        return FORBIDDEN
+    return None
+
+
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    """Shared behaviour: authenticate, join groups, snapshot, relay."""
+
+    groups_joined: tuple[str, ...] = ()
     closed: bool = False
     checked_at: float = 0.0
 
@@ -40,33 +77,38 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if not self.user_ok():
             await self.shut(UNAUTHENTICATED)
             return
-        group = await self.find_group()
-        if group is None:
-            await self.shut(NOT_FOUND)
+        groups, refused = await self.find_groups()
+        if refused is not None:
+            await self.shut(refused)
             return
         # Join before reading the snapshot: a change committed meanwhile arrives after it.
-        self.group = group
-        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined = tuple(groups)
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         self.checked_at = time.monotonic()
         for message in await self.snapshot():
             await self.send_json(message)
 
     async def disconnect(self, code):
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            self.group = None
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = ()
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         return  # the browser only listens
 
     async def relay(self, event):
-        """A message published by ``releases.events``: forward it if the user may still see it."""
+        """Messages published by ``releases.events`` (an ``envelope``): send each frame the user
+        may still see, as it was encoded once for every subscriber."""
         if self.closed:
             return
-        if not await self.still_allowed():
-            await self.shut(UNAUTHENTICATED)
+        refused = await self.still_allowed()
+        if refused is not None:
+            await self.shut(refused)
             return
-        await self.send_json(event["message"])
+        for frame, about in zip(event["frames"], event["about"], strict=True):
+            if await self.may_receive(about):
+                await self.send(text_data=frame)
 
     # --- permission -------------------------------------------------------------------------
 
@@ -74,24 +116,39 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         return bool(user is not None and user.is_authenticated and user.is_active)
 
-    async def still_allowed(self) -> bool:
+    async def still_allowed(self) -> int | None:
         if not self.user_ok():
-            return False
+            return UNAUTHENTICATED
         if time.monotonic() - self.checked_at < RECHECK_SECONDS:
-            return True
-        ok = await self.user_and_session_alive()
+            return None
+        refused = await self.recheck()
         self.checked_at = time.monotonic()
-        return ok
+        return refused
 
     @database_sync_to_async
-    def user_and_session_alive(self) -> bool:
-        """The user is still active and has not signed out (the session still exists)."""
+    def recheck(self) -> int | None:
+        """The user is still active, has not signed out, and may still see the page."""
         user = self.scope["user"]
         if not get_user_model().objects.filter(pk=user.pk, is_active=True).exists():
-            return False
+            return UNAUTHENTICATED
         session = self.scope.get("session")
         key = getattr(session, "session_key", None)
-        return key is None or session.exists(key)
+        if key is not None and not session.exists(key):
+            return UNAUTHENTICATED
+        self.forget_decisions()
+        return self.page_refused()
+
+    def forget_decisions(self) -> None:
+        """Drop per-message decisions cached since the last recheck."""
+
+    def page_refused(self) -> int | None:
+        """Sync: None if the user may see the page, else a close code."""
+        return None
+
+    async def may_receive(self, about: dict) -> bool:
+        """Whether a relayed message (``about``: its type, service and environment) may go to
+        this user, beyond seeing the page."""
+        return True
 
     async def shut(self, code: int) -> None:
         self.closed = True
@@ -100,7 +157,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     # --- per page ---------------------------------------------------------------------------
 
-    async def find_group(self) -> str | None:
+    async def find_groups(self) -> tuple[list[str], int | None]:
         raise NotImplementedError
 
     async def snapshot(self) -> list[dict]:
@@ -108,46 +165,87 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
 
 class BoardConsumer(LiveConsumer):
-    """``/ws/board/``: every cell on connect, then ``board.cell`` messages."""
+    """``/ws/board/``: every cell the user may see on connect, then ``board.cell`` messages."""
 
-    async def find_group(self) -> str | None:
-        return BOARD_GROUP
+    visible: dict[tuple[str, str], bool]
+
+    async def find_groups(self) -> tuple[list[str], int | None]:
+        self.visible = {}
+        return [BOARD_GROUP], None
+
+    def forget_decisions(self) -> None:
+        self.visible = {}
+
+    async def may_receive(self, about: dict) -> bool:
+        if about["type"] != "board.cell":
+            return True
+        key = (about["service"], about["environment"])
+        if key not in self.visible:
+            self.visible[key] = await self.cell_visible(*key)
+        return self.visible[key]
+
+    @database_sync_to_async
+    def cell_visible(self, service: str, environment: str) -> bool:
+        target = (
+            Target.objects.select_related("service", "environment")
+            .filter(service__slug=service, environment__slug=environment)
+            .first()
+        )
+        return target is not None and may(self.scope["user"], "target.view", target) is None
 
     @database_sync_to_async
     def snapshot(self) -> list[dict]:
-        active = {
-            d.target_id: d
-            for d in Deployment.objects.filter(state__in=ACTIVE_STATES).select_related(
-                "release", "from_release", "created_by"
-            )
-        }
-        cells = []
-        for target in Target.objects.select_related("service", "environment", "stable_release"):
-            d = active.get(target.pk)
-            if d is not None:
-                d.target = target
-            cells.append({"type": "board.cell", "data": board_cell(target, d)})
-        return cells
+        from releases.api_common import visible
+
+        targets = visible(
+            caller(self.scope["user"]), Target.objects.all(), env="environment", service="service"
+        )
+        messages = []
+        for cell in load_cells(targets):
+            self.visible[(cell.target.service.slug, cell.target.environment.slug)] = True
+            messages.append({"type": "board.cell", "data": cell_dict(cell)})
+        return messages
 
 
 class DeploymentConsumer(LiveConsumer):
-    """``/ws/deployments/<id>/``: the deployment, missed events and its target on connect,
-    then ``deployment``, ``event`` and ``target`` messages."""
+    """``/ws/deployments/<id>/``: the deployment, missed events, its target and its request
+    samples on connect, then ``deployment``, ``event``, ``target`` and ``metrics`` messages."""
+
+    target_id: int | None = None
 
     @property
     def deployment_id(self) -> int:
         return int(self.scope["url_route"]["kwargs"]["deployment_id"])
 
     @database_sync_to_async
-    def find_group(self) -> str | None:
-        if not Deployment.objects.filter(pk=self.deployment_id).exists():
-            return None
-        return deployment_group(self.deployment_id)
+    def find_groups(self) -> tuple[list[str], int | None]:
+        d = (
+            Deployment.objects.select_related("target__service", "target__environment")
+            .filter(pk=self.deployment_id)
+            .first()
+        )
+        if d is None:
+            return [], NOT_FOUND
+        refused = may(self.scope["user"], "deployment.view", d)
+        if refused is not None:
+            return [], refused
+        self.target_id = d.target_id
+        return [deployment_group(d.pk), metrics_group(d.target_id)], None
 
-    def after_event(self) -> int | None:
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+    def page_refused(self) -> int | None:
+        d = (
+            Deployment.objects.select_related("target__service", "target__environment")
+            .filter(pk=self.deployment_id)
+            .first()
+        )
+        if d is None:
+            return NOT_FOUND
+        return may(self.scope["user"], "deployment.view", d)
+
+    def query(self, name: str, kind=int):
+        values = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         try:
-            return int(query["after"][0])
+            return kind(values[name][0])
         except (KeyError, IndexError, ValueError):
             return None
 
@@ -168,7 +266,7 @@ class DeploymentConsumer(LiveConsumer):
         if d is None:
             return []
         messages = [{"type": "deployment", "data": deployment_dict(d)}]
-        after = self.after_event()
+        after = self.query("after")
         if after is not None:
             missed = DeploymentEvent.objects.filter(deployment=d, pk__gt=after).order_by("-id")
             messages += [
@@ -176,4 +274,12 @@ class DeploymentConsumer(LiveConsumer):
                 for e in reversed(missed[:MAX_CATCH_UP_EVENTS])
             ]
         messages.append({"type": "target", "data": target_dict(d.target)})
+        since = self.query("since", float)
+        samples = metrics.window(d.target_id, since)
+        messages.append(
+            {
+                "type": "metrics",
+                "data": {"target": d.target.key, "samples": samples, "replace": since is None},
+            }
+        )
         return messages

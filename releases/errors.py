@@ -33,3 +33,20 @@ class Forbidden(DomainError):
 
 class Conflict(DomainError):
     code, status = "conflict", 409
+
+
+class ApprovalRequired(Conflict):
+    """The deployment (or its current canary step) waits for approvals that have not all been
+    given: 409 ``approval_required``, with ``details.required`` / ``details.approved``."""
+
+    code, status = "approval_required", 409
+
+
+class Frozen(Conflict):
+    """A freeze window blocks a new deployment or an automatic promotion: 409 ``frozen``, with
+    ``details.window`` naming the window (id, name, reason, until). 409 rather than 423: the
+    request conflicts with the environment's current state and can be retried when the window
+    ends (or with an admin's written override); 423 is WebDAV's lock and clients rarely know it.
+    """
+
+    code, status = "frozen", 409

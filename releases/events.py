@@ -2,16 +2,34 @@
 
 WebSocket messages (the only shapes a browser receives), each ``{"type": ..., "data": ...}``:
 
-- ``deployment``: the deployment as ``serializers.deployment_dict`` gives it, after any change.
-- ``event``: one DeploymentEvent as ``serializers.event_dict`` gives it (the time line).
+- ``deployment``: the deployment after any change, ``serializers.deployment_dict``: the
+  API's fields (``deployment_dict``) and ``pause`` (``serializers.pause_dict``: why the rollout is
+  holding and until when). Its ``analysis`` is a list of runs, newest last, each
+  ``{"id", "name", "step_index", "phase": "running" | "passed" | "failed" | "inconclusive",
+  "decision", "why", "started_at", "finished_at", "metrics": [{"name", "unit", "baseline",
+  "canary", "threshold", "verdict", "why"}]}``; empty until analysis runs exist).
+- ``event``: one DeploymentEvent as ``serializers.event_dict`` gives it (the time line). Its
+  ``kind`` is open-ended (``created``, ``state``, ``step``, ``weights``, ``health``, ``promote``,
+  ``intent``, ``failure``, ``error``, and whatever new strategies add): pages show any kind.
 - ``target``: ``serializers.target_dict`` of the deployment's target (slots, instances, weights).
-- ``board.cell``: ``{"service", "environment", "version", "deployment": {...} | null}``.
+- ``board.cell``: ``serializers.cell_dict``: ``{"service", "environment", "version",
+  "deployment": serializers.deployment_summary | null (the active one), "shipped": {"id", "by",
+  "at"} | null, "failed": {"id", "state",
+  "version", "finished_at", "page"} | null, "alert": "why the cell is red" | ""}``.
+- ``metrics``: request samples of one target (``releases.metrics``): ``{"target": "api.prod",
+  "samples": [{"t": unix seconds, "slots": {"blue": {"version", "rps", "error_rate", "p95_ms",
+  "p99_ms", "requests", "errors"}}}], "replace": bool}``; ``replace`` (on connect) means "this is
+  the whole window", otherwise the samples are new ones to append.
 
-Groups: ``deployment.<id>`` for one deployment page, ``board`` for the matrix.
+Groups: ``deployment.<id>`` for one deployment page, ``metrics.<target id>`` for the samples of a
+target (every open deployment page of that target), ``board`` for the matrix. One publish is one
+channel-layer message (``envelope``): the WebSocket frames already encoded, and for each what it
+is about (type, service, environment), so that consumers check permission without decoding it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 from asgiref.sync import async_to_sync
@@ -27,22 +45,46 @@ def deployment_group(deployment_id: int) -> str:
     return f"deployment.{deployment_id}"
 
 
-def _send(group: str, message: dict) -> None:
+def metrics_group(target_id: int) -> str:
+    return f"metrics.{target_id}"
+
+
+def envelope(messages: list[dict]) -> dict:
+    """What goes over the channel layer: the messages encoded once (every subscriber sends the
+    same text), with what a consumer needs to decide who may see each one (``about``)."""
+    frames, about = [], []
+    for m in messages:
+        frames.append(json.dumps(m, separators=(",", ":")))
+        data = m.get("data") or {}
+        about.append(
+            {
+                "type": m["type"],
+                "service": data.get("service", ""),
+                "environment": data.get("environment", ""),
+            }
+        )
+    return {"type": "relay", "frames": frames, "about": about}
+
+
+def _send(group: str, *messages: dict) -> None:
+    """One channel-layer send for all ``messages`` (a publish fans out to many subscribers: one
+    group_send each would multiply the work by the number of messages)."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not messages:
         return
     try:
-        async_to_sync(layer.group_send)(group, {"type": "relay", "message": message})
+        async_to_sync(layer.group_send)(group, envelope(list(messages)))
     except Exception:  # a dead channel layer must never fail a command or a tick
-        logger.warning("could not publish %s to %s", message.get("type"), group, exc_info=True)
+        kinds = ", ".join(m.get("type", "?") for m in messages)
+        logger.warning("could not publish %s to %s", kinds, group, exc_info=True)
 
 
 def publish_deployment(deployment_id: int, event_ids: list[int] | None = None) -> None:
     """After commit: send the deployment, its new events and its board cell to subscribers."""
 
     def send():
-        from releases.models import Deployment, DeploymentEvent
-        from releases.serializers import deployment_dict, event_dict, target_dict
+        from releases.models import Deployment, DeploymentEvent, Target
+        from releases.serializers import board_cells, deployment_dict, event_dict, target_dict
 
         d = (
             Deployment.objects.select_related(
@@ -53,24 +95,20 @@ def publish_deployment(deployment_id: int, event_ids: list[int] | None = None) -
         )
         if d is None:
             return
-        group = deployment_group(d.pk)
-        data = deployment_dict(d)
-        _send(group, {"type": "deployment", "data": data})
+        messages = [{"type": "deployment", "data": deployment_dict(d)}]
         if event_ids:
-            for e in DeploymentEvent.objects.filter(pk__in=event_ids).order_by("id"):
-                _send(group, {"type": "event", "data": event_dict(e)})
-        _send(group, {"type": "target", "data": target_dict(d.target)})
-        _send(BOARD_GROUP, {"type": "board.cell", "data": board_cell(d.target, d)})
+            events = DeploymentEvent.objects.filter(pk__in=event_ids).order_by("id")
+            messages += [{"type": "event", "data": event_dict(e)} for e in events]
+        messages.append({"type": "target", "data": target_dict(d.target)})
+        _send(deployment_group(d.pk), *messages)
+        cells = board_cells(Target.objects.filter(pk=d.target_id))
+        _send(BOARD_GROUP, *({"type": "board.cell", "data": cell} for cell in cells))
 
     transaction.on_commit(send)
 
 
-def board_cell(target, deployment=None) -> dict:
-    from releases.serializers import deployment_dict
-
-    return {
-        "service": target.service.slug,
-        "environment": target.environment.slug,
-        "version": target.stable_release.version if target.stable_release_id else None,
-        "deployment": deployment_dict(deployment) if deployment is not None else None,
-    }
+def publish_metrics(target_id: int, target_key: str, samples: list[dict]) -> None:
+    """Send new request samples of a target (not transactional: they live in Redis)."""
+    if samples:
+        message = {"target": target_key, "samples": samples, "replace": False}
+        _send(metrics_group(target_id), {"type": "metrics", "data": message})

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Channel(models.TextChoices):
@@ -200,7 +201,14 @@ class Deployment(models.Model):
                 name="unique_deployment_idempotency_key",
             ),
         ]
-        indexes = [models.Index(fields=["state", "next_tick_at"], name="deployment_due")]
+        indexes = [
+            models.Index(fields=["state", "next_tick_at"], name="deployment_due"),
+            # the board's "last succeeded deployment per target" and the newest-first lists
+            models.Index(
+                fields=["target", "state", "-finished_at"], name="deployment_target_state"
+            ),
+            models.Index(fields=["-created_at", "-id"], name="deployment_recent"),
+        ]
 
     def __str__(self):
         return f"#{self.pk} {self.release} to {self.target.environment.slug}"
@@ -245,8 +253,15 @@ class AuditEvent(models.Model):
     object_id = models.CharField(max_length=64)
     object_repr = models.CharField(max_length=300, blank=True)
     data = models.JSONField(default=dict, blank=True)
+    # for changes: the values before (``data`` holds the values after)
+    before = models.JSONField(null=True, blank=True)
     source_address = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # set by releases.audit.record before the insert: it is part of the hashed content
+    created_at = models.DateTimeField(default=timezone.now)
+    # the hash chain (releases.audit): prev_hash is the previous row's hash, hash covers this
+    # row's content and prev_hash. ``manage.py audit verify`` walks it.
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -254,6 +269,15 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.actor_name} {self.action} {self.object_type}:{self.object_id}"
+
+    def save(self, *args, **kwargs):
+        # append-only: on Postgres a trigger also refuses UPDATE and DELETE (migration 0003)
+        if not self._state.adding:
+            raise ImmutableError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableError("audit events are append-only")
 
 
 class ApiToken(models.Model):
@@ -266,6 +290,9 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=16, unique=True)
     hashed = models.CharField(max_length=64)
     scopes = models.JSONField(default=list, blank=True)
+    # limits by slug (empty: no limit beyond the user's roles); see releases.tokens
+    environments = models.JSONField(default=list, blank=True)
+    services = models.JSONField(default=list, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_from = models.GenericIPAddressField(null=True, blank=True)
@@ -277,3 +304,18 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.name} (swy_{self.prefix}_…)"
+
+
+# Governance (roles, approvals, freeze windows, the audit chain head) lives in its own module;
+# importing it here registers its models with the app.
+from releases.models_analysis import AnalysisRun, AnalysisTemplate, Measurement  # noqa: E402, F401
+from releases.models_governance import (  # noqa: E402, F401
+    Approval,
+    AuditChainHead,
+    EnvironmentPolicy,
+    FreezeOverride,
+    FreezeWindow,
+    LoginFailure,
+    Role,
+    RoleBinding,
+)

@@ -4,6 +4,29 @@ No transaction or row lock is held while the integration is called: the lease (a
 update on the row) keeps other workers off, the decision comes from ``strategies.engine``, and the
 result is written through ``releases.commands`` with a version check, so an operator command that
 lands mid-tick wins and the next tick decides again.
+
+Acting on a decision: routing is applied whole (``Target.set_routing``: weights, the preview slot
+and header/cookie/sticky rules with the deployment's slot names), before the scale changes when
+it takes traffic off a role that shrinks or off a role entirely, after them otherwise. Smoke checks
+the decision asks for run after acting, against the preview (``releases.smoke``), and their result
+is stored as ``Deployment.checks`` for the next tick. A step waiting for a person moves the
+deployment to paused; a rollback that kept the new release's slot schedules its cleanup.
+
+The rollback path is the one that is timed (abort API call returned -> every new request on the
+old release): when the routing of a tick is known before looking (a blue-green or canary rollback,
+``strategies.engine.routing_before_observing``), it is the tick's very first call to the target,
+ahead of reading its status.
+
+Analysis (``releases.analysis``, docs/analysis.md): before deciding, a forward or paused tick
+measures what is due of the deployment's running analyses (provider calls, no transaction) and
+hands every run's verdict to the engine as ``Observation.analysis``. After acting, it starts the
+runs the decision asks for (and opens their windows at once, right after the routing they
+measure) and stops the ones it lets go. While a run measures, the next tick comes when its next
+measurement is due if that is sooner than the engine asked. When a tick decides that the rollout
+failed (a failed analysis, say), the rollback's routing (100% to the old release, for the kinds
+that switch back) is applied right after the decision, before anything is recorded; the rest of
+the rollback follows on the priority queue. Analyses still running when the deployment rolls back
+or ends are stopped.
 """
 
 from __future__ import annotations
@@ -15,11 +38,19 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from integrations.base import IntegrationError, TargetStatus
-from releases import commands
+from integrations.base import IntegrationError, Routing, TargetStatus
+from releases import analysis, commands, smoke
+from releases.errors import DomainError
 from releases.models import Deployment, State
 from releases.targets import integration_for, release_ref
-from strategies.engine import Observation, RoleState, decide
+from strategies.engine import (
+    Decision,
+    Observation,
+    RoleState,
+    RoutePlan,
+    decide,
+    routing_before_observing,
+)
 from strategies.spec import health_of, min_ready_of
 
 logger = logging.getLogger(__name__)
@@ -31,6 +62,7 @@ MODES = {
     State.ROLLING_BACK: "rollback",
 }
 TRANSIENT_RETRY_SECONDS = 2.0
+MIN_ANALYSIS_WAIT = 0.05  # never tick sooner than this for a measurement that is due
 
 
 @dataclass
@@ -45,10 +77,16 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def role_state(status: TargetStatus, slot: str, min_ready: float) -> RoleState:
+def role_state(
+    status: TargetStatus, slot: str, min_ready: float, *, only: str | None = None
+) -> RoleState:
+    """How ``slot`` stands. With ``only``: instances of another release count as nothing (a
+    slot left running by an earlier deployment is replaced, not mistaken for progress)."""
     s = status.slots.get(slot)
     if s is None:
         return RoleState(version=None, desired=0, ready=0, available=0, failed=0)
+    if only is not None and s.version is not None and s.version != only:
+        return RoleState(version=s.version, desired=0, ready=0, available=0, failed=0)
     return RoleState(
         version=s.version,
         desired=s.desired,
@@ -123,25 +161,46 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
     """Returns (seconds to the next tick or None when finished, whether it is urgent)."""
     mode = MODES[d.state]
     spec = d.strategy
-    health = health_of(spec)
-    target = integration_for(d.target)
     started = time.monotonic()
+    target = integration_for(d.target)
+    early = routing_before_observing(spec, d.progress or {}, mode=mode)
+    if early is not None:
+        # a rollback whose routing does not depend on what the target looks like: from this call
+        # on every new request goes to the old release; everything else comes after
+        target.set_routing(routing_for(early, d))
+        logger.info("deployment %s: routed to the old release in %.3fs", d.pk, _since(started))
+    health = health_of(spec)
     status = target.status()
     min_ready = min_ready_of(spec)
+    verdict = None
+    if mode != "rollback":
+        verdict = analysis.evaluate(d)  # measurements due now: provider calls, no transaction
+        logger.debug("deployment %s: analysis measured %.3fs into the tick", d.pk, _since(started))
+        if verdict.runs and _changed(d):
+            return 0.0, True  # an operator command landed while measuring: decide again
     obs = Observation(
         now=time.time(),
         stable=role_state(status, d.stable_slot, min_ready),
-        canary=role_state(status, d.canary_slot, min_ready),
+        canary=role_state(status, d.canary_slot, min_ready, only=d.release.version),
+        checks=d.checks or {},
+        analysis=verdict.runs if verdict is not None else {},
     )
     intent = d.intent or None
     decision = decide(spec, d.progress or {}, obs, mode=mode, intent=intent)
+    failure = decision.failure or ""
+    if failure and mode != "rollback":
+        _route_back(d, spec, decision, started)
+    plan = decision.route_plan
+    if plan is not None and plan == early:
+        plan = None  # applied before looking
 
     slot_of = {"stable": d.stable_slot, "canary": d.canary_slot}
     release_of = {"stable": d.from_release, "canary": d.release}
-    acted = False
+    acted = False  # (the early routing, if any, is in ``status`` already)
     # Order matters for safety: route away from a slot before shrinking it, grow before routing.
-    if decision.route and _routes_away(decision):
-        target.set_weights(_slot_weights(decision.weights, slot_of))
+    route_first = plan is not None and _routes_away(plan, decision, obs)
+    if route_first:
+        target.set_routing(routing_for(plan, d))
         acted = True
     for role in ("canary", "stable"):
         if role not in decision.scale:
@@ -159,20 +218,33 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
             continue
         target.ensure_slot(slot, release_ref(release, health), replicas)
         acted = True
-    if decision.route and not _routes_away(decision):
-        target.set_weights(_slot_weights(decision.weights, slot_of))
+    if plan is not None and not route_first:
+        target.set_routing(routing_for(plan, d))
         acted = True
     if acted:
         status = target.status()
     view = observed_view(status, d)
+    checks = None
+    if decision.run_smoke:  # after acting: the preview is exposed and its instances are ready
+        result = smoke.run(decision.run_smoke, smoke.urls_for(status, d.canary_slot))
+        checks = {**(d.checks or {}), "smoke": result}
+    started_runs = False
+    if decision.start_analysis and not failure:
+        failure = _start_analyses(d, decision.start_analysis)
+        started_runs = not failure
+        if failure:
+            _route_back(d, spec, decision, started)
+    message = failure if failure and not decision.failure else decision.message
 
     new_state = None
-    if decision.failure and mode == "forward":
+    if failure and mode != "rollback":
         new_state = State.ROLLING_BACK
     elif decision.outcome == "done" and mode == "forward":
         new_state = State.SUCCEEDED
     elif decision.outcome == "restored" and mode == "rollback":
         new_state = d.rollback_outcome or State.ROLLED_BACK
+    elif decision.waiting_for_promotion and mode == "forward" and d.state == State.PROGRESSING:
+        new_state = State.PAUSED
     recorded = commands.record_tick(
         d,
         observed=view,
@@ -181,32 +253,119 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
         step_index=decision.step_index,
         step=decision.step,
         weights=role_weights(view, d),
-        message=decision.message,
+        message=message,
         new_events=decision.events,
         consumed_intent=intent or "",
         new_state=new_state,
-        failure=decision.failure or "",
+        failure=failure,
+        checks=checks,
+        cleanup_in=decision.cleanup_after if new_state else None,
     )
-    logger.debug("tick %s took %.3fs", d.pk, time.monotonic() - started)
+    logger.debug("tick %s took %.3fs", d.pk, _since(started))
     if not recorded:
         return 0.0, True
+    if (
+        new_state == State.ROLLING_BACK
+        or mode == "rollback"
+        or (new_state and new_state != State.PAUSED)
+    ):
+        analysis.stop(d)  # rolling back or finished: what still measures is judged as it stands
+    elif decision.stop_analysis:
+        for key in decision.stop_analysis:
+            analysis.stop(d, key)
     if new_state == State.ROLLING_BACK:
         return 0.0, True
-    if new_state:
+    if new_state and new_state != State.PAUSED:
         return None, False
-    if decision.waiting_for_promotion and d.state == State.PROGRESSING:
-        return max(decision.wait, 1.0), False
-    return decision.wait, mode == "rollback"
+    if started_runs:  # open the new runs' windows now, right after the routing they measure
+        verdict = analysis.evaluate(d)
+    wait = _analysis_wait(decision.wait, verdict)
+    if new_state == State.PAUSED:
+        return wait, False
+    if checks is not None:
+        return 0.0, False  # judge the smoke checks at once
+    return wait, mode == "rollback"
 
 
-def _routes_away(decision) -> bool:
-    """True when the new weights take traffic off a role (so they go first)."""
-    return decision.weights is not None and (
-        decision.weights.get("canary", 0) == 0 or decision.weights.get("stable", 0) == 0
+def _changed(d: Deployment) -> bool:
+    """Whether the row moved on since this tick claimed it (an operator command landed)."""
+    return Deployment.objects.filter(pk=d.pk).values_list("version", flat=True).first() != d.version
+
+
+def _route_back(d: Deployment, spec: dict, decision: Decision, started: float) -> None:
+    """The rollout failed: for the kinds that switch back, send every new request to the old
+    release now -- the rollback's first routing change, before anything is recorded. The
+    rollback ticks that follow apply it again (idempotent) and do the rest."""
+    plan = routing_before_observing(spec, decision.progress, mode="rollback")
+    if plan is None:
+        return
+    decided = _since(started)
+    integration_for(d.target).set_routing(routing_for(plan, d))
+    logger.info(
+        "deployment %s failed (%s): routed to the old release %.3fs into the tick, %.3fs after "
+        "the decision",
+        d.pk,
+        decision.failure or "an analysis could not start",
+        _since(started),
+        _since(started) - decided,
     )
+
+
+def _start_analyses(d: Deployment, requests: list[dict]) -> str:
+    """Start the runs a decision asks for; a failure's reason if one cannot start (its template
+    was deleted since the spec was validated, an argument is missing), else ""."""
+    for request in requests:
+        try:
+            analysis.start(
+                d,
+                request["template"],
+                request.get("args"),
+                key=request["key"],
+                step_index=request.get("step_index"),
+            )
+        except DomainError as exc:
+            return f"analysis {request['template']!r} ({request['key']}) could not start: {exc}"
+    return ""
+
+
+def _analysis_wait(wait: float, verdict) -> float:
+    """``wait``, or sooner when a running analysis' next measurement is due before then."""
+    if verdict is None or verdict.next_at is None:
+        return wait
+    return min(wait, max(MIN_ANALYSIS_WAIT, verdict.next_at - time.time()))
+
+
+def routing_for(plan: RoutePlan, d: Deployment) -> Routing:
+    """The engine's routing by role as the target's routing by slot."""
+    rules = plan.rules or {}
+    return Routing(
+        weights=_slot_weights(plan.weights, {"stable": d.stable_slot, "canary": d.canary_slot}),
+        preview_slot=d.canary_slot if plan.preview else None,
+        stable_slot=d.stable_slot,
+        canary_slot=d.canary_slot,
+        header=rules.get("header"),
+        cookie=rules.get("cookie"),
+        sticky_key=rules.get("sticky_key"),
+    )
+
+
+def _routes_away(plan: RoutePlan, decision: Decision, obs: Observation) -> bool:
+    """True when the new routing takes all traffic off a role, or some off a role that shrinks
+    this tick: then it goes before the scale changes, so requests leave before instances do."""
+    if plan.weights is None:
+        return False
+    for role, weight in plan.weights.items():
+        shrinks = decision.scale.get(role, getattr(obs, role).desired) < getattr(obs, role).desired
+        if weight == 0 or shrinks:
+            return True
+    return False
 
 
 def _slot_weights(weights: dict | None, slot_of: dict) -> dict | None:
     if weights is None:
         return None
     return {slot_of[role]: int(w) for role, w in weights.items() if role in slot_of}
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started

@@ -185,6 +185,12 @@ class DeploymentIn(In):
         None, description="default: the target's, else the service's, else the environment's"
     )
     reason: str = Field("", max_length=REASON_MAX)
+    override_freeze: str | None = Field(
+        None,
+        max_length=REASON_MAX,
+        description="admins only: deploy during a freeze window; why it cannot wait (audited, "
+        "shown on the deployment)",
+    )
 
 
 class StepOut(Schema):
@@ -212,6 +218,9 @@ class DeploymentOut(Out):
     failure_reason: str | None
     reason: str
     rollback_of: int | None
+    pause: dict[str, Any] | None = Field(
+        default=None, description="the pause the rollout is in: waiting for a person or a timer"
+    )
     analysis: list[Any]
     created_by: str | None
     created_at: str | None
@@ -233,6 +242,15 @@ class PromoteIn(In):
 
 class ReasonIn(In):
     reason: str = Field("", max_length=REASON_MAX)
+
+
+class ApprovalIn(In):
+    comment: str = Field("", max_length=REASON_MAX, description="why (shown and audited)")
+    override_freeze: str | None = Field(
+        None,
+        max_length=REASON_MAX,
+        description="approve: admins only, start the rollout during a freeze window; why",
+    )
 
 
 class EventOut(Out):

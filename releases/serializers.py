@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.urls import reverse
 
+from releases.analysis import analysis_list
 from releases.models import Deployment, DeploymentEvent, Release, Target
+from strategies.spec import analysis_refs
 
 
 def _ts(value):
@@ -39,7 +43,9 @@ def deployment_dict(d: Deployment) -> dict:
         "failure_reason": d.failure_reason or None,
         "reason": d.reason,
         "rollback_of": d.rollback_of_id,
-        "analysis": [],
+        "pause": pause_dict(d),
+        # the runs with their working; no query when the strategy runs no analysis (lists)
+        "analysis": analysis_list(d) if next(analysis_refs(d.strategy or {}), None) else [],
         "created_by": d.created_by.get_username() if d.created_by_id else None,
         "created_at": _ts(d.created_at),
         "started_at": _ts(d.started_at),
@@ -90,4 +96,234 @@ def target_dict(t: Target) -> dict:
         "stable_slot": t.stable_slot,
         "slots": slots_view(t),
         "observed_at": _ts(t.observed_at),
+    }
+
+
+# --- the dashboard's live views (board cells, pauses) --------------------------------------------
+
+
+def _canary_pause(spec: dict, progress: dict):
+    """A canary at a ``pause`` step: timed (started at ``pause_started_at``) or until promoted."""
+    steps, index = spec.get("steps") or [], progress.get("index")
+    if not isinstance(index, int) or not 0 <= index < len(steps):
+        return None
+    pause = steps[index].get("pause") if isinstance(steps[index], dict) else None
+    if pause is None:
+        return None
+    if pause.get("duration") is None:
+        return "promotion", None
+    started = progress.get("pause_started_at")
+    return ("timed", started + pause["duration"]) if started is not None else None
+
+
+def _blue_green_pause(spec: dict, progress: dict):
+    """A blue-green deployment at its promotion gate (phase 2), after the smoke checks passed."""
+    if progress.get("phase") != 2 or "gate_at" not in progress or progress.get("promoted"):
+        return None
+    auto = spec.get("auto_promote")
+    return ("promotion", None) if auto is None else ("timed", progress["gate_at"] + auto)
+
+
+# strategy kind -> how to read, from its spec and progress, a pause the engine is holding
+PAUSE_READERS = {"canary": _canary_pause, "blue_green": _blue_green_pause}
+
+
+def pause_dict(d: Deployment) -> dict | None:
+    """Why the rollout is holding, for the step list's "time left" and the board's red cells:
+    ``{"kind": "operator" | "timed" | "promotion" | "approval", "until": iso | None}``, or None.
+
+    ``operator`` is a person's Pause, ``approval`` a deployment awaiting approval; ``timed`` (a
+    pause step counting down, ``until`` when it ends) and ``promotion`` (a step waiting for a
+    person to press Promote: the reconcile loop parks the deployment in ``paused`` then) are read
+    from the engine's progress by the kind's ``PAUSE_READERS`` entry, or from the generic
+    progress keys ``pause_until`` (unix seconds) / ``waiting_for_promotion``.
+    """
+    progress = d.progress or {}
+    if d.state == "awaiting_approval":
+        return {"kind": "approval", "until": None}
+    if d.state not in ("paused", "progressing"):
+        return None
+    found = None
+    reader = PAUSE_READERS.get((d.strategy or {}).get("kind", ""))
+    if reader is not None:
+        try:
+            found = reader(d.strategy, progress)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            found = None
+    if found is None and progress.get("waiting_for_promotion"):
+        found = "promotion", None
+    if found is None and isinstance(progress.get("pause_until"), int | float):
+        found = "timed", progress["pause_until"]
+    if d.state == "paused" and (found is None or found[0] != "promotion"):
+        # a person's Pause (a step waiting for promotion is paused too: then Promote continues)
+        return {"kind": "operator", "until": None}
+    if found is None:
+        return None
+    kind, until = found
+    at = datetime.fromtimestamp(until, tz=UTC).isoformat() if until is not None else None
+    return {"kind": kind, "until": at}
+
+
+def deployment_summary(d: Deployment) -> dict:
+    """What a board cell (and the board's recent list) shows of a deployment: no analysis, no
+    queries beyond the row and its release, from-release and creator."""
+    target = d.target
+    return {
+        "id": d.pk,
+        "service": target.service.slug,
+        "environment": target.environment.slug,
+        "state": d.state,
+        "active": d.is_active,
+        "strategy": {"kind": d.strategy_kind},
+        "step": {"index": d.step_index, "description": d.step},
+        "weights": role_weights(d),
+        "stable_version": d.from_release.version if d.from_release_id else None,
+        "target_version": d.release.version,
+        "pause": pause_dict(d),
+        "created_by": d.created_by.get_username() if d.created_by_id else None,
+        "created_at": _ts(d.created_at),
+        "finished_at": _ts(d.finished_at),
+        "links": {"page": reverse("deployment", args=[d.pk])},
+    }
+
+
+# states (and pauses) that need a person: the board paints these cells red
+NEEDS_A_PERSON = ("operator", "promotion", "approval")
+FAILED_OUTCOMES = ("failed", "rolled_back", "aborted")
+
+
+def board_cells(targets=None) -> list[dict]:
+    """Every board cell (or those of ``targets``, a Target queryset), with a fixed number of
+    queries: see ``cell_dict`` for the shape."""
+    return [cell_dict(cell) for cell in load_cells(targets)]
+
+
+class Cell:
+    """One board cell: the target, its active deployment, the last success (who shipped the
+    stable release, and when) and the last deployment that ended (to show a failure); with what
+    the page shows of them worked out once: the pause, the failure, why the cell is red."""
+
+    __slots__ = ("target", "active", "shipped", "last", "pause", "failed", "alert")
+
+    def __init__(self, target, active=None, shipped=None, last=None):
+        self.target, self.active, self.shipped, self.last = target, active, shipped, last
+        self.pause = pause_dict(active) if active is not None else None
+        # the last deployment that ended, when it ended badly (and nothing is active)
+        self.failed = (
+            last if active is None and last is not None and last.state in FAILED_OUTCOMES else None
+        )
+        self.alert = self._alert()
+
+    def _alert(self) -> str:
+        """Why the cell is red ("" when it is not)."""
+        if self.active is not None and self.active.state == "rolling_back":
+            return "rolling back"
+        if self.pause and self.pause["kind"] in NEEDS_A_PERSON:
+            return {
+                "operator": "paused: waiting for someone to resume",
+                "promotion": "waiting for someone to promote",
+                "approval": "waiting for an approval",
+            }[self.pause["kind"]]
+        if self.failed is not None:
+            version, state = self.failed.release.version, self.failed.state.replace("_", " ")
+            return f"last deployment ({version}) {state}"
+        return ""
+
+
+# what a board cell reads of a target and of a deployment that ended (the rest stays unloaded)
+TARGET_FIELDS = (
+    "id",
+    "service_id",
+    "environment_id",
+    "stable_release_id",
+    "stable_slot",
+    "service__slug",
+    "service__name",
+    "service__team",
+    "environment__slug",
+    "environment__name",
+    "environment__order",
+    "stable_release__version",
+)
+ENDED_FIELDS = (
+    "id",
+    "target_id",
+    "state",
+    "finished_at",
+    "release_id",
+    "release__version",
+    "created_by_id",
+    "created_by__username",
+)
+
+
+def load_cells(targets=None) -> list[Cell]:
+    """Cells for ``targets`` (default: every target): three queries whatever their number."""
+    from django.db.models import F, OuterRef, Subquery
+
+    from releases.models import ACTIVE_STATES, TERMINAL_STATES, State
+    from releases.models import Target as TargetModel
+
+    latest = Deployment.objects.filter(target=OuterRef("pk")).order_by("-id")  # newest first
+    last_success = (
+        latest.filter(state=State.SUCCEEDED)
+        .order_by(F("finished_at").desc(nulls_last=True), "-id")
+        .values("pk")[:1]
+    )
+    last_ended = latest.filter(state__in=TERMINAL_STATES).values("pk")[:1]
+    qs = targets if targets is not None else TargetModel.objects.all()
+    rows = list(
+        qs.select_related("service", "environment", "stable_release")
+        .only(*TARGET_FIELDS)
+        .annotate(last_success_id=Subquery(last_success), last_ended_id=Subquery(last_ended))
+    )
+    related = ("release", "from_release", "created_by")
+    active = {
+        d.target_id: d
+        for d in Deployment.objects.filter(
+            state__in=ACTIVE_STATES, target__in=[t.pk for t in rows]
+        ).select_related(*related)
+    }
+    wanted = {i for t in rows for i in (t.last_success_id, t.last_ended_id) if i}
+    ended = {
+        d.pk: d
+        for d in Deployment.objects.filter(pk__in=wanted)
+        .select_related("release", "created_by")
+        .only(*ENDED_FIELDS)
+    }
+    cells = []
+    for t in rows:
+        cell = Cell(t, active.get(t.pk), ended.get(t.last_success_id), ended.get(t.last_ended_id))
+        for d in (cell.active, cell.shipped, cell.last):
+            if d is not None:
+                d.target = t  # the serializers read d.target.service / environment
+        cells.append(cell)
+    return cells
+
+
+def cell_dict(cell: Cell) -> dict:
+    """A ``board.cell`` message's data (see ``releases.events``)."""
+    t, shipped, failed = cell.target, cell.shipped, cell.failed
+    return {
+        "service": t.service.slug,
+        "environment": t.environment.slug,
+        "version": t.stable_release.version if t.stable_release_id else None,
+        "deployment": deployment_summary(cell.active) if cell.active is not None else None,
+        "shipped": {
+            "id": shipped.pk,
+            "by": shipped.created_by.get_username() if shipped.created_by_id else None,
+            "at": _ts(shipped.finished_at),
+        }
+        if shipped is not None
+        else None,
+        "failed": {
+            "id": failed.pk,
+            "state": failed.state,
+            "version": failed.release.version,
+            "finished_at": _ts(failed.finished_at),
+            "page": reverse("deployment", args=[failed.pk]),
+        }
+        if failed is not None
+        else None,
+        "alert": cell.alert,
     }

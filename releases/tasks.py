@@ -64,4 +64,33 @@ def sweep() -> int:
         count += 1
     if count:
         logger.info("sweep re-enqueued %d overdue deployment(s)", count)
+    _enqueue_cleanups()
     return count
+
+
+def _enqueue_cleanups() -> None:
+    """Slots kept after a blue-green or canary rollback whose time is up (``releases.cleanup``)."""
+    from releases.cleanup import due
+
+    for pk in due():
+        try:
+            cleanup_slot.apply_async((pk,), queue=DEFAULT_QUEUE)
+        except Exception:  # noqa: BLE001 -- any broker failure: the next sweep tries again
+            logger.warning("could not enqueue the cleanup of deployment %s", pk, exc_info=True)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def cleanup_slot(deployment_id: int) -> None:
+    """Scale down the slot a rollback kept for inspection, if it is due and unused."""
+    from releases.cleanup import clean_up
+
+    clean_up(deployment_id)
+
+
+@shared_task(ignore_result=True)
+def sample_metrics() -> int:
+    """One round of request samples for the live charts (see ``releases.metrics``). Beat runs it
+    every ``settings.METRICS_INTERVAL`` seconds; while a round runs, the next is a no-op."""
+    from releases.metrics import sample_all
+
+    return sample_all()

@@ -30,11 +30,42 @@ PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 LAST_USED_EVERY = timedelta(minutes=1)
 MAX_TOKEN_LENGTH = 200
 
-# what a token may be limited to; a token without scopes may do whatever its user may do
+# what a token may be limited to; a token without scopes may do whatever its user may do (its
+# user's roles always apply: a scope never grants more). Every scope includes reading.
 SCOPES = {
     "read": "see services, environments, releases and deployments",
     "write": "also create and change them: releases, deployments, operator commands, targets",
+    "release.create": "register releases",
+    "deployment.create": "start deployments (and retry them)",
+    "deployment.operate": "promote, pause, resume, abort and roll back deployments",
+    "deployment.approve": "approve and reject deployments",
+    "config": "configure services, environments, targets, policies, freezes and roles",
 }
+# the actions (``releases.policy``) each narrow scope allows
+SCOPE_ACTIONS = {
+    "release.create": ("release.create",),
+    "deployment.create": ("deployment.create", "deployment.retry"),
+    "deployment.operate": (
+        "deployment.promote",
+        "deployment.pause",
+        "deployment.resume",
+        "deployment.abort",
+        "deployment.rollback",
+    ),
+    "deployment.approve": ("deployment.approve", "deployment.reject"),
+}
+# the scopes a CI job typically needs (``token create --ci``)
+CI_SCOPES = ("release.create", "deployment.create", "deployment.operate")
+
+
+def scope_for(action: str) -> str:
+    """The narrowest scope that allows ``action``."""
+    if action.endswith(".view"):
+        return "read"
+    for scope, actions in SCOPE_ACTIONS.items():
+        if action in actions:
+            return scope
+    return "config"
 
 
 class TokenRefused(DomainError):
@@ -84,6 +115,27 @@ def check_scopes(scopes) -> list[str]:
     return scopes
 
 
+def check_places(environments, services) -> tuple[list[str], list[str]]:
+    """The environment and service slugs a token is limited to; each must exist."""
+    from releases.models import Environment, Service
+
+    found = []
+    for model, slugs, what in (
+        (Environment, environments, "environment"),
+        (Service, services, "service"),
+    ):
+        slugs = sorted({s.strip() for s in slugs or () if s and s.strip()})
+        known = set(model.objects.filter(slug__in=slugs).values_list("slug", flat=True))
+        missing = [s for s in slugs if s not in known]
+        if missing:
+            raise InvalidRequest(
+                f"There is no {what} {missing[0]!r} to limit the token to.",
+                details={f"{what}s": missing},
+            )
+        found.append(slugs)
+    return found[0], found[1]
+
+
 def create(
     user,
     name: str,
@@ -91,14 +143,18 @@ def create(
     scopes=(),
     expires_at: datetime | None = None,
     actor: Actor | None = None,
+    environments=(),
+    services=(),
 ) -> tuple[ApiToken, str]:
-    """Create a token for ``user``; returns the row and the token, which is never shown again."""
+    """Create a token for ``user``; returns the row and the token, which is never shown again.
+    ``scopes`` limit what it may do, ``environments`` and ``services`` (slugs) where."""
     name = (name or "").strip()
     if not name:
         raise InvalidRequest("A token needs a name (what uses it, e.g. 'ci').")
     if len(name) > ApiToken._meta.get_field("name").max_length:
         raise InvalidRequest("The token's name is too long (at most 100 characters).")
     scopes = check_scopes(scopes)
+    environments, services = check_places(environments, services)
     actor = actor or Actor.system(via="tokens")
     for _ in range(5):  # a prefix collision is astronomically rare; try again if it happens
         prefix = "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
@@ -111,6 +167,8 @@ def create(
                     prefix=prefix,
                     hashed=hash_token(token),
                     scopes=scopes,
+                    environments=environments,
+                    services=services,
                     expires_at=expires_at,
                 )
                 audit.record(
@@ -122,6 +180,8 @@ def create(
                         "prefix": prefix,
                         "user": user.get_username(),
                         "scopes": scopes,
+                        "environments": environments,
+                        "services": services,
                         "expires_at": expires_at.isoformat() if expires_at else None,
                     },
                 )

@@ -1,305 +1,119 @@
-"""The dashboard: server-rendered pages that ``static/js/live.js`` keeps live over WebSockets.
+"""The dashboard: server-rendered pages that ``static/js/*.js`` keep live over WebSockets.
 
-Views only read; every state change goes through ``releases.commands`` (the action endpoint).
+One module per page, with what they share here:
+
+- ``views_board``: the service x environment matrix (``/``);
+- ``views_deployment``: one deployment (``/deployments/<id>/``), its action buttons (a partial
+  the page re-fetches when the state changes) and the list of deployments;
+- ``views_release``: one release and its "Deploy to..." form;
+- ``views_history``: deployments per service and environment, with delivery figures;
+- ``views_audit``: the audit log, filtered, and its JSON lines export.
+
+Views only read; every state change goes through ``releases.commands``. Who may see or do what
+is decided in one place, ``releases.api_common.authorize`` (the REST API's), through ``refusal``.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from urllib.parse import urlencode
+from datetime import UTC, datetime, timedelta
 
-from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import redirect_to_login
-from django.core.paginator import Paginator
-from django.db.models import F, OuterRef, Subquery
-from django.http import Http404, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.views.decorators.http import require_POST
-
-from releases import commands
-from releases.actors import Actor
-from releases.errors import DomainError, NotFound
-from releases.models import (
-    ACTIVE_STATES,
-    Channel,
-    Deployment,
-    Environment,
-    Release,
-    Service,
-    State,
-    Target,
-)
-from releases.serializers import deployment_dict
-from strategies.spec import describe_steps
-
-RECENT_DEPLOYMENTS = 12
-EVENT_LIMIT = 100
-PAGE_SIZE = 50
-
-# the operator commands, in the order their buttons appear, with their labels
-ACTIONS = {
-    "promote": "Promote",
-    "pause": "Pause",
-    "resume": "Resume",
-    "abort": "Abort",
-    "rollback": "Roll back",
-}
-TAKES_REASON = ("abort", "rollback")
+from releases.errors import Forbidden, NotFound
+from releases.models import Deployment
 
 
-def _deployments():
+def deployments():
     return Deployment.objects.select_related(
         "target__service", "target__environment", "release", "from_release", "created_by"
     )
 
 
-def _words(value: str) -> str:
+def words(value) -> str:
     return str(value).replace("_", " ")
 
 
-def _one_of(states) -> str:
-    names = [_words(s) for s in states]
+def one_of(states) -> str:
+    names = [words(s) for s in states]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-# --- the board --------------------------------------------------------------------------------
+def visible(request, qs, *, env: str | None, service: str | None):
+    """``qs`` limited to what the signed-in user may see (``api_common.visible``): give the field
+    paths of its environment and service (``"target__environment"``, ``"pk"``, or None)."""
+    from releases.api_common import visible as limit
+
+    return limit(request, qs, env=env, service=service)
 
 
-@dataclass
-class Cell:
-    target: Target
-    active: Deployment | None
-    shipped: Deployment | None  # the last succeeded deployment
+def visible_deployments(request, qs=None):
+    qs = deployments() if qs is None else qs
+    return visible(request, qs, env="target__environment", service="target__service")
 
 
-@login_required
-def board(request):
-    """Services x environments: stable version, who shipped it, and any active deployment.
+def refusal(request, action: str, obj=None) -> str:
+    """Why the signed-in user may not do ``action`` (``"deployment.promote"``…) on ``obj``, or ""
+    when they may: the REST API's ``authorize``, so that roles apply to both the same way."""
+    from releases.api_common import authorize
 
-    A fixed number of queries whatever the size of the matrix."""
-    environments = list(Environment.objects.all())
-    services = list(Service.objects.all())
-    last_success = (
-        Deployment.objects.filter(target=OuterRef("pk"), state=State.SUCCEEDED)
-        .order_by(F("finished_at").desc(nulls_last=True), "-id")
-        .values("pk")[:1]
-    )
-    targets = list(
-        Target.objects.select_related("service", "environment", "stable_release").annotate(
-            last_success_id=Subquery(last_success)
-        )
-    )
-    active = {d.target_id: d for d in _deployments().filter(state__in=ACTIVE_STATES)}
-    shipped_ids = [t.last_success_id for t in targets if t.last_success_id]
-    shipped = {
-        d.pk: d for d in Deployment.objects.select_related("created_by").filter(pk__in=shipped_ids)
-    }
-    cells = {
-        (t.service_id, t.environment_id): Cell(
-            target=t, active=active.get(t.pk), shipped=shipped.get(t.last_success_id)
-        )
-        for t in targets
-    }
-    rows = [
-        {"service": s, "cells": [(e, cells.get((s.pk, e.pk))) for e in environments]}
-        for s in services
-    ]
-    return render(
-        request,
-        "releases/board.html",
-        {
-            "environments": environments,
-            "rows": rows,
-            "recent": _deployments()[:RECENT_DEPLOYMENTS],
-        },
-    )
-
-
-# --- one deployment ---------------------------------------------------------------------------
-
-
-@dataclass
-class Action:
-    name: str
-    label: str
-    allowed: bool
-    reason: str  # why it is disabled ("" when allowed)
-    confirm: str  # what will happen, asked before doing it
-
-
-def _confirm_text(d: Deployment, action: str) -> str:
-    service, env = d.target.service.slug, d.target.environment.slug
-    version = d.release.version
-    previous = d.from_release.version if d.from_release_id else None
-    if action == "promote":
-        return f"Promote {service} {version} in {env} to the next step?"
-    if action == "pause":
-        return f"Pause the rollout of {service} {version} in {env}?"
-    if action == "resume":
-        return f"Resume the rollout of {service} {version} in {env}?"
-    back = f"back to {previous}" if previous else "back to the stable release"
-    if action == "abort":
-        return f"Abort the rollout of {service} {version} in {env} and send all traffic {back}?"
-    if previous is None:
-        return f"Roll back {service} in {env}? ({version} was its first release.)"
-    return f"Roll back {service} in {env} to {previous}?"
-
-
-def _actions(d: Deployment) -> list[Action]:
-    out = []
-    for name, label in ACTIONS.items():
-        states = commands.ALLOWED[name]
-        allowed = d.state in states
-        reason = (
-            ""
-            if allowed
-            else f"{label} needs the deployment to be {_one_of(states)}; it is {_words(d.state)}."
-        )
-        out.append(Action(name, label, allowed, reason, _confirm_text(d, name)))
-    return out
-
-
-def _slots(observed: dict) -> list[dict]:
-    """Target.observed as rows, the stable role first."""
-    order = {"stable": 0, "canary": 1}
-    rows = [{"name": name, **(slot or {})} for name, slot in (observed or {}).items()]
-    return sorted(rows, key=lambda s: (order.get(s.get("role", ""), 2), s["name"]))
-
-
-def _steps(spec: dict) -> list[str]:
     try:
-        return describe_steps(spec)
-    except (KeyError, TypeError, ValueError):  # an old or unknown kind: show no plan
-        return []
+        authorize(request, action, obj)
+    except (Forbidden, NotFound) as exc:
+        return exc.message
+    return ""
 
 
-@login_required
-def deployment(request, pk: int):
-    d = get_object_or_404(_deployments(), pk=pk)
-    events = list(reversed(d.events.order_by("-id")[:EVENT_LIMIT]))
-    weights = d.weights or {}
-    return render(
-        request,
-        "releases/deployment.html",
-        {
-            "d": d,
-            "state_label": _words(d.state),
-            "target": d.target,
-            "slots": _slots(d.target.observed),
-            "steps": _steps(d.strategy),
-            "events": events,
-            "last_event_id": events[-1].pk if events else 0,
-            "weights": {"stable": weights.get("stable", 0), "canary": weights.get("canary", 0)},
-            "actions": _actions(d),
-            "allowed_json": json.dumps(
-                {name: [str(s) for s in states] for name, states in commands.ALLOWED.items()}
-            ),
-            "labels_json": json.dumps(ACTIONS),
-        },
-    )
+def span(value: timedelta | None) -> str:
+    """A duration in words a person reads at a glance: "45 s", "3 min 20 s", "2 h 5 min",
+    "3 d 4 h"; "—" for None."""
+    if value is None:
+        return "—"
+    seconds = max(0, round(value.total_seconds()))
+    for unit, size, sub, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60)):
+        if seconds >= size:
+            rest = (seconds % size) // sub_size
+            return f"{seconds // size} {unit}" + (f" {rest} {sub}" if rest else "")
+    if seconds >= 60:
+        return f"{seconds // 60} min" + (f" {seconds % 60} s" if seconds % 60 else "")
+    return f"{seconds} s"
 
 
-@require_POST
-def deployment_action(request, pk: int, action: str):
-    """POST /deployments/<id>/<action>/: run the command; JSON for fetch, else redirect back."""
-    if action not in ACTIONS:
-        raise Http404(f"No such action: {action}")
-    wants_json = "application/json" in request.headers.get("Accept", "")
-    if not request.user.is_authenticated:
-        if wants_json:
-            return JsonResponse(
-                {"code": "unauthenticated", "message": "Your session has ended: sign in again."},
-                status=401,
-            )
-        return redirect_to_login(request.get_full_path())
-    actor = Actor.from_request(request, channel=Channel.UI)
-    command = getattr(commands, action)
-    kwargs = {}
-    if action in TAKES_REASON:
-        kwargs["reason"] = request.POST.get("reason", "").strip()[:500]
+# --- periods (history, audit) --------------------------------------------------------------------
+
+PERIODS = {"7": "7 days", "30": "30 days", "90": "90 days", "365": "a year"}
+DEFAULT_PERIOD = "30"
+
+
+def parse_day(value: str) -> datetime | None:
+    """``YYYY-MM-DD`` as midnight UTC, or None."""
     try:
-        result = command(actor, pk, **kwargs)
-    except NotFound as exc:
-        if wants_json:
-            return JsonResponse({"code": exc.code, "message": exc.message}, status=404)
-        raise Http404(exc.message) from None
-    except DomainError as exc:
-        if wants_json:
-            return JsonResponse(
-                {"code": exc.code, "message": exc.message, "details": exc.details},
-                status=exc.status,
-            )
-        messages.error(request, exc.message)
-        return redirect("deployment", pk)
-    if result.pk != pk:  # rolling back a succeeded deployment starts a new one
-        done = f"Started deployment #{result.pk} to roll back to {result.release.version}."
-    else:
-        done = f"{ACTIONS[action]}: done ({_words(result.state)})."
-    if wants_json:
-        return JsonResponse(
-            {
-                "message": done,
-                "deployment": deployment_dict(result),
-                "redirect": reverse("deployment", args=[result.pk]) if result.pk != pk else None,
-            }
-        )
-    messages.success(request, done)
-    return redirect("deployment", result.pk)
+        return datetime.strptime(value.strip(), "%Y-%m-%d").replace(tzinfo=UTC)
+    except (AttributeError, ValueError):
+        return None
 
 
-# --- lists ------------------------------------------------------------------------------------
+def parse_moment(value: str) -> datetime | None:
+    """``YYYY-MM-DDTHH:MM`` (an ``<input type="datetime-local">``, read as UTC) or a day."""
+    value = (value or "").strip()
+    for fmt in ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
 
 
-@login_required
-def deployment_list(request):
-    """Every deployment, newest first, filtered by ?service=&environment=&state=."""
-    filters = {
-        "service": request.GET.get("service", ""),
-        "environment": request.GET.get("environment", ""),
-        "state": request.GET.get("state", ""),
-    }
-    qs = _deployments()
-    if filters["service"]:
-        qs = qs.filter(target__service__slug=filters["service"])
-    if filters["environment"]:
-        qs = qs.filter(target__environment__slug=filters["environment"])
-    if filters["state"] == "active":
-        qs = qs.filter(state__in=ACTIVE_STATES)
-    elif filters["state"]:
-        qs = qs.filter(state=filters["state"])
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = urlencode({k: v for k, v in filters.items() if v})
-    return render(
-        request,
-        "releases/deployment_list.html",
-        {
-            "page": page,
-            "filters": filters,
-            "query": query,
-            "services": Service.objects.all(),
-            "environments": Environment.objects.all(),
-            "states": [("active", "any active")] + [(s.value, _words(s.value)) for s in State],
-        },
-    )
-
-
-@login_required
-def release(request, service: str, version: str):
-    r = get_object_or_404(
-        Release.objects.select_related("service", "created_by"),
-        service__slug=service,
-        version=version,
-    )
-    return render(
-        request,
-        "releases/release.html",
-        {
-            "release": r,
-            "artifact": json.dumps(r.artifact, indent=2, sort_keys=True),
-            "live_on": Target.objects.filter(stable_release=r).select_related("environment"),
-            "deployments": _deployments().filter(release=r)[:20],
-        },
-    )
+def period_from(query, now: datetime) -> tuple[datetime, datetime, dict]:
+    """[start, end) from ``?period=7|30|90|365`` or ``?from=YYYY-MM-DD&to=YYYY-MM-DD`` (both days
+    included), and the values to put back in the form."""
+    start, end = parse_day(query.get("from", "")), parse_day(query.get("to", ""))
+    if start or end:
+        end = end + timedelta(days=1) if end else now
+        start = start or end - timedelta(days=int(DEFAULT_PERIOD))
+        if start > end:
+            start, end = end - timedelta(days=1), start + timedelta(days=1)
+        form = {"period": "", "from": start.date().isoformat()}
+        form["to"] = (end - timedelta(days=1)).date().isoformat() if query.get("to") else ""
+        return start, end, form
+    period = query.get("period", DEFAULT_PERIOD)
+    if period not in PERIODS:
+        period = DEFAULT_PERIOD
+    return now - timedelta(days=int(period)), now, {"period": period, "from": "", "to": ""}

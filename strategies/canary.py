@@ -4,33 +4,53 @@
 until that many instances are available, then routes W% of new requests to it and 100-W% to the
 old release, with the spec's header/cookie/sticky rules. ``pause`` waits its duration, or until a
 person promotes (``Decision.waiting_for_promotion``). ``set_canary_scale`` resizes the new
-release independently of the weight and waits for a scale-up to be available. Steps that are
-already satisfied complete within one tick.
+release independently of the weight and waits for a scale-up to be available. ``analysis``
+(key ``step-<index>``) asks the caller to start the run on entering the step and holds until its
+verdict: pass -> next step; fail -> the rollout fails (the caller rolls back at once);
+inconclusive -> ``waiting_for_promotion`` (a person decides). Steps that are already satisfied
+complete within one tick.
+
+Background analysis (the spec's ``analysis``, key ``background``) starts when step
+``start_at_step`` begins and is watched until the tick that routes 100% to the new release, which
+stops it: a failure at any time fails the rollout; an inconclusive verdict holds everything and
+waits for a person (a promote accepts it and changes nothing else).
 
 The old release stays fully scaled (``stable_replicas``) until the promotion completes, so an
 abort never needs to scale anything up: promotion scales the new release to ``stable_replicas``,
 routes 100% to it (rules off), and only then scales the old release to 0; done once it is.
 
-Intent (forward mode only): "promote" finishes the current pause (given at any other step it is
-ignored, with an event, so a late click never skips a pause further on); "promote_full" skips
-every remaining step and promotes. Rollback is a switch back (``strategies.switchback``).
+Intent (forward mode only): "promote" accepts an inconclusive background analysis if one holds the
+rollout, else finishes the current pause or analysis step (a running analysis is stopped); given at
+any other step it is ignored, with an event, so a late click never skips a pause further on;
+"promote_full" skips every remaining step and promotes. Rollback is a switch back
+(``strategies.switchback``).
 
 Progress keys owned here: ``index`` (the step being carried out; ``len(steps)`` = promotion),
 ``weight`` (last routed by a step), ``scale`` (the ``set_canary_scale`` in force),
-``pause_started_at`` and ``released_stable``.
+``pause_started_at``, ``released_stable`` and ``background`` ("on" while the background analysis
+is watched, "off" after).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from strategies import spec_analysis
 from strategies.durations import format_duration
-from strategies.spec_canary import canary_size
+from strategies.spec_canary import background_of, canary_size
 from strategies.state import Decision, Observation
 from strategies.switchback import CANARY_ONLY, switch_back
-from strategies.tick import PAUSED_WAIT, Tick, instances
+from strategies.tick import (
+    ANALYSIS_WAIT,
+    PAUSED_WAIT,
+    Tick,
+    analysis_failed,
+    analysis_inconclusive,
+    instances,
+)
 
 MAX_WAIT = 10.0  # look again at least this often during a long pause
+BACKGROUND = "background"
 
 
 def decide_forward(
@@ -48,21 +68,44 @@ def decide_forward(
         _started(tick, 0)
         tick.route_to(_split(0), rules=rules)
     index, weight, scale = state["index"], state["weight"], state["scale"]
+    failure = tick.analysis_failure()
+    if failure is not None:
+        return tick.give_up(failure, step_index=min(index, count))
+    background = background_of(spec)
+    held = ""  # why an inconclusive background analysis holds everything
+    if state.get("background") == "on":
+        verdict, reason = tick.analysis(BACKGROUND, background, step_index=None)
+        if verdict == "inconclusive":
+            if intent is not None:
+                tick.unwatch(BACKGROUND)
+                state["background"] = "off"
+                tick.event("promote", "promoted: the inconclusive background analysis accepted")
+                intent = None if intent == "promote" else intent
+            else:
+                held = analysis_inconclusive(BACKGROUND, reason)
+        elif verdict == "pass":  # a background template with a count: it has said all it will
+            tick.unwatch(BACKGROUND)
+            state["background"] = "off"
 
     if intent == "promote_full" and index < count:
+        _skip_analysis(tick, index)
         index = count
         state.pop("pause_started_at", None)
         tick.event("promote", "promoted in full: skipping the remaining steps", step_index=index)
         _started(tick, index)
     elif intent == "promote":
-        if index < count and "pause" in steps[index]:
+        if index < count and ("pause" in steps[index] or "analysis" in steps[index]):
+            _skip_analysis(tick, index)
             state.pop("pause_started_at", None)
             tick.event("promote", f"promoted: {tick.steps[index]} finished", step_index=index)
             index += 1
             _started(tick, index)
         else:
             where = tick.steps[min(index, count)]
-            tick.event("promote", f"promote ignored: the current step ({where}) is not a pause")
+            tick.event(
+                "promote",
+                f"promote ignored: the current step ({where}) is not a pause or an analysis",
+            )
 
     if state.get("had_stable") and index < count:
         tick.ensure("stable", max(stable_replicas, stable.desired))
@@ -70,7 +113,12 @@ def decide_forward(
     wait = tick.busy_wait()
     waiting_on_instances = False
     message = ""
-    while index < count:
+    if held:
+        tick.hold_clock()
+        tick.waiting_for_promotion = True
+        wait, message = PAUSED_WAIT, held
+    while index < count and not held:
+        _start_background(tick, background, index)
         step = steps[index]
         if "set_weight" in step:
             target = step["set_weight"]
@@ -82,6 +130,23 @@ def decide_forward(
                 break
             tick.route_to(_split(target), rules=rules)
             weight = target
+        elif "analysis" in step:
+            key = f"step-{index}"
+            verdict, reason = tick.analysis(key, step["analysis"], step_index=index)
+            tick.hold_clock()
+            if verdict == "fail":
+                return tick.give_up(
+                    analysis_failed(key, {**step["analysis"], "reason": reason}), step_index=index
+                )
+            if verdict == "inconclusive":
+                tick.waiting_for_promotion = True
+                wait, message = PAUSED_WAIT, analysis_inconclusive(key, reason)
+                break
+            if verdict != "pass":
+                wait = ANALYSIS_WAIT
+                message = f"{spec_analysis.words(step['analysis'])}: {reason}"
+                break
+            tick.unwatch(key)
         elif "pause" in step:
             seconds = step["pause"].get("duration")
             tick.hold_clock()
@@ -109,7 +174,7 @@ def decide_forward(
         _started(tick, index)
     state.update(index=index, weight=weight, scale=scale)
 
-    if index >= count:  # promotion
+    if index >= count and not held:  # promotion
         tick.ensure("canary", stable_replicas)
         routed = tick.routed()
         if stable.desired == 0 and routed is not None and routed.weights == CANARY_ONLY:
@@ -119,6 +184,9 @@ def decide_forward(
             return tick.finish(step_index=count, message="rollout done", wait=0.0, outcome="done")
         if canary.available >= stable_replicas:
             tick.route_to(CANARY_ONLY)
+            if state.get("background") == "on":  # its work is done once the canary is all
+                tick.unwatch(BACKGROUND, stop=True)
+                state["background"] = "off"
             state["weight"] = 100
             tick.ensure("stable", 0)
             state["released_stable"] = True
@@ -145,6 +213,22 @@ def decide_rollback(spec: dict[str, Any], progress: dict[str, Any], obs: Observa
     """Weight back to 0 at once (the old release is fully scaled), rules off; the canary's
     instances are kept for inspection and scaled down later by the caller."""
     return switch_back(spec, progress, obs)
+
+
+def _start_background(tick: Tick, background: dict[str, Any] | None, index: int) -> None:
+    """Start the background analysis once its step begins (once only)."""
+    state = tick.progress
+    if background is None or "background" in state or index < background["start_at_step"]:
+        return
+    state["background"] = "on"
+    tick.analysis(BACKGROUND, background, step_index=None)
+
+
+def _skip_analysis(tick: Tick, index: int) -> None:
+    """A person promoted past the analysis step ``index``: its verdict no longer matters."""
+    steps = tick.spec["steps"]
+    if index < len(steps) and "analysis" in steps[index]:
+        tick.unwatch(f"step-{index}", stop=True)
 
 
 def rules_of(spec: dict[str, Any]) -> dict[str, Any] | None:

@@ -12,6 +12,12 @@ observes (a blue-green or canary rollback: 100% to the old release), so the call
 before reading the target's status; ``decide`` then asks for the same routing again, which the
 caller may skip as already done.
 
+Analysis: a decision may ask the caller to start analysis runs (``Decision.start_analysis``, by
+key: ``step-<i>``, ``background``, ``pre-promotion``, ``post-promotion``, ``batch-<n>``) or stop
+them (``stop_analysis``); their verdicts come back in ``Observation.analysis``. A step waiting on
+a run holds while it measures, moves on when it passes, fails the rollout when it fails (the
+caller rolls back) and waits for a person when it is inconclusive; see docs/analysis.md.
+
 Assumptions the caller keeps: ``obs.canary`` is the slot being moved to the new release and
 ``obs.stable`` the slot serving the old one, for every kind; intent is applied on the tick it is
 passed (forward mode only) and should be cleared afterwards; ``available`` counts instances ready

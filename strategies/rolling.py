@@ -13,9 +13,15 @@ stable.desired <= R - goal_k; the rollout is done when canary.available >= R and
 is 0, and then routes 100% to the new release. Until then traffic is spread evenly over every
 ready instance of both slots.
 
+With an ``analysis`` in the spec, each batch but the last ends with an analysis of the new
+release's instances against the old ones (key ``batch-<k>``, started once the batch is complete):
+the next batch starts when it passes; fail -> the rollout fails (the caller rolls back);
+inconclusive -> ``waiting_for_promotion`` (a person decides).
+
 Intent (forward mode only; the caller clears it after the tick): "promote" starts the next batch
-without waiting for the current one to complete; "promote_full" goes straight to the last batch
-(all R on the new release). Neither relaxes max_surge or max_unavailable.
+without waiting for the current one to complete (or for its analysis, which is stopped);
+"promote_full" goes straight to the last batch (all R on the new release). Neither relaxes
+max_surge or max_unavailable.
 
 Rollback restores the old release before stopping the new one (see ``strategies.rollback``).
 Progress keys owned here: ``batch`` (1-based).
@@ -25,10 +31,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from strategies import spec_analysis
 from strategies.rollback import restore
 from strategies.spec import rolling_sizes
 from strategies.state import Decision, Observation
-from strategies.tick import Tick
+from strategies.tick import (
+    ANALYSIS_WAIT,
+    PAUSED_WAIT,
+    Tick,
+    analysis_failed,
+    analysis_inconclusive,
+)
 
 
 def decide_forward(
@@ -46,6 +59,12 @@ def decide_forward(
     if "batch" not in tick.progress:
         _started(tick, 1, count, goal(1))
     batch = min(count, max(1, int(tick.progress.get("batch", 1))))
+    failure = tick.analysis_failure()
+    if failure is not None:
+        return tick.give_up(failure, step_index=batch - 1)
+    analysis = spec.get("analysis")
+    if intent in ("promote", "promote_full") and batch < count:
+        tick.unwatch(f"batch-{batch}", stop=True)
     if intent == "promote_full" and batch < count:
         batch = count
         tick.event(
@@ -60,15 +79,32 @@ def decide_forward(
             f"promoted: batch {batch} of {count} started without waiting for batch {batch - 1}",
             batch=batch,
         )
+    analysing = ""  # what the current batch's analysis says while the next batch waits for it
     while (
         batch < count
         and canary.available >= goal(batch)
         and stable.desired <= replicas - goal(batch)
     ):
+        if analysis is not None:
+            key = f"batch-{batch}"
+            verdict, reason = tick.analysis(key, analysis, step_index=batch - 1)
+            if verdict == "fail":
+                failed = analysis_failed(key, {**analysis, "reason": reason})
+                return tick.give_up(failed, step_index=batch - 1)
+            if verdict == "inconclusive":
+                tick.waiting_for_promotion = True
+                analysing = analysis_inconclusive(key, reason)
+                break
+            if verdict != "pass":
+                analysing = f"{spec_analysis.words(analysis)}: {reason}"
+                break
+            tick.unwatch(key)
         batch += 1
         _started(tick, batch, count, goal(batch))
     tick.progress["batch"] = batch
     tick.note_progress([batch, canary.available])
+    if analysing:  # waiting on purpose: not stuck
+        tick.hold_clock()
 
     if canary.available >= replicas and stable.desired == 0:
         tick.route_to({"stable": 0, "canary": 100})
@@ -92,7 +128,11 @@ def decide_forward(
         f"batch {batch} of {count}: {canary.available}/{replicas} instances of the new release "
         f"available ({canary.ready} ready), {stable.desired} of the old release left"
     )
-    return tick.finish(step_index=batch - 1, message=message, wait=tick.busy_wait())
+    wait = tick.busy_wait()
+    if analysing:
+        message += f"; {analysing}"
+        wait = PAUSED_WAIT if tick.waiting_for_promotion else ANALYSIS_WAIT
+    return tick.finish(step_index=batch - 1, message=message, wait=wait)
 
 
 def decide_rollback(spec: dict[str, Any], progress: dict[str, Any], obs: Observation) -> Decision:

@@ -7,15 +7,21 @@ with errors naming the key the user wrote.
 
 A normalised spec has every default filled in and durations as float seconds; counts that may be
 percentages (``batch_size``, ``max_surge``, ``max_unavailable``) keep the user's int or "NN%".
+
+Analysis references (``strategies.spec_analysis``: a canary ``analysis`` step or background
+``analysis``, blue-green ``pre_promotion_analysis`` / ``post_promotion_analysis``, a rolling
+``analysis`` after each batch but the last) name stored templates; ``analysis_refs`` lists them by
+path, and ``normalise(raw, templates=check)`` reports the ones ``check`` refuses (a template that
+does not exist, a missing argument) at the path the user wrote, with the other errors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from strategies import spec_bluegreen, spec_canary
+from strategies import spec_analysis, spec_bluegreen, spec_canary
 from strategies.argo import Translation, repath
 from strategies.fields import (
     FieldError,
@@ -41,6 +47,7 @@ __all__ = [
     "FieldError",
     "Kind",
     "SpecError",
+    "analysis_refs",
     "describe_steps",
     "health_of",
     "min_ready_of",
@@ -68,8 +75,14 @@ class Kind:
     from_argo: Callable[[dict[str, Any], list[FieldError]], Translation | None] | None = None
 
 
-def normalise(raw: Any) -> dict[str, Any]:
-    """Validate ``raw`` and return the normalised spec; raise SpecError listing every problem."""
+# templates(name, args) -> [(path under the reference, message)]: what is wrong with running the
+# analysis template ``name`` with ``args`` (nothing: it can run)
+TemplateCheck = Callable[[str, dict[str, str]], list[tuple[str, str]]]
+
+
+def normalise(raw: Any, *, templates: TemplateCheck | None = None) -> dict[str, Any]:
+    """Validate ``raw`` and return the normalised spec; raise SpecError listing every problem.
+    ``templates`` (optional) checks each analysis reference against the stored templates."""
     if not isinstance(raw, dict):
         raise SpecError([FieldError("", f"must be an object, got {show(raw)}")])
     errors: list[FieldError] = []
@@ -88,10 +101,35 @@ def normalise(raw: Any) -> dict[str, Any]:
     fields.seen.add("kind")
     out = {"kind": name, **kind.read(fields)}
     fields.finish()
+    if templates is not None:
+        for path, ref in analysis_refs(out):
+            if ref and ref.get("template") is not None and ref.get("args") is not None:
+                for sub, message in templates(ref["template"], ref["args"]):
+                    ours.append(FieldError(f"{path}.{sub}" if sub else path, message))
     errors += repath(ours, paths)
     if errors:
         raise SpecError(errors)
     return out
+
+
+def analysis_refs(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """Every analysis reference of a normalised spec, with its path: ("steps[2].analysis",
+    {"template", "args"})."""
+    kind = spec.get("kind")
+    if kind == "canary":
+        for index, step in enumerate(spec.get("steps") or []):
+            if "analysis" in step:
+                yield f"steps[{index}].analysis", step["analysis"]
+        keys: tuple[str, ...] = ("analysis",)
+    elif kind == "blue_green":
+        keys = ("pre_promotion_analysis", "post_promotion_analysis")
+    elif kind == "rolling":
+        keys = ("analysis",)
+    else:
+        keys = ()
+    for key in keys:
+        if spec.get(key) is not None:
+            yield key, spec[key]
 
 
 def describe_steps(spec: dict[str, Any]) -> list[str]:
@@ -203,10 +241,19 @@ def _read_rolling(fields: Fields) -> dict[str, Any]:
         "max_surge": fields.take("max_surge", 1, count_or_percent(0)),
         "max_unavailable": fields.take("max_unavailable", 0, count_or_percent(0)),
         "min_ready": fields.take("min_ready", 0.0, duration(positive=False)),
+        "analysis": _read_rolling_analysis(fields),
         "progress_deadline": read_progress_deadline(fields),
         "health": read_health(fields),
     }
     replicas, surge, unavailable = out["replicas"], out["max_surge"], out["max_unavailable"]
+    batch = out["batch_size"]
+    if out["analysis"] is not None and None not in (replicas, batch):
+        if min(replicas, max(1, resolve(batch, replicas, round_up=True))) >= replicas:
+            fields.error(
+                "analysis",
+                f"runs after each batch but the last, and batch_size {show(batch)} replaces all "
+                f"{replicas} instance(s) in one batch: use a smaller batch_size",
+            )
     if None not in (replicas, surge, unavailable):
         resolved_surge = resolve(surge, replicas, round_up=True)
         resolved_unavailable = resolve(unavailable, replicas, round_up=False)
@@ -221,6 +268,13 @@ def _read_rolling(fields: Fields) -> dict[str, Any]:
     return out
 
 
+def _read_rolling_analysis(fields: Fields) -> dict[str, Any] | None:
+    fields.seen.add("analysis")
+    if fields.raw.get("analysis") is None:
+        return None
+    return spec_analysis.read_ref(fields.raw["analysis"], fields.path("analysis"), fields.errors)
+
+
 def _resolved(value: int | str, resolved: int) -> str:
     return str(value) if isinstance(value, int) else f"{show(value)} = {resolved}"
 
@@ -228,10 +282,15 @@ def _resolved(value: int | str, resolved: int) -> str:
 def _rolling_steps(spec: dict[str, Any]) -> list[str]:
     replicas, _, _, batch = rolling_sizes(spec)
     count = -(-replicas // batch)
-    return [
+    out = [
         f"batch {k} of {count}: {min(replicas, k * batch)}/{replicas} instances on the new release"
         for k in range(1, count + 1)
     ]
+    if spec.get("analysis") is not None:
+        words = spec_analysis.words(spec["analysis"])
+        for k in range(count - 1):
+            out[k] += f", then {words} against the old release (fail: roll back)"
+    return out
 
 
 def _recreate_steps(spec: dict[str, Any]) -> list[str]:

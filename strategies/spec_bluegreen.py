@@ -4,27 +4,38 @@ Ours::
 
     {"kind": "blue_green", "replicas": 4, "preview_replicas": 1,
      "smoke": [{"path": "/health", "status": 200, "body_contains": "ok"}],
-     "auto_promote": "30s", "scale_down_delay": "30s", "health": {...}, "progress_deadline": "10m"}
+     "auto_promote": "30s", "scale_down_delay": "30s", "health": {...}, "progress_deadline": "10m",
+     "pre_promotion_analysis": {"template": "error-rate", "args": {...}},
+     "post_promotion_analysis": {"template": "error-ceiling"}}
 
 ``preview_replicas`` defaults to ``replicas``; ``smoke`` to none (``status`` defaults to 200);
 ``auto_promote`` is a duration after the preview passed its smoke checks, or absent / null /
 false to wait for a person (true means at once); ``scale_down_delay`` (default 30 s) is how long
 the old side stays up after the switch so that a rollback is a switch back.
+``pre_promotion_analysis`` (``strategies.spec_analysis``) runs after the smoke checks, with the
+preview as its canary side, and must pass before the promotion gate opens (fail: the rollout
+fails and nothing was switched; inconclusive: wait for a person); ``post_promotion_analysis`` runs
+from the switch, while the old side is kept, and must pass before the old side is scaled down
+(fail: switch back). With the local provider the preview takes no user traffic (something must
+send it requests on the preview endpoint) and after the switch the old side takes none, so
+comparisons with the old release have no baseline there: judge the new release alone
+(threshold conditions on ``canary``) or use Prometheus queries.
 
 Argo Rollouts' ``{"blueGreen": {...}}`` is translated: ``previewReplicaCount`` ->
 ``preview_replicas``, ``scaleDownDelaySeconds`` -> ``scale_down_delay``,
 ``autoPromotionEnabled: false`` -> wait for a person, else ``autoPromotionSeconds`` (default 0,
 Argo's "promote as soon as the preview is ready") -> ``auto_promote``. ``activeService`` and
 ``previewService`` name Kubernetes Services, which the target manages here, so they are accepted
-and not used; ``prePromotionAnalysis`` / ``postPromotionAnalysis`` are refused until analysis
-exists; any other key is an error naming it. Our own keys may sit beside the block
-(``{"blueGreen": {...}, "replicas": 4, "smoke": [...]}``).
+and not used; ``prePromotionAnalysis`` / ``postPromotionAnalysis`` (``{"templates":
+[{"templateName": ...}], "args": [...]}``) become ours; any other key is an error naming it. Our
+own keys may sit beside the block (``{"blueGreen": {...}, "replicas": 4, "smoke": [...]}``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from strategies import spec_analysis
 from strategies.argo import Translation, block_of, flag
 from strategies.durations import format_duration
 from strategies.fields import FieldError, Fields, duration, show, url_path, whole
@@ -32,13 +43,12 @@ from strategies.readers import instances, read_health, read_progress_deadline, r
 
 DEFAULT_SCALE_DOWN_DELAY = 30.0
 MISSING = object()
-ANALYSIS_LATER = (
-    "automated analysis is not available yet (coming with the analysis issue); remove it and "
-    "use smoke checks or a manual promotion"
-)
 ARGO_IGNORED = ("activeService", "previewService")
 SMOKE_EXAMPLE = '[{"path": "/health", "status": 200}]'
-ARGO_LATER = ("prePromotionAnalysis", "postPromotionAnalysis")
+ARGO_ANALYSIS = {
+    "prePromotionAnalysis": "pre_promotion_analysis",
+    "postPromotionAnalysis": "post_promotion_analysis",
+}
 
 
 def read(fields: Fields) -> dict[str, Any]:
@@ -58,6 +68,8 @@ def read(fields: Fields) -> dict[str, Any]:
         "scale_down_delay": fields.take(
             "scale_down_delay", DEFAULT_SCALE_DOWN_DELAY, duration(positive=False)
         ),
+        "pre_promotion_analysis": _read_analysis(fields, "pre_promotion_analysis"),
+        "post_promotion_analysis": _read_analysis(fields, "post_promotion_analysis"),
         "progress_deadline": read_progress_deadline(fields),
         "health": read_health(fields),
     }
@@ -71,6 +83,9 @@ def steps(spec: dict[str, Any]) -> list[str]:
         smoke_step = f"smoke checks on the preview: {checks}"
     else:
         smoke_step = "smoke checks on the preview: none configured"
+    if spec.get("pre_promotion_analysis"):
+        words = spec_analysis.words(spec["pre_promotion_analysis"])
+        smoke_step += f"; then pre-promotion {words} of the preview must pass"
     auto = spec["auto_promote"]
     if auto is None:
         gate = "wait for a person to promote"
@@ -79,13 +94,20 @@ def steps(spec: dict[str, Any]) -> list[str]:
     else:
         gate = f"promote automatically after {format_duration(auto)}"
     delay = format_duration(spec["scale_down_delay"])
+    keep = f"keep the old release for {delay} (a rollback is a switch back), then scale it down"
+    if spec.get("post_promotion_analysis"):
+        words = spec_analysis.words(spec["post_promotion_analysis"])
+        keep = (
+            f"keep the old release for {delay} and until post-promotion {words} passes "
+            "(fail: switch back), then scale it down"
+        )
     return [
         f"start {instances(preview)} of the new release on the idle side, as a preview",
         smoke_step,
         gate,
         f"scale the new release to {instances(replicas)}",
         "switch 100% of traffic to the new release at once",
-        f"keep the old release for {delay} (a rollback is a switch back), then scale it down",
+        keep,
     ]
 
 
@@ -105,8 +127,9 @@ def from_argo(raw: dict[str, Any], errors: list[FieldError]) -> Translation | No
             seconds = value
         elif key == "autoPromotionEnabled":
             enabled = flag(value, path, errors) is not False
-        elif key in ARGO_LATER:
-            errors.append(FieldError(path, ANALYSIS_LATER))
+        elif key in ARGO_ANALYSIS:
+            ours = ARGO_ANALYSIS[key]
+            out.move(ours, spec_analysis.from_argo(value, path, ours, out, errors), path, errors)
         elif key not in ARGO_IGNORED:
             errors.append(FieldError(path, f"unknown key {show(key)}"))
     # Argo promotes as soon as the preview is ready unless told to wait (seconds) or not to
@@ -172,3 +195,10 @@ def _text(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         raise ValueError(f"must be a non-empty string, got {show(value)}")
     return value
+
+
+def _read_analysis(fields: Fields, key: str) -> dict[str, Any] | None:
+    fields.seen.add(key)
+    if fields.raw.get(key) is None:
+        return None
+    return spec_analysis.read_ref(fields.raw[key], fields.path(key), fields.errors)

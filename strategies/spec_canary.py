@@ -11,8 +11,13 @@ Ours::
 
 Steps: ``set_weight`` (0..100), ``pause`` (``{"duration": "30s"}``, or ``{}`` until promoted),
 ``set_canary_scale`` (``{"replicas": n}``, ``{"weight": pct}`` of ``stable_replicas``, or
-``{"match_traffic_weight": true}`` to follow the weight again) and ``analysis`` (refused until the
-analysis issue lands, with a message naming the step). ``canary_replicas`` is ``"match_weight"``
+``{"match_traffic_weight": true}`` to follow the weight again) and ``analysis``
+(``{"template": "error-rate", "args": {...}}``: the canary is measured against the old release
+until the run decides -- pass: next step; fail: roll back; inconclusive: wait for a person; see
+``strategies.spec_analysis``). A top-level ``analysis`` (``{"template", "args", "start_at_step"}``)
+is background analysis: it starts when step ``start_at_step`` (0-based, default 0) begins and
+runs until the new release takes 100%, rolling back whenever it fails. ``canary_replicas`` is
+``"match_weight"``
 (the default: ceil(stable_replicas * weight / 100), at least 1 while the weight is above 0) or a
 fixed count. ``route`` sends requests carrying the header or cookie with value ``always`` to the
 new release and ``never`` to the old one whatever the weight; ``sticky_key``
@@ -20,11 +25,12 @@ new release and ``never`` to the old one whatever the weight; ``sticky_key``
 
 Argo Rollouts' ``{"canary": {"steps": [{"setWeight": 5}, {"pause": {"duration": "5m"}},
 {"pause": {}}, {"setCanaryScale": {"replicas": 2 | "weight": 50 | "matchTrafficWeight": true}},
-{"analysis": {...}}]}}`` is translated step by step; a top-level ``replicas`` (a Rollout's
-``spec.replicas``) becomes ``stable_replicas``. ``canaryService``, ``stableService`` and
-``trafficRouting`` name Kubernetes objects and a mesh, which the target handles here, so they are
-accepted and not used; background ``analysis`` is refused like the step; other keys and step
-types are errors naming them.
+{"analysis": {"templates": [{"templateName": ...}], "args": [...]}}]}}`` is translated step by
+step, and ``canary.analysis`` (with ``startingStep``) becomes background analysis; a top-level
+``replicas`` (a Rollout's ``spec.replicas``) becomes ``stable_replicas``. ``canaryService``,
+``stableService`` and ``trafficRouting`` name Kubernetes objects and a mesh, which the target
+handles here, so they are accepted and not used; other keys and step types are errors naming
+them.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import math
 import re
 from typing import Any
 
+from strategies import spec_analysis
 from strategies.argo import Translation, block_of
 from strategies.durations import format_duration
 from strategies.fields import FieldError, Fields, duration, show, whole
@@ -40,10 +47,6 @@ from strategies.readers import instances, read_health, read_progress_deadline, r
 
 STEP_TYPES = ("set_weight", "pause", "set_canary_scale", "analysis")
 SCALE_KEYS = ("replicas", "weight", "match_traffic_weight")
-ANALYSIS_LATER = (
-    "automated analysis is not available yet (coming with the analysis issue); "
-    "remove the step or use a pause"
-)
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 STICKY = re.compile(r"(header|cookie):(.+)")
 STEPS_EXAMPLE = '[{"set_weight": 10}, {"pause": {"duration": "1m"}}, {"set_weight": 50}]'
@@ -92,9 +95,15 @@ def read(fields: Fields) -> dict[str, Any]:
         "stable_replicas": read_replicas(fields, "stable_replicas"),
         "canary_replicas": fields.take("canary_replicas", "match_weight", _canary_replicas),
         "route": _read_route(fields),
+        "analysis": _read_background(fields),
         "progress_deadline": read_progress_deadline(fields),
         "health": read_health(fields),
     }
+
+
+def background_of(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The background analysis of a normalised canary spec, None if it has none."""
+    return spec.get("analysis")
 
 
 def steps(spec: dict[str, Any]) -> list[str]:
@@ -102,6 +111,10 @@ def steps(spec: dict[str, Any]) -> list[str]:
     weight, scale = 0, None
     stable = spec["stable_replicas"]
     for step in spec["steps"]:
+        if "analysis" in step:
+            words = spec_analysis.words(step["analysis"])
+            out.append(f"{words}: the new release against the old one (fail: roll back)")
+            continue
         if "set_weight" in step:
             weight = step["set_weight"]
             count = canary_size(spec, weight, scale)
@@ -116,6 +129,10 @@ def steps(spec: dict[str, Any]) -> list[str]:
             scale = step["set_canary_scale"]
             count = canary_size(spec, weight, scale)
             out.append(f"scale the new release to {instances(count)} ({_scale_words(scale)})")
+    background = background_of(spec)
+    if background is not None and background["start_at_step"] < len(out):
+        at = background["start_at_step"]
+        out[at] += f"; background {spec_analysis.words(background)} starts, until promotion"
     out.append(
         f"promote: {instances(stable)} of the new release take 100%, "
         "then the old release is scaled down"
@@ -135,13 +152,10 @@ def from_argo(raw: dict[str, Any], errors: list[FieldError]) -> Translation | No
         if key == "steps":
             out.move("steps", _argo_steps(value, out, errors), path, errors)
         elif key == "analysis":
-            errors.append(
-                FieldError(
-                    path,
-                    "background analysis is not available yet (coming with the analysis "
-                    "issue); remove it",
-                )
+            background = spec_analysis.from_argo(
+                value, path, "analysis", out, errors, background=True
             )
+            out.move("analysis", background, path, errors)
         elif key not in ARGO_IGNORED:
             errors.append(FieldError(path, f"unknown key {show(key)}"))
     return out
@@ -165,6 +179,8 @@ def _argo_steps(value: Any, out: Translation, errors: list[FieldError]) -> Any:
             )
             translated.append({"pause": {}})  # a stand-in: the spec is refused anyway
             continue
+        if ours == "analysis":
+            inner = spec_analysis.from_argo(inner, theirs, f"steps[{index}].analysis", out, errors)
         if ours == "set_canary_scale" and isinstance(inner, dict):
             inner = {ARGO_SCALE_KEYS.get(k, k): v for k, v in inner.items()}
             for argo_key, our_key in ARGO_SCALE_KEYS.items():
@@ -205,7 +221,7 @@ def _read_steps(fields: Fields) -> list[dict[str, Any]] | None:
         elif key == "set_canary_scale":
             out.append({"set_canary_scale": _read_scale(value, where, errors)})
         elif key == "analysis":
-            errors.append(FieldError(where, ANALYSIS_LATER))
+            out.append({"analysis": spec_analysis.read_ref(value, where, errors)})
         else:
             names = ", ".join(show(name) for name in STEP_TYPES)
             errors.append(FieldError(where, f"unknown step type {show(key)}: use one of {names}"))
@@ -324,3 +340,21 @@ def _scale_words(scale: dict[str, Any]) -> str:
 
 def _dur(seconds: float) -> str:
     return format_duration(seconds)
+
+
+def _read_background(fields: Fields) -> dict[str, Any] | None:
+    fields.seen.add("analysis")
+    if "analysis" not in fields.raw or fields.raw["analysis"] is None:
+        return None
+    path = fields.path("analysis")
+    ref = spec_analysis.read_ref(fields.raw["analysis"], path, fields.errors, background=True)
+    steps = fields.raw.get("steps")
+    at = ref.get("start_at_step") if ref else None
+    if isinstance(steps, list) and steps and isinstance(at, int) and at >= len(steps):
+        fields.errors.append(
+            FieldError(
+                f"{path}.start_at_step",
+                f"must be the index of a step (0 to {len(steps) - 1}), got {at}",
+            )
+        )
+    return ref

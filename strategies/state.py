@@ -27,6 +27,11 @@ class Observation:
     # results of checks the caller ran because an earlier Decision asked (``run_smoke``):
     # {"smoke": {"passed": bool, "results": [{"path", "ok", "message", ...}], "at": unix s}}
     checks: dict = field(default_factory=dict)
+    # the latest run of each analysis this deployment asked for (``Decision.start_analysis``), by
+    # key, from ``releases.analysis.evaluate``: {"step-3": {"decision": "pass" | "fail" |
+    # "inconclusive" | "running", "reason": "...", "template": "error-rate", "score": 100.0 | None,
+    # "id": 17, "step_index": 3}}; a key the caller has not started yet is absent
+    analysis: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,13 @@ class Decision:
     # with outcome "restored": the new release's slot was kept for inspection; the caller scales
     # it down this many seconds later (unless another deployment uses it by then)
     cleanup_after: float | None = None
+    # analyses the caller starts after acting (starting one is idempotent: a run with the key
+    # that is still measuring is kept): [{"key": "step-3", "template": "error-rate",
+    # "args": {"max": "0.05"}, "step_index": 3}]; their verdicts come back in
+    # ``Observation.analysis``
+    start_analysis: list[dict] | None = None
+    # keys of running analyses the caller stops (each judged on what it measured so far)
+    stop_analysis: list[str] | None = None
 
     @property
     def route_plan(self) -> RoutePlan | None:

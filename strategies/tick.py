@@ -8,8 +8,15 @@ clock and the health-failure watch. ``hold`` is the whole of paused mode, the sa
 Progress keys owned here: ``started_at``, ``last_progress_at``, ``mark`` (the furthest point the
 rollout has reached, compared as a list), ``paused_at``, ``had_stable`` (whether an old release
 was running when the rollout began), ``weights``, ``preview`` and ``rules`` (what was last
-routed; the last two only while set), ``failed`` (failing instances per role last seen) and
-``step_index``.
+routed; the last two only while set), ``failed`` (failing instances per role last seen),
+``step_index`` and ``watching``.
+
+Analyses (``Tick.analysis``): a planner that needs a verdict asks for the analysis by key; the
+first time (the key is not in ``Observation.analysis`` yet) the decision asks the caller to start
+it. From then on the key is *watched* (``watching``) until the planner lets it go: a watched
+analysis that fails fails the rollout on any forward or paused tick (``analysis_failure``), so
+background analysis, or a step's analysis the operator paused in the middle of, still rolls back
+by itself.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from strategies.spec import describe_steps, health_of, min_ready_of, replicas_of
 from strategies.state import ROLES, Decision, Observation, RoleState, RoutePlan
 
 PAUSED_WAIT = 5.0
+ANALYSIS_WAIT = 1.0  # look again at least this often while an analysis measures
 ROUTING_KEYS = ("weights", "preview", "rules")
 RELEASE_NAMES = {"stable": "the old release", "canary": "the new release"}
 
@@ -44,6 +52,8 @@ class Tick:
         self.run_smoke: list[dict] | None = None
         self.waiting_for_promotion = False
         self.cleanup_after: float | None = None
+        self.start_analysis: list[dict[str, Any]] = []
+        self.stop_analysis: list[str] = []
         self.events: list[dict[str, Any]] = []
 
     def role(self, name: str) -> RoleState:
@@ -121,6 +131,47 @@ class Tick:
         stuck: keep the progress deadline clock from running."""
         self.progress["last_progress_at"] = self.now
 
+    def analysis(self, key: str, ref: dict[str, Any], *, step_index: int | None) -> tuple[str, str]:
+        """Where the analysis ``key`` (of template ``ref``) stands: ("running" | "pass" | "fail" |
+        "inconclusive", its reason). Asks the caller to start it if it has not, and watches it."""
+        watching = self.progress.setdefault("watching", [])
+        if key not in watching:
+            watching.append(key)
+        seen = self.obs.analysis.get(key)
+        if seen is None:
+            self.start_analysis.append(
+                {
+                    "key": key,
+                    "template": ref["template"],
+                    "args": dict(ref.get("args") or {}),
+                    "step_index": step_index,
+                }
+            )
+            return "running", "starting"
+        return str(seen.get("decision") or "running"), str(seen.get("reason") or "")
+
+    def unwatch(self, key: str, *, stop: bool = False) -> None:
+        """Stop watching ``key`` (its verdict no longer matters); ``stop``: and end its run if it
+        is still measuring."""
+        watching = self.progress.get("watching") or []
+        if key in watching:
+            watching.remove(key)
+        if not watching:
+            self.progress.pop("watching", None)
+        if stop and (self.obs.analysis.get(key) or {}).get("decision") == "running":
+            self.stop_analysis.append(key)
+
+    def watching(self) -> list[str]:
+        return list(self.progress.get("watching") or [])
+
+    def analysis_failure(self) -> str | None:
+        """Why the rollout fails, if a watched analysis failed."""
+        for key in self.watching():
+            seen = self.obs.analysis.get(key) or {}
+            if seen.get("decision") == "fail":
+                return analysis_failed(key, seen)
+        return None
+
     def event(self, kind: str, message: str, **data: Any) -> None:
         self.events.append({"kind": kind, "message": message, "data": data})
 
@@ -145,6 +196,7 @@ class Tick:
         """The rollout failed (``failure`` says why): change nothing more, report it."""
         self.scale, self.route, self.weights = {}, False, None
         self.run_smoke, self.waiting_for_promotion = None, False
+        self.start_analysis, self.stop_analysis = [], []
         for key in ROUTING_KEYS:  # nothing is routed after all
             self.progress.pop(key, None)
         self.progress.update(copy.deepcopy(self._routed_before))
@@ -193,18 +245,46 @@ class Tick:
             rules=self.rules if self.route else None,
             run_smoke=self.run_smoke,
             cleanup_after=self.cleanup_after,
+            start_analysis=list(self.start_analysis) or None,
+            stop_analysis=list(self.stop_analysis) or None,
         )
 
 
 def hold(spec: dict[str, Any], progress: dict[str, Any], obs: Observation) -> Decision:
     """Paused mode: change nothing, look again in a few seconds, and stop the deadline clock
     (``paused_at`` is recorded; the next forward tick moves ``last_progress_at`` on by the
-    time spent paused)."""
+    time spent paused). A watched analysis that failed fails the rollout even now."""
     tick = Tick(spec, progress, obs)
     tick.progress.setdefault("paused_at", obs.now)
     index = min(int(tick.progress.get("step_index", 0)), len(tick.steps) - 1)
+    failure = tick.analysis_failure()
+    if failure is not None:
+        return tick.give_up(failure, step_index=index)
     step = tick.steps[index]
-    return tick.finish(step_index=index, message=f"paused at {step}", wait=PAUSED_WAIT)
+    wait = ANALYSIS_WAIT if _measuring(tick) else PAUSED_WAIT
+    return tick.finish(step_index=index, message=f"paused at {step}", wait=wait)
+
+
+def analysis_failed(key: str, seen: dict[str, Any]) -> str:
+    """The failure of a rollout whose analysis ``key`` failed: names the template, the metric
+    and why ("analysis 'error-rate' (step-2) failed: errors: the canary's error rate ...")."""
+    template = seen.get("template") or "?"
+    reason = seen.get("reason") or "no reason given"
+    return f"analysis {template!r} ({key}) failed: {reason}"
+
+
+def analysis_inconclusive(key: str, seen_reason: str) -> str:
+    """The message of a rollout paused by an inconclusive analysis."""
+    reason = seen_reason.strip() or "no reason given"
+    if not reason.endswith((".", "!", "?")):
+        reason += "."
+    return f"analysis inconclusive ({key}): {reason} Promote to continue past it, or roll back"
+
+
+def _measuring(tick: Tick) -> bool:
+    return any(
+        (tick.obs.analysis.get(key) or {}).get("decision") == "running" for key in tick.watching()
+    )
 
 
 def instances(count: int) -> str:

@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django (static files included), WebSockets through Channels."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -22,3 +23,7 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Everything imported so far lives as long as the process: keep it out of the garbage collector's
+# full collections, whose pauses were the tail of the board page's server time (bench/board.py).
+gc.freeze()

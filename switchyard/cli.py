@@ -192,10 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("abort", "stop and send traffic back to the stable release"),
         ("rollback", "roll back (a succeeded deployment: deploy the previous release)"),
+        ("retry", "deploy an aborted/failed/rolled back deployment's release again"),
     ):
         stop = command(name, text)
         stop.add_argument("--reason", default="")
         stop.add_argument("id", type=int)
+    for name, text in (
+        ("approve", "approve a deployment awaiting approval (or its step gate)"),
+        ("reject", "reject a deployment awaiting approval"),
+    ):
+        decide = command(name, text)
+        decide.add_argument("--comment", default="")
+        decide.add_argument("id", type=int)
     return parser
 
 
@@ -365,12 +373,14 @@ def operator(client: Client, args) -> int:
     body: dict[str, Any] = {}
     if args.command == "promote" and args.full:
         body["full"] = True
-    if args.command in ("abort", "rollback") and args.reason:
+    if args.command in ("abort", "rollback", "retry") and args.reason:
         body["reason"] = args.reason
+    if args.command in ("approve", "reject") and args.comment:
+        body["comment"] = args.comment
     _, d = client.call("POST", f"/deployments/{args.id}/{args.command}", json=body or None)
     if args.json:
         _out(json.dumps(d))
-    elif d["id"] != args.id:  # rolling back a succeeded deployment starts a new one
+    elif d["id"] != args.id:  # a retry, or rolling back a succeeded one, starts a new one
         _out(f"{args.command} accepted: started {describe(d)}")
     else:
         _out(f"{args.command} accepted: {describe(d)}")
@@ -386,6 +396,9 @@ COMMANDS = {
     "resume": operator,
     "abort": operator,
     "rollback": operator,
+    "retry": operator,
+    "approve": operator,
+    "reject": operator,
 }
 
 

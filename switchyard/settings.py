@@ -85,8 +85,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 120}
 CELERY_TASK_ALWAYS_EAGER = False
 SWEEP_INTERVAL = float(_read("switchyard.E005", env.envint, "SWEEP_INTERVAL_SECONDS", 5))
+# request samples for the dashboard's live charts (targets without an active deployment are
+# sampled less often: releases.metrics.IDLE_INTERVAL)
+METRICS_INTERVAL = 2.0
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "releases.tasks.sweep", "schedule": SWEEP_INTERVAL},
+    "sample-metrics": {
+        "task": "releases.tasks.sample_metrics",
+        "schedule": METRICS_INTERVAL,
+        "options": {"expires": METRICS_INTERVAL},  # a late round is dropped, not queued up
+    },
 }
 
 CHANNEL_LAYERS = {
@@ -102,6 +110,10 @@ FLEET_TOKEN = (
     env.envsecret("FLEET_TOKEN", "")
     or hashlib.sha256(f"fleet:{SECRET_KEY}".encode()).hexdigest()[:40]
 )
+
+# --- canary analysis ----------------------------------------------------------------------------
+# where analysis templates' prometheus metrics query by default (a metric's "address" wins)
+PROMETHEUS_URL = env.envstr("PROMETHEUS_URL", "")
 
 # --- django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -119,6 +131,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "releases.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -163,10 +176,30 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = not DEBUG and env.envbool("SECURE_COOKIES", False)
+# Secure (HTTPS-only) cookies whenever Switchyard is reachable beyond this machine and not in
+# DEBUG; on loopback (the one-machine demo over plain HTTP) they stay off unless SECURE_COOKIES
+# says otherwise.
+_EXPOSED = bool(set(ALLOWED_HOSTS) - {"localhost", "127.0.0.1", "[::1]", "testserver"})
+SESSION_COOKIE_SECURE = not DEBUG and _read(
+    "switchyard.E007", env.envbool, "SECURE_COOKIES", _EXPOSED
+)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # pages send the token from the form, never from script
+SESSION_COOKIE_AGE = 12 * 3600  # a working day; sign in again tomorrow
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# HSTS on HTTPS responses once cookies are secure (Django sends it only over HTTPS)
+SECURE_HSTS_SECONDS = 31_536_000 if SESSION_COOKIE_SECURE else 0
+CONTENT_SECURITY_POLICY = True  # releases.security.SecurityHeadersMiddleware
+# sign-in throttling (releases.security): failures per username and address in a window
+AUTHENTICATION_BACKENDS = ["releases.security.ThrottledModelBackend"]
+LOGIN_MAX_FAILURES = 5
+LOGIN_FAILURE_WINDOW = 15 * 60
+LOGIN_MAX_FAILURES_PER_ADDRESS = 50
 
 LOGGING = {
     "version": 1,

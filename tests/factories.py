@@ -62,3 +62,63 @@ def make_deployment(target=None, version="1.0.0", strategy=None, actor=None):
         strategy=strategy or {"kind": "rolling", "replicas": 2},
     )
     return deployment
+
+
+# --- governance: personas, roles, policies, freezes -------------------------------------------
+
+
+def grant(who, role, environment=None, service=None):
+    """Give ``who`` (a user or a Group) ``role`` in ``environment`` (None: every one), for
+    ``service`` (None: every one)."""
+    from django.contrib.auth.models import Group
+
+    from releases.models import RoleBinding
+
+    return RoleBinding.objects.create(
+        user=None if isinstance(who, Group) else who,
+        group=who if isinstance(who, Group) else None,
+        role=role,
+        environment=environment,
+        service=service,
+    )
+
+
+def make_persona(name, environment=None, service=None, *, role=None):
+    """A user who is not a superuser, holding ``role`` (default: the persona's name, for
+    deployer / approver / viewer / admin) in ``environment``; "outsider" holds nothing. The
+    "admin" persona is the user ``env-admin`` (``admin`` is the superuser of the other tests)."""
+    username = "env-admin" if name == "admin" else name
+    user = make_user(username, superuser=False, password=None)  # no hashing: fast; force_login
+    assert not user.is_superuser, f"{username} is a superuser: pick another persona name"
+    role = role or (name if name in ("viewer", "deployer", "approver", "admin") else None)
+    if role is not None:
+        grant(user, role, environment, service)
+    return user
+
+
+def make_policy(environment, required_approvals=1, **fields):
+    from releases.models import EnvironmentPolicy
+
+    policy, _ = EnvironmentPolicy.objects.update_or_create(
+        environment=environment, defaults={"required_approvals": required_approvals, **fields}
+    )
+    return policy
+
+
+def make_freeze(environment, name="release freeze", reason="quarter close", **fields):
+    """A one-off window in force now (unless ``fields`` say otherwise)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from releases.models import FreezeWindow
+
+    now = timezone.now()
+    fields.setdefault("kind", "one_off")
+    if fields["kind"] == "one_off":
+        fields.setdefault("starts_at", now - timedelta(hours=1))
+        fields.setdefault("ends_at", now + timedelta(hours=1))
+    window = FreezeWindow(environment=environment, name=name, reason=reason, **fields)
+    window.full_clean()
+    window.save()
+    return window

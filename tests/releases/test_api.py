@@ -783,10 +783,11 @@ def test_rollback_of_the_first_release_is_a_conflict(api, deployment):
 
 
 @pytest.mark.parametrize("action", ["approve", "reject"])
-def test_approvals_are_not_configured_yet(api, deployment, action):
+def test_approve_or_reject_with_nothing_awaiting_is_a_conflict(api, deployment, action):
+    # an unprotected environment: nothing awaits an approval (tests/releases/test_policy*.py)
     error = assert_error(api.post(f"/deployments/{deployment.pk}/{action}"), 409, "conflict")
 
-    assert "approvals are not configured" in error["message"].lower()
+    assert "nothing awaits an approval" in error["message"].lower()
     assert_error(api.post(f"/deployments/999999/{action}"), 404, "not_found")
 
 

@@ -18,7 +18,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from releases import commands, consumers
+from releases import commands, consumers, events, metrics
 from releases.actors import Actor
 from releases.models import DeploymentEvent
 from switchyard.asgi import application
@@ -39,9 +39,15 @@ def own_channel_layer(settings):
     settings.CHANNEL_LAYERS = {"default": layer}
 
 
+@pytest.fixture(autouse=True)
+def own_metrics_keys(monkeypatch):
+    """Request samples under a key prefix of our own (target ids repeat across test runs)."""
+    monkeypatch.setattr(metrics, "KEY_PREFIX", f"test-metrics-{uuid.uuid4().hex[:10]}")
+
+
 @pytest.fixture
-def deployer(db):
-    return factories.make_user("deployer", superuser=False)
+def deployer(db, dev):
+    return factories.make_persona("deployer", dev)
 
 
 @pytest.fixture
@@ -125,12 +131,16 @@ def test_the_deployment_page_gets_a_snapshot_then_live_changes(deployer, deploym
 
     async def scenario():
         comm = communicator(f"/ws/deployments/{deployment.pk}/", headers)
-        first, second = await connect_and_drain(comm, 2)
+        first, second, third = await connect_and_drain(comm, 3)
         assert first["type"] == "deployment"
         assert first["data"]["id"] == deployment.pk
         assert first["data"]["state"] == "pending"
         assert second["type"] == "target"
         assert second["data"]["service"] == "api"
+        assert third == {
+            "type": "metrics",
+            "data": {"target": "api.dev", "samples": [], "replace": True},
+        }
 
         await database_sync_to_async(commands.pause)(actor(deployer), deployment.pk)
         paused = await receive_until(comm, lambda m: m["type"] == "deployment")
@@ -154,8 +164,14 @@ def test_a_reconnecting_page_gets_the_events_it_missed(deployer, deployment):
     async def scenario():
         path = f"/ws/deployments/{deployment.pk}/?after={created.pk}"
         comm = communicator(path, headers)
-        messages = await connect_and_drain(comm, 4)
-        assert [m["type"] for m in messages] == ["deployment", "event", "event", "target"]
+        messages = await connect_and_drain(comm, 5)
+        assert [m["type"] for m in messages] == [
+            "deployment",
+            "event",
+            "event",
+            "target",
+            "metrics",
+        ]
         assert messages[0]["data"]["state"] == "progressing"
         assert [m["data"]["id"] for m in messages[1:3]] == [paused.pk, resumed.pk]
         assert await comm.receive_nothing(timeout=0.2)
@@ -172,7 +188,7 @@ def test_it_stops_relaying_to_a_user_who_was_deactivated(deployer, deployment, m
 
     async def scenario():
         comm = communicator(f"/ws/deployments/{deployment.pk}/", headers)
-        await connect_and_drain(comm, 2)
+        await connect_and_drain(comm, 3)
         await database_sync_to_async(
             lambda: get_user_model().objects.filter(pk=deployer.pk).update(is_active=False)
         )()
@@ -190,7 +206,7 @@ def test_it_stops_relaying_after_the_user_signs_out(deployer, deployment, monkey
 
     async def scenario():
         comm = communicator(f"/ws/deployments/{deployment.pk}/", headers)
-        await connect_and_drain(comm, 2)
+        await connect_and_drain(comm, 3)
 
         def sign_out():
             from django.contrib.sessions.models import Session
@@ -210,6 +226,7 @@ def test_it_stops_relaying_after_the_user_signs_out(deployer, deployment, monkey
 
 def test_the_board_gets_every_cell_then_live_changes(deployer, deployment, prod, service):
     factories.make_target(service, prod)
+    factories.grant(deployer, "viewer", prod)
 
     headers = signed_in(deployer)
 
@@ -223,12 +240,16 @@ def test_the_board_gets_every_cell_then_live_changes(deployer, deployment, prod,
             "environment": "prod",
             "version": None,
             "deployment": None,
+            "shipped": None,
+            "failed": None,
+            "alert": "",
         }
 
         await database_sync_to_async(commands.pause)(actor(deployer), deployment.pk)
         cell = await receive_until(comm, lambda m: m["type"] == "board.cell")
         assert cell["data"]["environment"] == "dev"
         assert cell["data"]["deployment"]["state"] == "paused"
+        assert cell["data"]["alert"] == "paused: waiting for someone to resume"
         await comm.disconnect()
 
     async_to_sync(scenario)()
@@ -244,5 +265,91 @@ def test_the_board_ignores_what_the_browser_sends(deployer):
         await comm.send_to(text_data="not json at all")
         assert await comm.receive_nothing(timeout=0.2)
         await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+# --- roles --------------------------------------------------------------------------------------
+
+
+def test_an_outsider_cannot_listen_to_a_deployment(deployment, prod):
+    headers = signed_in(factories.make_persona("viewer", prod))  # a viewer elsewhere
+
+    async def scenario():
+        comm = communicator(f"/ws/deployments/{deployment.pk}/", headers)
+        connected, _ = await comm.connect(timeout=TIMEOUT)
+        assert connected
+        closed = await comm.receive_output(timeout=TIMEOUT)
+        assert closed == {"type": "websocket.close", "code": 4404}
+
+    async_to_sync(scenario)()
+
+
+def test_the_board_sends_only_the_cells_the_user_may_see(deployer, deployment, prod, service):
+    web = factories.make_service("web")
+    factories.make_target(web, prod)
+    other = factories.make_deployment(
+        factories.make_target(web, factories.make_environment("staging")), "2.0.0"
+    )
+    headers = signed_in(factories.make_persona("viewer", prod))
+    admin = factories.make_user("admin")
+
+    async def scenario():
+        comm = communicator("/ws/board/", headers)
+        cells = [m["data"] for m in await connect_and_drain(comm, 1)]
+        assert [(c["service"], c["environment"]) for c in cells] == [("web", "prod")]
+        assert await comm.receive_nothing(timeout=0.2)
+        # changes elsewhere are not relayed
+        await database_sync_to_async(commands.pause)(actor(admin), deployment.pk)
+        await database_sync_to_async(commands.pause)(actor(admin), other.pk)
+        assert await comm.receive_nothing(timeout=1)
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+# --- request samples ------------------------------------------------------------------------------
+
+
+def sample(t: float, rps: float = 10.0) -> dict:
+    return {
+        "t": t,
+        "slots": {"blue": {"rps": rps, "error_rate": 0.0, "p95_ms": 5.0, "p99_ms": 9.0}},
+    }
+
+
+def test_a_page_gets_the_metrics_window_on_connect_then_new_samples(deployer, deployment):
+    import time
+
+    now = time.time()
+    store = metrics.Store()
+    for t in (now - 20, now - 10, now - 2000):  # the last is older than the window
+        store.add(deployment.target_id, sample(t))
+    headers = signed_in(deployer)
+
+    async def scenario():
+        comm = communicator(f"/ws/deployments/{deployment.pk}/", headers)
+        messages = await connect_and_drain(comm, 3)
+        window = messages[2]["data"]
+        assert window["replace"] is True
+        assert [s["t"] for s in window["samples"]] == [now - 20, now - 10]
+
+        await database_sync_to_async(events.publish_metrics)(
+            deployment.target_id, "api.dev", [sample(now, rps=42.0)]
+        )
+        fresh = await receive_until(comm, lambda m: m["type"] == "metrics")
+        assert fresh["data"] == {
+            "target": "api.dev",
+            "samples": [sample(now, 42.0)],
+            "replace": False,
+        }
+        await comm.disconnect()
+
+        # a reconnecting page asks only for what it has not seen
+        again = communicator(f"/ws/deployments/{deployment.pk}/?since={now - 15}", headers)
+        messages = await connect_and_drain(again, 3)
+        assert messages[2]["data"]["replace"] is False
+        assert [s["t"] for s in messages[2]["data"]["samples"]] == [now - 10]
+        await again.disconnect()
 
     async_to_sync(scenario)()

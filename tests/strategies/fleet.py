@@ -5,7 +5,10 @@ Instances added by a scale-up become ready after a chosen number of ticks (never
 available once ready for ``min_ready`` seconds. A scale-down removes instances at once, ready ones
 first (the worst case for availability), so the slot's ready count drops on the same tick.
 Smoke checks a decision asks for pass unless ``smoke_passes`` is False; their result is in the
-next observation's ``checks``, as the reconcile loop hands it over.
+next observation's ``checks``, as the reconcile loop hands it over. Analyses a decision asks for
+start as the reconcile loop starts them (idempotent per key: a second start of a running key is
+the same run) and decide after the ticks ``analysis_outcome(key, request)`` says, with the verdict
+it says; a stopped one passes. Their verdicts are in the next observation's ``analysis``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,12 @@ from dataclasses import dataclass, field
 from strategies.engine import Decision, Observation, RoleState, decide
 
 NEVER = 10**9
+REASONS = {
+    "pass": "Score 100 >= 95: the canary is as good as the baseline.",
+    "fail": "errors: the canary's error rate 50% is clearly worse than the baseline's 0%.",
+    "inconclusive": "errors: Not enough data yet: canary 4 of the 50 requests needed per side.",
+    "running": "Measuring.",
+}
 
 
 @dataclass
@@ -43,6 +52,7 @@ class Fleet:
         failing: bool = False,
         stable_version: str | None = "1.0",
         smoke_passes: bool = True,
+        analysis_outcome: Callable[[str, dict], tuple[int, str]] = lambda key, request: (2, "pass"),
     ):
         self.tick = 0
         self.now = 1_000.0
@@ -59,6 +69,11 @@ class Fleet:
         self.smoke_passes = smoke_passes
         self.smoke_runs = 0
         self.checks: dict = {}
+        self.analysis_outcome = analysis_outcome
+        self.analyses: dict[str, dict] = {}  # key -> what the observation shows
+        self.analysis_due: dict[str, tuple[int, str]] = {}  # key -> (tick it decides, verdict)
+        self.analysis_starts: list[str] = []  # every start asked for, in order
+        self.analysis_stops: list[str] = []
         self.slots["stable"].desired = stable
         self.slots["stable"].instances = [Instance(0, ready_since=0.0) for _ in range(stable)]
 
@@ -75,6 +90,7 @@ class Fleet:
             stable=self.role("stable"),
             canary=self.role("canary"),
             checks=dict(self.checks),
+            analysis={key: dict(value) for key, value in self.analyses.items()},
         )
 
     def apply(self, decision: Decision) -> None:
@@ -91,6 +107,25 @@ class Fleet:
         if decision.route:
             self.weights = decision.weights
             self.preview, self.rules = decision.preview, decision.rules
+        for request in decision.start_analysis or []:
+            key = request["key"]
+            self.analysis_starts.append(key)
+            if key in self.analyses:
+                continue  # started before: running, it is the same run; finished, it stays so
+            ticks, verdict = self.analysis_outcome(key, request)
+            self.analyses[key] = {
+                "decision": "running",
+                "reason": "Measuring.",
+                "template": request["template"],
+                "step_index": request.get("step_index"),
+                "score": None,
+                "id": len(self.analyses) + 1,
+            }
+            self.analysis_due[key] = (self.tick + ticks, verdict)
+        for key in decision.stop_analysis or []:
+            self.analysis_stops.append(key)
+            if self.analyses.get(key, {}).get("decision") == "running":
+                self.analyses[key].update(decision="pass", reason="Stopped.")
         if decision.run_smoke:
             self.smoke_runs += 1
             ok = self.smoke_passes
@@ -108,6 +143,10 @@ class Fleet:
     def advance(self, seconds: float) -> None:
         self.tick += 1
         self.now += seconds
+        for key, (due, verdict) in self.analysis_due.items():
+            shown = self.analyses[key]
+            if shown["decision"] == "running" and self.tick >= due:
+                shown.update(decision=verdict, reason=REASONS[verdict])
         for slot in self.slots.values():
             for instance in slot.instances:
                 due = instance.ready_tick <= self.tick and not instance.failing
@@ -131,8 +170,16 @@ def role(
     return RoleState(version, desired, ready, ready if available is None else available, failed)
 
 
-def at(now: float, stable: RoleState, canary: RoleState, checks: dict | None = None) -> Observation:
-    return Observation(now=now, stable=stable, canary=canary, checks=checks or {})
+def at(
+    now: float,
+    stable: RoleState,
+    canary: RoleState,
+    checks: dict | None = None,
+    analysis: dict | None = None,
+) -> Observation:
+    return Observation(
+        now=now, stable=stable, canary=canary, checks=checks or {}, analysis=analysis or {}
+    )
 
 
 def run(

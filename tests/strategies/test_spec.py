@@ -40,6 +40,7 @@ def test_rolling_defaults_are_filled_in():
         "max_surge": 1,
         "max_unavailable": 0,
         "min_ready": 0.0,
+        "analysis": None,
         "progress_deadline": 600.0,
         "health": HEALTH,
     }

@@ -10,10 +10,6 @@ import pytest
 from strategies.spec import SpecError, describe_steps, normalise, rollback_spec_of
 
 HEALTH = {"path": "/health", "interval": 0.5, "healthy_threshold": 2, "unhealthy_threshold": 3}
-NOT_YET = (
-    "automated analysis is not available yet (coming with the analysis issue); "
-    "remove the step or use a pause"
-)
 
 
 def errors_of(raw) -> list[dict[str, str]]:
@@ -33,6 +29,8 @@ def test_blue_green_defaults_are_filled_in():
         "smoke": [],
         "auto_promote": None,
         "scale_down_delay": 30.0,
+        "pre_promotion_analysis": None,
+        "post_promotion_analysis": None,
         "progress_deadline": 600.0,
         "health": HEALTH,
     }
@@ -165,9 +163,10 @@ def test_argo_blue_green_errors_name_the_key_the_user_wrote():
         {"path": "blueGreen.autoPromotionEnabled", "message": "must be true or false, got 'yes'"},
         {"path": "blueGreen.scaleDownDelaySecond", "message": "unknown key 'scaleDownDelaySecond'"},
         {
-            "path": "blueGreen.prePromotionAnalysis",
-            "message": "automated analysis is not available yet (coming with the analysis "
-            "issue); remove it and use smoke checks or a manual promotion",
+            "path": "blueGreen.prePromotionAnalysis.templates",
+            "message": 'must list exactly one template, like [{"templateName": "error-rate"}]: '
+            "Switchyard runs one template per analysis (use one step per template); got 0 "
+            "templates",
         },
         {
             "path": "blueGreen.previewReplicaCount",
@@ -202,6 +201,7 @@ def test_canary_defaults_are_filled_in():
         "stable_replicas": 1,
         "canary_replicas": "match_weight",
         "route": {"header": None, "cookie": None, "sticky_key": None},
+        "analysis": None,
         "progress_deadline": 600.0,
         "health": HEALTH,
     }
@@ -241,10 +241,16 @@ def test_canary_reads_every_step_and_route_key():
     ]
 
 
-def test_an_analysis_step_is_refused_with_a_message_naming_the_step():
+def test_a_bad_analysis_step_is_an_error_naming_the_step():
     assert errors_of(
         {"kind": "canary", "steps": [{"set_weight": 5}, {"pause": {}}, {"analysis": {"x": 1}}]}
-    ) == [{"path": "steps[2].analysis", "message": NOT_YET}]
+    ) == [
+        {
+            "path": "steps[2].analysis.template",
+            "message": "is required: an analysis template's name",
+        },
+        {"path": "steps[2].analysis.x", "message": "unknown key 'x'"},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -373,9 +379,10 @@ def test_argo_canary_errors_name_the_key_the_user_wrote():
         },
         {"path": "canary.maxSurge", "message": "unknown key 'maxSurge'"},
         {
-            "path": "canary.analysis",
-            "message": "background analysis is not available yet (coming with the analysis "
-            "issue); remove it",
+            "path": "canary.analysis.templates",
+            "message": 'must list exactly one template, like [{"templateName": "error-rate"}]: '
+            "Switchyard runs one template per analysis (use one step per template); got 0 "
+            "templates",
         },
         {"path": "canary.steps[0].setWeight", "message": "must be between 0 and 100, got 140"},
         {
@@ -387,7 +394,6 @@ def test_argo_canary_errors_name_the_key_the_user_wrote():
             "path": "canary.steps[2].setCanaryScale.matchTrafficWeight",
             "message": "must be true (leave the step out to keep the scale), got 'yes'",
         },
-        {"path": "canary.steps[3].analysis", "message": NOT_YET},
     ]
 
 

@@ -43,6 +43,25 @@ class Command(BaseCommand):
             help="limit the token (repeatable); without it the token may do what its user may",
         )
         create.add_argument("--expires-days", type=int, default=None, help="days until it expires")
+        create.add_argument(
+            "--environment",
+            action="append",
+            default=[],
+            dest="environments",
+            help="limit the token to this environment (repeatable), e.g. dev",
+        )
+        create.add_argument(
+            "--service",
+            action="append",
+            default=[],
+            dest="services",
+            help="limit the token to this service (repeatable)",
+        )
+        create.add_argument(
+            "--service-account",
+            action="store_true",
+            help="create --user as a service account (no password, cannot sign in) if missing",
+        )
         listing = sub.add_parser("list", help="list tokens (never their secrets)")
         listing.add_argument("--user", default=None, help="only this user's tokens")
         revoke = sub.add_parser("revoke", help="revoke a token by its prefix")
@@ -54,8 +73,22 @@ class Command(BaseCommand):
         except DomainError as exc:
             raise CommandError(exc.message) from None
 
-    def _create(self, *, user, name, scopes, expires_days, **_):
+    def _create(
+        self,
+        *,
+        user,
+        name,
+        scopes,
+        expires_days,
+        environments=(),
+        services=(),
+        service_account=False,
+        **_,
+    ):
         owner = get_user_model().objects.filter(username=user).first()
+        if owner is None and service_account:
+            # a robot: it acts only through its tokens, with the roles granted to it
+            owner = get_user_model().objects.create_user(username=user, password=None)
         if owner is None:
             raise CommandError(f"No user is called {user!r}.")
         expires_at = None
@@ -64,7 +97,13 @@ class Command(BaseCommand):
                 raise CommandError("--expires-days must be between 1 and 3650.")
             expires_at = timezone.now() + timedelta(days=expires_days)
         row, token = tokens.create(
-            owner, name, scopes=scopes, expires_at=expires_at, actor=_actor()
+            owner,
+            name,
+            scopes=scopes,
+            expires_at=expires_at,
+            actor=_actor(),
+            environments=environments,
+            services=services,
         )
         self.stderr.write(
             f"Created token {tokens.display(row)} for {owner.get_username()}"
