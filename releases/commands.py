@@ -430,7 +430,9 @@ def promote(actor: Actor, deployment_id: int, *, full: bool = False) -> Deployme
         _check_allowed(d, "promote")
         _check_step_gates(d, full=full)
         intent = "promote_full" if full else "promote"
-        _save(d, intent=intent, state=State.PROGRESSING, next_tick_at=timezone.now())
+        # a person's promote is no automatic promotion: a freeze does not hold this step's end
+        checks = {**(d.checks or {}), "promoted_at_step": d.step_index}
+        _save(d, intent=intent, state=State.PROGRESSING, next_tick_at=timezone.now(), checks=checks)
         what = "promote fully (skip to 100%)" if full else "promote to the next step"
         event = _event(d, "intent", f"{actor.name} asked to {what}", actor, {"intent": intent})
         audit.record(actor, f"deployment.{intent}", d, {"state": d.state})
@@ -866,6 +868,24 @@ def _finish(d: Deployment, state: str, actor: Actor) -> DeploymentEvent:
         }.get(state, state)
     audit.record(actor, f"deployment.{state}", d, {"version": d.release.version})
     return _event(d, "state", message, actor, {"state": state})
+
+
+def record_hold(d: Deployment, *, step_index: int, message: str) -> bool:
+    """The environment's policy holds the next step (a freeze window, a step gate waiting for an
+    approval): note where and why, once (an event when the reason changes, not every tick).
+    Version-checked like ``record_tick``; the engine's progress is left as it was."""
+    if d.step_index == step_index and d.message == message:
+        return True
+    with transaction.atomic():
+        updated = Deployment.objects.filter(pk=d.pk, version=d.version).update(
+            step_index=step_index, message=message, version=d.version + 1, updated_at=timezone.now()
+        )
+        if not updated:
+            return False
+        d.step_index, d.message, d.version = step_index, message, d.version + 1
+        event = _event(d, "hold", message, Actor.system())
+        events.publish_deployment(d.pk, [event.pk])
+    return True
 
 
 def record_integration_error(d: Deployment, message: str, *, permanent: bool) -> None:

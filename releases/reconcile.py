@@ -39,7 +39,7 @@ import uuid
 from dataclasses import dataclass
 
 from integrations.base import IntegrationError, Routing, TargetStatus
-from releases import analysis, commands, smoke
+from releases import analysis, commands, policy, smoke
 from releases.errors import DomainError
 from releases.models import Deployment, State
 from releases.targets import integration_for, release_ref
@@ -157,6 +157,48 @@ def tick(deployment_id: int) -> TickResult:
     return TickResult(ran=True, wait=wait, priority=priority, changed_meanwhile=changed)
 
 
+@dataclass(frozen=True)
+class Hold:
+    step_index: int
+    message: str
+    wait: float
+
+
+def policy_hold(d: Deployment, decision, intent: str | None) -> Hold | None:
+    """What the environment's policy holds, if anything: a step gate waiting for a person's
+    approval (whatever the intent), or -- for an automatic promotion only: a person's promote
+    passes the step it was given at -- a freeze window. Holding discards the decision; the next
+    tick decides again."""
+    index = decision.step_index
+    if policy.requires_step_approval(d, index) and not policy.step_gate_open(d, index):
+        return Hold(
+            index,
+            f"step {index + 1} ({decision.step}) waits for approval: an approver must approve it",
+            2.0,
+        )
+    advancing = index > d.step_index or decision.outcome == "done"
+    promoted_here = (d.checks or {}).get("promoted_at_step") == d.step_index
+    automatic = ends_automatically(d.strategy, d.step_index)
+    if advancing and automatic and not intent and not promoted_here:
+        freeze = policy.promotion_freeze(d)
+        if freeze is not None:
+            return Hold(d.step_index, f"held at step {d.step_index + 1}: {freeze.message}", 10.0)
+    return None
+
+
+def ends_automatically(spec: dict, step_index: int) -> bool:
+    """Whether leaving step ``step_index`` is an automatic promotion (what a freeze holds): the
+    end of a canary pause or analysis, the next rolling batch, a blue-green auto-promote. Moving
+    on from a canary ``set_weight`` step is the step itself, not a promotion."""
+    if spec.get("kind") != "canary":
+        return True
+    steps = spec.get("steps") or []
+    if step_index >= len(steps):
+        return False
+    step = steps[step_index] or {}
+    return "pause" in step or "analysis" in step
+
+
 def _tick(d: Deployment) -> tuple[float | None, bool]:
     """Returns (seconds to the next tick or None when finished, whether it is urgent)."""
     mode = MODES[d.state]
@@ -187,6 +229,11 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
     )
     intent = d.intent or None
     decision = decide(spec, d.progress or {}, obs, mode=mode, intent=intent)
+    if mode == "forward" and not decision.failure:
+        hold = policy_hold(d, decision, intent)
+        if hold is not None:  # the environment's policy holds the next step: act on nothing
+            commands.record_hold(d, step_index=hold.step_index, message=hold.message)
+            return hold.wait, False
     failure = decision.failure or ""
     if failure and mode != "rollback":
         _route_back(d, spec, decision, started)
