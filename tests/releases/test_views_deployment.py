@@ -165,9 +165,9 @@ def test_the_deployment_page_shows_analysis_runs(client_in, live, monkeypatch):
             }
         ],
     }
-    real = views_deployment.live_deployment_dict
+    real = views_deployment.deployment_dict
     monkeypatch.setattr(
-        views_deployment, "live_deployment_dict", lambda d: {**real(d), "analysis": [run]}
+        views_deployment, "deployment_dict", lambda d: {**real(d), "analysis": [run]}
     )
     html = page(client_in, live)
     assert "error-rate" in html and "the canary&#x27;s error rate is 4x" in html
