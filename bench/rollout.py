@@ -63,6 +63,7 @@ class Cycle:
         self.traffic = traffic
         self.latency: dict[str, list[float]] = {"switch back": [], "abort": [], "rollback": []}
         self.after_switch_on_old = 0
+        self.call_ms: list[float] = []
 
     def settle(self, kind: str, returned: float, version: str) -> None:
         time.sleep(1.0)
@@ -71,8 +72,11 @@ class Cycle:
 
     def command(self, deployment_id: int, name: str) -> tuple[dict, float]:
         body = {"reason": "bench"}
+        called = time.monotonic()
         result = self.api("POST", f"/deployments/{deployment_id}/{name}", body)
-        return result, time.monotonic()
+        returned = time.monotonic()
+        self.call_ms.append(1000 * (returned - called))
+        return result, returned
 
     def run(self, stable: str, new: str) -> None:
         api = self.api
@@ -87,20 +91,20 @@ class Cycle:
         ]
         self.after_switch_on_old += len(old_after_switch)
         _, returned = self.command(d["id"], "rollback")
-        self.settle("switch back", returned, stable)
         assert api.wait(d["id"])["state"] == "rolled_back"
+        self.settle("switch back", returned, stable)
 
         d = api.deploy("bench", "prod", new, CANARY_ABORT)
         api.wait(d["id"], states={"paused"})
         _, returned = self.command(d["id"], "abort")
-        self.settle("abort", returned, stable)
         assert api.wait(d["id"])["state"] == "aborted"
+        self.settle("abort", returned, stable)
 
         d = api.deploy("bench", "prod", new, CANARY_PROMOTE)
         assert api.wait(d["id"])["state"] == "succeeded"
         back, returned = self.command(d["id"], "rollback")
-        self.settle("rollback", returned, stable)
         assert api.wait(back["id"])["state"] == "succeeded"
+        self.settle("rollback", returned, stable)
 
     def wait_switched(self, deployment_id: int, timeout: float = 60) -> float:
         deadline = time.monotonic() + timeout
@@ -143,6 +147,10 @@ def main() -> None:
         "rollback/abort latency        "
         f"p50 {1000 * percentile(every, 0.5):.0f}ms  p95 {1000 * percentile(every, 0.95):.0f}ms  "
         f"p99 {1000 * percentile(every, 0.99):.0f}ms  (n={len(every)})"
+    )
+    print(
+        f"  (the API call itself         p50 {percentile(cycle.call_ms, 0.5):.0f}ms  "
+        f"p99 {percentile(cycle.call_ms, 0.99):.0f}ms)"
     )
     for kind, values in cycle.latency.items():
         print(

@@ -439,7 +439,8 @@ def test_a_succeeded_blue_green_or_canary_is_rolled_back_by_a_quick_blue_green_s
             "smoke": [],
             "auto_promote": 0,
             "scale_down_delay": 0,
-            "health": {"interval": "200ms"},
+            # the previous release served until just now: checked fast, one success is enough
+            "health": {"path": "/health", "interval": "100ms", "healthy_threshold": 1},
         }
     )
 
@@ -447,3 +448,4 @@ def test_a_succeeded_blue_green_or_canary_is_rolled_back_by_a_quick_blue_green_s
 def test_a_succeeded_rolling_deployment_is_rolled_back_by_a_fast_rolling_update():
     back = normalise(rollback_spec_of(normalise({"kind": "rolling", "replicas": 3})))
     assert (back["kind"], back["batch_size"], back["max_surge"]) == ("rolling", "100%", "100%")
+    assert (back["health"]["interval"], back["health"]["healthy_threshold"]) == (0.1, 1)
