@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection, connections
+from django.db import connections
 
 from integrations.local.ports import free_port
 from integrations.local.process import start_agent
 from switchyard import processes
+from tests.stack import child_database_url
 
 # ORM calls from the test thread while Playwright's loop runs in it (see the module docstring)
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -57,17 +58,6 @@ def pytest_collection_modifyitems(config, items):
             f"tests/browser: {len(mine)} browser test(s) left out; run `pytest tests/browser` "
             "on its own (Playwright and async_to_sync cannot share a thread)"
         )
-
-
-def test_database_url() -> str:
-    """The test database as a URL for the child processes (as tests/e2e/conftest.py does)."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{os.path.abspath(db['NAME'])}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    host = db["HOST"] or "127.0.0.1"
-    port = db["PORT"] or "5432"
-    return f"postgresql://{auth}@{host}:{port}/{db['NAME']}"
 
 
 class Stack:
@@ -132,7 +122,7 @@ def stack(transactional_db, settings, tmp_path):
     settings.FLEET_URL = agent.url
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=test_database_url(),
+        DATABASE_URL=child_database_url(),
         REDIS_URL=settings.REDIS_URL,
         FLEET_URL=agent.url,
         FLEET_TOKEN=token,

@@ -9,22 +9,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from integrations.local.process import start_agent
 from switchyard import processes
+from tests.stack import child_database_url
 
 LOG_DIR = Path(settings.BASE_DIR) / "test-output" / "e2e"
-
-
-def test_database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{os.path.abspath(db['NAME'])}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    host = db["HOST"] or "127.0.0.1"
-    port = db["PORT"] or "5432"
-    return f"postgresql://{auth}@{host}:{port}/{db['NAME']}"
 
 
 class Stack:
@@ -52,7 +42,7 @@ def stack(transactional_db, settings):
     settings.FLEET_URL = agent.url
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=test_database_url(),
+        DATABASE_URL=child_database_url(),
         REDIS_URL=settings.REDIS_URL,
         FLEET_URL=agent.url,
         FLEET_TOKEN=token,
