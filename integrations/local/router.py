@@ -161,6 +161,16 @@ class Router:
             if self.preview:
                 pool = target.slots.get(rules.routing.preview_slot)
                 inst = self._balancer.choose_in(pool, exclude=failed)
+            elif failed is not None:
+                # a retry prefers the slot the routing chose, then any slot the weights send
+                # traffic to, else the same instance again (a dropped keep-alive connection is the
+                # usual cause) -- never a slot the weights took traffic away from
+                inst = self._balancer.choose_in(target.slots.get(failed.slot), exclude=failed)
+                if inst is None:
+                    other = self._balancer.choose(target.slots, rules.weights, exclude=failed)
+                    weights = rules.weights
+                    routed = other is not None and (weights is None or weights.get(other.slot, 0))
+                    inst = other if routed else failed
             else:
                 inst = self._balancer.choose(
                     target.slots, rules.weights, exclude=failed, prefer=prefer
