@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from django.db import connection
 
@@ -16,3 +17,17 @@ def child_database_url() -> str:
     host = db["HOST"] or "127.0.0.1"
     port = db["PORT"] or "5432"
     return f"postgresql://{auth}@{host}:{port}/{db['NAME']}"
+
+
+def wait_for(predicate, supervisor, log_dir, *, timeout=60.0, interval=0.1, what="condition"):
+    """Poll ``predicate`` until it is truthy (and return its value), failing at once if one of
+    ``supervisor``'s processes has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        dead = supervisor.check()
+        assert not dead, f"{dead} exited: see {log_dir}"
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

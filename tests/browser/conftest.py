@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from django.db import connections
 from integrations.local.ports import free_port
 from integrations.local.process import start_agent
 from switchyard import processes
-from tests.stack import child_database_url
+from tests.stack import child_database_url, wait_for
 
 # ORM calls from the test thread while Playwright's loop runs in it (see the module docstring)
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -86,15 +85,9 @@ class Stack:
             self.web = None
 
     def wait_for(self, predicate, timeout=60.0, interval=0.2, what="condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            dead = self.workers.check()
-            assert not dead, f"{dead} exited: see {self.log_dir}"
-            time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        return wait_for(
+            predicate, self.workers, self.log_dir, timeout=timeout, interval=interval, what=what
+        )
 
     def stop(self) -> None:
         self.stop_web()

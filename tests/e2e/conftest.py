@@ -4,7 +4,6 @@ sharing this test session's database and Redis."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from django.conf import settings
 
 from integrations.local.process import start_agent
 from switchyard import processes
-from tests.stack import child_database_url
+from tests.stack import child_database_url, wait_for
 
 LOG_DIR = Path(settings.BASE_DIR) / "test-output" / "e2e"
 
@@ -23,15 +22,9 @@ class Stack:
         self.supervisor = supervisor
 
     def wait_for(self, predicate, timeout=60.0, interval=0.1, what="condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            dead = self.supervisor.check()
-            assert not dead, f"{dead} exited: see {LOG_DIR}"
-            time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        return wait_for(
+            predicate, self.supervisor, LOG_DIR, timeout=timeout, interval=interval, what=what
+        )
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from releases.models import Deployment, DeploymentEvent, State
 from releases.models_analysis import AnalysisRun, AnalysisTemplate
 from releases.serializers import deployment_dict
 from tests import factories
+from tests.releases.test_reconcile_switch import deploy, live, tick_until
 
 FAST_HEALTH = {"path": "/health", "interval": "100ms", "healthy_threshold": 2}
 LOG = Path(django_settings.BASE_DIR) / "test-output" / "reconcile-analysis-fleet.log"
@@ -110,36 +111,6 @@ def fake(monkeypatch):
     for name in ("evaluate", "start", "stop"):
         monkeypatch.setattr(analysis, name, getattr(fake, name))
     return fake
-
-
-def deploy(target, version, strategy):
-    factories.make_release(target.service, version, artifact={"sample": {"latency_ms": 1}})
-    d, _ = commands.start_deployment(
-        factories.api_actor(),
-        service=target.service,
-        environment=target.environment,
-        version=version,
-        strategy=strategy,
-    )
-    return d
-
-
-def tick_until(d, predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = reconcile.tick(d.pk)
-        d.refresh_from_db()
-        if predicate(d):
-            return d
-        time.sleep(min(0.2, result.wait or 0.05))
-    raise AssertionError(f"timed out waiting for {what}: {d.state} {d.message}")
-
-
-def live(target, version="1.0.0"):
-    spec = {"kind": "recreate", "replicas": 2, "health": FAST_HEALTH}
-    d = tick_until(deploy(target, version, spec), lambda d: d.state == State.SUCCEEDED)
-    target.refresh_from_db()
-    return d
 
 
 def canary_spec(*steps, **extra):
