@@ -215,8 +215,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.test import Client
 
+    from releases.live.presenters import board_cells
     from releases.models import Deployment, Target
-    from releases.serializers import board_cells
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()

@@ -93,22 +93,22 @@ class Dashboard:
 
 
 async def one_round(args, base: str, cookie: str, user, target, version: str) -> dict:
-    from releases import commands
+    from releases import actions
     from releases.actors import Actor
     from releases.models import Deployment, DeploymentEvent
 
     actor = Actor(user=user, channel="api", via="bench")
 
     def start():
-        commands.create_release(actor, target.service, version=version, artifact=ARTIFACT)
-        d, _ = commands.start_deployment(
+        actions.create_release(actor, target.service, version=version, artifact=ARTIFACT)
+        d, _ = actions.start_deployment(
             actor,
             service=target.service,
             environment=target.environment,
             version=version,
             strategy=CANARY,
         )
-        commands.pause(actor, d.pk)
+        actions.pause(actor, d.pk)
         return d
 
     d = await asyncio.to_thread(start)
@@ -122,7 +122,7 @@ async def one_round(args, base: str, cookie: str, user, target, version: str) ->
 
     def resume():
         last = DeploymentEvent.objects.filter(deployment=d).order_by("-id").first()
-        commands.resume(actor, d.pk)
+        actions.resume(actor, d.pk)
         return last.pk
 
     before = await asyncio.to_thread(resume)
@@ -154,7 +154,7 @@ async def run(args, base: str, env: dict) -> None:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from releases import commands
+    from releases import actions
     from releases.actors import Actor
     from releases.models import Deployment, Environment, Service, Target
 
@@ -164,8 +164,8 @@ async def run(args, base: str, env: dict) -> None:
         environment = Environment.objects.create(slug="prod", name="Prod", order=1)
         target = Target.objects.create(service=service, environment=environment, provider="local")
         actor = Actor(user=user, channel="api", via="bench")
-        commands.create_release(actor, service, version="1.0.0", artifact=ARTIFACT)
-        first, _ = commands.start_deployment(
+        actions.create_release(actor, service, version="1.0.0", artifact=ARTIFACT)
+        first, _ = actions.start_deployment(
             actor, service=service, environment=environment, version="1.0.0", strategy=FIRST
         )
         client = Client()

@@ -6,4 +6,4 @@ class ReleasesConfig(AppConfig):
     verbose_name = "Releases"
 
     def ready(self):
-        from releases import security  # noqa: F401 -- connects the sign-in signal handlers
+        from releases.governance import security  # noqa: F401 -- connects the sign-in signal handlers

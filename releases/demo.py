@@ -7,7 +7,7 @@ import hashlib
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from releases import commands
+from releases import actions
 from releases.actors import Actor
 from releases.errors import Conflict
 from releases.models import Channel, Deployment, Environment, Service, Target
@@ -56,7 +56,7 @@ def seed() -> list[Target]:
             },
         )
         for version, notes in (("1.0.0", "first release"), ("1.1.0", "faster checkout")):
-            commands.create_release(
+            actions.create_release(
                 actor,
                 service,
                 version=version,
@@ -79,7 +79,7 @@ def seed() -> list[Target]:
                 and not Deployment.objects.filter(target=target).exists()
             ):
                 try:
-                    commands.start_deployment(
+                    actions.start_deployment(
                         actor,
                         service=service,
                         environment=env,

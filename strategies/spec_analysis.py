@@ -5,7 +5,7 @@ pre-/post-promotion analysis, a rolling update's analysis after each batch)::
 
     {"template": "error-rate", "args": {"max-errors": "0.05"}}
 
-``template`` names a stored analysis template (``releases.analysis``; whether it exists is
+``template`` names a stored analysis template (``releases.analysis.runs``; whether it exists is
 checked by the caller, ``normalise(..., templates=...)``, since the spec is pure); ``args``
 binds its arguments (strings or numbers, kept as strings). Canary background analysis adds
 ``start_at_step`` (the index into ``steps``, 0-based like Argo's ``startingStep``; default 0).

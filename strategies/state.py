@@ -28,7 +28,7 @@ class Observation:
     # {"smoke": {"passed": bool, "results": [{"path", "ok", "message", ...}], "at": unix s}}
     checks: dict = field(default_factory=dict)
     # the latest run of each analysis this deployment asked for (``Decision.start_analysis``), by
-    # key, from ``releases.analysis.evaluate``: {"step-3": {"decision": "pass" | "fail" |
+    # key, from ``releases.analysis.runs.evaluate``: {"step-3": {"decision": "pass" | "fail" |
     # "inconclusive" | "running", "reason": "...", "template": "error-rate", "score": 100.0 | None,
     # "id": 17, "step_index": 3}}; a key the caller has not started yet is absent
     analysis: dict = field(default_factory=dict)

@@ -1,4 +1,5 @@
-"""The Celery app: tasks live in ``releases.tasks``; rollback/abort ticks use the priority queue."""
+"""The Celery app: tasks live in ``releases.reconcile.tasks``; rollback/abort ticks use the
+priority queue."""
 
 import os
 

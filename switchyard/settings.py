@@ -86,7 +86,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 120}
 CELERY_TASK_ALWAYS_EAGER = False
 SWEEP_INTERVAL = float(_read("switchyard.E005", env.envint, "SWEEP_INTERVAL_SECONDS", 5))
 # request samples for the dashboard's live charts (targets without an active deployment are
-# sampled less often: releases.metrics.IDLE_INTERVAL)
+# sampled less often: releases.live.charts.IDLE_INTERVAL)
 METRICS_INTERVAL = 2.0
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "releases.tasks.sweep", "schedule": SWEEP_INTERVAL},
@@ -131,7 +131,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "releases.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy
+    "releases.governance.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -194,9 +194,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # HSTS on HTTPS responses once cookies are secure (Django sends it only over HTTPS)
 SECURE_HSTS_SECONDS = 31_536_000 if SESSION_COOKIE_SECURE else 0
-CONTENT_SECURITY_POLICY = True  # releases.security.SecurityHeadersMiddleware
-# sign-in throttling (releases.security): failures per username and address in a window
-AUTHENTICATION_BACKENDS = ["releases.security.ThrottledModelBackend"]
+CONTENT_SECURITY_POLICY = True  # releases.governance.security.SecurityHeadersMiddleware
+# sign-in throttling (releases.governance.security): failures per username and address in a window
+AUTHENTICATION_BACKENDS = ["releases.governance.security.ThrottledModelBackend"]
 LOGIN_MAX_FAILURES = 5
 LOGIN_FAILURE_WINDOW = 15 * 60
 LOGIN_MAX_FAILURES_PER_ADDRESS = 50

@@ -2,10 +2,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from releases.api import api
+from releases.reports import prometheus
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
-    path("metrics", __import__("releases.prom").prom.metrics, name="metrics"),
-    path("", include("releases.urls")),
+    path("metrics", prometheus.metrics, name="metrics"),
+    path("", include("releases.web.urls")),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 
-from releases import commands
+from releases import actions
 from releases.actors import Actor
 from releases.models import Channel, Environment, Service, Target
 
@@ -45,7 +45,7 @@ def make_target(service=None, environment=None, **fields) -> Target:
 
 def make_release(service=None, version="1.0.0", artifact=None, actor=None):
     service = service or make_service()
-    release, _ = commands.create_release(
+    release, _ = actions.create_release(
         actor or api_actor(), service, version=version, artifact=artifact or {"sample": {}}
     )
     return release
@@ -54,7 +54,7 @@ def make_release(service=None, version="1.0.0", artifact=None, actor=None):
 def make_deployment(target=None, version="1.0.0", strategy=None, actor=None):
     target = target or make_target()
     make_release(target.service, version)
-    deployment, _ = commands.start_deployment(
+    deployment, _ = actions.start_deployment(
         actor or api_actor(),
         service=target.service,
         environment=target.environment,

@@ -1,7 +1,7 @@
 """The ``switchyard`` CLI against a real server (Django's live_server) and the real database.
 
 A deployment reaching ``succeeded`` needs a worker and the fleet agent (the e2e tests cover it);
-here the reconcile loop's part is played by its own command, ``commands.record_tick``.
+here the reconcile loop's part is played by its own command, ``actions.record_tick``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from releases import commands, tokens
+from releases import actions
+from releases.governance import tokens
 from releases.models import Deployment, State
 from switchyard import cli
 from tests import factories
@@ -51,7 +52,7 @@ def deploy_args(*extra):
 def end(deployment_id: int, state: str) -> None:
     """What the reconcile loop records when a deployment finishes."""
     d = Deployment.objects.select_related("release", "target").get(pk=deployment_id)
-    assert commands.record_tick(
+    assert actions.record_tick(
         d,
         observed={},
         endpoint="",
@@ -189,7 +190,7 @@ def test_deploy_wait_exits_1_when_someone_aborts_the_deployment(server, release,
             assert time.monotonic() < deadline, "the CLI never started the deployment"
             time.sleep(0.05)
         d = Deployment.objects.get()
-        commands.abort(factories.api_actor(), d.pk, reason="wrong build")
+        actions.abort(factories.api_actor(), d.pk, reason="wrong build")
         time.sleep(0.3)  # let the CLI see rolling_back
         end(d.pk, State.ABORTED)
     finally:

@@ -8,9 +8,9 @@ from django.contrib import admin
 
 from releases import audit
 from releases.actors import Actor
-from releases.analysis import InvalidTemplate, validate_template
+from releases.analysis.runs import InvalidTemplate, validate_template
 from releases.models import Channel
-from releases.models_analysis import AnalysisRun, AnalysisTemplate, Measurement
+from releases.models.analysis import AnalysisRun, AnalysisTemplate, Measurement
 
 
 class AnalysisTemplateForm(forms.ModelForm):

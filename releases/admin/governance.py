@@ -1,6 +1,6 @@
 """Django admin for governance: role bindings, environment policies and freeze windows are
 configured here (each change audited, with the values before); approvals and freeze overrides are
-read-only records. The same rules are enforced for every channel in ``releases.commands``.
+read-only records. The same rules are enforced for every channel in ``releases.actions``.
 
 The Django admin is for superusers (and staff given model permissions); an environment's admins
 configure through the API (``/api/v1/environments/{slug}/policy``, ``/api/v1/freezes``,
@@ -12,7 +12,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from releases.admin import AuditedAdmin, ReadOnlyAdmin
+from releases.admin.common import AuditedAdmin, ReadOnlyAdmin
 from releases.models import (
     Approval,
     EnvironmentPolicy,

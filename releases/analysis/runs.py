@@ -30,9 +30,9 @@ from django.db import IntegrityError, transaction
 from integrations.base import Arm, IntegrationError, MetricQuery
 from integrations.metrics import build_metrics
 from releases.errors import DomainError, NotFound
-from releases.events import publish_deployment
+from releases.live.events import publish_deployment
 from releases.models import Deployment, DeploymentEvent
-from releases.models_analysis import (
+from releases.models.analysis import (
     AnalysisPhase,
     AnalysisRun,
     AnalysisTemplate,
@@ -388,7 +388,7 @@ def _threshold_text(metric: dict) -> str:
 
 
 def run_dict(run: AnalysisRun, *, measurements: bool = False) -> dict:
-    """A run as the API and the WebSocket show it (see releases.events for the shape)."""
+    """A run as the API and the WebSocket show it (see releases.live.events for the shape)."""
     rows = list(run.measurements.order_by("metric", "index"))
     by_metric: dict[str, list[Measurement]] = {}
     for m in rows:

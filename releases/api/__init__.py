@@ -14,8 +14,8 @@ import functools
 from django.urls import re_path
 from ninja import NinjaAPI
 
-from releases import api_catalog, api_deployments, api_governance
-from releases.api_common import AUTH, StrictJSONParser, install_error_handlers, json_error
+from releases.api import catalog, deployments, governance
+from releases.api.auth import AUTH, StrictJSONParser, install_error_handlers, json_error
 
 
 def _json_not_allowed(view):
@@ -73,7 +73,7 @@ api = SwitchyardAPI(
     parser=StrictJSONParser(),
 )
 install_error_handlers(api)
-api.add_router("", api_catalog.router)
-api.add_router("", api_deployments.router)
-api.add_router("", api_governance.router)  # policies, freezes, roles
-api.add_router("", "releases.api_analysis.router")
+api.add_router("", catalog.router)
+api.add_router("", deployments.router)
+api.add_router("", governance.router)  # policies, freezes, roles
+api.add_router("", "releases.api.analysis.router")

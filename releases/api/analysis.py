@@ -23,18 +23,18 @@ from ninja import Field, Router, Status
 from ninja.responses import codes_4xx
 
 from releases import audit
-from releases.analysis import (
+from releases.analysis.runs import (
     InvalidTemplate,
     analysis_list,
     get_template,
     run_dict,
     validate_template,
 )
-from releases.api_common import actor_for, authorize
-from releases.api_deployments import get_deployment
+from releases.api.auth import actor_for, authorize
+from releases.api.deployments import get_deployment
+from releases.api.schemas import ErrorOut, In, Out
 from releases.errors import Conflict, NotFound
-from releases.models_analysis import AnalysisRun, AnalysisTemplate
-from releases.schemas import ErrorOut, In, Out
+from releases.models.analysis import AnalysisRun, AnalysisTemplate
 
 router = Router()
 ERRORS = {codes_4xx: ErrorOut}

@@ -17,9 +17,9 @@ from ninja.parser import Parser
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
-from releases import policy, tokens
 from releases.actors import Actor, client_address
 from releases.errors import DomainError, Forbidden
+from releases.governance import policy, tokens
 from releases.models import Channel
 
 logger = logging.getLogger(__name__)
@@ -100,10 +100,11 @@ def authorize(request: HttpRequest, action: str, obj: Any = None) -> None:
     """The one place that decides whether the caller may do ``action`` (``"<object>.<verb>"``,
     e.g. ``"deployment.promote"``) on ``obj``; raises if not.
 
-    ``releases.policy.check``: roles per environment (and service) decide, narrowed by the API
+    ``releases.governance.policy.check``: roles per environment (and service) decide, narrowed by
+    the API
     token's scopes, environments and services. NotFound for what the user may not see
     (outsiders learn nothing), Forbidden for what they may see but not do. The dashboard asks
-    the same question through ``releases.views.refusal``; the commands ask it again.
+    the same question through ``releases.web.common.refusal``; the commands ask it again.
     """
     policy.check(request.user, action, obj, token=getattr(request, "api_token", None))
 

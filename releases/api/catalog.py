@@ -1,7 +1,7 @@
 """API: services, environments, targets (where a service runs in an environment) and releases.
 
 Services, environments and targets are configuration, written here with an AuditEvent each;
-releases are created through ``commands.create_release`` (immutable, idempotent by version).
+releases are created through ``actions.create_release`` (immutable, idempotent by version).
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from ninja import Query, Router, Status
 from ninja.responses import codes_4xx
 
 from integrations.registry import TARGETS, validate_target_config
-from releases import audit, commands
-from releases.api_common import actor_for, authorize, summarise, visible
-from releases.errors import Conflict, DomainError, NotFound
-from releases.models import ACTIVE_STATES, Deployment, Environment, Release, Service, Target
-from releases.schemas import (
+from releases import actions, audit
+from releases.api.auth import actor_for, authorize, summarise, visible
+from releases.api.schemas import (
     EnvironmentIn,
     EnvironmentList,
     EnvironmentOut,
@@ -33,7 +31,9 @@ from releases.schemas import (
     TargetList,
     TargetOut,
 )
-from releases.serializers import release_dict, target_dict
+from releases.errors import Conflict, DomainError, NotFound
+from releases.live.presenters import release_dict, target_dict
+from releases.models import ACTIVE_STATES, Deployment, Environment, Release, Service, Target
 
 router = Router()
 ERRORS = {codes_4xx: ErrorOut}
@@ -88,7 +88,7 @@ def get_environment(slug: str) -> Environment:
 
 def _strategy_or_empty(raw: dict | None) -> dict:
     """A default strategy as stored: normalised, or {} for none (null or {} clears it)."""
-    return commands.validate_strategy(raw) if raw else {}
+    return actions.validate_strategy(raw) if raw else {}
 
 
 def _changes(obj, fields: dict, before: dict | None = None) -> dict:
@@ -352,7 +352,7 @@ def create_release(request, slug: str, payload: ReleaseIn):
     to retry); the same version with a different body is 409: releases are immutable."""
     service = get_service(slug)
     authorize(request, "release.create", service)
-    release, created = commands.create_release(
+    release, created = actions.create_release(
         actor_for(request),
         service,
         version=payload.version,

@@ -1,5 +1,5 @@
 """API: deployments (start, list, status, operator commands), their time line, and strategy
-validation. Every state change goes through ``releases.commands``; these views only translate
+validation. Every state change goes through ``releases.actions``; these views only translate
 HTTP to commands and back.
 """
 
@@ -8,12 +8,10 @@ from __future__ import annotations
 from ninja import Header, Query, Router, Status
 from ninja.responses import codes_4xx
 
-from releases import commands, policy
-from releases.api_catalog import InvalidInput, get_environment, get_service
-from releases.api_common import actor_for, authorize, visible
-from releases.errors import NotFound
-from releases.models import ACTIVE_STATES, Deployment, DeploymentEvent, State, Target
-from releases.schemas import (
+from releases import actions
+from releases.api.auth import actor_for, authorize, visible
+from releases.api.catalog import InvalidInput, get_environment, get_service
+from releases.api.schemas import (
     ApprovalIn,
     DeploymentIn,
     DeploymentOut,
@@ -25,7 +23,10 @@ from releases.schemas import (
     StrategyIn,
     StrategyOut,
 )
-from releases.serializers import deployment_dict, event_dict
+from releases.errors import NotFound
+from releases.governance import policy
+from releases.live.presenters import deployment_dict, event_dict
+from releases.models import ACTIVE_STATES, Deployment, DeploymentEvent, State, Target
 from strategies.spec import describe_steps
 
 router = Router()
@@ -78,7 +79,7 @@ def create_deployment(
     409 ``conflict`` while another deployment is active on the target (``details.active_deployment``
     names it); 422 ``invalid_spec`` for a bad strategy (``details.errors[*].path``)."""
     service, environment = get_service(payload.service), get_environment(payload.environment)
-    # where it would deploy (commands.start_deployment finds the target, or says there is none)
+    # where it would deploy (actions.start_deployment finds the target, or says there is none)
     authorize(request, "deployment.create", Target(service=service, environment=environment))
     key = (idempotency_key or "").strip()
     if len(key) > IDEMPOTENCY_KEY_MAX:
@@ -86,7 +87,7 @@ def create_deployment(
             f"The Idempotency-Key header is too long (at most {IDEMPOTENCY_KEY_MAX} characters).",
             details={"errors": [{"path": "Idempotency-Key", "message": "is too long"}]},
         )
-    deployment, created = commands.start_deployment(
+    deployment, created = actions.start_deployment(
         actor_for(request),
         service=service,
         environment=environment,
@@ -156,21 +157,21 @@ def promote(request, id: int, payload: PromoteIn | None = None):
     Allowed while progressing or paused (a paused deployment resumes); else 409."""
     _command(request, id, "promote")
     full = bool(payload and payload.full)
-    return _recorded(commands.promote(actor_for(request), id, full=full))
+    return _recorded(actions.promote(actor_for(request), id, full=full))
 
 
 @router.post("/deployments/{id}/pause", response=ACCEPTED, tags=["operator commands"])
 def pause(request, id: int):
     """Hold the rollout where it is. Allowed while pending or progressing; else 409."""
     _command(request, id, "pause")
-    return _recorded(commands.pause(actor_for(request), id))
+    return _recorded(actions.pause(actor_for(request), id))
 
 
 @router.post("/deployments/{id}/resume", response=ACCEPTED, tags=["operator commands"])
 def resume(request, id: int):
     """Continue a paused rollout. Allowed while paused; else 409."""
     _command(request, id, "resume")
-    return _recorded(commands.resume(actor_for(request), id))
+    return _recorded(actions.resume(actor_for(request), id))
 
 
 @router.post("/deployments/{id}/abort", response=ACCEPTED, tags=["operator commands"])
@@ -179,7 +180,7 @@ def abort(request, id: int, payload: ReasonIn | None = None):
     Allowed while pending, awaiting approval, progressing or paused; else 409."""
     _command(request, id, "abort")
     reason = payload.reason if payload else ""
-    return _recorded(commands.abort(actor_for(request), id, reason=reason))
+    return _recorded(actions.abort(actor_for(request), id, reason=reason))
 
 
 @router.post("/deployments/{id}/rollback", response=ACCEPTED, tags=["operator commands"])
@@ -190,7 +191,7 @@ def rollback(request, id: int, payload: ReasonIn | None = None):
     deployment (its ``rollback_of`` is this one's id). 409 in other states."""
     _command(request, id, "rollback")
     reason = payload.reason if payload else ""
-    return _recorded(commands.rollback(actor_for(request), id, reason=reason))
+    return _recorded(actions.rollback(actor_for(request), id, reason=reason))
 
 
 @router.post(
@@ -202,7 +203,7 @@ def retry(request, id: int, payload: ReasonIn | None = None):
     another deployment is active on the target."""
     _command(request, id, "retry")
     reason = payload.reason if payload else ""
-    new = commands.retry(actor_for(request), id, reason=reason)
+    new = actions.retry(actor_for(request), id, reason=reason)
     return Status(201, deployment_dict(get_deployment(new.pk)))
 
 
@@ -217,7 +218,7 @@ def approve(request, id: int, payload: ApprovalIn | None = None):
     _command(request, id, "approve")
     payload = payload or ApprovalIn()
     return _recorded(
-        commands.approve(
+        actions.approve(
             actor_for(request),
             id,
             comment=payload.comment,
@@ -232,7 +233,7 @@ def reject(request, id: int, payload: ApprovalIn | None = None):
     traffic goes back to the stable release first). 409 when nothing awaits an approval."""
     _command(request, id, "reject")
     comment = payload.comment if payload else ""
-    return _recorded(commands.reject(actor_for(request), id, comment=comment))
+    return _recorded(actions.reject(actor_for(request), id, comment=comment))
 
 
 @router.get("/deployments/{id}/approvals", response={200: dict, **ERRORS}, tags=["deployments"])
@@ -323,5 +324,5 @@ def validate_strategy(request, payload: StrategyIn):
     """Check a strategy spec (ours, or Argo Rollouts' ``canary``/``blueGreen``): the normalised
     spec and its planned steps, or 422 ``invalid_spec`` listing every error by path."""
     authorize(request, "strategy.validate")
-    spec = commands.validate_strategy(payload.strategy)
+    spec = actions.validate_strategy(payload.strategy)
     return {"strategy": spec, "steps": describe_steps(spec)}

@@ -1,5 +1,5 @@
 """API: governance configuration -- an environment's approval policy, freeze windows, and role
-bindings. Each change needs the admin role where it applies (``releases.policy``) and is
+bindings. Each change needs the admin role where it applies (``releases.governance.policy``) and is
 audited with the values before and after.
 """
 
@@ -15,12 +15,13 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Status
 from ninja.responses import codes_4xx
 
-from releases import audit, freeze, policy
-from releases.api_catalog import InvalidInput, get_environment, get_service
-from releases.api_common import actor_for, authorize, summarise, visible
+from releases import audit
+from releases.api.auth import actor_for, authorize, summarise, visible
+from releases.api.catalog import InvalidInput, get_environment, get_service
+from releases.api.schemas import REASON_MAX, ErrorOut, In, Out
 from releases.errors import NotFound
-from releases.models import EnvironmentPolicy, FreezeWindow, Role, RoleBinding
-from releases.schemas import REASON_MAX, ErrorOut, In, Out
+from releases.governance import policy
+from releases.models import EnvironmentPolicy, FreezeWindow, Role, RoleBinding, schedule
 
 router = Router()
 ERRORS = {codes_4xx: ErrorOut}
@@ -159,8 +160,8 @@ class FreezeList(Out):
 
 def freeze_dict(w: FreezeWindow, now=None) -> dict:
     try:
-        until = freeze.active_until(w, now or timezone.now()) if w.enabled else None
-    except freeze.FreezeError:
+        until = schedule.active_until(w, now or timezone.now()) if w.enabled else None
+    except schedule.FreezeError:
         until = None
     return {
         "id": w.pk,
@@ -188,13 +189,13 @@ def _aware(value: datetime | None, tz: str) -> datetime | None:
     if value is None or timezone.is_aware(value):
         return value
     try:
-        return timezone.make_aware(value, freeze.zone(tz))
-    except freeze.FreezeError:
+        return timezone.make_aware(value, schedule.zone(tz))
+    except schedule.FreezeError:
         return timezone.make_aware(value, UTC)
 
 
 def _check_window(w: FreezeWindow) -> None:
-    problems = freeze.validate(w)
+    problems = schedule.validate(w)
     if problems:
         errors = [{"path": field, "message": message} for field, message in problems]
         raise InvalidInput(

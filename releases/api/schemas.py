@@ -1,7 +1,7 @@
 """Request (``XIn``) and response (``XOut``) schemas of the REST API (see /api/v1/docs).
 
 Inputs forbid unknown fields, so a typo is an error naming the field rather than a silent no-op.
-Outputs mirror ``releases.serializers`` (which the WebSocket messages share) and allow extra
+Outputs mirror ``releases.live.presenters`` (which the WebSocket messages share) and allow extra
 fields, so a field added there appears in the API without a second edit here.
 """
 

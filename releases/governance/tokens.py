@@ -41,7 +41,7 @@ SCOPES = {
     "deployment.approve": "approve and reject deployments",
     "config": "configure services, environments, targets, policies, freezes and roles",
 }
-# the actions (``releases.policy``) each narrow scope allows
+# the actions (``releases.governance.policy``) each narrow scope allows
 SCOPE_ACTIONS = {
     "release.create": ("release.create",),
     "deployment.create": ("deployment.create", "deployment.retry"),

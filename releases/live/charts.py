@@ -37,7 +37,7 @@ import redis
 from django.conf import settings
 
 from integrations.base import IntegrationError
-from releases.events import publish_metrics
+from releases.live.events import publish_metrics
 from releases.models import ACTIVE_STATES, Deployment, Provider, Target
 
 logger = logging.getLogger(__name__)

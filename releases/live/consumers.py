@@ -1,9 +1,10 @@
 """WebSocket consumers: the board and one deployment's page.
 
-Each joins its groups (``releases.events``), sends a snapshot on connect so that a page re-syncs
-after any gap, then relays what ``releases.events`` publishes. Permission is checked for every
+Each joins its groups (``releases.live.events``), sends a snapshot on connect so that a page
+re-syncs
+after any gap, then relays what ``releases.live.events`` publishes. Permission is checked for every
 message relayed: the user must still be signed in and active and may still see what the message
-is about (``releases.api_common.authorize``, where roles plug in). The database part of that
+is about (``releases.api.auth.authorize``, where roles plug in). The database part of that
 check is cached for ``RECHECK_SECONDS`` per connection, so a relay costs no query in the common
 case and a revoked user stops hearing within that time.
 
@@ -25,17 +26,17 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from releases import metrics
 from releases.errors import Forbidden, NotFound
-from releases.events import BOARD_GROUP, deployment_group, metrics_group
-from releases.models import Deployment, DeploymentEvent, Target
-from releases.serializers import (
+from releases.live import charts
+from releases.live.events import BOARD_GROUP, deployment_group, metrics_group
+from releases.live.presenters import (
     cell_dict,
     deployment_dict,
     event_dict,
     load_cells,
     target_dict,
 )
+from releases.models import Deployment, DeploymentEvent, Target
 
 UNAUTHENTICATED = 4401
 FORBIDDEN = 4403
@@ -47,13 +48,13 @@ MAX_CATCH_UP_EVENTS = 200
 
 
 def caller(user):
-    """What ``releases.api_common`` reads of a request, for a WebSocket's user."""
+    """What ``releases.api.auth`` reads of a request, for a WebSocket's user."""
     return SimpleNamespace(user=user, api_token=None, META={})
 
 
 def may(user, action: str, obj=None) -> int | None:
     """None if ``user`` may do ``action`` on ``obj``, else the close code saying why not."""
-    from releases.api_common import authorize
+    from releases.api.auth import authorize
 
     try:
         authorize(caller(user), action, obj)
@@ -98,8 +99,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return  # the browser only listens
 
     async def relay(self, event):
-        """Messages published by ``releases.events`` (an ``envelope``): send each frame the user
-        may still see, as it was encoded once for every subscriber."""
+        """Messages published by ``releases.live.events`` (an ``envelope``): send each frame the
+        user may still see, as it was encoded once for every subscriber."""
         if self.closed:
             return
         refused = await self.still_allowed()
@@ -195,7 +196,7 @@ class BoardConsumer(LiveConsumer):
 
     @database_sync_to_async
     def snapshot(self) -> list[dict]:
-        from releases.api_common import visible
+        from releases.api.auth import visible
 
         targets = visible(
             caller(self.scope["user"]), Target.objects.all(), env="environment", service="service"
@@ -275,7 +276,7 @@ class DeploymentConsumer(LiveConsumer):
             ]
         messages.append({"type": "target", "data": target_dict(d.target)})
         since = self.query("since", float)
-        samples = metrics.window(d.target_id, since)
+        samples = charts.window(d.target_id, since)
         messages.append(
             {
                 "type": "metrics",

@@ -16,7 +16,7 @@ WebSocket messages (the only shapes a browser receives), each ``{"type": ..., "d
   "deployment": serializers.deployment_summary | null (the active one), "shipped": {"id", "by",
   "at"} | null, "failed": {"id", "state",
   "version", "finished_at", "page"} | null, "alert": "why the cell is red" | ""}``.
-- ``metrics``: request samples of one target (``releases.metrics``): ``{"target": "api.prod",
+- ``metrics``: request samples of one target (``releases.live.charts``): ``{"target": "api.prod",
   "samples": [{"t": unix seconds, "slots": {"blue": {"version", "rps", "error_rate", "p95_ms",
   "p99_ms", "requests", "errors"}}}], "replace": bool}``; ``replace`` (on connect) means "this is
   the whole window", otherwise the samples are new ones to append.
@@ -83,8 +83,8 @@ def publish_deployment(deployment_id: int, event_ids: list[int] | None = None) -
     """After commit: send the deployment, its new events and its board cell to subscribers."""
 
     def send():
+        from releases.live.presenters import board_cells, deployment_dict, event_dict, target_dict
         from releases.models import Deployment, DeploymentEvent, Target
-        from releases.serializers import board_cells, deployment_dict, event_dict, target_dict
 
         d = (
             Deployment.objects.select_related(

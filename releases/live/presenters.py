@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from django.urls import reverse
 
-from releases.analysis import analysis_list
+from releases.analysis.runs import analysis_list
 from releases.models import Deployment, DeploymentEvent, Release, Target
 from strategies.spec import analysis_refs
 
@@ -302,7 +302,7 @@ def load_cells(targets=None) -> list[Cell]:
 
 
 def cell_dict(cell: Cell) -> dict:
-    """A ``board.cell`` message's data (see ``releases.events``)."""
+    """A ``board.cell`` message's data (see ``releases.live.events``)."""
     t, shipped, failed = cell.target, cell.shipped, cell.failed
     return {
         "service": t.service.slug,

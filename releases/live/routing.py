@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.consumers import BoardConsumer, DeploymentConsumer
+from releases.live.consumers import BoardConsumer, DeploymentConsumer
 
 websocket_urlpatterns = [
     path("ws/board/", BoardConsumer.as_asgi()),

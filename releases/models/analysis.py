@@ -1,7 +1,7 @@
 """Canary analysis: templates (what to measure and how to judge it), runs (one analysis of one
 deployment) and measurements (what each metric looked like at each look, with its working).
 
-``releases.analysis`` creates and advances runs; the pure judge is ``strategies.analysis``.
+``releases.analysis.runs`` creates and advances runs; the pure judge is ``strategies.analysis``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 deployment runs (EnvironmentPolicy, Approval), when nothing may ship (FreezeWindow,
 FreezeOverride), the audit chain's head, and failed sign-ins for throttling.
 
-Decisions live in ``releases.policy`` and ``releases.freeze``; these are the rows they read.
+Decisions live in ``releases.governance.policy`` and ``releases.models.schedule``; these are the
+rows they read.
 Imported by ``releases.models`` (so Django registers them with the app).
 """
 
@@ -14,11 +15,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from releases import freeze
+from releases.models import schedule
 
 
 class Role(models.TextChoices):
-    """Roles are ordered: each includes the ones before it (see ``releases.policy``)."""
+    """Roles are ordered: each includes the ones before it (see ``releases.governance.policy``)."""
 
     VIEWER = "viewer", "viewer: sees"
     DEPLOYER = "deployer", "deployer: releases, deployments, promote/pause/resume/abort/rollback"
@@ -163,14 +164,14 @@ class Approval(models.Model):
 
 
 class FreezeKind(models.TextChoices):
-    ONE_OFF = freeze.ONE_OFF, "one-off (start, end)"
-    WEEKLY = freeze.WEEKLY, "weekly (days and hours)"
-    CRON = freeze.CRON, "cron expression"
+    ONE_OFF = schedule.ONE_OFF, "one-off (start, end)"
+    WEEKLY = schedule.WEEKLY, "weekly (days and hours)"
+    CRON = schedule.CRON, "cron expression"
 
 
 class FreezeWindow(models.Model):
-    """A time when new deployments and automatic promotions are blocked (``releases.freeze``
-    says when; rollbacks and aborts are never blocked)."""
+    """A time when new deployments and automatic promotions are blocked
+    (``releases.models.schedule`` says when; rollbacks and aborts are never blocked)."""
 
     name = models.CharField(max_length=100)
     environment = models.ForeignKey(
@@ -213,7 +214,7 @@ class FreezeWindow(models.Model):
         return self.name
 
     def clean(self):
-        problems = freeze.validate(self)
+        problems = schedule.validate(self)
         if problems:
             errors: dict[str, list[str]] = {}
             for field, message in problems:
@@ -222,7 +223,7 @@ class FreezeWindow(models.Model):
 
     @property
     def when(self) -> str:
-        return freeze.describe(self)
+        return schedule.describe(self)
 
 
 class FreezeOverride(models.Model):
@@ -247,23 +248,9 @@ class FreezeOverride(models.Model):
         return f"{self.actor_name} overrode {self.window_name!r} for #{self.deployment_id}"
 
 
-class AuditChainHead(models.Model):
-    """The one row that orders audit inserts: ``releases.audit.record`` locks it, links the new
-    row to ``last_hash`` and moves it on. It also lets ``audit verify`` notice removed tail rows.
-    """
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    last_id = models.BigIntegerField(default=0)
-    last_hash = models.CharField(max_length=64, default="")
-    length = models.BigIntegerField(default=0)
-
-    def __str__(self):
-        return f"audit chain: {self.length} rows, last #{self.last_id}"
-
-
 class LoginFailure(models.Model):
-    """A failed sign-in: ``releases.security`` refuses more attempts for a while after too many
-    for one username from one address."""
+    """A failed sign-in: ``releases.governance.security`` refuses more attempts for a while
+    after too many for one username from one address."""
 
     username = models.CharField(max_length=150)
     address = models.GenericIPAddressField(null=True, blank=True)

@@ -2,9 +2,10 @@
 
 A rollback of those kinds ends as soon as every request is on the old release, leaving the new
 release's instances up (``Deployment.cleanup_at`` says until when). The periodic sweep enqueues
-``releases.tasks.cleanup_slot`` for each due one; ``clean_up`` removes the slot unless another
+``releases.reconcile.tasks.cleanup_slot`` for each due one; ``clean_up`` removes the slot unless
+another
 deployment on the target is active (it owns both slots now: a retry may even reuse the instances).
-The slot is removed after the lease-like claim in ``commands.claim_cleanup`` and outside any
+The slot is removed after the lease-like claim in ``actions.claim_cleanup`` and outside any
 transaction; a transient integration error leaves the cleanup due again a minute later.
 """
 
@@ -15,9 +16,9 @@ import logging
 from django.utils import timezone
 
 from integrations.base import IntegrationError
-from releases import commands
+from releases import actions
 from releases.models import ACTIVE_STATES, Deployment
-from releases.reconcile import observed_view
+from releases.reconcile.tick import observed_view
 from releases.targets import integration_for
 
 logger = logging.getLogger(__name__)
@@ -34,14 +35,14 @@ def due() -> list[int]:
 
 def clean_up(deployment_id: int) -> bool:
     """Remove the kept slot of ``deployment_id`` if it is due and unused. True if removed."""
-    d = commands.claim_cleanup(deployment_id)
+    d = actions.claim_cleanup(deployment_id)
     if d is None:
         return False
     slot = d.canary_slot
     target_row = d.target
     in_use = Deployment.objects.filter(target=target_row, state__in=ACTIVE_STATES).exists()
     if in_use or target_row.stable_slot == slot:
-        commands.record_cleanup(
+        actions.record_cleanup(
             d, f"slot {slot} was left as it is: another deployment on the target uses it now"
         )
         return False
@@ -52,9 +53,9 @@ def clean_up(deployment_id: int) -> bool:
     except IntegrationError as exc:
         logger.warning("deployment %s: could not scale slot %s down: %s", d.pk, slot, exc.message)
         if exc.permanent:  # trying again cannot help: say so once and stop
-            commands.record_cleanup(d, f"slot {slot} could not be scaled down: {exc.message}")
+            actions.record_cleanup(d, f"slot {slot} could not be scaled down: {exc.message}")
         return False
-    commands.record_cleanup(
+    actions.record_cleanup(
         d,
         f"the new release's slot {slot} (kept after the rollback) was scaled down",
         observed=observed_view(status, d),

@@ -1,4 +1,9 @@
-"""Celery tasks: thin wrappers that take ids, re-fetch, and are safe to run twice."""
+"""Celery tasks: thin wrappers that take ids, re-fetch, and are safe to run twice.
+
+Each task is named explicitly (``releases.tasks.*``, see ``releases.queue``): the names are the
+contract with messages already on the broker and with beat's schedule, whatever module holds the
+code. Ticks are enqueued through ``releases.queue``, never by importing this module.
+"""
 
 from __future__ import annotations
 
@@ -9,42 +14,28 @@ from celery import shared_task
 from django.db.models import Q
 from django.utils import timezone
 
+from releases import queue
+from releases.live import charts
 from releases.models import ACTIVE_STATES, Deployment, State
+from releases.reconcile import cleanup, tick
 
 logger = logging.getLogger(__name__)
 
-PRIORITY_QUEUE = "priority"
-DEFAULT_QUEUE = "default"
 SWEEP_GRACE_SECONDS = 2
 
 
-def enqueue_tick(deployment_id: int, *, priority: bool = False, countdown: float = 0) -> None:
-    """Ask for a tick; a broker outage is logged, not raised (the sweep will catch up)."""
-    try:
-        advance_deployment.apply_async(
-            (deployment_id,),
-            queue=PRIORITY_QUEUE if priority else DEFAULT_QUEUE,
-            countdown=countdown or None,
-            priority=0 if priority else 5,
-        )
-    except Exception:  # noqa: BLE001 -- any broker failure: the database still holds the intent
-        logger.warning("could not enqueue a tick for deployment %s", deployment_id, exc_info=True)
-
-
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=queue.TICK_TASK, acks_late=True, ignore_result=True)
 def advance_deployment(deployment_id: int) -> None:
-    from releases.reconcile import tick
-
-    result = tick(deployment_id)
+    result = tick.tick(deployment_id)
     if not result.ran:
         return
     if result.changed_meanwhile:
-        enqueue_tick(deployment_id, priority=True)
+        queue.enqueue_tick(deployment_id, priority=True)
     elif result.wait is not None:
-        enqueue_tick(deployment_id, priority=result.priority, countdown=result.wait)
+        queue.enqueue_tick(deployment_id, priority=result.priority, countdown=result.wait)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name=queue.SWEEP_TASK, ignore_result=True)
 def sweep() -> int:
     """Re-enqueue every active deployment whose next tick is overdue (lost message, dead worker)."""
     now = timezone.now()
@@ -60,7 +51,7 @@ def sweep() -> int:
     )
     count = 0
     for pk, state in due:
-        enqueue_tick(pk, priority=state == State.ROLLING_BACK)
+        queue.enqueue_tick(pk, priority=state == State.ROLLING_BACK)
         count += 1
     if count:
         logger.info("sweep re-enqueued %d overdue deployment(s)", count)
@@ -69,28 +60,20 @@ def sweep() -> int:
 
 
 def _enqueue_cleanups() -> None:
-    """Slots kept after a blue-green or canary rollback whose time is up (``releases.cleanup``)."""
-    from releases.cleanup import due
-
-    for pk in due():
-        try:
-            cleanup_slot.apply_async((pk,), queue=DEFAULT_QUEUE)
-        except Exception:  # noqa: BLE001 -- any broker failure: the next sweep tries again
-            logger.warning("could not enqueue the cleanup of deployment %s", pk, exc_info=True)
+    """Slots kept after a blue-green or canary rollback whose time is up
+    (``releases.reconcile.cleanup``)."""
+    for pk in cleanup.due():
+        queue.enqueue_cleanup(pk)
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=queue.CLEANUP_TASK, acks_late=True, ignore_result=True)
 def cleanup_slot(deployment_id: int) -> None:
     """Scale down the slot a rollback kept for inspection, if it is due and unused."""
-    from releases.cleanup import clean_up
-
-    clean_up(deployment_id)
+    cleanup.clean_up(deployment_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name=queue.SAMPLE_TASK, ignore_result=True)
 def sample_metrics() -> int:
-    """One round of request samples for the live charts (see ``releases.metrics``). Beat runs it
+    """One round of request samples for the live charts (see ``releases.live.charts``). Beat runs it
     every ``settings.METRICS_INTERVAL`` seconds; while a round runs, the next is a no-op."""
-    from releases.metrics import sample_all
-
-    return sample_all()
+    return charts.sample_all()

@@ -2,13 +2,14 @@
 
 No transaction or row lock is held while the integration is called: the lease (a conditional
 update on the row) keeps other workers off, the decision comes from ``strategies.engine``, and the
-result is written through ``releases.commands`` with a version check, so an operator command that
+result is written through ``releases.actions`` with a version check, so an operator command that
 lands mid-tick wins and the next tick decides again.
 
 Acting on a decision: routing is applied whole (``Target.set_routing``: weights, the preview slot
 and header/cookie/sticky rules with the deployment's slot names), before the scale changes when
 it takes traffic off a role that shrinks or off a role entirely, after them otherwise. Smoke checks
-the decision asks for run after acting, against the preview (``releases.smoke``), and their result
+the decision asks for run after acting, against the preview (``releases.reconcile.smoke``), and
+their result
 is stored as ``Deployment.checks`` for the next tick. A step waiting for a person moves the
 deployment to paused; a rollback that kept the new release's slot schedules its cleanup.
 
@@ -17,7 +18,7 @@ old release): when the routing of a tick is known before looking (a blue-green o
 ``strategies.engine.routing_before_observing``), it is the tick's very first call to the target,
 ahead of reading its status.
 
-Analysis (``releases.analysis``, docs/analysis.md): before deciding, a forward or paused tick
+Analysis (``releases.analysis.runs``, docs/runs.md): before deciding, a forward or paused tick
 measures what is due of the deployment's running analyses (provider calls, no transaction) and
 hands every run's verdict to the engine as ``Observation.analysis``. After acting, it starts the
 runs the decision asks for (and opens their windows at once, right after the routing they
@@ -39,9 +40,12 @@ import uuid
 from dataclasses import dataclass
 
 from integrations.base import IntegrationError, Routing, TargetStatus
-from releases import analysis, commands, policy, smoke
+from releases import actions
+from releases.analysis import runs
 from releases.errors import DomainError
+from releases.governance import policy
 from releases.models import Deployment, State
+from releases.reconcile import smoke
 from releases.targets import integration_for, release_ref
 from strategies.engine import (
     Decision,
@@ -135,24 +139,24 @@ def role_weights(view: dict, d: Deployment) -> dict:
 
 def tick(deployment_id: int) -> TickResult:
     owner = owner_id()
-    d = commands.claim(deployment_id, owner)
+    d = actions.claim(deployment_id, owner)
     if d is None:
         return TickResult(ran=False)
     wait: float | None = None
     priority = d.state == State.ROLLING_BACK
     recorded_version = d.version
     try:
-        if d.state == State.PENDING and not commands.mark_started(d):
+        if d.state == State.PENDING and not actions.mark_started(d):
             return TickResult(ran=True, wait=0.0)
         wait, priority = _tick(d)
         recorded_version = d.version
     except IntegrationError as exc:
         logger.warning("deployment %s: %s", d.pk, exc.message)
-        commands.record_integration_error(d, exc.message, permanent=exc.permanent)
+        actions.record_integration_error(d, exc.message, permanent=exc.permanent)
         wait, priority = TRANSIENT_RETRY_SECONDS, True
         recorded_version = None
     finally:
-        version = commands.release_claim(deployment_id, owner, wait=wait)
+        version = actions.release_claim(deployment_id, owner, wait=wait)
     changed = recorded_version is not None and version != recorded_version
     return TickResult(ran=True, wait=wait, priority=priority, changed_meanwhile=changed)
 
@@ -216,7 +220,7 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
     min_ready = min_ready_of(spec)
     verdict = None
     if mode != "rollback":
-        verdict = analysis.evaluate(d)  # measurements due now: provider calls, no transaction
+        verdict = runs.evaluate(d)  # measurements due now: provider calls, no transaction
         logger.debug("deployment %s: analysis measured %.3fs into the tick", d.pk, _since(started))
         if verdict.runs and _changed(d):
             return 0.0, True  # an operator command landed while measuring: decide again
@@ -232,7 +236,7 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
     if mode == "forward" and not decision.failure:
         hold = policy_hold(d, decision, intent)
         if hold is not None:  # the environment's policy holds the next step: act on nothing
-            commands.record_hold(d, step_index=hold.step_index, message=hold.message)
+            actions.record_hold(d, step_index=hold.step_index, message=hold.message)
             return hold.wait, False
     failure = decision.failure or ""
     if failure and mode != "rollback":
@@ -292,7 +296,7 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
         new_state = d.rollback_outcome or State.ROLLED_BACK
     elif decision.waiting_for_promotion and mode == "forward" and d.state == State.PROGRESSING:
         new_state = State.PAUSED
-    recorded = commands.record_tick(
+    recorded = actions.record_tick(
         d,
         observed=view,
         endpoint=status.endpoint,
@@ -316,16 +320,16 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
         or mode == "rollback"
         or (new_state and new_state != State.PAUSED)
     ):
-        analysis.stop(d)  # rolling back or finished: what still measures is judged as it stands
+        runs.stop(d)  # rolling back or finished: what still measures is judged as it stands
     elif decision.stop_analysis:
         for key in decision.stop_analysis:
-            analysis.stop(d, key)
+            runs.stop(d, key)
     if new_state == State.ROLLING_BACK:
         return 0.0, True
     if new_state and new_state != State.PAUSED:
         return None, False
     if started_runs:  # open the new runs' windows now, right after the routing they measure
-        verdict = analysis.evaluate(d)
+        verdict = runs.evaluate(d)
     wait = _analysis_wait(decision.wait, verdict)
     if new_state == State.PAUSED:
         return wait, False
@@ -363,7 +367,7 @@ def _start_analyses(d: Deployment, requests: list[dict]) -> str:
     was deleted since the spec was validated, an argument is missing), else ""."""
     for request in requests:
         try:
-            analysis.start(
+            runs.start(
                 d,
                 request["template"],
                 request.get("args"),

@@ -29,7 +29,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from releases.models import ACTIVE_STATES, TERMINAL_STATES, Deployment, State, Target
-from releases.models_analysis import AnalysisRun
+from releases.models.analysis import AnalysisRun
 
 DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -20,7 +20,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from releases.models import AuditEvent, Deployment, Environment, Release, Service, Target
-from releases.views import parse_moment, refusal, visible, visible_deployments
+from releases.web.common import parse_moment, refusal, visible, visible_deployments
 
 PAGE_SIZE = 100
 EXPORT_CHUNK = 2000

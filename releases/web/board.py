@@ -15,9 +15,9 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.urls import reverse
 
+from releases.live.presenters import load_cells
 from releases.models import Environment, Service, Target
-from releases.serializers import load_cells
-from releases.views import visible, visible_deployments
+from releases.web.common import visible, visible_deployments
 
 RECENT_DEPLOYMENTS = 12
 

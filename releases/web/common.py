@@ -9,8 +9,8 @@ One module per page, with what they share here:
 - ``views_history``: deployments per service and environment, with delivery figures;
 - ``views_audit``: the audit log, filtered, and its JSON lines export.
 
-Views only read; every state change goes through ``releases.commands``. Who may see or do what
-is decided in one place, ``releases.api_common.authorize`` (the REST API's), through ``refusal``.
+Views only read; every state change goes through ``releases.actions``. Who may see or do what
+is decided in one place, ``releases.api.auth.authorize`` (the REST API's), through ``refusal``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def one_of(states) -> str:
 def visible(request, qs, *, env: str | None, service: str | None):
     """``qs`` limited to what the signed-in user may see (``api_common.visible``): give the field
     paths of its environment and service (``"target__environment"``, ``"pk"``, or None)."""
-    from releases.api_common import visible as limit
+    from releases.api.auth import visible as limit
 
     return limit(request, qs, env=env, service=service)
 
@@ -52,7 +52,7 @@ def visible_deployments(request, qs=None):
 def refusal(request, action: str, obj=None) -> str:
     """Why the signed-in user may not do ``action`` (``"deployment.promote"``…) on ``obj``, or ""
     when they may: the REST API's ``authorize``, so that roles apply to both the same way."""
-    from releases.api_common import authorize
+    from releases.api.auth import authorize
 
     try:
         authorize(request, action, obj)

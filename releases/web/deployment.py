@@ -23,13 +23,14 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
-from releases import commands, metrics
+from releases import actions
 from releases.actors import Actor
 from releases.errors import DomainError, Forbidden, NotFound
+from releases.live import charts
+from releases.live.presenters import deployment_dict
 from releases.models import ACTIVE_STATES, Channel, Deployment, Environment, Service, State
-from releases.serializers import deployment_dict
-from releases.views import deployments, one_of, refusal, visible, visible_deployments, words
-from releases.views_governance import approval_confirm, gate_reason, governance_context
+from releases.web.common import deployments, one_of, refusal, visible, visible_deployments, words
+from releases.web.governance import approval_confirm, gate_reason, governance_context
 from strategies.spec import describe_steps
 
 EVENT_LIMIT = 100
@@ -42,28 +43,28 @@ PAGE_SIZE = 50
 @dataclass(frozen=True)
 class Command:
     label: str
-    command: str  # the name in commands.ALLOWED and in the API's "deployment.<command>" action
+    command: str  # the name in actions.ALLOWED and in the API's "deployment.<command>" action
     run: Callable[[Actor, int, str], Deployment]
     takes_reason: bool = False
 
 
 # the buttons, in the order they appear
 COMMANDS: dict[str, Command] = {
-    "promote": Command("Promote", "promote", lambda a, pk, _: commands.promote(a, pk)),
+    "promote": Command("Promote", "promote", lambda a, pk, _: actions.promote(a, pk)),
     "promote_full": Command(
-        "Promote full", "promote", lambda a, pk, _: commands.promote(a, pk, full=True)
+        "Promote full", "promote", lambda a, pk, _: actions.promote(a, pk, full=True)
     ),
-    "pause": Command("Pause", "pause", lambda a, pk, _: commands.pause(a, pk)),
-    "resume": Command("Resume", "resume", lambda a, pk, _: commands.resume(a, pk)),
-    "abort": Command("Abort", "abort", lambda a, pk, r: commands.abort(a, pk, reason=r), True),
+    "pause": Command("Pause", "pause", lambda a, pk, _: actions.pause(a, pk)),
+    "resume": Command("Resume", "resume", lambda a, pk, _: actions.resume(a, pk)),
+    "abort": Command("Abort", "abort", lambda a, pk, r: actions.abort(a, pk, reason=r), True),
     "rollback": Command(
-        "Roll back", "rollback", lambda a, pk, r: commands.rollback(a, pk, reason=r), True
+        "Roll back", "rollback", lambda a, pk, r: actions.rollback(a, pk, reason=r), True
     ),
-    # governance: the reason box is the approver's comment (releases.views_governance)
+    # governance: the reason box is the approver's comment (releases.web.governance)
     "approve": Command(
-        "Approve", "approve", lambda a, pk, r: commands.approve(a, pk, comment=r), True
+        "Approve", "approve", lambda a, pk, r: actions.approve(a, pk, comment=r), True
     ),
-    "reject": Command("Reject", "reject", lambda a, pk, r: commands.reject(a, pk, comment=r), True),
+    "reject": Command("Reject", "reject", lambda a, pk, r: actions.reject(a, pk, comment=r), True),
 }
 
 
@@ -118,7 +119,7 @@ def state_reason(d: Deployment, name: str) -> str:
     cmd = COMMANDS[name]
     if name in ("approve", "reject"):  # awaiting approval, or a canary step gate
         return gate_reason(d, cmd.label)
-    states = commands.ALLOWED[cmd.command]
+    states = actions.ALLOWED[cmd.command]
     if d.state not in states:
         return f"{cmd.label} needs the deployment to be {one_of(states)}; it is {words(d.state)}."
     if name == "rollback" and d.state == State.SUCCEEDED:
@@ -222,7 +223,7 @@ def deployment(request, pk: int):
     steps = steps_of(d.strategy)
     data = deployment_dict(d)
     pause = data["pause"]
-    latest = metrics.latest(d.target_id)
+    latest = charts.latest(d.target_id)
     return render(
         request,
         "releases/deployment.html",

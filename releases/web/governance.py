@@ -1,8 +1,8 @@
 """Governance on the dashboard: the approvals section of a deployment page (and what the approve
 and reject buttons say), and the API tokens page (create, see, revoke).
 
-Decisions come from ``releases.policy``; changes go through ``releases.commands`` and
-``releases.tokens``.
+Decisions come from ``releases.governance.policy``; changes go through ``releases.actions`` and
+``releases.governance.tokens``.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from releases import policy, tokens
 from releases.actors import Actor
 from releases.errors import Conflict, DomainError
+from releases.governance import policy, tokens
 from releases.models import ApiToken, Channel, Deployment, Environment, Service
 
 # --- the approve / reject buttons --------------------------------------------------------------

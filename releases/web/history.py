@@ -1,6 +1,7 @@
 """History: every deployment of a service (or all) in an environment over a period, with its
 outcome, duration, who started it and why it was rolled back, and the delivery figures of the same
-selection (``releases.history`` defines them; the page's help text repeats the definitions).
+selection (``releases.reports.delivery`` defines them; the page's help text repeats the
+definitions).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils import timezone
 
-from releases import history
 from releases.models import Deployment, Environment, Service
-from releases.views import PERIODS, period_from, span, visible, visible_deployments
+from releases.reports import delivery
+from releases.web.common import PERIODS, period_from, span, visible, visible_deployments
 
 PAGE_SIZE = 50
 
@@ -35,7 +36,7 @@ def history_page(request):
     figures = rows = page = shown = None
     if environment is not None:
         seen = visible_deployments(request, Deployment.objects.all())
-        figures = history.delivery_figures(environment, start, end, service, among=seen)
+        figures = delivery.delivery_figures(environment, start, end, service, among=seen)
         qs = visible_deployments(request).filter(
             target__environment=environment, created_at__gte=start, created_at__lt=end
         )
@@ -48,9 +49,9 @@ def history_page(request):
             "lead": span(figures.median_lead),
         }
         page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-        notes = history.outcome_notes(list(page))
+        notes = delivery.outcome_notes(list(page))
         rows = [
-            {"d": d, "duration": span(history.duration(d, now)), "note": notes.get(d.pk, "")}
+            {"d": d, "duration": span(delivery.duration(d, now)), "note": notes.get(d.pk, "")}
             for d in page
         ]
     filters = {

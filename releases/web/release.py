@@ -2,8 +2,8 @@
 
 The form deploys to one environment at a time (``?env=<slug>`` picks it, a plain link, so it works
 without JavaScript). Its strategy box is prefilled with the spec the deployment would get anyway
-(``commands.resolve_strategy``: the target's, else the service's default, else the environment's,
-else Switchyard's) and may be edited; it is validated by ``commands.validate_strategy``, the same
+(``actions.resolve_strategy``: the target's, else the service's default, else the environment's,
+else Switchyard's) and may be edited; it is validated by ``actions.validate_strategy``, the same
 function and messages as the REST API, each error shown next to its path.
 """
 
@@ -17,12 +17,12 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from releases import commands
+from releases import actions
 from releases.actors import Actor
 from releases.errors import DomainError, InvalidSpec
 from releases.models import ACTIVE_STATES, Channel, Deployment, Release, Target
-from releases.views import refusal, visible, visible_deployments
-from releases.views_deployment import steps_of
+from releases.web.common import refusal, visible, visible_deployments
+from releases.web.deployment import steps_of
 
 RECENT = 20
 REASON_MAX = 500
@@ -55,7 +55,7 @@ def strategy_source(target: Target) -> str:
 def _default(target: Target) -> tuple[str, list[dict]]:
     """The prefilled strategy text, and the errors of a stored default that no longer validates."""
     try:
-        return json.dumps(commands.resolve_strategy(target, None), indent=2), []
+        return json.dumps(actions.resolve_strategy(target, None), indent=2), []
     except InvalidSpec as exc:
         raw = next(
             c
@@ -108,7 +108,7 @@ def _places(request, r: Release) -> list[dict]:
 
 
 def _frozen(target: Target) -> str:
-    from releases import policy
+    from releases.governance import policy
 
     active = policy.active_freeze(target)
     return active.message if active else ""
@@ -197,7 +197,7 @@ def deploy(request, service: str, version: str):
     try:
         strategy = parse_strategy(form["strategy"])
         if "check" in request.POST:
-            spec = commands.resolve_strategy(target, strategy)
+            spec = actions.resolve_strategy(target, strategy)
             return _page(
                 request,
                 r,
@@ -205,7 +205,7 @@ def deploy(request, service: str, version: str):
                 form=form,
                 checked={"kind": spec["kind"], "steps": steps_of(spec)},
             )
-        d, _ = commands.start_deployment(
+        d, _ = actions.start_deployment(
             Actor.from_request(request, channel=Channel.UI),
             service=r.service,
             environment=target.environment,

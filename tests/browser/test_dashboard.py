@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from integrations.local.traffic import Traffic
-from releases import commands
+from releases import actions
 from releases.actors import Actor
 from releases.models import AuditEvent, Channel, Deployment, State, Target
 from strategies.spec import KINDS
@@ -71,7 +71,7 @@ def world(stack):
     for version in ("1.0.0", "1.1.0"):
         factories.make_release(api, version, artifact={"sample": {"latency_ms": 15}}, actor=actor)
     first, _ = off_loop(
-        commands.start_deployment,
+        actions.start_deployment,
         actor,
         service=api,
         environment=dev,
@@ -200,13 +200,13 @@ def test_buttons_are_off_with_the_reason_of_the_state(world, stack, new_page):
 def test_a_viewer_sees_the_buttons_off_with_the_role_they_need(world, stack, new_page):
     admin = Actor(user=world["alice"], channel=Channel.API, via="setup")
     d, _ = off_loop(
-        commands.start_deployment,
+        actions.start_deployment,
         admin,
         service=world["target"].service,
         environment=world["target"].environment,
         version="1.1.0",
     )
-    off_loop(commands.pause, admin, d.pk)
+    off_loop(actions.pause, admin, d.pk)
     page = new_page()
     sign_in(page, "vic")
     page.goto(f"/deployments/{d.pk}/")
@@ -241,13 +241,13 @@ def test_the_board_is_keyboard_navigable_and_resyncs_after_the_server_restarts(
     expect(page.locator("[data-live-status]")).to_contain_text("offline", timeout=10_000)
     admin = Actor(user=world["alice"], channel=Channel.API, via="setup")
     d, _ = off_loop(
-        commands.start_deployment,
+        actions.start_deployment,
         admin,
         service=world["target"].service,
         environment=world["target"].environment,
         version="1.1.0",
     )
-    off_loop(commands.pause, admin, d.pk)
+    off_loop(actions.pause, admin, d.pk)
     stack.start_web()
     expect(page.locator("[data-live-status]")).to_have_text("live", timeout=40_000)
     expect(page.locator('[data-cell="api/dev"] .cell-active')).to_contain_text("paused")

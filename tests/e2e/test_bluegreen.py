@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from integrations.local.traffic import Traffic, failures, settled_after
+from releases.governance.tokens import create_token
 from releases.models import Target
-from releases.tokens import create_token
 from tests import factories
 
 from .test_rolling_deploy import Api, instance_versions, wait_done

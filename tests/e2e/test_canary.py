@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from integrations.local.target import LocalTarget
 from integrations.local.traffic import Traffic, failures, settled_after
-from releases import commands, tasks
+from releases import actions
 from releases.models import Deployment
+from releases.reconcile import tasks
 from tests import factories
 
 from .test_bluegreen import deploy, setup_service, wait_weights
@@ -133,7 +134,7 @@ def test_an_abort_mid_ladder_puts_every_request_back_at_once_then_retry_and_prom
         assert d.cleanup_at is not None
 
         # retry: the same release and spec from the start; promote full skips the ladder
-        retried = commands.retry(factories.api_actor(), second["id"])
+        retried = actions.retry(factories.api_actor(), second["id"])
         wait_weights(stack, api, retried.pk, 10)
         api.call("post", f"/deployments/{retried.pk}/promote", {"full": True})
         done = wait_done(stack, api, retried.pk)

@@ -21,7 +21,7 @@ SLOW = {**ROLLING, "min_ready": "1500ms"}
 
 
 def set_up(stack, tmp_path):
-    from releases.tokens import create_token
+    from releases.governance.tokens import create_token
     from tests import factories
 
     _, raw = create_token(factories.make_user("ci-admin"), "ci")

@@ -11,8 +11,8 @@ from django.test import Client
 
 from integrations.local.target import LocalTarget
 from integrations.local.traffic import Traffic, failures, settled_after
+from releases.governance.tokens import create_token
 from releases.models import Target
-from releases.tokens import create_token
 from tests import factories
 
 pytestmark = pytest.mark.e2e

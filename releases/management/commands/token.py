@@ -12,9 +12,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from releases import tokens
 from releases.actors import Actor
 from releases.errors import DomainError
+from releases.governance import tokens
 from releases.models import ApiToken
 
 

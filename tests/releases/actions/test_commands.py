@@ -1,11 +1,11 @@
-"""The state machine in releases.commands: every transition, its audit and its time line."""
+"""The state machine in releases.actions: every transition, its audit and its time line."""
 
 import threading
 
 import pytest
 from django.db import connection
 
-from releases import commands
+from releases import actions
 from releases.errors import Conflict, InvalidRequest, InvalidSpec, NotFound
 from releases.models import (
     AuditEvent,
@@ -35,8 +35,8 @@ def set_state(d, state):
 
 
 def test_it_creates_a_release_once_and_is_idempotent_for_the_same_body(actor, service):
-    first, created = commands.create_release(actor, service, version="1.0.0", artifact={"a": 1})
-    again, created_again = commands.create_release(
+    first, created = actions.create_release(actor, service, version="1.0.0", artifact={"a": 1})
+    again, created_again = actions.create_release(
         actor, service, version="1.0.0", artifact={"a": 1}
     )
     assert created and not created_again
@@ -45,18 +45,18 @@ def test_it_creates_a_release_once_and_is_idempotent_for_the_same_body(actor, se
 
 
 def test_it_refuses_the_same_version_with_a_different_body(actor, service):
-    commands.create_release(actor, service, version="1.0.0", artifact={"a": 1})
+    actions.create_release(actor, service, version="1.0.0", artifact={"a": 1})
     with pytest.raises(Conflict, match="immutable"):
-        commands.create_release(actor, service, version="1.0.0", artifact={"a": 2})
+        actions.create_release(actor, service, version="1.0.0", artifact={"a": 2})
 
 
 def test_it_refuses_a_release_without_a_version(actor, service):
     with pytest.raises(InvalidRequest):
-        commands.create_release(actor, service, version="  ")
+        actions.create_release(actor, service, version="  ")
 
 
 def test_a_release_cannot_be_edited(actor, service):
-    release, _ = commands.create_release(actor, service, version="1.0.0")
+    release, _ = actions.create_release(actor, service, version="1.0.0")
     release.notes = "changed"
     with pytest.raises(ImmutableError):
         release.save()
@@ -68,7 +68,7 @@ def test_a_release_cannot_be_edited(actor, service):
 
 def test_it_starts_a_deployment_with_a_normalised_strategy(actor, target):
     factories.make_release(target.service, "1.0.0")
-    d, created = commands.start_deployment(
+    d, created = actions.start_deployment(
         actor,
         service=target.service,
         environment=target.environment,
@@ -94,7 +94,7 @@ def test_it_uses_the_default_strategy_when_none_is_given(actor, target):
     factories.make_release(target.service, "1.0.0")
     target.service.default_strategy = {"kind": "recreate", "replicas": 3}
     target.service.save()
-    d, _ = commands.start_deployment(
+    d, _ = actions.start_deployment(
         actor, service=target.service, environment=target.environment, version="1.0.0"
     )
     assert d.strategy["kind"] == "recreate" and d.strategy["replicas"] == 3
@@ -103,7 +103,7 @@ def test_it_uses_the_default_strategy_when_none_is_given(actor, target):
 def test_it_lists_every_bad_field_of_a_strategy(actor, target):
     factories.make_release(target.service, "1.0.0")
     with pytest.raises(InvalidSpec) as exc:
-        commands.start_deployment(
+        actions.start_deployment(
             actor,
             service=target.service,
             environment=target.environment,
@@ -117,17 +117,17 @@ def test_it_lists_every_bad_field_of_a_strategy(actor, target):
 def test_it_needs_an_existing_release_and_target(actor, service, dev, prod):
     factories.make_target(service, dev)
     with pytest.raises(NotFound, match="no release 9.9.9"):
-        commands.start_deployment(actor, service=service, environment=dev, version="9.9.9")
+        actions.start_deployment(actor, service=service, environment=dev, version="9.9.9")
     factories.make_release(service, "1.0.0")
     with pytest.raises(NotFound, match="no target in prod"):
-        commands.start_deployment(actor, service=service, environment=prod, version="1.0.0")
+        actions.start_deployment(actor, service=service, environment=prod, version="1.0.0")
 
 
 def test_an_idempotency_key_returns_the_first_deployment(actor, target):
     factories.make_release(target.service, "1.0.0")
     kwargs = dict(service=target.service, environment=target.environment, version="1.0.0")
-    first, created = commands.start_deployment(actor, idempotency_key="ci-42", **kwargs)
-    again, created_again = commands.start_deployment(actor, idempotency_key="ci-42", **kwargs)
+    first, created = actions.start_deployment(actor, idempotency_key="ci-42", **kwargs)
+    again, created_again = actions.start_deployment(actor, idempotency_key="ci-42", **kwargs)
     assert created and not created_again and first.pk == again.pk
 
 
@@ -135,11 +135,11 @@ def test_only_one_deployment_may_be_active_per_target(actor, target):
     first = factories.make_deployment(target, "1.0.0")
     factories.make_release(target.service, "1.1.0")
     with pytest.raises(Conflict, match=f"#{first.pk}"):
-        commands.start_deployment(
+        actions.start_deployment(
             actor, service=target.service, environment=target.environment, version="1.1.0"
         )
     set_state(first, State.SUCCEEDED)
-    second, _ = commands.start_deployment(
+    second, _ = actions.start_deployment(
         actor, service=target.service, environment=target.environment, version="1.1.0"
     )
     assert second.state == State.PENDING
@@ -156,7 +156,7 @@ def test_two_concurrent_starts_on_one_target_make_one_deployment(admin, target):
     def start(version):
         try:
             barrier.wait(5)
-            commands.start_deployment(
+            actions.start_deployment(
                 actor, service=target.service, environment=target.environment, version=version
             )
             outcomes.append("created")
@@ -177,11 +177,11 @@ def test_two_concurrent_starts_on_one_target_make_one_deployment(admin, target):
 # --- operator commands: every state x every command -------------------------------------------
 
 OPERATOR_COMMANDS = {
-    "promote": lambda actor, pk: commands.promote(actor, pk),
-    "pause": lambda actor, pk: commands.pause(actor, pk),
-    "resume": lambda actor, pk: commands.resume(actor, pk),
-    "abort": lambda actor, pk: commands.abort(actor, pk),
-    "rollback": lambda actor, pk: commands.rollback(actor, pk),
+    "promote": lambda actor, pk: actions.promote(actor, pk),
+    "pause": lambda actor, pk: actions.pause(actor, pk),
+    "resume": lambda actor, pk: actions.resume(actor, pk),
+    "abort": lambda actor, pk: actions.abort(actor, pk),
+    "rollback": lambda actor, pk: actions.rollback(actor, pk),
 }
 EXPECTED = {
     "promote": State.PROGRESSING,
@@ -206,7 +206,7 @@ def test_every_command_in_every_state(actor, target, state, command):
     d = set_state(factories.make_deployment(target, "1.0.0"), state)
     audits_before = AuditEvent.objects.count()
     events_before = DeploymentEvent.objects.count()
-    if state not in commands.ALLOWED[command]:
+    if state not in actions.ALLOWED[command]:
         with pytest.raises(Conflict, match=f"Cannot {command}"):
             OPERATOR_COMMANDS[command](actor, d.pk)
         d.refresh_from_db()
@@ -226,14 +226,14 @@ def test_every_command_in_every_state(actor, target, state, command):
 
 def test_promote_records_intent_for_the_reconciler(actor, target):
     d = set_state(factories.make_deployment(target, "1.0.0"), State.PAUSED)
-    commands.promote(actor, d.pk, full=True)
+    actions.promote(actor, d.pk, full=True)
     d.refresh_from_db()
     assert (d.state, d.intent) == (State.PROGRESSING, "promote_full")
 
 
 def test_abort_and_rollback_remember_how_they_end(actor, target):
     d = set_state(factories.make_deployment(target, "1.0.0"), State.PROGRESSING)
-    commands.abort(actor, d.pk, reason="smoke test failed")
+    actions.abort(actor, d.pk, reason="smoke test failed")
     d.refresh_from_db()
     assert (d.state, d.rollback_outcome) == (State.ROLLING_BACK, State.ABORTED)
     audit = AuditEvent.objects.get(action="deployment.abort")
@@ -243,15 +243,15 @@ def test_abort_and_rollback_remember_how_they_end(actor, target):
 def test_every_command_bumps_the_optimistic_lock_version(actor, target):
     d = set_state(factories.make_deployment(target, "1.0.0"), State.PROGRESSING)
     before = d.version
-    commands.pause(actor, d.pk)
-    commands.resume(actor, d.pk)
+    actions.pause(actor, d.pk)
+    actions.resume(actor, d.pk)
     d.refresh_from_db()
     assert d.version == before + 2
 
 
 def test_a_command_on_a_missing_deployment_is_not_found(actor):
     with pytest.raises(NotFound):
-        commands.pause(actor, 987654)
+        actions.pause(actor, 987654)
 
 
 # --- rolling back a succeeded deployment ------------------------------------------------------
@@ -271,7 +271,7 @@ def test_rolling_back_a_succeeded_deployment_deploys_the_previous_release(actor,
     first = succeed(factories.make_deployment(target, "1.0.0"))
     second = succeed(factories.make_deployment(target, "1.1.0"))
     assert second.from_release.version == "1.0.0"
-    back = commands.rollback(actor, second.pk, reason="bad release")
+    back = actions.rollback(actor, second.pk, reason="bad release")
     assert back.pk != second.pk
     assert back.release.version == "1.0.0"
     assert back.from_release.version == "1.1.0"
@@ -282,13 +282,13 @@ def test_rolling_back_a_succeeded_deployment_deploys_the_previous_release(actor,
     assert AuditEvent.objects.filter(action="deployment.rollback").exists()
     # the first deployment is no longer what runs: it cannot be rolled back any more
     with pytest.raises(Conflict):
-        commands.rollback(actor, first.pk)
+        actions.rollback(actor, first.pk)
 
 
 def test_the_first_release_has_nothing_to_roll_back_to(actor, target):
     first = succeed(factories.make_deployment(target, "1.0.0"))
     with pytest.raises(Conflict, match="nothing to roll back to"):
-        commands.rollback(actor, first.pk)
+        actions.rollback(actor, first.pk)
 
 
 # --- the reconciler's lease -------------------------------------------------------------------
@@ -296,22 +296,22 @@ def test_the_first_release_has_nothing_to_roll_back_to(actor, target):
 
 def test_only_one_worker_holds_a_deployment(target):
     d = factories.make_deployment(target, "1.0.0")
-    assert commands.claim(d.pk, "worker-a") is not None
-    assert commands.claim(d.pk, "worker-b") is None
-    commands.release_claim(d.pk, "worker-a", wait=1.0)
-    assert commands.claim(d.pk, "worker-b") is not None
+    assert actions.claim(d.pk, "worker-a") is not None
+    assert actions.claim(d.pk, "worker-b") is None
+    actions.release_claim(d.pk, "worker-a", wait=1.0)
+    assert actions.claim(d.pk, "worker-b") is not None
 
 
 def test_a_finished_deployment_is_not_claimed(target):
     d = set_state(factories.make_deployment(target, "1.0.0"), State.SUCCEEDED)
-    assert commands.claim(d.pk, "worker-a") is None
+    assert actions.claim(d.pk, "worker-a") is None
 
 
 def test_a_tick_loses_to_an_operator_command_that_landed_meanwhile(actor, target):
     d = set_state(factories.make_deployment(target, "1.0.0"), State.PROGRESSING)
     stale = Deployment.objects.get(pk=d.pk)
-    commands.abort(actor, d.pk)
-    recorded = commands.record_tick(
+    actions.abort(actor, d.pk)
+    recorded = actions.record_tick(
         stale,
         observed={},
         endpoint="",

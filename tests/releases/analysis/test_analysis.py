@@ -9,9 +9,9 @@ from django.db import connection
 
 from integrations.local.process import start_agent
 from integrations.local.traffic import Traffic
-from releases import analysis
+from releases.analysis import runs
 from releases.models import DeploymentEvent, Target
-from releases.models_analysis import AnalysisRun, Measurement
+from releases.models.analysis import AnalysisRun, Measurement
 from tests import factories
 from tests.integrations.fleet_helpers import Control
 
@@ -53,7 +53,7 @@ def canary(agent, settings, target):
     Target.objects.filter(pk=target.pk).update(stable_release=stable, stable_slot="blue")
     target.refresh_from_db()
     deployment = factories.make_deployment(target, "2.0")
-    analysis.save_template("canary-check", TEMPLATE)
+    runs.save_template("canary-check", TEMPLATE)
     control = Control(agent)
     endpoint = control.create_target(target.key)
     control.ensure(target.key, "blue", "1.0", 1, {})
@@ -64,7 +64,7 @@ def canary(agent, settings, target):
         control.wait_ready(target.key, "blue", 1)
         control.set_weights(target.key, {"blue": 90, deployment.canary_slot: 10})
         with Traffic(endpoint, rate=rate, threads=4):
-            return analysis.run_analysis(
+            return runs.run_analysis(
                 deployment, "canary-check", key="step-2", step_index=2, wait=True, timeout=30
             )
 
@@ -85,7 +85,7 @@ def test_a_bad_canary_fails_fast_and_says_why(canary):
     assert failed.value["interval"]["always_valid"]
     event = DeploymentEvent.objects.get(deployment=deployment, kind="analysis")
     assert event.data["decision"] == "fail" and event.data["key"] == "step-2"
-    assert analysis.verdict_of(deployment).runs["step-2"]["decision"] == "fail"
+    assert runs.verdict_of(deployment).runs["step-2"]["decision"] == "fail"
 
 
 def test_a_good_canary_passes_with_a_score(canary):
@@ -93,7 +93,7 @@ def test_a_good_canary_passes_with_a_score(canary):
     verdict = run({}, rate=100)
     assert verdict.decision == "pass", verdict.reason
     assert verdict.score["score"] == 100
-    shown = analysis.analysis_list(deployment)[0]
+    shown = runs.analysis_list(deployment)[0]
     assert shown["decision"] == "pass" and shown["key"] == "step-2"
     latency = next(m for m in shown["metrics"] if m["name"] == "latency")
     assert latency["test"] == "mann_whitney" and latency["unit"] == "ms"
@@ -112,31 +112,31 @@ def test_evaluate_ticks_every_running_analysis_and_stop_judges_what_was_seen(
     canary, django_assert_max_num_queries
 ):
     deployment, _ = canary
-    analysis.start(deployment, "canary-check", key="background")
-    assert analysis.verdict_of(deployment).decision == "running"
+    runs.start(deployment, "canary-check", key="background")
+    assert runs.verdict_of(deployment).decision == "running"
     # the agent has no traffic for this target: the first look opens the windows
-    verdict = analysis.evaluate(deployment)
+    verdict = runs.evaluate(deployment)
     assert verdict.decision == "running" and verdict.next_at is not None
-    analysis.stop(deployment)
-    final = analysis.verdict_of(deployment)
+    runs.stop(deployment)
+    final = runs.verdict_of(deployment)
     assert final.decision == "inconclusive"
     assert connection.vendor in ("postgresql", "sqlite")
 
 
 def test_starting_twice_returns_the_running_analysis(canary):
     deployment, _ = canary
-    first = analysis.start(deployment, "canary-check", key="step-2")
-    assert analysis.start(deployment, "canary-check", key="step-2").pk == first.pk
+    first = runs.start(deployment, "canary-check", key="step-2")
+    assert runs.start(deployment, "canary-check", key="step-2").pk == first.pk
 
 
 def test_a_template_that_does_not_exist_or_lacks_arguments_is_refused(canary):
     deployment, _ = canary
-    with pytest.raises(analysis.NotFound):
-        analysis.start(deployment, "nope", key="x")
-    analysis.save_template(
+    with pytest.raises(runs.NotFound):
+        runs.start(deployment, "nope", key="x")
+    runs.save_template(
         "needs-args",
         {"args": [{"name": "limit"}], "metrics": [{"name": "m", "query": "latency"}]},
     )
-    with pytest.raises(analysis.InvalidTemplate) as caught:
-        analysis.start(deployment, "needs-args", key="x")
+    with pytest.raises(runs.InvalidTemplate) as caught:
+        runs.start(deployment, "needs-args", key="x")
     assert caught.value.details["errors"][0]["path"] == "args.limit"

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from releases.models import Deployment, State, Target
-from releases.models_analysis import AnalysisRun
+from releases.models.analysis import AnalysisRun
 from tests import factories
 
 pytestmark = pytest.mark.django_db

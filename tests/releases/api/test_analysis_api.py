@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from releases import analysis, tokens
+from releases.analysis import runs
+from releases.governance import tokens
 from releases.models import AuditEvent
-from releases.models_analysis import AnalysisRun, AnalysisTemplate
+from releases.models.analysis import AnalysisRun, AnalysisTemplate
 from strategies.analysis.series import Series
 from tests import factories
-from tests.releases.test_api import Api, assert_error, call, error_paths
+from tests.releases.api.test_api import Api, assert_error, call, error_paths
 
 pytestmark = pytest.mark.django_db
 
@@ -95,8 +96,8 @@ def test_a_read_only_token_may_not_write_templates(client, admin):
 @pytest.fixture
 def failed_run(target, monkeypatch):
     deployment = factories.make_deployment(target, "2.0")
-    analysis.save_template("error-rate", {"metrics": TEMPLATE["metrics"]})
-    run = analysis.start(deployment, "error-rate", key="step-2", step_index=2, now=0.0)
+    runs.save_template("error-rate", {"metrics": TEMPLATE["metrics"]})
+    run = runs.start(deployment, "error-rate", key="step-2", step_index=2, now=0.0)
 
     def fetch(metric, action, cursor, start, end):
         if action == "begin":
@@ -107,9 +108,9 @@ def failed_run(target, monkeypatch):
         }
 
     # the providers are tested against a real agent and Prometheus; here the API is the subject
-    monkeypatch.setattr(analysis, "_fetcher", lambda run, deployment: fetch)
-    analysis.advance(run, 0.0)
-    verdict = analysis.advance(AnalysisRun.objects.get(pk=run.pk), 1.0)
+    monkeypatch.setattr(runs, "_fetcher", lambda run, deployment: fetch)
+    runs.advance(run, 0.0)
+    verdict = runs.advance(AnalysisRun.objects.get(pk=run.pk), 1.0)
     assert verdict.decision == "fail"
     return deployment, AnalysisRun.objects.get(pk=run.pk)
 

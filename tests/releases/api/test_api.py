@@ -11,7 +11,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from releases import commands, tokens
+from releases import actions
+from releases.governance import tokens
+from releases.live.presenters import deployment_dict
 from releases.models import (
     AuditEvent,
     Channel,
@@ -22,7 +24,6 @@ from releases.models import (
     State,
     Target,
 )
-from releases.serializers import deployment_dict
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -105,14 +106,14 @@ def deployment(target, release):
 
 def started(d: Deployment) -> Deployment:
     """As the first tick leaves it: progressing."""
-    assert commands.mark_started(d)
+    assert actions.mark_started(d)
     return Deployment.objects.get(pk=d.pk)
 
 
 def finish(d: Deployment, state=State.SUCCEEDED) -> Deployment:
     """End a deployment as the reconcile loop would (through its command)."""
     d = Deployment.objects.select_related("release", "target").get(pk=d.pk)
-    assert commands.record_tick(
+    assert actions.record_tick(
         d,
         observed={},
         endpoint="http://127.0.0.1:9101",

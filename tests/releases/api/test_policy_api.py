@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from releases import tokens
+from releases.governance import tokens
 from releases.models import AuditEvent, EnvironmentPolicy, FreezeWindow, RoleBinding, State
 from tests import factories
 

@@ -12,8 +12,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.db.utils import DatabaseError
 
-from releases import audit, commands, tokens
+from releases import actions, audit
 from releases.actors import Actor
+from releases.governance import tokens
 from releases.models import AuditChainHead, AuditEvent, Channel, ImmutableError
 from tests import factories
 
@@ -28,9 +29,9 @@ def trail(admin, target):
     """Five events from the product's own commands."""
     d = factories.make_deployment(target, "1.0.0")  # release.create, deployment.create
     actor = factories.api_actor(admin)
-    commands.pause(actor, d.pk)
-    commands.resume(actor, d.pk)
-    commands.abort(actor, d.pk, reason="wrong build")
+    actions.pause(actor, d.pk)
+    actions.resume(actor, d.pk)
+    actions.abort(actor, d.pk, reason="wrong build")
     rows = list(AuditEvent.objects.order_by("id"))
     assert len(rows) == 5
     return rows
@@ -107,7 +108,7 @@ def test_a_change_records_the_values_before_and_after(client, admin, service):
 
 def test_system_actions_are_audited_too(target, admin):
     d = factories.make_deployment(target)
-    assert commands.mark_started(d)
+    assert actions.mark_started(d)
 
     event = AuditEvent.objects.get(action="deployment.start")
     assert (event.channel, event.actor, event.actor_name) == (Channel.SYSTEM, None, "reconciler")

@@ -1,5 +1,6 @@
-"""Freeze windows: when each kind is in force (``releases.freeze``, pure), and what a freeze
-blocks through ``releases.commands`` (new deployments, automatic promotions) and what it never
+"""Freeze windows: when each kind is in force (``releases.models.schedule``, pure), and what a
+freeze
+blocks through ``releases.actions`` (new deployments, automatic promotions) and what it never
 blocks (rollbacks, aborts), with the admin override."""
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from releases import commands, freeze, policy
+from releases import actions
 from releases.errors import Forbidden, Frozen, InvalidRequest
-from releases.models import AuditEvent, DeploymentEvent, FreezeOverride, State
+from releases.governance import policy
+from releases.models import AuditEvent, DeploymentEvent, FreezeOverride, State, schedule
 from tests import factories
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -43,10 +45,10 @@ def at(*args, tz=UTC):
 def test_a_one_off_window_is_in_force_from_its_start_until_its_end():
     w = window("one_off", starts_at=at(2025, 12, 20), ends_at=at(2026, 1, 5))
 
-    assert freeze.interval_at(w, at(2025, 12, 19, 23, 59)) is None
-    assert freeze.interval_at(w, at(2025, 12, 20)) == (at(2025, 12, 20), at(2026, 1, 5))
-    assert freeze.active_until(w, at(2025, 12, 31, 12)) == at(2026, 1, 5)
-    assert freeze.interval_at(w, at(2026, 1, 5)) is None  # the end is not included
+    assert schedule.interval_at(w, at(2025, 12, 19, 23, 59)) is None
+    assert schedule.interval_at(w, at(2025, 12, 20)) == (at(2025, 12, 20), at(2026, 1, 5))
+    assert schedule.active_until(w, at(2025, 12, 31, 12)) == at(2026, 1, 5)
+    assert schedule.interval_at(w, at(2026, 1, 5)) is None  # the end is not included
 
 
 # --- weekly -----------------------------------------------------------------------------------
@@ -59,23 +61,23 @@ def test_a_weekly_window_runs_in_its_own_time_zone():
     )
     friday = at(2025, 1, 10, 15, 30)  # 16:30 in Paris
 
-    assert freeze.active_until(w, friday) == at(2025, 1, 10, 22)
-    assert freeze.interval_at(w, at(2025, 1, 10, 14, 59)) is None  # 15:59 in Paris
-    assert freeze.interval_at(w, at(2025, 1, 9, 15, 30)) is None  # a Thursday
+    assert schedule.active_until(w, friday) == at(2025, 1, 10, 22)
+    assert schedule.interval_at(w, at(2025, 1, 10, 14, 59)) is None  # 15:59 in Paris
+    assert schedule.interval_at(w, at(2025, 1, 9, 15, 30)) is None  # a Thursday
 
 
 def test_a_weekly_window_ending_before_it_starts_runs_past_midnight():
     w = window("weekly", weekdays=[4], start_time=time(18), end_time=time(8))
 
-    assert freeze.active_until(w, at(2025, 1, 11, 7)) == at(2025, 1, 11, 8)  # Saturday 07:00
-    assert freeze.interval_at(w, at(2025, 1, 11, 8)) is None
+    assert schedule.active_until(w, at(2025, 1, 11, 7)) == at(2025, 1, 11, 8)  # Saturday 07:00
+    assert schedule.interval_at(w, at(2025, 1, 11, 8)) is None
 
 
 def test_whole_days_that_touch_are_one_freeze():
     weekend = window("weekly", weekdays=[5, 6], start_time=time(0), end_time=time(0))
 
-    assert freeze.active_until(weekend, at(2025, 1, 11, 10)) == at(2025, 1, 13)  # Monday 00:00
-    assert freeze.interval_at(weekend, at(2025, 1, 13, 0, 1)) is None
+    assert schedule.active_until(weekend, at(2025, 1, 11, 10)) == at(2025, 1, 13)  # Monday 00:00
+    assert schedule.interval_at(weekend, at(2025, 1, 13, 0, 1)) is None
 
 
 def test_a_weekly_window_follows_daylight_saving_time():
@@ -84,9 +86,9 @@ def test_a_weekly_window_follows_daylight_saving_time():
         "weekly", weekdays=[0], start_time=time(9), end_time=time(17), timezone="Europe/Paris"
     )
 
-    assert freeze.interval_at(w, at(2025, 1, 6, 8, 0)) is not None
-    assert freeze.interval_at(w, at(2025, 7, 7, 7, 0)) is not None
-    assert freeze.interval_at(w, at(2025, 7, 7, 6, 59)) is None
+    assert schedule.interval_at(w, at(2025, 1, 6, 8, 0)) is not None
+    assert schedule.interval_at(w, at(2025, 7, 7, 7, 0)) is not None
+    assert schedule.interval_at(w, at(2025, 7, 7, 6, 59)) is None
 
 
 # --- cron -------------------------------------------------------------------------------------
@@ -95,18 +97,18 @@ def test_a_weekly_window_follows_daylight_saving_time():
 def test_a_cron_window_without_a_duration_is_its_matching_minutes():
     w = window("cron", cron="* 16-23 * * FRI", timezone="Europe/Paris")
 
-    assert freeze.active_until(w, at(2025, 1, 10, 15, 0)) == at(2025, 1, 10, 23)  # midnight Paris
-    assert freeze.interval_at(w, at(2025, 1, 10, 14, 59)) is None
-    assert freeze.interval_at(w, at(2025, 1, 11, 15, 0)) is None  # Saturday
+    assert schedule.active_until(w, at(2025, 1, 10, 15, 0)) == at(2025, 1, 10, 23)  # midnight Paris
+    assert schedule.interval_at(w, at(2025, 1, 10, 14, 59)) is None
+    assert schedule.interval_at(w, at(2025, 1, 11, 15, 0)) is None  # Saturday
 
 
 def test_a_cron_window_with_a_duration_opens_at_each_match():
     # Friday 16:00 for 64 hours: until Monday 08:00
     w = window("cron", cron="0 16 * * 5", duration=timedelta(hours=64))
 
-    assert freeze.interval_at(w, at(2025, 1, 10, 15, 59)) is None
-    assert freeze.active_until(w, at(2025, 1, 12, 12)) == at(2025, 1, 13, 8)
-    assert freeze.interval_at(w, at(2025, 1, 13, 8)) is None
+    assert schedule.interval_at(w, at(2025, 1, 10, 15, 59)) is None
+    assert schedule.active_until(w, at(2025, 1, 12, 12)) == at(2025, 1, 13, 8)
+    assert schedule.interval_at(w, at(2025, 1, 13, 8)) is None
 
 
 @pytest.mark.parametrize(
@@ -125,27 +127,27 @@ def test_a_cron_window_with_a_duration_opens_at_each_match():
     ],
 )
 def test_the_cron_matcher(expression, moment, expected):
-    assert freeze.Cron.parse(expression).matches(moment) is expected
+    assert schedule.Cron.parse(expression).matches(moment) is expected
 
 
 @pytest.mark.parametrize(
     "expression", ["", "* * * *", "60 * * * *", "* 24 * * *", "*/0 * * * *", "5-1 * * * *", "x"]
 )
 def test_it_refuses_a_bad_cron_expression(expression):
-    with pytest.raises(freeze.FreezeError):
-        freeze.Cron.parse(expression)
+    with pytest.raises(schedule.FreezeError):
+        schedule.Cron.parse(expression)
 
 
 def test_validation_names_each_bad_field():
-    problems = freeze.validate(
+    problems = schedule.validate(
         window("cron", cron="* * *", duration=timedelta(days=9), timezone="Mars/Olympus")
     )
 
     assert {field for field, _ in problems} == {"timezone", "cron", "duration"}
-    assert freeze.validate(window("weekly", weekdays=[7]))[0][0] == "weekdays"
-    assert freeze.validate(window("one_off", starts_at=at(2025, 1, 2), ends_at=at(2025, 1, 1))) == [
-        ("ends_at", "must be after the start")
-    ]
+    assert schedule.validate(window("weekly", weekdays=[7]))[0][0] == "weekdays"
+    assert schedule.validate(
+        window("one_off", starts_at=at(2025, 1, 2), ends_at=at(2025, 1, 1))
+    ) == [("ends_at", "must be after the start")]
 
 
 # --- what a freeze blocks ---------------------------------------------------------------------
@@ -163,7 +165,7 @@ def deployer(prod):
 
 def start(actor, target, version="1.1.0", **kwargs):
     factories.make_release(target.service, version)
-    return commands.start_deployment(
+    return actions.start_deployment(
         actor,
         service=target.service,
         environment=target.environment,
@@ -211,11 +213,11 @@ def test_a_freeze_never_blocks_a_rollback_or_an_abort(prod_target, deployer):
     live = start(actor, prod_target, "1.2.0")
     factories.make_freeze(prod_target.environment)
 
-    commands.abort(actor, live.pk)  # not blocked
+    actions.abort(actor, live.pk)  # not blocked
     live.refresh_from_db()
     assert live.state == State.ROLLING_BACK
     finish(live, State.ABORTED)
-    back = commands.rollback(actor, shipped.pk)  # a new deployment of the previous release
+    back = actions.rollback(actor, shipped.pk)  # a new deployment of the previous release
 
     assert back.pk != shipped.pk and back.rollback_of_id == shipped.pk
     assert back.state == State.PENDING and back.release.version == "1.0.0"
@@ -225,8 +227,8 @@ def test_a_freeze_never_blocks_a_rollback_or_an_abort(prod_target, deployer):
 def finish(d, state):
     d.refresh_from_db()
     if d.state == State.PENDING:
-        assert commands.mark_started(d)
-    assert commands.record_tick(
+        assert actions.mark_started(d)
+    assert actions.record_tick(
         d,
         observed={},
         endpoint="",

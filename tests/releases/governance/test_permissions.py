@@ -13,8 +13,9 @@ import json
 import pytest
 from django.test import Client
 
-from releases import commands, tokens
+from releases import actions
 from releases.actors import Actor
+from releases.governance import tokens
 from releases.models import Channel, Deployment, DeploymentEvent, State
 from tests import factories
 
@@ -309,15 +310,15 @@ def test_a_role_in_dev_shows_dev_only(world):
 
 
 def test_the_commands_refuse_the_same_as_the_api(world):
-    """Chat-ops and the CLI reach ``releases.commands`` directly: the roles hold there too."""
+    """Chat-ops and the CLI reach ``releases.actions`` directly: the roles hold there too."""
     d = world.deployment("prod", State.PROGRESSING)
 
     for role, expected in (("viewer", "Forbidden"), ("outsider", "NotFound")):
         actor = Actor(user=world.users[role], channel=Channel.CHAT)
         with pytest.raises(Exception) as caught:
-            commands.pause(actor, d.pk)
+            actions.pause(actor, d.pk)
         assert type(caught.value).__name__ == expected
     anonymous = Actor(user=None, channel=Channel.CHAT)
     with pytest.raises(Exception) as caught:
-        commands.pause(anonymous, d.pk)
+        actions.pause(anonymous, d.pk)
     assert type(caught.value).__name__ == "NotFound"

@@ -12,8 +12,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from releases import tokens
 from releases.errors import InvalidRequest
+from releases.governance import tokens
 from releases.models import ApiToken, AuditEvent, Channel, State
 from tests import factories
 

@@ -1,4 +1,4 @@
-"""Roles and approvals through ``releases.commands`` (the one place they are enforced): who
+"""Roles and approvals through ``releases.actions`` (the one place they are enforced): who
 may approve, four eyes, quorum, expiry, rejection, canary step gates, teams and narrowed roles.
 The full role x action x channel matrix is tests/releases/test_permissions.py."""
 
@@ -10,8 +10,9 @@ import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from releases import commands, policy
+from releases import actions
 from releases.errors import ApprovalRequired, Conflict, Forbidden, Frozen, NotFound
+from releases.governance import policy
 from releases.models import Approval, AuditEvent, Deployment, DeploymentEvent, State
 from tests import factories
 
@@ -49,7 +50,7 @@ def actor(user):
 
 def start(user, target, version="1.1.0", **kwargs) -> Deployment:
     factories.make_release(target.service, version)
-    return commands.start_deployment(
+    return actions.start_deployment(
         actor(user),
         service=target.service,
         environment=target.environment,
@@ -68,7 +69,7 @@ def test_a_protected_environment_holds_new_deployments_for_approval(
 
     assert d.state == State.AWAITING_APPROVAL
     assert d.next_tick_at is None  # the reconcile loop leaves it alone
-    assert commands.claim(d.pk, "worker") is None
+    assert actions.claim(d.pk, "worker") is None
     assert DeploymentEvent.objects.filter(deployment=d, message__contains="waiting for 1").exists()
 
 
@@ -79,7 +80,7 @@ def test_an_unprotected_environment_starts_at_once(target, admin):
 def test_an_approval_starts_the_rollout(prod_target, protected, deployer, approver):
     d = start(deployer, prod_target)
 
-    result = commands.approve(actor(approver), d.pk, comment="looks good")
+    result = actions.approve(actor(approver), d.pk, comment="looks good")
 
     assert result.state == State.PENDING and result.next_tick_at is not None
     approval = Approval.objects.get(deployment=d)
@@ -96,7 +97,7 @@ def test_self_approval_is_refused(prod_target, protected, approver):
     d = start(approver, prod_target)  # an approver may deploy, but not approve their own
 
     with pytest.raises(Forbidden) as caught:
-        commands.approve(actor(approver), d.pk)
+        actions.approve(actor(approver), d.pk)
 
     assert caught.value.code == "self_approval"
     d.refresh_from_db()
@@ -108,42 +109,42 @@ def test_a_policy_may_allow_self_approval(prod_target, prod, approver):
     factories.make_policy(prod, required_approvals=1, allow_self_approval=True)
     d = start(approver, prod_target)
 
-    assert commands.approve(actor(approver), d.pk).state == State.PENDING
+    assert actions.approve(actor(approver), d.pk).state == State.PENDING
 
 
 def test_each_person_counts_once_towards_the_quorum(prod_target, prod, deployer, approver):
     factories.make_policy(prod, required_approvals=2)
     d = start(deployer, prod_target)
 
-    assert commands.approve(actor(approver), d.pk).state == State.AWAITING_APPROVAL
+    assert actions.approve(actor(approver), d.pk).state == State.AWAITING_APPROVAL
     with pytest.raises(Conflict, match="already approved"):
-        commands.approve(actor(approver), d.pk)
+        actions.approve(actor(approver), d.pk)
     second = factories.make_persona("approver2", prod, role="approver")
-    assert commands.approve(actor(second), d.pk).state == State.PENDING
+    assert actions.approve(actor(second), d.pk).state == State.PENDING
 
 
 def test_an_expired_approval_does_not_count(prod_target, prod, deployer, approver):
     factories.make_policy(prod, required_approvals=2, approval_ttl=timedelta(hours=4))
     d = start(deployer, prod_target)
-    commands.approve(actor(approver), d.pk)
+    actions.approve(actor(approver), d.pk)
     first = Approval.objects.get()
     assert first.expires_at == first.created_at + timedelta(hours=4)
     Approval.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     second = factories.make_persona("approver2", prod, role="approver")
 
-    result = commands.approve(actor(second), d.pk)
+    result = actions.approve(actor(second), d.pk)
 
     assert result.state == State.AWAITING_APPROVAL  # 1 of 2: the first one expired
     status = policy.approval_status(result)
     assert (status.approved_by, status.expired) == (["approver2 (tests)"], 1)
     # the expired approver may approve again, and now it counts
-    assert commands.approve(actor(approver), d.pk).state == State.PENDING
+    assert actions.approve(actor(approver), d.pk).state == State.PENDING
 
 
 def test_a_rejection_ends_the_deployment(prod_target, protected, deployer, approver):
     d = start(deployer, prod_target)
 
-    result = commands.reject(actor(approver), d.pk, comment="not during the sale")
+    result = actions.reject(actor(approver), d.pk, comment="not during the sale")
 
     assert result.state == State.REJECTED and result.finished_at is not None
     assert Approval.objects.get().decision == "reject"
@@ -151,16 +152,16 @@ def test_a_rejection_ends_the_deployment(prod_target, protected, deployer, appro
         "not during the sale"
     )
     with pytest.raises(Conflict, match="Nothing awaits"):
-        commands.approve(actor(approver), d.pk)
+        actions.approve(actor(approver), d.pk)
 
 
 def test_a_deployer_may_not_approve(prod_target, protected, deployer, prod):
     d = start(factories.make_user("owner"), prod_target)
 
     with pytest.raises(Forbidden, match="needs the approver role"):
-        commands.approve(actor(deployer), d.pk)
+        actions.approve(actor(deployer), d.pk)
     with pytest.raises(Forbidden):
-        commands.reject(actor(deployer), d.pk)
+        actions.reject(actor(deployer), d.pk)
 
 
 def test_the_policy_chooses_the_approver_role(prod_target, prod, deployer, approver):
@@ -168,20 +169,20 @@ def test_the_policy_chooses_the_approver_role(prod_target, prod, deployer, appro
     d = start(deployer, prod_target)
 
     with pytest.raises(Forbidden, match="needs the admin role"):
-        commands.approve(actor(approver), d.pk)
+        actions.approve(actor(approver), d.pk)
     boss = factories.make_persona("admin", prod)
-    assert commands.approve(actor(boss), d.pk).state == State.PENDING
+    assert actions.approve(actor(boss), d.pk).state == State.PENDING
 
 
 def test_promote_or_resume_before_approval_is_approval_required(prod_target, protected, deployer):
     d = start(deployer, prod_target)
 
     with pytest.raises(ApprovalRequired) as caught:
-        commands.promote(actor(deployer), d.pk)
+        actions.promote(actor(deployer), d.pk)
     assert caught.value.code == "approval_required" and caught.value.status == 409
     with pytest.raises(ApprovalRequired):
-        commands.resume(actor(deployer), d.pk)
-    assert commands.abort(actor(deployer), d.pk).state == State.ABORTED  # abort always works
+        actions.resume(actor(deployer), d.pk)
+    assert actions.abort(actor(deployer), d.pk).state == State.ABORTED  # abort always works
 
 
 def test_the_last_approval_during_a_freeze_is_refused_unless_an_admin_overrides(
@@ -191,10 +192,10 @@ def test_the_last_approval_during_a_freeze_is_refused_unless_an_admin_overrides(
     factories.make_freeze(prod, name="Launch day")
 
     with pytest.raises(Frozen, match="Launch day"):
-        commands.approve(actor(approver), d.pk)
+        actions.approve(actor(approver), d.pk)
     assert not Approval.objects.exists()  # nothing was recorded
     boss = factories.make_persona("admin", prod)
-    result = commands.approve(actor(boss), d.pk, override_freeze="the fix for the launch")
+    result = actions.approve(actor(boss), d.pk, override_freeze="the fix for the launch")
 
     assert result.state == State.PENDING
     assert result.freeze_overrides.get().reason == "the fix for the launch"
@@ -207,7 +208,7 @@ def test_a_rollback_never_waits_for_approval(prod_target, deployer, admin, prod)
     finish(shipped)
     factories.make_policy(prod, required_approvals=2)
 
-    back = commands.rollback(actor(deployer), shipped.pk)
+    back = actions.rollback(actor(deployer), shipped.pk)
 
     assert back.rollback_of_id == shipped.pk and back.state == State.PENDING
 
@@ -215,8 +216,8 @@ def test_a_rollback_never_waits_for_approval(prod_target, deployer, admin, prod)
 def finish(d, state=State.SUCCEEDED):
     d.refresh_from_db()
     if d.state == State.PENDING:
-        assert commands.mark_started(d)
-    assert commands.record_tick(
+        assert actions.mark_started(d)
+    assert actions.record_tick(
         d,
         observed={},
         endpoint="",
@@ -236,7 +237,7 @@ def finish(d, state=State.SUCCEEDED):
 def at_step(d: Deployment, index: int) -> Deployment:
     d.refresh_from_db()
     if d.state == State.PENDING:
-        assert commands.mark_started(d)
+        assert actions.mark_started(d)
     Deployment.objects.filter(pk=d.pk).update(step_index=index, state=State.PROGRESSING)
     d.refresh_from_db()
     return d
@@ -251,15 +252,15 @@ def test_a_step_gate_waits_for_an_approval(prod_target, prod, deployer, approver
     d = at_step(d, 2)
 
     with pytest.raises(ApprovalRequired, match="step 3 waits"):
-        commands.promote(actor(deployer), d.pk)
+        actions.promote(actor(deployer), d.pk)
     with pytest.raises(Forbidden):
-        commands.approve(actor(deployer), d.pk)
-    commands.approve(actor(approver), d.pk, comment="canary metrics are fine")
+        actions.approve(actor(deployer), d.pk)
+    actions.approve(actor(approver), d.pk, comment="canary metrics are fine")
 
     assert policy.step_gate_open(d, 2)
     assert Approval.objects.get().step_index == 2
     with pytest.raises(Conflict, match="Nothing awaits"):
-        commands.approve(actor(approver), d.pk)
+        actions.approve(actor(approver), d.pk)
 
 
 def test_a_full_promote_may_not_skip_a_gate_ahead(prod_target, prod, deployer):
@@ -267,15 +268,15 @@ def test_a_full_promote_may_not_skip_a_gate_ahead(prod_target, prod, deployer):
     d = at_step(start(deployer, prod_target, strategy=CANARY), 1)
 
     with pytest.raises(ApprovalRequired):
-        commands.promote(actor(deployer), d.pk, full=True)
-    commands.promote(actor(deployer), d.pk)  # the next step is not gated
+        actions.promote(actor(deployer), d.pk, full=True)
+    actions.promote(actor(deployer), d.pk)  # the next step is not gated
 
 
 def test_rejecting_a_step_gate_rolls_back_and_ends_rejected(prod_target, prod, deployer, approver):
     factories.make_policy(prod, step_approvals=[2])
     d = at_step(start(deployer, prod_target, strategy=CANARY), 2)
 
-    result = commands.reject(actor(approver), d.pk, comment="p99 latency doubled")
+    result = actions.reject(actor(approver), d.pk, comment="p99 latency doubled")
 
     assert result.state == State.ROLLING_BACK and result.rollback_outcome == State.REJECTED
 
@@ -290,7 +291,7 @@ def test_a_team_role_applies_to_every_member(prod_target, protected, deployer):
     factories.grant(team, "approver", prod_target.environment)
     d = start(deployer, prod_target)
 
-    assert commands.approve(actor(member), d.pk).state == State.PENDING
+    assert actions.approve(actor(member), d.pk).state == State.PENDING
 
 
 def test_a_role_narrowed_to_a_service_does_not_reach_the_others(prod, admin):

@@ -10,8 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from releases import tokens
 from releases.errors import InvalidRequest, NotFound
+from releases.governance import tokens
 from releases.models import ApiToken, AuditEvent
 from tests import factories
 

@@ -1,4 +1,4 @@
-"""Request samples for the live charts (``releases.metrics``): the arithmetic, the Redis window,
+"""Request samples for the live charts (``releases.live.charts``): the arithmetic, the Redis window,
 and a sampling round against a real fleet agent with real traffic through its router."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from integrations.base import IntegrationError
 from integrations.local.process import start_agent
 from integrations.local.traffic import Traffic
-from releases import metrics
+from releases.live import charts
 from tests import factories
 from tests.integrations.fleet_helpers import Control, wait_until
 
@@ -21,7 +21,7 @@ BUCKETS = ["5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "
 @pytest.fixture(autouse=True)
 def own_keys(monkeypatch):
     """A key prefix of our own: target ids repeat across test runs sharing this Redis db."""
-    monkeypatch.setattr(metrics, "KEY_PREFIX", f"test-metrics-{uuid.uuid4().hex[:10]}")
+    monkeypatch.setattr(charts, "KEY_PREFIX", f"test-metrics-{uuid.uuid4().hex[:10]}")
 
 
 def counters(total, errors=0, buckets=None, versions=None):
@@ -40,15 +40,15 @@ def counters(total, errors=0, buckets=None, versions=None):
 def test_quantiles_interpolate_within_the_bucket_that_holds_them():
     # 100 requests: 50 under 10 ms, 40 in (10, 25], 10 in (25, 50]
     buckets = [(5.0, 0), (10.0, 50), (25.0, 90), (50.0, 100), (float("inf"), 100)]
-    assert metrics.quantile(buckets, 0.5) == pytest.approx(10.0)
-    assert metrics.quantile(buckets, 0.9) == pytest.approx(25.0)
-    assert metrics.quantile(buckets, 0.95) == pytest.approx(37.5)
-    assert metrics.quantile(buckets, 0.99) == pytest.approx(47.5)
+    assert charts.quantile(buckets, 0.5) == pytest.approx(10.0)
+    assert charts.quantile(buckets, 0.9) == pytest.approx(25.0)
+    assert charts.quantile(buckets, 0.95) == pytest.approx(37.5)
+    assert charts.quantile(buckets, 0.99) == pytest.approx(47.5)
 
 
 def test_a_quantile_in_the_open_bucket_is_the_largest_bound_and_nothing_is_none():
-    assert metrics.quantile([(10.0, 0), (float("inf"), 5)], 0.99) == 10.0
-    assert metrics.quantile([(10.0, 0), (float("inf"), 0)], 0.99) is None
+    assert charts.quantile([(10.0, 0), (float("inf"), 5)], 0.99) == 10.0
+    assert charts.quantile([(10.0, 0), (float("inf"), 0)], 0.99) is None
 
 
 def test_a_slot_sample_is_rates_over_the_interval():
@@ -56,7 +56,7 @@ def test_a_slot_sample_is_rates_over_the_interval():
         100, errors=2, buckets=[0, 50, 90, 100, 100, 100, 100, 100, 100, 100, 100, 100]
     )
     after = counters(300, errors=12, buckets=[0, 150, 270, 300] + [300] * 8)
-    sample = metrics.slot_sample(before, after, seconds=2.0)
+    sample = charts.slot_sample(before, after, seconds=2.0)
     assert sample["rps"] == 100.0
     assert sample["requests"] == 200 and sample["errors"] == 10
     assert sample["error_rate"] == 0.05
@@ -65,25 +65,25 @@ def test_a_slot_sample_is_rates_over_the_interval():
 
 
 def test_a_slot_without_requests_has_no_error_rate_or_latency():
-    sample = metrics.slot_sample(counters(10), counters(10), seconds=2.0)
+    sample = charts.slot_sample(counters(10), counters(10), seconds=2.0)
     assert sample["rps"] == 0 and sample["error_rate"] is None and sample["p95_ms"] is None
 
 
 def test_a_new_slot_counts_from_zero():
-    sample = metrics.slot_sample(None, counters(20), seconds=2.0)
+    sample = charts.slot_sample(None, counters(20), seconds=2.0)
     assert sample["rps"] == 10.0
 
 
 def test_a_counter_that_went_back_gives_no_sample():
     previous = {"time": 100.0, "slots": {"blue": counters(500)}}
     reading = {"time": 102.0, "slots": {"blue": counters(20)}}  # the agent restarted
-    assert metrics.make_sample(previous, reading) is None
+    assert charts.make_sample(previous, reading) is None
 
 
 def test_readings_too_close_together_give_no_sample():
     previous = {"time": 100.0, "slots": {"blue": counters(10)}}
-    assert metrics.make_sample(previous, {"time": 100.2, "slots": {"blue": counters(20)}}) is None
-    assert metrics.make_sample(None, {"time": 100.2, "slots": {}}) is None
+    assert charts.make_sample(previous, {"time": 100.2, "slots": {"blue": counters(20)}}) is None
+    assert charts.make_sample(None, {"time": 100.2, "slots": {}}) is None
 
 
 def test_targets_with_an_active_deployment_are_sampled_every_round_others_every_30_s():
@@ -94,7 +94,7 @@ def test_targets_with_an_active_deployment_are_sampled_every_round_others_every_
     targets = [T(1), T(2), T(3)]
     now = 1000.0
     readings = {1: {"at": now - 2}, 2: {"at": now - 2}, 3: {"at": now - 31}}
-    due = metrics.due_targets(targets, active={1}, readings=readings, now=now)
+    due = charts.due_targets(targets, active={1}, readings=readings, now=now)
     assert [t.pk for t in due] == [1, 3]
 
 
@@ -102,7 +102,7 @@ def test_targets_with_an_active_deployment_are_sampled_every_round_others_every_
 
 
 def test_the_store_keeps_15_minutes_of_samples_in_time_order():
-    store = metrics.Store()
+    store = charts.Store()
     now = time.time()
     for t in (now - 1000, now - 30, now - 20, now - 10):
         store.add(7, {"t": t, "slots": {}})
@@ -114,7 +114,7 @@ def test_the_store_keeps_15_minutes_of_samples_in_time_order():
 
 
 def test_only_one_round_runs_at_a_time():
-    store = metrics.Store()
+    store = charts.Store()
     token = store.lock()
     assert token and store.lock() is None
     store.unlock(token)
@@ -144,12 +144,12 @@ def test_a_round_samples_a_live_target_from_real_traffic(agent, settings, target
     wait_until(ready, timeout=20, what="2 ready instances")
     factories.make_deployment(target, "1.0.0")  # active: sampled every round
     published = []
-    monkeypatch.setattr(metrics, "publish_metrics", lambda *args: published.append(args))
-    store = metrics.Store()
+    monkeypatch.setattr(charts, "publish_metrics", lambda *args: published.append(args))
+    store = charts.Store()
     with Traffic(endpoint, rate=100, threads=4):
-        assert metrics.sample_all(store=store) == 0  # the first reading is the baseline
+        assert charts.sample_all(store=store) == 0  # the first reading is the baseline
         time.sleep(1.5)
-        assert metrics.sample_all(store=store) == 1
+        assert charts.sample_all(store=store) == 1
     [sample] = store.since(target.pk)
     blue = sample["slots"]["blue"]
     assert 40 < blue["rps"] < 160
@@ -167,4 +167,4 @@ def test_a_round_with_the_agent_down_stores_nothing(settings, target, monkeypatc
     def down():
         raise IntegrationError("the fleet agent is not answering", permanent=False)
 
-    assert metrics.sample_all(store=metrics.Store(), read=down) == 0
+    assert charts.sample_all(store=charts.Store(), read=down) == 0

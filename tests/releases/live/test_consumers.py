@@ -18,8 +18,9 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from releases import commands, consumers, events, metrics
+from releases import actions
 from releases.actors import Actor
+from releases.live import charts, consumers, events
 from releases.models import DeploymentEvent
 from switchyard.asgi import application
 from tests import factories
@@ -42,7 +43,7 @@ def own_channel_layer(settings):
 @pytest.fixture(autouse=True)
 def own_metrics_keys(monkeypatch):
     """Request samples under a key prefix of our own (target ids repeat across test runs)."""
-    monkeypatch.setattr(metrics, "KEY_PREFIX", f"test-metrics-{uuid.uuid4().hex[:10]}")
+    monkeypatch.setattr(charts, "KEY_PREFIX", f"test-metrics-{uuid.uuid4().hex[:10]}")
 
 
 @pytest.fixture
@@ -142,7 +143,7 @@ def test_the_deployment_page_gets_a_snapshot_then_live_changes(deployer, deploym
             "data": {"target": "api.dev", "samples": [], "replace": True},
         }
 
-        await database_sync_to_async(commands.pause)(actor(deployer), deployment.pk)
+        await database_sync_to_async(actions.pause)(actor(deployer), deployment.pk)
         paused = await receive_until(comm, lambda m: m["type"] == "deployment")
         assert paused["data"]["state"] == "paused"
         event = await receive_until(comm, lambda m: m["type"] == "event")
@@ -155,8 +156,8 @@ def test_the_deployment_page_gets_a_snapshot_then_live_changes(deployer, deploym
 
 
 def test_a_reconnecting_page_gets_the_events_it_missed(deployer, deployment):
-    commands.pause(actor(deployer), deployment.pk)
-    commands.resume(actor(deployer), deployment.pk)
+    actions.pause(actor(deployer), deployment.pk)
+    actions.resume(actor(deployer), deployment.pk)
     created, paused, resumed = DeploymentEvent.objects.filter(deployment=deployment).order_by("id")
 
     headers = signed_in(deployer)
@@ -192,7 +193,7 @@ def test_it_stops_relaying_to_a_user_who_was_deactivated(deployer, deployment, m
         await database_sync_to_async(
             lambda: get_user_model().objects.filter(pk=deployer.pk).update(is_active=False)
         )()
-        await database_sync_to_async(commands.pause)(actor(admin), deployment.pk)
+        await database_sync_to_async(actions.pause)(actor(admin), deployment.pk)
         closed = await comm.receive_output(timeout=TIMEOUT)
         assert closed == {"type": "websocket.close", "code": 4401}
 
@@ -214,7 +215,7 @@ def test_it_stops_relaying_after_the_user_signs_out(deployer, deployment, monkey
             Session.objects.filter(session_key=session_key).delete()
 
         await database_sync_to_async(sign_out)()
-        await database_sync_to_async(commands.pause)(actor(deployer), deployment.pk)
+        await database_sync_to_async(actions.pause)(actor(deployer), deployment.pk)
         closed = await comm.receive_output(timeout=TIMEOUT)
         assert closed == {"type": "websocket.close", "code": 4401}
 
@@ -245,7 +246,7 @@ def test_the_board_gets_every_cell_then_live_changes(deployer, deployment, prod,
             "alert": "",
         }
 
-        await database_sync_to_async(commands.pause)(actor(deployer), deployment.pk)
+        await database_sync_to_async(actions.pause)(actor(deployer), deployment.pk)
         cell = await receive_until(comm, lambda m: m["type"] == "board.cell")
         assert cell["data"]["environment"] == "dev"
         assert cell["data"]["deployment"]["state"] == "paused"
@@ -300,8 +301,8 @@ def test_the_board_sends_only_the_cells_the_user_may_see(deployer, deployment, p
         assert [(c["service"], c["environment"]) for c in cells] == [("web", "prod")]
         assert await comm.receive_nothing(timeout=0.2)
         # changes elsewhere are not relayed
-        await database_sync_to_async(commands.pause)(actor(admin), deployment.pk)
-        await database_sync_to_async(commands.pause)(actor(admin), other.pk)
+        await database_sync_to_async(actions.pause)(actor(admin), deployment.pk)
+        await database_sync_to_async(actions.pause)(actor(admin), other.pk)
         assert await comm.receive_nothing(timeout=1)
         await comm.disconnect()
 
@@ -322,7 +323,7 @@ def test_a_page_gets_the_metrics_window_on_connect_then_new_samples(deployer, de
     import time
 
     now = time.time()
-    store = metrics.Store()
+    store = charts.Store()
     for t in (now - 20, now - 10, now - 2000):  # the last is older than the window
         store.add(deployment.target_id, sample(t))
     headers = signed_in(deployer)

@@ -15,14 +15,16 @@ from django.conf import settings as django_settings
 
 from integrations.local.process import start_agent
 from integrations.local.target import LocalTarget
-from releases import analysis, commands, reconcile
-from releases.analysis import Verdict
+from releases import actions
+from releases.analysis import runs
+from releases.analysis.runs import Verdict
 from releases.errors import InvalidSpec
+from releases.live.presenters import deployment_dict
 from releases.models import Deployment, DeploymentEvent, State
-from releases.models_analysis import AnalysisRun, AnalysisTemplate
-from releases.serializers import deployment_dict
+from releases.models.analysis import AnalysisRun, AnalysisTemplate
+from releases.reconcile import tick
 from tests import factories
-from tests.releases.test_reconcile_switch import deploy, live, tick_until
+from tests.releases.reconcile.test_reconcile_switch import deploy, live, tick_until
 
 FAST_HEALTH = {"path": "/health", "interval": "100ms", "healthy_threshold": 2}
 LOG = Path(django_settings.BASE_DIR) / "test-output" / "reconcile-analysis-fleet.log"
@@ -44,7 +46,7 @@ def agent():
 @pytest.fixture
 def fleet(agent, settings, target):
     settings.FLEET_URL, settings.FLEET_TOKEN = agent.url, agent.token
-    analysis.save_template("error-rate", TEMPLATE)
+    runs.save_template("error-rate", TEMPLATE)
     local = LocalTarget(target.key, {}, fleet_url=agent.url, token=agent.token)
     yield local
     local.delete()
@@ -72,12 +74,13 @@ class Recording:
 @pytest.fixture
 def recorded(fleet, monkeypatch):
     recording = Recording(fleet)
-    monkeypatch.setattr(reconcile, "integration_for", lambda row: recording)
+    monkeypatch.setattr(tick, "integration_for", lambda row: recording)
     return recording
 
 
 class FakeAnalysis:
-    """Stands in for ``releases.analysis`` in the reconcile loop: runs decide as the test says."""
+    """Stands in for ``releases.analysis.runs`` in the reconcile loop: runs decide as the test
+    says."""
 
     def __init__(self):
         self.runs: dict[str, dict] = {}
@@ -109,7 +112,7 @@ class FakeAnalysis:
 def fake(monkeypatch):
     fake = FakeAnalysis()
     for name in ("evaluate", "start", "stop"):
-        monkeypatch.setattr(analysis, name, getattr(fake, name))
+        monkeypatch.setattr(runs, name, getattr(fake, name))
     return fake
 
 
@@ -138,7 +141,7 @@ def test_a_failed_analysis_routes_back_before_anything_is_recorded_then_rolls_ba
 
     fake.decide("step-1", "fail", FAIL_REASON)
     recorded.calls.clear()
-    result = reconcile.tick(d.pk)
+    result = tick.tick(d.pk)
     d.refresh_from_db()
     stable, canary = d.stable_slot, d.canary_slot
     # status, then the decision, then at once every new request to the old release, while the
@@ -168,7 +171,7 @@ def test_an_inconclusive_analysis_pauses_with_the_reason_and_promote_continues(t
     fake.decide("step-1", "inconclusive", why)
     d = tick_until(d, lambda d: d.state == State.PAUSED, what="the pause")
     assert d.message.startswith(f"step 2 of 4: analysis inconclusive (step-1): {why}")
-    commands.promote(factories.api_actor(), d.pk)
+    actions.promote(factories.api_actor(), d.pk)
     d = tick_until(d, lambda d: d.state == State.SUCCEEDED, what="the promotion")
 
 
@@ -177,9 +180,9 @@ def test_the_next_tick_comes_when_the_next_measurement_is_due(target, fleet, fak
     d = deploy(target, "2.0.0", canary_spec({"set_weight": 50}, STEP, {"set_weight": 100}))
     d = tick_until(d, lambda d: "step-1" in fake.runs, what="the analysis to start")
     fake.next_in = 0.3
-    assert 0.2 <= reconcile.tick(d.pk).wait <= 0.3
+    assert 0.2 <= tick.tick(d.pk).wait <= 0.3
     fake.next_in = 5.0  # the engine looks at least every second while it measures
-    assert reconcile.tick(d.pk).wait == 1.0
+    assert tick.tick(d.pk).wait == 1.0
 
 
 def test_a_command_landing_while_measuring_wins(target, fleet, recorded, fake, monkeypatch):
@@ -190,12 +193,12 @@ def test_a_command_landing_while_measuring_wins(target, fleet, recorded, fake, m
     measure = fake.evaluate
 
     def slow_measurement(deployment, now=None):
-        commands.abort(factories.api_actor(), deployment.pk, reason="not now")
+        actions.abort(factories.api_actor(), deployment.pk, reason="not now")
         return measure(deployment, now)
 
-    monkeypatch.setattr(analysis, "evaluate", slow_measurement)
+    monkeypatch.setattr(runs, "evaluate", slow_measurement)
     recorded.calls.clear()
-    result = reconcile.tick(d.pk)
+    result = tick.tick(d.pk)
     assert result.changed_meanwhile and result.priority
     assert [name for name, _, _ in recorded.calls] == ["status"]  # nothing acted on
     d = tick_until(d, lambda d: not d.is_active, what="the abort")
@@ -223,7 +226,7 @@ def test_a_run_starts_after_the_routing_it_measures_and_its_window_opens_in_that
         ("step-1", "error-rate", "running")
     ]
     assert shown[0]["metrics"][0]["name"] == "errors"
-    commands.abort(factories.api_actor(), d.pk)
+    actions.abort(factories.api_actor(), d.pk)
     d = tick_until(d, lambda d: not d.is_active, what="the abort")
     run.refresh_from_db()
     assert run.phase != "running" and run.stopped  # stopped with the deployment
@@ -247,7 +250,7 @@ def test_a_template_deleted_after_validation_fails_the_rollout(target, fleet):
 
 
 def test_a_spec_naming_a_missing_template_or_leaving_out_an_argument_is_refused_by_path(db):
-    analysis.save_template("error-rate", TEMPLATE)
+    runs.save_template("error-rate", TEMPLATE)
     raw = canary_spec(
         {"set_weight": 10},
         {"analysis": {"template": "nope"}},
@@ -255,7 +258,7 @@ def test_a_spec_naming_a_missing_template_or_leaving_out_an_argument_is_refused_
         {"analysis": {"template": "error-rate", "args": {"service-tier": "gold", "extra": "1"}}},
     )
     with pytest.raises(InvalidSpec) as caught:
-        commands.validate_strategy(raw)
+        actions.validate_strategy(raw)
     assert caught.value.details["errors"] == [
         {
             "path": "steps[1].analysis.template",
@@ -279,8 +282,8 @@ def test_a_spec_naming_a_missing_template_or_leaving_out_an_argument_is_refused_
         },
     }
     with pytest.raises(InvalidSpec, match=r"at canary\.analysis\.templates\[0\]\.templateName"):
-        commands.validate_strategy(argo)
-    ok = commands.validate_strategy(
+        actions.validate_strategy(argo)
+    ok = actions.validate_strategy(
         canary_spec(
             {"set_weight": 10},
             {"analysis": {"template": "error-rate", "args": {"service-tier": 5}}},
@@ -298,7 +301,7 @@ def test_background_analysis_is_stopped_at_promotion_and_rolls_back_a_paused_rol
     d = deploy(target, "2.0.0", spec)
     d = tick_until(d, lambda d: d.state == State.PAUSED, what="the pause")
     assert "background" in fake.runs
-    commands.promote(factories.api_actor(), d.pk)
+    actions.promote(factories.api_actor(), d.pk)
     d = tick_until(d, lambda d: d.state == State.SUCCEEDED, what="the promotion")
     assert ("stop", "background") in fake.calls  # on the tick that routed 100%
 

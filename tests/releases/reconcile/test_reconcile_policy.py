@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from releases import commands
+from releases import actions
 from releases.models import DeploymentEvent, State
-from releases.models_governance import EnvironmentPolicy, FreezeWindow
+from releases.models.governance import EnvironmentPolicy, FreezeWindow
 from tests import factories
-from tests.releases.test_reconcile_switch import (  # noqa: F401  (fixtures)
+from tests.releases.reconcile.test_reconcile_switch import (  # noqa: F401  (fixtures)
     agent,
     canary_spec,
     deploy,
@@ -21,7 +21,7 @@ from tests.releases.test_reconcile_switch import (  # noqa: F401  (fixtures)
     live,
     tick_until,
 )
-from tests.releases.test_reconcile_switch import (
+from tests.releases.reconcile.test_reconcile_switch import (
     recorded as recorded,
 )
 
@@ -52,7 +52,7 @@ def test_a_freeze_holds_the_automatic_promotion_and_a_person_may_still_promote(t
     assert d.state == State.PROGRESSING and d.weights.get("canary") == 20
     assert DeploymentEvent.objects.filter(deployment=d, kind="hold").count() == 1
     # a person's promote is not an automatic promotion: it goes on
-    commands.promote(factories.api_actor(), d.pk)
+    actions.promote(factories.api_actor(), d.pk)
     d = tick_until(d, lambda d: d.state == State.SUCCEEDED, what="the promoted rollout")
 
 
@@ -61,7 +61,7 @@ def test_a_freeze_never_blocks_a_rollback(target, recorded):
     d = deploy(target, "2.0.0", canary_spec({"set_weight": 30}, {"pause": {}}))
     d = tick_until(d, lambda d: d.state == State.PAUSED, what="the pause")
     freeze(target.environment)
-    commands.abort(factories.api_actor(), d.pk)
+    actions.abort(factories.api_actor(), d.pk)
     d = tick_until(d, lambda d: d.state == State.ABORTED, what="the abort")
     assert d.weights.get("stable") == 100
 
@@ -80,5 +80,5 @@ def test_a_step_gate_holds_its_step_until_an_approver_approves(target, recorded)
         d = tick_until(d, lambda d: True)
     assert d.weights.get("canary") == 20
     approver = factories.make_user("approver-1")
-    commands.approve(factories.api_actor(approver), d.pk, comment="numbers look fine")
+    actions.approve(factories.api_actor(approver), d.pk, comment="numbers look fine")
     d = tick_until(d, lambda d: d.state == State.SUCCEEDED, what="the approved rollout")

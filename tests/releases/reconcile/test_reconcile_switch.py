@@ -13,9 +13,10 @@ from django.conf import settings as django_settings
 from integrations.base import Routing
 from integrations.local.process import start_agent
 from integrations.local.target import LocalTarget
-from releases import cleanup, commands, reconcile
+from releases import actions
 from releases.errors import Conflict
 from releases.models import Deployment, DeploymentEvent, State
+from releases.reconcile import cleanup, tick
 from tests import factories
 
 FAST_HEALTH = {"path": "/health", "interval": "100ms", "healthy_threshold": 2}
@@ -58,13 +59,13 @@ class Recording:
 @pytest.fixture
 def recorded(fleet, monkeypatch):
     recording = Recording(fleet)
-    monkeypatch.setattr(reconcile, "integration_for", lambda row: recording)
+    monkeypatch.setattr(tick, "integration_for", lambda row: recording)
     return recording
 
 
 def deploy(target, version, strategy):
     factories.make_release(target.service, version, artifact={"sample": {"latency_ms": 1}})
-    d, _ = commands.start_deployment(
+    d, _ = actions.start_deployment(
         factories.api_actor(),
         service=target.service,
         environment=target.environment,
@@ -77,7 +78,7 @@ def deploy(target, version, strategy):
 def tick_until(d, predicate, timeout=20.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        result = reconcile.tick(d.pk)
+        result = tick.tick(d.pk)
         d.refresh_from_db()
         if predicate(d):
             return d
@@ -138,7 +139,7 @@ def test_promote_continues_a_deployment_waiting_for_promotion(target, fleet):
     live(target)
     d = deploy(target, "2.0.0", canary_spec({"set_weight": 50}, {"pause": {}}))
     d = tick_until(d, lambda d: d.state == State.PAUSED, what="the pause")
-    commands.promote(factories.api_actor(), d.pk)
+    actions.promote(factories.api_actor(), d.pk)
     d = tick_until(d, lambda d: d.state == State.SUCCEEDED, what="the promotion")
     status = fleet.status()
     stable, canary = d.stable_slot, d.canary_slot
@@ -154,9 +155,9 @@ def test_an_abort_routes_to_the_old_release_first_and_keeps_the_canary_for_inspe
     live(target)
     d = deploy(target, "2.0.0", canary_spec({"set_weight": 50}, {"pause": {"duration": "1h"}}))
     d = tick_until(d, lambda d: d.weights.get("canary") == 50, what="50% on the canary")
-    commands.abort(factories.api_actor(), d.pk, reason="looks wrong")
+    actions.abort(factories.api_actor(), d.pk, reason="looks wrong")
     recorded.calls.clear()
-    reconcile.tick(d.pk)
+    tick.tick(d.pk)
     d.refresh_from_db()
     # the very first call of the tick: every new request to the old release, header rules off
     stable, canary = d.stable_slot, d.canary_slot
@@ -176,7 +177,7 @@ def test_the_kept_slot_is_scaled_down_when_due_unless_another_deployment_uses_it
     live(target)
     d = deploy(target, "2.0.0", canary_spec({"set_weight": 50}, {"pause": {}}))
     d = tick_until(d, lambda d: d.state == State.PAUSED, what="the pause")
-    commands.abort(factories.api_actor(), d.pk)
+    actions.abort(factories.api_actor(), d.pk)
     d = tick_until(d, lambda d: d.state == State.ABORTED, what="the abort")
     assert cleanup.due() == []  # not yet: it is kept for a while
     Deployment.objects.filter(pk=d.pk).update(cleanup_at=d.cleanup_at.replace(year=2000))
@@ -196,9 +197,9 @@ def test_a_retry_runs_the_same_release_and_spec_and_the_cleanup_leaves_its_slot_
     live(target)
     d = deploy(target, "2.0.0", canary_spec({"set_weight": 50}, {"pause": {}}))
     d = tick_until(d, lambda d: d.state == State.PAUSED, what="the pause")
-    commands.abort(factories.api_actor(), d.pk)
+    actions.abort(factories.api_actor(), d.pk)
     d = tick_until(d, lambda d: d.state == State.ABORTED, what="the abort")
-    again = commands.retry(factories.api_actor(), d.pk)
+    again = actions.retry(factories.api_actor(), d.pk)
     assert (again.release_id, again.strategy, again.state) == (d.release_id, d.strategy, "pending")
     assert again.reason == f"retry of deployment #{d.pk}"
     Deployment.objects.filter(pk=d.pk).update(cleanup_at=d.cleanup_at.replace(year=2000))
@@ -207,27 +208,27 @@ def test_a_retry_runs_the_same_release_and_spec_and_the_cleanup_leaves_its_slot_
     again = tick_until(again, lambda d: d.state == State.PAUSED, what="the retry's pause")
     assert again.weights == {"stable": 50, "canary": 50}
     with pytest.raises(Conflict, match="retry needs aborted, failed, rolled_back"):
-        commands.retry(factories.api_actor(), again.pk)
+        actions.retry(factories.api_actor(), again.pk)
 
 
 def test_a_retry_while_another_deployment_is_active_is_a_conflict(target, fleet):
     live(target)
     d = deploy(target, "2.0.0", canary_spec({"set_weight": 50}, {"pause": {}}))
-    commands.abort(factories.api_actor(), d.pk)
+    actions.abort(factories.api_actor(), d.pk)
     d = tick_until(d, lambda d: d.state == State.ABORTED, what="the abort")
     deploy(target, "2.0.0", canary_spec({"set_weight": 50}))
     with pytest.raises(Conflict, match="is active"):
-        commands.retry(factories.api_actor(), d.pk)
+        actions.retry(factories.api_actor(), d.pk)
 
 
 def test_a_canary_slot_left_running_another_release_is_replaced_not_counted(target, fleet):
     live(target)
     d = deploy(target, "2.0.0", canary_spec({"set_weight": 50}, {"pause": {}}))
     d = tick_until(d, lambda d: d.state == State.PAUSED, what="the pause")
-    commands.abort(factories.api_actor(), d.pk)
+    actions.abort(factories.api_actor(), d.pk)
     tick_until(d, lambda d: d.state == State.ABORTED, what="the abort")
     other = deploy(target, "3.0.0", canary_spec({"set_weight": 50}, {"pause": {}}))
-    reconcile.tick(other.pk)
+    tick.tick(other.pk)
     other.refresh_from_db()
     assert other.weights == {"stable": 100, "canary": 0}  # 2.0.0's instance is not 3.0.0's
     assert fleet.status().slots[other.canary_slot].version == "3.0.0"
@@ -264,9 +265,9 @@ def test_blue_green_switches_and_a_rollback_in_the_delay_switches_back(target, f
     d = deploy(target, "2.0.0", bg_spec())
     d = tick_until(d, lambda d: d.weights.get("canary") == 100, what="the switch")
     assert fleet.status().slots[d.stable_slot].ready == 2  # the old side stays up
-    commands.rollback(factories.api_actor(), d.pk)
+    actions.rollback(factories.api_actor(), d.pk)
     recorded.calls.clear()
-    reconcile.tick(d.pk)
+    tick.tick(d.pk)
     d.refresh_from_db()
     assert recorded.calls[0][0] == "set_routing"
     assert recorded.calls[0][1].weights == {d.stable_slot: 100, d.canary_slot: 0}
@@ -277,7 +278,7 @@ def test_rolling_back_a_succeeded_blue_green_is_a_blue_green_switch(target, flee
     live(target)
     d = deploy(target, "2.0.0", bg_spec(scale_down_delay=0))
     d = tick_until(d, lambda d: d.state == State.SUCCEEDED, what="success")
-    back = commands.rollback(factories.api_actor(), d.pk)
+    back = actions.rollback(factories.api_actor(), d.pk)
     assert back.strategy["kind"] == "blue_green" and back.rollback_of_id == d.pk
     assert (back.strategy["auto_promote"], back.strategy["smoke"]) == (0.0, [])
     back = tick_until(back, lambda d: d.state == State.SUCCEEDED, what="the way back")

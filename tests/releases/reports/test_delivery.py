@@ -1,4 +1,5 @@
-"""Delivery figures (``releases.history``): each definition, on deployments made through the
+"""Delivery figures (``releases.reports.delivery``): each definition, on deployments made through
+the
 commands and then placed in time."""
 
 from __future__ import annotations
@@ -7,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from releases import commands, history
+from releases import actions
 from releases.models import Deployment, Release, State
+from releases.reports import delivery
 from tests import factories
-from tests.releases.test_views_common import tick, ui_actor
+from tests.releases.web.test_views_common import tick, ui_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +51,7 @@ def run(target, version, outcome, *, started, finished, admin=None) -> Deploymen
     elif outcome in (State.ROLLED_BACK, State.ABORTED):
         if started is not None:
             tick(d)
-        command = commands.rollback if outcome == State.ROLLED_BACK else commands.abort
+        command = actions.rollback if outcome == State.ROLLED_BACK else actions.abort
         command(ui_actor(admin or factories.make_user("admin")), d.pk, reason="latency")
         tick(d, state=outcome)
     return placed(d, started=started, finished=finished)
@@ -57,7 +59,7 @@ def run(target, version, outcome, *, started, finished, admin=None) -> Deploymen
 
 def roll_back(d: Deployment, outcome, *, started, finished) -> Deployment:
     """The rollback deployment of a succeeded ``d``, ended ``outcome``."""
-    back = commands.rollback(ui_actor(factories.make_user("admin")), d.pk, reason="bad")
+    back = actions.rollback(ui_actor(factories.make_user("admin")), d.pk, reason="bad")
     assert back.rollback_of_id == d.pk
     if outcome == State.SUCCEEDED:
         tick(back, state=State.SUCCEEDED, weights={"stable": 0, "canary": 100})
@@ -70,7 +72,7 @@ def roll_back(d: Deployment, outcome, *, started, finished) -> Deployment:
 
 
 def figures(prod, service=None):
-    return history.delivery_figures(prod, START, END, service)
+    return delivery.delivery_figures(prod, START, END, service)
 
 
 def test_frequency_counts_changes_that_went_live_in_the_period(target, prod, service):
@@ -191,7 +193,7 @@ def test_outcome_notes_say_why_each_deployment_was_rolled_back(prod, service, ad
     rolled = run(t, "1.2", State.ROLLED_BACK, started=at + minutes(4), finished=at + minutes(5))
     later = run(t, "1.3", State.SUCCEEDED, started=at + minutes(6), finished=at + minutes(7))
     back = roll_back(later, State.SUCCEEDED, started=at + minutes(8), finished=at + minutes(9))
-    notes = history.outcome_notes([failed, rolled, later, back])
+    notes = delivery.outcome_notes([failed, rolled, later, back])
     assert notes[failed.pk] == "error rate 9% > 5%"
     assert notes[rolled.pk] == "rolled back by admin: latency"
     assert notes[later.pk] == f"rolled back by #{back.pk} (admin): bad"

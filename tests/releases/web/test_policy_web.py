@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from releases import commands
+from releases import actions
 from releases.models import State
 from tests import factories
 
@@ -27,7 +27,7 @@ def signed_in(user) -> Client:
 
 def start(user, target, **kwargs):
     factories.make_release(target.service, "1.1.0")
-    return commands.start_deployment(
+    return actions.start_deployment(
         factories.api_actor(user),
         service=target.service,
         environment=target.environment,

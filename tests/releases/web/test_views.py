@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from releases import commands
+from releases import actions
 from releases.models import State
 from tests import factories
-from tests.releases.test_views_common import ship, tick, ui_actor
+from tests.releases.web.test_views_common import ship, tick, ui_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +86,7 @@ def test_the_board_orders_environments_by_their_promotion_order(client_in, servi
 
 
 def test_the_board_paints_a_paused_deployment_red_and_says_why(client_in, live, admin):
-    commands.pause(ui_actor(admin), live.pk)
+    actions.pause(ui_actor(admin), live.pk)
     html = client_in.get(reverse("board")).content.decode()
     assert "cell-active state-paused" in html
     assert '<td class="cell cell-alert"' in html

@@ -9,10 +9,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from releases import commands
+from releases import actions
 from releases.models import AuditEvent
 from tests import factories
-from tests.releases.test_views_common import ship, ui_actor
+from tests.releases.web.test_views_common import ship, ui_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +28,12 @@ def trail(service, dev, prod, admin):
     """Audit events about api in dev and prod, and about web in prod, by two people."""
     ship(factories.make_target(service, dev), "1.0.0")
     prod_api = factories.make_deployment(factories.make_target(service, prod), "1.0.0")
-    commands.pause(ui_actor(admin), prod_api.pk)
+    actions.pause(ui_actor(admin), prod_api.pk)
     bob = factories.make_persona("bob", role="deployer")
     web = factories.make_deployment(
         factories.make_target(factories.make_service("web"), prod), "2.0.0"
     )
-    commands.abort(ui_actor(bob), web.pk, reason="wrong build")
+    actions.abort(ui_actor(bob), web.pk, reason="wrong build")
     return {"prod_api": prod_api, "web": web}
 
 

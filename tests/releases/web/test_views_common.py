@@ -3,7 +3,7 @@ and a deployment that ran to the end, both through the same commands the worker 
 
 from __future__ import annotations
 
-from releases import commands
+from releases import actions
 from releases.actors import Actor
 from releases.models import Deployment, State
 from tests import factories
@@ -44,8 +44,8 @@ def tick(
     """What a reconcile tick records, through the same command the worker uses."""
     d.refresh_from_db()
     if d.state == State.PENDING:
-        assert commands.mark_started(d)
-    assert commands.record_tick(
+        assert actions.mark_started(d)
+    assert actions.record_tick(
         d,
         observed=OBSERVED,
         endpoint="http://127.0.0.1:9101",

@@ -8,10 +8,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from releases import commands, metrics
+from releases import actions
+from releases.live import charts
 from releases.models import Deployment, DeploymentEvent, State
 from tests import factories
-from tests.releases.test_views_common import ship, tick, ui_actor
+from tests.releases.web.test_views_common import ship, tick, ui_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -108,7 +109,7 @@ def test_the_deployment_page_shows_the_latest_request_sample(client_in, live, mo
             live.canary_slot: {"rps": 12.5, "error_rate": 0.125, "p95_ms": 180.4, "p99_ms": None},
         },
     }
-    monkeypatch.setattr(metrics, "latest", lambda target_id: sample)
+    monkeypatch.setattr(charts, "latest", lambda target_id: sample)
     html = page(client_in, live)
     assert 'data-latest="stable">40.0/s<' in html and 'data-latest="canary">12.5/s<' in html
     assert 'data-latest="canary">12.50%<' in html
@@ -130,21 +131,21 @@ def test_the_deployment_page_counts_down_a_timed_pause(client_in, live):
 
 
 def test_the_deployment_page_says_when_it_waits_for_a_person(client_in, live, admin):
-    commands.pause(ui_actor(admin), live.pk)
+    actions.pause(ui_actor(admin), live.pk)
     html = page(client_in, live)
     assert 'data-pause-kind="operator"' in html
     assert "Paused by an operator" in html
 
 
 def test_the_deployment_page_shows_a_failure_reason(client_in, live):
-    commands.record_integration_error(live, "fleet agent refused: disk full", permanent=True)
+    actions.record_integration_error(live, "fleet agent refused: disk full", permanent=True)
     html = page(client_in, live)
     assert "rolling back" in html
     assert "fleet agent refused: disk full" in html
 
 
 def test_the_deployment_page_shows_analysis_runs(client_in, live, monkeypatch):
-    from releases import views_deployment
+    from releases.web import deployment
 
     run = {
         "id": 1,
@@ -165,10 +166,8 @@ def test_the_deployment_page_shows_analysis_runs(client_in, live, monkeypatch):
             }
         ],
     }
-    real = views_deployment.deployment_dict
-    monkeypatch.setattr(
-        views_deployment, "deployment_dict", lambda d: {**real(d), "analysis": [run]}
-    )
+    real = deployment.deployment_dict
+    monkeypatch.setattr(deployment, "deployment_dict", lambda d: {**real(d), "analysis": [run]})
     html = page(client_in, live)
     assert "error-rate" in html and "the canary&#x27;s error rate is 4x" in html
     assert "<td>0.5 %</td><td>2.1 %</td><td>≤ 1.0</td>" in html
@@ -342,7 +341,7 @@ def test_actions_need_the_csrf_token(admin, live):
     assert live.state == State.PAUSED
 
 
-# --- roles (releases.policy): the same answers as the API -----------------------------------------
+# --- roles (releases.governance.policy): the same answers as the API ------------------------------
 
 
 def test_a_viewer_sees_every_button_off_with_the_role_it_needs(client, live, dev):

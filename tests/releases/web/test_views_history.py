@@ -8,10 +8,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from releases import commands
+from releases import actions
 from releases.models import Deployment, State
 from tests import factories
-from tests.releases.test_views_common import ship, tick, ui_actor
+from tests.releases.web.test_views_common import ship, tick, ui_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ def story(service, prod, admin):
     ship(t, "1.0.0")
     rolled = factories.make_deployment(t, "1.1.0")
     tick(rolled)
-    commands.rollback(ui_actor(admin), rolled.pk, reason="p99 doubled")
+    actions.rollback(ui_actor(admin), rolled.pk, reason="p99 doubled")
     tick(rolled, state=State.ROLLED_BACK)
     failed = factories.make_deployment(t, "1.2.0")
     tick(failed, state=State.ROLLING_BACK, failure="no progress for 600 s")

@@ -10,7 +10,7 @@ from django.utils.html import escape
 
 from releases.models import Deployment, State
 from tests import factories
-from tests.releases.test_views_common import ship
+from tests.releases.web.test_views_common import ship
 
 pytestmark = pytest.mark.django_db
 

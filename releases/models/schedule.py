@@ -1,6 +1,6 @@
 """When a freeze window is in force: one-off (start, end), weekly (days and hours) or a cron
 expression, each in a named time zone (``zoneinfo``). Pure functions of a window and an instant:
-no queries here (``releases.policy`` finds the windows that apply to a target).
+no queries here (``releases.governance.policy`` finds the windows that apply to a target).
 
 Semantics, in the window's time zone:
 

@@ -1,7 +1,7 @@
 """Governance decisions: who may do what where (roles), what a deployment waits for (approvals),
 and when nothing may ship (freezes). Small decision functions over a few queries; no writes.
 
-``releases.commands`` calls :func:`require` at the top of every command, so the dashboard, the
+``releases.actions`` calls :func:`require` at the top of every command, so the dashboard, the
 API, the CLI and chat-ops cannot differ; the API and the pages call :func:`check` earlier to
 answer 404 before parsing anything, and filter lists with :func:`visible`.
 
@@ -20,7 +20,8 @@ Where a role counts:
   every environment; for an environment, every service; for ``service.create`` and
   ``environment.create``, everything.
 
-API tokens narrow their user's rights (``releases.tokens``): by action (``scopes``) and by
+API tokens narrow their user's rights (``releases.governance.tokens``): by action (``scopes``) and
+by
 environment and service (slugs). A token that may not do something gets 403 saying which limit.
 """
 
@@ -33,7 +34,6 @@ from datetime import datetime
 from django.db.models import Q
 from django.utils import timezone
 
-from releases import freeze
 from releases.errors import Conflict, Forbidden, NotFound
 from releases.models import (
     Approval,
@@ -49,8 +49,9 @@ from releases.models import (
     Service,
     State,
     Target,
+    schedule,
 )
-from releases.models_governance import Decision
+from releases.models.governance import Decision
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ def check(user, action: str, obj=None, *, token=None) -> None:
 
 
 def require(actor, action: str, obj=None) -> None:
-    """For ``releases.commands``: the reconcile loop and other system actors may do anything;
+    """For ``releases.actions``: the reconcile loop and other system actors may do anything;
     a person needs the role (an unknown person sees nothing)."""
     if actor.user is None:
         if actor.channel == Channel.SYSTEM:
@@ -301,7 +302,7 @@ def visible_deployments(qs, user, token=None):
 
 def token_allows(scopes, action: str) -> bool:
     """Whether a token with ``scopes`` may do ``action`` (ignoring where)."""
-    from releases.tokens import SCOPE_ACTIONS
+    from releases.governance.tokens import SCOPE_ACTIONS
 
     scopes = set(scopes or ())
     if not scopes or "write" in scopes:
@@ -314,7 +315,7 @@ def token_allows(scopes, action: str) -> bool:
 def check_token(token, action: str, scope: Scope) -> None:
     if token is None:
         return
-    from releases import tokens
+    from releases.governance import tokens
 
     if not token_allows(token.scopes, action):
         narrow = tokens.scope_for(action)
@@ -479,7 +480,7 @@ class ActiveFreeze:
     def message(self) -> str:
         w = self.window
         where = w.environment.slug + (f" ({w.service.slug})" if w.service_id else "")
-        until = freeze.local_time(self.until, w.timezone)
+        until = schedule.local_time(self.until, w.timezone)
         return f"{where} is frozen by {w.name!r} until {until}: {w.reason}"
 
     def details(self) -> dict:
@@ -509,8 +510,8 @@ def active_freezes(target: Target, now=None) -> list[ActiveFreeze]:
     found = []
     for w in windows:
         try:
-            until = freeze.active_until(w, now)
-        except freeze.FreezeError as exc:  # saved without validation (e.g. a raw insert)
+            until = schedule.active_until(w, now)
+        except schedule.FreezeError as exc:  # saved without validation (e.g. a raw insert)
             logger.warning("freeze window %s cannot be evaluated: %s", w.pk, exc)
             continue
         if until is not None:

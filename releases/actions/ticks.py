@@ -1,0 +1,248 @@
+"""What the reconcile loop records through actions: claiming a deployment (a lease by
+conditional update), a tick's result (step, weights, state, the next tick), holds, integration
+errors, and the cleanup of a slot kept after a rollback. Version-checked: a tick that lost a
+race with an operator's click records nothing and ticks again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from releases import audit
+from releases.actions.common import LEASE_SECONDS, record_event
+from releases.actors import Actor
+from releases.live import events
+from releases.models import (
+    ACTIVE_STATES,
+    Deployment,
+    DeploymentEvent,
+    State,
+    Target,
+)
+
+# --- the reconcile loop's commands ------------------------------------------------------------
+
+
+def claim(deployment_id: int, owner: str) -> Deployment | None:
+    """Take the deployment's lease if it is active and free; None if another worker holds it."""
+    now = timezone.now()
+    taken = (
+        Deployment.objects.filter(pk=deployment_id, state__in=ACTIVE_STATES)
+        .exclude(state=State.AWAITING_APPROVAL)
+        .exclude(lease_until__gt=now)
+        .update(lease_owner=owner, lease_until=now + timedelta(seconds=LEASE_SECONDS))
+    )
+    if not taken:
+        return None
+    return Deployment.objects.select_related(
+        "target__service", "target__environment", "release", "from_release"
+    ).get(pk=deployment_id)
+
+
+def release_claim(deployment_id: int, owner: str, *, wait: float | None) -> int | None:
+    """Give the lease back and set when the next tick is due. Returns the row's version."""
+    fields = {"lease_owner": "", "lease_until": None}
+    if wait is not None:
+        fields["next_tick_at"] = timezone.now() + timedelta(seconds=wait)
+    Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(**fields)
+    return Deployment.objects.filter(pk=deployment_id).values_list("version", flat=True).first()
+
+
+def mark_started(d: Deployment) -> bool:
+    """pending -> progressing, on the first tick. False if the row changed meanwhile."""
+    with transaction.atomic():
+        updated = Deployment.objects.filter(pk=d.pk, version=d.version, state=State.PENDING).update(
+            state=State.PROGRESSING,
+            started_at=timezone.now(),
+            version=d.version + 1,
+            updated_at=timezone.now(),
+        )
+        if not updated:
+            return False
+        d.state, d.version, d.started_at = State.PROGRESSING, d.version + 1, timezone.now()
+        event = record_event(d, "state", "rollout started", Actor.system(), {"state": d.state})
+        audit.record(Actor.system(), "deployment.start", d, {"state": d.state})
+        events.publish_deployment(d.pk, [event.pk])
+    return True
+
+
+def record_tick(
+    d: Deployment,
+    *,
+    observed: dict,
+    endpoint: str,
+    progress: dict,
+    step_index: int,
+    step: str,
+    weights: dict,
+    message: str,
+    new_events: list[dict],
+    consumed_intent: str = "",
+    new_state: str | None = None,
+    failure: str = "",
+    checks: dict | None = None,
+    cleanup_in: float | None = None,
+) -> bool:
+    """Store what a tick saw and did. Version-checked: if an operator command landed during the
+    tick, nothing is written (the next tick decides again from the new state) and False returns.
+
+    ``new_state`` paused means a step waits for a person to promote (progressing -> paused);
+    ``checks`` replaces the check results handed to the next tick; ``cleanup_in`` (seconds, with a
+    terminal ``new_state``) schedules the scale-down of the slot kept after a rollback.
+    """
+    actor = Actor.system()
+    now = timezone.now()
+    with transaction.atomic():
+        fields = {
+            "progress": progress,
+            "step_index": step_index,
+            "step": step[:300],
+            "weights": weights,
+            "message": message,
+            "version": d.version + 1,
+            "updated_at": now,
+        }
+        if consumed_intent:
+            fields["intent"] = ""
+        if checks is not None:
+            fields["checks"] = checks
+        if new_state == State.ROLLING_BACK:
+            fields.update(state=new_state, rollback_outcome=State.FAILED, failure_reason=failure)
+        elif new_state == State.PAUSED:
+            fields.update(state=new_state)
+        elif new_state:
+            fields.update(state=new_state, finished_at=now)
+            if cleanup_in is not None:
+                fields["cleanup_at"] = now + timedelta(seconds=cleanup_in)
+        updated = Deployment.objects.filter(pk=d.pk, version=d.version).update(**fields)
+        if not updated:
+            return False
+        for name, value in fields.items():
+            setattr(d, name, value)
+        Target.objects.filter(pk=d.target_id).update(
+            observed=observed, observed_at=now, endpoint=endpoint
+        )
+        created = [
+            record_event(d, e.get("kind", "step"), e.get("message", ""), actor, e.get("data"))
+            for e in new_events
+        ]
+        if new_state == State.ROLLING_BACK:
+            created.append(record_event(d, "failure", f"rolling back: {failure}", actor))
+            audit.record(actor, "deployment.fail", d, {"reason": failure})
+        elif new_state == State.PAUSED:
+            created.append(
+                record_event(
+                    d,
+                    "state",
+                    "waiting for promotion: promote to continue",
+                    actor,
+                    {"state": new_state, "waiting_for_promotion": True},
+                )
+            )
+            audit.record(actor, "deployment.wait_for_promotion", d, {"step": step[:300]})
+        elif new_state:
+            created.append(_finish(d, new_state, actor))
+        events.publish_deployment(d.pk, [e.pk for e in created])
+    return True
+
+
+def _finish(d: Deployment, state: str, actor: Actor) -> DeploymentEvent:
+    """A deployment ended: on success the new release becomes the target's stable one."""
+    if state == State.SUCCEEDED:
+        Target.objects.filter(pk=d.target_id).update(
+            stable_release=d.release_id, stable_slot=d.canary_slot
+        )
+        message = f"{d.release.version} is live on every instance"
+    else:
+        message = {
+            State.ROLLED_BACK: "rolled back: every request is served by the stable release",
+            State.ABORTED: "aborted: every request is served by the stable release",
+            State.FAILED: f"failed and rolled back: {d.failure_reason}",
+            State.REJECTED: "rejected at a step gate: every request is served by the stable "
+            "release",
+        }.get(state, state)
+    audit.record(actor, f"deployment.{state}", d, {"version": d.release.version})
+    return record_event(d, "state", message, actor, {"state": state})
+
+
+def record_hold(d: Deployment, *, step_index: int, message: str) -> bool:
+    """The environment's policy holds the next step (a freeze window, a step gate waiting for an
+    approval): note where and why, once (an event when the reason changes, not every tick).
+    Version-checked like ``record_tick``; the engine's progress is left as it was."""
+    if d.step_index == step_index and d.message == message:
+        return True
+    with transaction.atomic():
+        updated = Deployment.objects.filter(pk=d.pk, version=d.version).update(
+            step_index=step_index, message=message, version=d.version + 1, updated_at=timezone.now()
+        )
+        if not updated:
+            return False
+        d.step_index, d.message, d.version = step_index, message, d.version + 1
+        event = record_event(d, "hold", message, Actor.system())
+        events.publish_deployment(d.pk, [event.pk])
+    return True
+
+
+def record_integration_error(d: Deployment, message: str, *, permanent: bool) -> None:
+    """A call to the target failed. Transient: note it once; permanent: fail and roll back."""
+    actor = Actor.system()
+    with transaction.atomic():
+        if permanent and d.state != State.ROLLING_BACK:
+            updated = Deployment.objects.filter(pk=d.pk, version=d.version).update(
+                state=State.ROLLING_BACK,
+                rollback_outcome=State.FAILED,
+                failure_reason=message,
+                message=message,
+                version=d.version + 1,
+                updated_at=timezone.now(),
+            )
+            if updated:
+                event = record_event(d, "failure", f"rolling back: {message}", actor)
+                audit.record(actor, "deployment.fail", d, {"reason": message})
+                events.publish_deployment(d.pk, [event.pk])
+            return
+        if d.message != message:
+            updated = Deployment.objects.filter(pk=d.pk, version=d.version).update(
+                message=message, version=d.version + 1, updated_at=timezone.now()
+            )
+            if updated:
+                event = record_event(d, "error", message, actor, {"permanent": permanent})
+                events.publish_deployment(d.pk, [event.pk])
+
+
+# --- scaling down a slot kept after a rollback (releases.reconcile.cleanup) -----------------------
+
+CLEANUP_RETRY_SECONDS = 60
+
+
+def claim_cleanup(deployment_id: int) -> Deployment | None:
+    """Take a due cleanup: push ``cleanup_at`` on (so a concurrent sweep skips it, and a worker
+    that dies mid-way is retried later). None if it is not due or someone else took it."""
+    now = timezone.now()
+    d = (
+        Deployment.objects.select_related("target__service", "target__environment")
+        .filter(pk=deployment_id, cleanup_at__lte=now)
+        .first()
+    )
+    if d is None:
+        return None
+    taken = Deployment.objects.filter(pk=d.pk, cleanup_at=d.cleanup_at).update(
+        cleanup_at=now + timedelta(seconds=CLEANUP_RETRY_SECONDS)
+    )
+    return d if taken else None
+
+
+def record_cleanup(d: Deployment, message: str, *, observed: dict | None = None) -> None:
+    """The kept slot was scaled down (or is now another deployment's): nothing more to do."""
+    actor = Actor.system()
+    with transaction.atomic():
+        Deployment.objects.filter(pk=d.pk).update(cleanup_at=None)
+        d.cleanup_at = None
+        if observed is not None:
+            Target.objects.filter(pk=d.target_id).update(
+                observed=observed, observed_at=timezone.now()
+            )
+        event = record_event(d, "cleanup", message, actor, {"slot": d.canary_slot})
+        events.publish_deployment(d.pk, [event.pk])

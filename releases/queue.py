@@ -1,0 +1,50 @@
+"""The port through which a reconcile tick is asked for: by task *name* on the broker.
+
+Actions (after commit) and the sweep call :func:`enqueue_tick`; nothing here imports the reconcile
+loop, so ``releases.actions`` stays below ``releases.reconcile`` in the layering (see
+``docs/architecture.md``). The task names are the wire contract between web and worker processes
+and stay as they were before the house moved the tasks (``releases.tasks.*``), so messages
+already queued by an older process are still understood.
+
+A broker outage is logged, never raised: the intent is in the database, and the periodic sweep
+enqueues the tick once Redis answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import current_app
+
+logger = logging.getLogger(__name__)
+
+TICK_TASK = "releases.tasks.advance_deployment"
+CLEANUP_TASK = "releases.tasks.cleanup_slot"
+SWEEP_TASK = "releases.tasks.sweep"
+SAMPLE_TASK = "releases.tasks.sample_metrics"
+PRIORITY_QUEUE = "priority"
+DEFAULT_QUEUE = "default"
+
+
+def enqueue_tick(deployment_id: int, *, priority: bool = False, countdown: float = 0) -> None:
+    """Ask a worker for a tick of ``deployment_id`` (rollback and abort on the priority queue)."""
+    try:
+        current_app.send_task(
+            TICK_TASK,
+            args=(deployment_id,),
+            queue=PRIORITY_QUEUE if priority else DEFAULT_QUEUE,
+            countdown=countdown or None,
+            priority=0 if priority else 5,
+        )
+    except Exception:  # noqa: BLE001 -- any broker failure: the database still holds the intent
+        logger.warning("could not enqueue a tick for deployment %s", deployment_id, exc_info=True)
+
+
+def enqueue_cleanup(deployment_id: int) -> None:
+    """Ask a worker to scale down the slot a rollback kept (the next sweep retries on failure)."""
+    try:
+        current_app.send_task(CLEANUP_TASK, args=(deployment_id,), queue=DEFAULT_QUEUE)
+    except Exception:  # noqa: BLE001 -- any broker failure: the next sweep tries again
+        logger.warning(
+            "could not enqueue the cleanup of deployment %s", deployment_id, exc_info=True
+        )
