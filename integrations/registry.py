@@ -1,18 +1,92 @@
-"""Which integration runs a target: provider name -> dotted path, imported lazily."""
+"""The one list of providers: which integration runs a target, what it needs and what it can do.
+
+Each entry (:class:`Provider`) names, as dotted paths imported lazily (nothing heavy is imported
+until a provider is used):
+
+- ``target``: its ``Target`` class, built as ``cls(key, config, **options)``;
+- ``validator``: ``(config) -> [(path, message)]``, every problem with a target's config;
+- ``settings``: ``() -> dict``, the provider's own settings (URLs, tokens, kubeconfig paths),
+  read from Django settings by the provider itself and passed to the target and its metrics as
+  keyword options — credentials never enter a target's config or the database;
+- ``metrics``: its ``MetricsSource`` class (``integrations.base``), built as
+  ``cls(target=key, **options)``; the live charts read request counters through its
+  ``read_counters`` classmethod when it has one;
+- ``capabilities``: what its traffic routing can do (:class:`Capabilities`). A strategy that
+  needs one the target's provider lacks is refused when the deployment is created or the spec
+  validated, with a message naming it (``strategies.spec.required_capabilities``).
+
+To add a provider: write its package under ``integrations/`` (target, config validator, settings,
+metrics), add one entry here, and that is all: the database's provider choices, the API's
+validation and the capability checks follow. See docs/architecture.md.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+from functools import cache
 from importlib import import_module
 from typing import Any
 
-from integrations.base import IntegrationError, Target
+from integrations.base import IntegrationError, MetricsSource, Target
 
-TARGETS = {
-    "local": "integrations.local.target.LocalTarget",
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider's routing can do. Names are those ``required_capabilities`` returns."""
+
+    weights: bool = False  # split new requests between slots by percentage
+    preview: bool = False  # a preview endpoint that reaches one slot whatever the weights
+    header_rules: bool = False  # send requests carrying a header to the canary (or the stable)
+    cookie_rules: bool = False  # the same by cookie
+    sticky: bool = False  # place users by a hash of a key, so a user stays on one side
+    mirroring: bool = False  # copy requests to the canary without answering from it
+    instance_health: bool = False  # report each instance's health (not only a slot's count)
+
+    def names(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name)]
+
+
+CAPABILITY_TEXT = {
+    "weights": "weighted traffic between slots",
+    "preview": "a preview endpoint",
+    "header_rules": "header-based routing",
+    "cookie_rules": "cookie-based routing",
+    "sticky": "sticky users",
+    "mirroring": "traffic mirroring",
+    "instance_health": "per-instance health",
 }
-CONFIG_VALIDATORS = {
-    "local": "integrations.local.config.validate_config",
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    label: str
+    target: str
+    validator: str
+    settings: str | None = None
+    metrics: str | None = None
+    capabilities: Capabilities = Capabilities()
+
+
+PROVIDERS: dict[str, Provider] = {
+    "local": Provider(
+        name="local",
+        label="local fleet",
+        target="integrations.local.target.LocalTarget",
+        validator="integrations.local.config.validate_config",
+        settings="integrations.local.config.settings_options",
+        metrics="integrations.metrics.local.LocalMetrics",
+        capabilities=Capabilities(
+            weights=True,
+            preview=True,
+            header_rules=True,
+            cookie_rules=True,
+            sticky=True,
+            instance_health=True,
+        ),
+    ),
 }
+DEFAULT_PROVIDER = "local"
 
 
 def _load(path: str):
@@ -20,17 +94,77 @@ def _load(path: str):
     return getattr(import_module(module), name)
 
 
+def provider_choices() -> list[tuple[str, str]]:
+    """The database's choices for ``Target.provider`` (a callable, so adding a provider needs no
+    migration)."""
+    return [(p.name, p.label) for p in PROVIDERS.values()]
+
+
+def get(name: str) -> Provider:
+    provider = PROVIDERS.get(name)
+    if provider is None:
+        known = ", ".join(sorted(PROVIDERS))
+        raise IntegrationError(f"unknown provider {name!r}: use one of {known}", permanent=True)
+    return provider
+
+
+def options(name: str) -> dict[str, Any]:
+    """The provider's own settings, as keyword options for its target and metrics."""
+    provider = get(name)
+    return dict(_load(provider.settings)()) if provider.settings else {}
+
+
 def validate_target_config(provider: str, config: dict) -> list[tuple[str, str]]:
     """Every problem with a target's config, as (path, message) pairs."""
-    if provider not in TARGETS:
-        known = ", ".join(sorted(TARGETS))
+    if provider not in PROVIDERS:
+        known = ", ".join(sorted(PROVIDERS))
         return [("provider", f"unknown provider {provider!r}: use one of {known}")]
     if not isinstance(config, dict):
         return [("config", "must be an object")]
-    return list(_load(CONFIG_VALIDATORS[provider])(config))
+    return list(_load(PROVIDERS[provider].validator)(config))
 
 
-def build_target(provider: str, key: str, config: dict, **options: Any) -> Target:
-    if provider not in TARGETS:
-        raise IntegrationError(f"unknown provider {provider!r}", permanent=True)
-    return _load(TARGETS[provider])(key, config, **options)
+def build_target(provider: str, key: str, config: dict, **extra: Any) -> Target:
+    """The provider's Target for one target (``extra`` overrides its settings, for tests)."""
+    return _load(get(provider).target)(key, config, **{**options(provider), **extra})
+
+
+def metrics_class(provider: str):
+    """The provider's MetricsSource class, or None when it has none."""
+    path = get(provider).metrics
+    return _load(path) if path else None
+
+
+def build_metrics_source(provider: str, key: str, **extra: Any) -> MetricsSource | None:
+    cls = metrics_class(provider)
+    return None if cls is None else cls(target=key, **{**options(provider), **extra})
+
+
+def read_counters(provider: str, keys: list[str]) -> dict[str, dict] | None:
+    """Monotonic request counters of these targets for the live charts (``{key: reading}``, see
+    ``integrations.metrics.local``), or None when the provider's metrics cannot give them."""
+    cls = metrics_class(provider)
+    reader = getattr(cls, "read_counters", None)
+    if reader is None:
+        return None
+    return reader(keys, **options(provider))
+
+
+def capabilities(provider: str) -> Capabilities:
+    return get(provider).capabilities
+
+
+@cache
+def _known_capabilities() -> frozenset[str]:
+    return frozenset(f.name for f in fields(Capabilities))
+
+
+def missing_capabilities(provider: str, needed: set[str] | frozenset[str]) -> list[str]:
+    """Which of ``needed`` the provider lacks, sorted (unknown names count as lacking)."""
+    have = set(capabilities(provider).names())
+    return sorted(name for name in needed if name not in have or name not in _known_capabilities())
+
+
+def describe_missing(provider: str, missing: list[str]) -> str:
+    what = ", ".join(f"{name} ({CAPABILITY_TEXT.get(name, name)})" for name in missing)
+    return f"the {get(provider).label} provider ({provider!r}) cannot do {what}"

@@ -1,20 +1,22 @@
-"""Build the integration object for a Target row (plain values cross into ``integrations``)."""
+"""The bridge from a Target row to its provider (``integrations.registry``): plain values cross
+into ``integrations``, nothing of Django does. The provider reads its own settings (the local
+fleet's URL and token among them); nothing here knows one provider from another.
+"""
 
 from __future__ import annotations
 
-from django.conf import settings
-
-from integrations.base import ReleaseRef, Target
-from integrations.registry import build_target
-from releases.models import Provider, Release
+from integrations import registry
+from integrations.base import MetricsSource, ReleaseRef, Target
+from releases.models import Release
 from releases.models import Target as TargetRow
 
 
 def integration_for(target: TargetRow) -> Target:
-    options = {}
-    if target.provider == Provider.LOCAL:
-        options = {"fleet_url": settings.FLEET_URL, "token": settings.FLEET_TOKEN}
-    return build_target(target.provider, target.key, target.config or {}, **options)
+    return registry.build_target(target.provider, target.key, target.config or {})
+
+
+def metrics_for(target: TargetRow) -> MetricsSource | None:
+    return registry.build_metrics_source(target.provider, target.key)
 
 
 def release_ref(release: Release, health: dict | None = None) -> ReleaseRef:

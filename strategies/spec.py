@@ -314,3 +314,31 @@ KINDS: dict[str, Kind] = {
     ),
     "canary": Kind(read=spec_canary.read, steps=spec_canary.steps, from_argo=spec_canary.from_argo),
 }
+
+
+def required_capabilities(spec: dict[str, Any]) -> set[str]:
+    """What a target's routing must be able to do to carry out a normalised spec, by the names of
+    ``integrations.registry.Capabilities`` (strategies knows the names, not the providers):
+
+    - a canary moves traffic by weight (``weights``); its ``route`` needs ``header_rules``,
+      ``cookie_rules`` and ``sticky`` for a header, a cookie and a sticky key;
+    - a blue-green switch is a weight change (``weights``), and its smoke checks and pre-promotion
+      analysis run against the idle side on a preview endpoint (``preview``);
+    - rolling and recreate replace instances in place and need nothing of the router.
+    """
+    kind = spec.get("kind")
+    needed: set[str] = set()
+    if kind == "canary":
+        needed.add("weights")
+        route = spec.get("route") or {}
+        if route.get("header"):
+            needed.add("header_rules")
+        if route.get("cookie"):
+            needed.add("cookie_rules")
+        if route.get("sticky_key"):
+            needed.add("sticky")
+    elif kind == "blue_green":
+        needed.add("weights")
+        if spec.get("smoke") or spec.get("pre_promotion_analysis"):
+            needed.add("preview")
+    return needed

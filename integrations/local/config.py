@@ -23,3 +23,11 @@ def validate_config(config: Any) -> list[tuple[str, str]]:
     for key in sorted(set(config) - set(KNOWN_KEYS), key=str):
         errors.append((str(key), f"unknown key {key!r} (known: {', '.join(KNOWN_KEYS)})"))
     return errors + port_errors(config)
+
+
+def settings_options() -> dict[str, Any]:
+    """The local provider's own settings: where the fleet agent listens and its token
+    (``FLEET_URL``, ``FLEET_TOKEN``; see switchyard/settings.py)."""
+    from django.conf import settings  # read when a target is built, never at import
+
+    return {"fleet_url": settings.FLEET_URL, "token": settings.FLEET_TOKEN}

@@ -1,9 +1,12 @@
-"""Metric providers for canary analysis: provider name -> dotted path, imported lazily.
+"""Metric providers for canary analysis: provider name -> (source class, its settings), imported
+lazily.
 
 - ``local``: the local fleet's router counters (``integrations.metrics.local``);
 - ``prometheus``: PromQL over Prometheus' HTTP API (``integrations.metrics.prometheus``).
 
-Each implements ``integrations.base.MetricsSource``.
+Each implements ``integrations.base.MetricsSource`` and reads its own settings (the fleet
+agent's URL and token, ``PROMETHEUS_URL``) through its settings function; what a template's
+metric names (``address``, the target's key) overrides them.
 """
 
 from __future__ import annotations
@@ -14,16 +17,29 @@ from typing import Any
 from integrations.base import IntegrationError, MetricsSource
 
 PROVIDERS = {
-    "local": "integrations.metrics.local.LocalMetrics",
-    "prometheus": "integrations.metrics.prometheus.PrometheusMetrics",
+    "local": (
+        "integrations.metrics.local.LocalMetrics",
+        "integrations.local.config.settings_options",
+    ),
+    "prometheus": (
+        "integrations.metrics.prometheus.PrometheusMetrics",
+        "integrations.metrics.prometheus.settings_options",
+    ),
 }
 
 
+def _load(path: str):
+    module, _, name = path.rpartition(".")
+    return getattr(import_module(module), name)
+
+
 def build_metrics(provider: str, **options: Any) -> MetricsSource:
+    """The provider's source with its own settings, overridden by the options that are set."""
     if provider not in PROVIDERS:
         known = ", ".join(sorted(PROVIDERS))
         raise IntegrationError(
             f"unknown metrics provider {provider!r}: use {known}", permanent=True
         )
-    module, _, name = PROVIDERS[provider].rpartition(".")
-    return getattr(import_module(module), name)(**options)
+    source, settings = PROVIDERS[provider]
+    given = {key: value for key, value in options.items() if value not in (None, "")}
+    return _load(source)(**{**_load(settings)(), **given})

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from integrations.base import IntegrationError, MetricQuery
+from integrations.local.metrics_reader import read_counters as read_fleet_counters
 
 TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 QUERIES = ("error_rate", "latency", "requests")
@@ -44,6 +45,13 @@ class LocalMetrics:
         self._token = token
         self._timeout = timeout
         self._client = client
+
+    @classmethod
+    def read_counters(cls, keys: list[str], *, fleet_url: str, token: str, **_: Any) -> dict:
+        """Every asked target's monotonic counters in one call to the agent, for the live charts
+        (``integrations.local.metrics_reader``): ``{key: {"time", "slots": {...}}}``."""
+        wanted = set(keys)
+        return {k: v for k, v in read_fleet_counters(fleet_url, token).items() if k in wanted}
 
     # -- MetricsSource -------------------------------------------------------------------------
 

@@ -195,3 +195,11 @@ def _values(data: dict[str, Any]) -> list[float]:
 def _count(values: list[float]) -> int:
     finite = [v for v in values if math.isfinite(v)]
     return max(0, round(sum(finite)))
+
+
+def settings_options() -> dict[str, Any]:
+    """The Prometheus provider's own settings: ``PROMETHEUS_URL`` (a template's metric may name
+    another ``address``)."""
+    from django.conf import settings  # read when a source is built, never at import
+
+    return {"address": getattr(settings, "PROMETHEUS_URL", "") or ""}

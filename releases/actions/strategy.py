@@ -3,22 +3,26 @@ every bad field by path, the analysis templates it names among them."""
 
 from __future__ import annotations
 
-from releases.errors import (
-    InvalidSpec,
-)
-from strategies.spec import SpecError, normalise
+from integrations import registry
+from releases.errors import InvalidSpec
+from releases.models import AnalysisTemplate
+from strategies.analysis.template import TemplateError, resolve_args
+from strategies.analysis.template import normalise as normalise_template
+from strategies.spec import SpecError, normalise, required_capabilities
 
 
-def validate_strategy(raw: dict) -> dict:
+def validate_strategy(raw: dict, *, provider: str | None = None) -> dict:
     """Normalise a strategy spec or raise InvalidSpec listing every bad field (an analysis
-    template it names that does not exist, or whose arguments do not fit, among them)."""
+    template it names that does not exist, or whose arguments do not fit, among them). With a
+    ``provider``, a spec whose routing needs a capability that provider lacks is refused too,
+    naming the capability: before anything starts, never mid-tick."""
     if not isinstance(raw, dict):
         raise InvalidSpec(
             "The strategy must be a JSON object.",
             details={"errors": [{"path": "", "message": "must be an object"}]},
         )
     try:
-        return normalise(raw, templates=_check_analysis_template)
+        spec = normalise(raw, templates=_check_analysis_template)
     except SpecError as exc:
         errors = [{"path": e.path, "message": e.message} for e in exc.errors]
         first = errors[0] if errors else {"path": "", "message": str(exc)}
@@ -28,15 +32,29 @@ def validate_strategy(raw: dict) -> dict:
             + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
             details={"errors": errors},
         ) from None
+    if provider is not None:
+        check_capabilities(spec, provider)
+    return spec
+
+
+def check_capabilities(spec: dict, provider: str) -> None:
+    missing = registry.missing_capabilities(provider, required_capabilities(spec))
+    if missing:
+        cannot = registry.describe_missing(provider, missing)
+        message = f"The strategy needs what the target cannot do: {cannot}."
+        raise InvalidSpec(
+            message,
+            details={
+                "errors": [{"path": "kind", "message": message}],
+                "missing_capabilities": missing,
+                "provider": provider,
+            },
+        )
 
 
 def _check_analysis_template(name: str, args: dict[str, str]) -> list[tuple[str, str]]:
     """What is wrong with running the analysis template ``name`` with ``args`` (a spec's
     analysis reference): [(path under the reference, message)], [] if it can run."""
-    from releases.models.analysis import AnalysisTemplate
-    from strategies.analysis.template import TemplateError, resolve_args
-    from strategies.analysis.template import normalise as normalise_template
-
     template = AnalysisTemplate.objects.filter(name=name).first()
     if template is None:
         return [

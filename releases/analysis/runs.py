@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from integrations.base import Arm, IntegrationError, MetricQuery
@@ -305,19 +304,11 @@ def verdict_of(deployment: Deployment) -> Verdict:
 # --- providers ----------------------------------------------------------------------------------
 
 
-def prometheus_url() -> str:
-    return settings.PROMETHEUS_URL
-
-
 def _source(metric: dict, deployment: Deployment):
-    if metric["provider"] == "local":
-        return build_metrics(
-            "local",
-            fleet_url=settings.FLEET_URL,
-            token=settings.FLEET_TOKEN,
-            target=deployment.target.key,
-        )
-    return build_metrics(metric["provider"], address=metric.get("address") or prometheus_url())
+    """The metric's provider, with its own settings (``integrations.metrics``)."""
+    return build_metrics(
+        metric["provider"], target=deployment.target.key, address=metric.get("address")
+    )
 
 
 def metric_query(metric: dict, deployment: Deployment, args: dict[str, str]) -> MetricQuery:

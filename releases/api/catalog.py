@@ -11,7 +11,7 @@ from django.db.models import Max
 from ninja import Query, Router, Status
 from ninja.responses import codes_4xx
 
-from integrations.registry import TARGETS, validate_target_config
+from integrations.registry import PROVIDERS, validate_target_config
 from releases import actions, audit
 from releases.api.auth import actor_for, authorize, summarise, visible
 from releases.api.schemas import (
@@ -277,7 +277,7 @@ def _check_target_config(provider: str, config: dict) -> None:
         return
     errors = []
     for path, message in problems:
-        if provider in TARGETS and path not in ("config",):
+        if provider in PROVIDERS and path not in ("config",):
             path = f"config.{path}" if path else "config"
         errors.append({"path": path, "message": message})
     raise InvalidInput(summarise(errors, "The target is invalid"), details={"errors": errors})

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ninja import Header, Query, Router, Status
 from ninja.responses import codes_4xx
 
+from integrations import registry
 from releases import actions
 from releases.api.auth import actor_for, authorize, visible
 from releases.api.catalog import InvalidInput, get_environment, get_service
@@ -324,5 +325,11 @@ def validate_strategy(request, payload: StrategyIn):
     """Check a strategy spec (ours, or Argo Rollouts' ``canary``/``blueGreen``): the normalised
     spec and its planned steps, or 422 ``invalid_spec`` listing every error by path."""
     authorize(request, "strategy.validate")
-    spec = actions.validate_strategy(payload.strategy)
+    if payload.provider is not None and payload.provider not in registry.PROVIDERS:
+        known = ", ".join(sorted(registry.PROVIDERS))
+        raise InvalidInput(
+            f"Unknown provider {payload.provider!r}: use one of {known}.",
+            details={"errors": [{"path": "provider", "message": f"use one of {known}"}]},
+        )
+    spec = actions.validate_strategy(payload.strategy, provider=payload.provider)
     return {"strategy": spec, "steps": describe_steps(spec)}

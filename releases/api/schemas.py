@@ -279,6 +279,12 @@ class StrategyIn(In):
         description="our spec or Argo Rollouts' ({'canary': {...}} / {'blueGreen': {...}})",
         examples=[{"kind": "rolling", "replicas": 4, "batch_size": "25%"}],
     )
+    provider: str | None = Field(
+        None,
+        max_length=32,
+        description="also check that a target run by this provider can carry it out "
+        "(its routing capabilities, integrations.registry)",
+    )
 
 
 class StrategyOut(Schema):

@@ -1,9 +1,10 @@
 """Request samples for the deployment page's live charts: per slot request rate, error rate and
-p95/p99 latency, computed from the fleet's counters and kept for the last 15 minutes.
+p95/p99 latency, computed from each target's provider counters and kept for the last 15 minutes.
 
 How a sample is made. The ``sample_metrics`` task (Celery beat, every ``ACTIVE_INTERVAL``
-seconds) reads every target's monotonic counters from the fleet agent in one call
-(``integrations.local.metrics_reader``). A target with an active deployment is sampled every
+seconds) reads the due targets' monotonic counters through their provider's ``MetricsSource``,
+one call per provider (``integrations.registry.read_counters``; the local fleet answers for every
+target in one request to its agent). A target with an active deployment is sampled every
 round; any other target every ``IDLE_INTERVAL`` seconds. A sample is the difference between this
 reading and the target's previous one, divided by the time between them (the agent's clock):
 
@@ -36,9 +37,10 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from integrations import registry
 from integrations.base import IntegrationError
 from releases.live.events import publish_metrics
-from releases.models import ACTIVE_STATES, Deployment, Provider, Target
+from releases.models import ACTIVE_STATES, Deployment, Target
 
 logger = logging.getLogger(__name__)
 
@@ -208,13 +210,20 @@ def due_targets(targets: list[Target], active: set[int], readings: dict, now: fl
     ]
 
 
-def read_fleet() -> dict:
-    from integrations.local.metrics_reader import read_counters
+def read_providers(targets: list[Target]) -> dict[str, dict]:
+    """Every due target's counters, one call per provider through its ``MetricsSource``
+    (``integrations.registry.read_counters``); providers whose metrics cannot give counters are
+    skipped (their targets have no live charts)."""
+    by_provider: dict[str, list[str]] = {}
+    for t in targets:
+        by_provider.setdefault(t.provider, []).append(t.key)
+    counters: dict[str, dict] = {}
+    for provider, keys in by_provider.items():
+        counters.update(registry.read_counters(provider, keys) or {})
+    return counters
 
-    return read_counters(settings.FLEET_URL, settings.FLEET_TOKEN)
 
-
-def sample_all(*, store: Store | None = None, read=read_fleet) -> int:
+def sample_all(*, store: Store | None = None, read=read_providers) -> int:
     """One sampling round: returns the number of samples stored (and published)."""
     global _warned_at
     try:
@@ -226,9 +235,7 @@ def sample_all(*, store: Store | None = None, read=read_fleet) -> int:
     if token is None:
         return 0  # another round is still running
     try:
-        targets = list(
-            Target.objects.filter(provider=Provider.LOCAL).select_related("service", "environment")
-        )
+        targets = list(Target.objects.select_related("service", "environment"))
         active = set(
             Deployment.objects.filter(state__in=ACTIVE_STATES).values_list("target_id", flat=True)
         )
@@ -238,7 +245,7 @@ def sample_all(*, store: Store | None = None, read=read_fleet) -> int:
         if not due:
             return 0
         try:
-            counters = read()
+            counters = read(due)
         except IntegrationError as exc:
             if time.monotonic() - _warned_at > WARN_EVERY:
                 logger.warning("metrics: %s", exc.message)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from integrations import registry
+
 
 class Channel(models.TextChoices):
     UI = "ui", "dashboard"
@@ -43,16 +45,15 @@ class Environment(models.Model):
         return self.slug
 
 
-class Provider(models.TextChoices):
-    LOCAL = "local", "local fleet"
-
-
 class Target(models.Model):
     """A service placed in an environment, run by one integration."""
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="targets")
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="targets")
-    provider = models.CharField(max_length=32, choices=Provider.choices, default=Provider.LOCAL)
+    # providers are listed once, in integrations.registry (a callable: no migration per provider)
+    provider = models.CharField(
+        max_length=32, choices=registry.provider_choices, default=registry.DEFAULT_PROVIDER
+    )
     config = models.JSONField(default=dict, blank=True)
     strategy = models.JSONField(default=dict, blank=True)
     stable_release = models.ForeignKey(

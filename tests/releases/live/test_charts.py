@@ -164,7 +164,7 @@ def test_a_round_samples_a_live_target_from_real_traffic(agent, settings, target
 def test_a_round_with_the_agent_down_stores_nothing(settings, target, monkeypatch):
     factories.make_deployment(target, "1.0.0")
 
-    def down():
+    def down(targets):
         raise IntegrationError("the fleet agent is not answering", permanent=False)
 
     assert charts.sample_all(store=charts.Store(), read=down) == 0
