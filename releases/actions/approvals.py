@@ -14,7 +14,7 @@ from releases.errors import (
     ApprovalRequired,
     Conflict,
 )
-from releases.governance import policy
+from releases.governance import approvals, policy
 from releases.live import events
 from releases.models import (
     Approval,
@@ -33,8 +33,8 @@ def check_step_gates(d: Deployment, *, full: bool) -> None:
     steps = (d.strategy or {}).get("steps") or []
     indexes = range(d.step_index, max(len(steps), d.step_index + 1)) if full else [d.step_index]
     for index in indexes:
-        if policy.requires_step_approval(d, index) and not policy.step_approved(d, index):
-            status = policy.approval_status(d, index)
+        if approvals.requires_step_approval(d, index) and not approvals.step_approved(d, index):
+            status = approvals.approval_status(d, index)
             raise ApprovalRequired(
                 f"Cannot promote deployment {d.pk}: step {index + 1} waits for an approval "
                 f"({status.summary()}); an approver must approve it first.",
@@ -56,7 +56,7 @@ def approve(
     with transaction.atomic():
         d = locked(deployment_id)
         policy.require(actor, "deployment.view", d)
-        gate = policy.open_gate(d)
+        gate = approvals.open_gate(d)
         role = policy.check_approver(actor, d)  # the role, four eyes
         now = timezone.now()
         mine = Approval.objects.filter(
@@ -67,7 +67,7 @@ def approve(
                 f"You have already approved deployment {d.pk}; another approver is needed.",
                 details={"deployment": d.pk},
             )
-        ttl = policy.policy_for(d.target.environment).approval_ttl
+        ttl = approvals.policy_for(d.target.environment).approval_ttl
         Approval.objects.create(
             deployment=d,
             user=actor.user,
@@ -80,7 +80,7 @@ def approve(
             created_at=now,
             expires_at=now + ttl if ttl else None,
         )
-        status = policy.approval_status(d, gate, now)
+        status = approvals.approval_status(d, gate, now)
         where = "" if gate is None else f" step {gate + 1}"
         created = [
             record_event(
@@ -132,7 +132,7 @@ def reject(actor: Actor, deployment_id: int, *, comment: str = "") -> Deployment
     with transaction.atomic():
         d = locked(deployment_id)
         policy.require(actor, "deployment.view", d)
-        gate = policy.open_gate(d)
+        gate = approvals.open_gate(d)
         policy.require(actor, "deployment.reject", d)
         now = timezone.now()
         Approval.objects.create(

@@ -13,7 +13,7 @@ from releases.errors import (
     Conflict,
     NotFound,
 )
-from releases.governance import policy
+from releases.governance import approvals
 from releases.models import (
     Deployment,
     DeploymentEvent,
@@ -33,7 +33,7 @@ ALLOWED = {
     "rollback": (State.PENDING, State.PROGRESSING, State.PAUSED, State.SUCCEEDED),
     # governance (releases.governance.policy): a deployment waiting for approvals; approve/reject
     # also
-    # decide a canary step gate while progressing or paused (policy.open_gate says which)
+    # decide a canary step gate while progressing or paused (approvals.open_gate says which)
     "approve": (State.AWAITING_APPROVAL,),
     "reject": (State.AWAITING_APPROVAL,),
 }
@@ -81,7 +81,7 @@ def save_checked(d: Deployment, **fields) -> None:
 def check_allowed(d: Deployment, command: str) -> None:
     allowed = ALLOWED[command]
     if d.state == State.AWAITING_APPROVAL and command in ("promote", "resume"):
-        status = policy.approval_status(d)
+        status = approvals.approval_status(d)
         raise ApprovalRequired(
             f"Cannot {command} deployment {d.pk}: it is awaiting approval "
             f"({status.summary()}); an approver must approve it first.",

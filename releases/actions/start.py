@@ -18,7 +18,7 @@ from releases.errors import (
     InvalidRequest,
     NotFound,
 )
-from releases.governance import policy
+from releases.governance import approvals, freezes, policy
 from releases.live import events
 from releases.models import (
     ACTIVE_STATES,
@@ -93,7 +93,7 @@ def start_deployment(
         spec=spec,
         reason=reason,
         idempotency_key=idempotency_key,
-        awaiting=policy.needs_approval(target),
+        awaiting=approvals.needs_approval(target),
         override=(overriding, override_freeze) if overriding else None,
     ), True
 
@@ -106,7 +106,7 @@ def freeze_check(actor: Actor, target: Target, override_freeze: str | None):
             "A freeze override needs a written reason: say why this cannot wait.",
             details={"field": "override_freeze"},
         )
-    active = policy.active_freeze(target)
+    active = freezes.active_freeze(target)
     if active is None:
         return None
     if override_freeze is None:
@@ -201,7 +201,7 @@ def create_deployment(
             if override is not None:
                 published.append(record_override(actor, d, *override).pk)
             if awaiting:
-                required = policy.policy_for(target.environment).required_approvals
+                required = approvals.policy_for(target.environment).required_approvals
                 published.append(
                     record_event(
                         d,

@@ -8,7 +8,7 @@ from django.contrib import admin
 
 from releases import audit
 from releases.actors import Actor
-from releases.analysis.runs import InvalidTemplate, validate_template
+from releases.analysis.templates import InvalidTemplate, validate_template
 from releases.models import Channel
 from releases.models.analysis import AnalysisRun, AnalysisTemplate, Measurement
 

@@ -1,17 +1,18 @@
-"""Running canary analyses for deployments, and showing their working.
+"""Running canary analyses for deployments.
 
-    run = analysis.start(deployment, "error-rate", {"max": "0.05"}, key="step-3", step_index=3)
-    verdict = analysis.evaluate(deployment)          # once per reconcile tick
+    run = runs.start(deployment, "error-rate", {"max": "0.05"}, key="step-3", step_index=3)
+    verdict = runs.evaluate(deployment)              # once per reconcile tick
     verdict.decision                                  # pass | fail | inconclusive | running | none
     verdict.runs["step-3"]["decision"]
 
-    analysis.run_analysis(deployment, "error-rate", wait=True)   # start and see it through
+    runs.run_analysis(deployment, "error-rate", wait=True)   # start and see it through
 
-A run measures its template's metrics through the metric providers (``integrations.metrics``),
-judges each look with ``strategies.analysis`` (pure) and stores an ``AnalysisRun`` and its
-``Measurement`` rows. The provider calls happen outside any transaction; the results are then
-recorded with a version check on the run, so two ticks of the same deployment never both record
-(the reconcile loop's lease already keeps a second worker off; this also covers ad-hoc callers).
+A run measures its template's metrics through the metric providers (``releases.analysis
+.sources``), judges each look with ``strategies.analysis`` (pure) and stores an ``AnalysisRun``
+and its ``Measurement`` rows. The provider calls happen outside any transaction; the results are
+then recorded with a version check on the run, so two ticks of the same deployment never both
+record (the reconcile loop's lease already keeps a second worker off; this also covers ad-hoc
+callers). How people see runs is ``releases.live.runs``.
 
 How the engine wires this in (the Observation/Decision fields) is in docs/analysis.md.
 """
@@ -26,15 +27,13 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from integrations.base import Arm, IntegrationError, MetricQuery
-from integrations.metrics import build_metrics
-from releases.errors import DomainError, NotFound
+from releases.analysis.sources import fetcher
+from releases.analysis.templates import get_template, invalid_template
 from releases.live.events import publish_deployment
 from releases.models import Deployment, DeploymentEvent
 from releases.models.analysis import (
     AnalysisPhase,
     AnalysisRun,
-    AnalysisTemplate,
     Measurement,
 )
 from strategies.analysis import run as pure
@@ -42,13 +41,8 @@ from strategies.analysis.template import TemplateError, bind, normalise, resolve
 
 logger = logging.getLogger(__name__)
 
-MODES = {"sequential": "counts", "mann_whitney": "range", "threshold": "instant"}
+
 WAIT_POLL = 0.2
-
-
-class InvalidTemplate(DomainError):
-    status = 422
-    code = "invalid_template"
 
 
 @dataclass(frozen=True)
@@ -63,41 +57,6 @@ class Verdict:
     reason: str
     runs: dict[str, dict] = field(default_factory=dict)
     next_at: float | None = None
-
-
-def _invalid(exc: TemplateError, what: str) -> InvalidTemplate:
-    errors = exc.as_dicts()
-    first = errors[0]
-    where = f" at {first['path']}" if first["path"] else ""
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return InvalidTemplate(f"{what}{where}: {first['message']}{more}.", details={"errors": errors})
-
-
-# --- templates -----------------------------------------------------------------------------------
-
-
-def validate_template(spec: Any) -> dict:
-    """The normalised template, or InvalidTemplate (422) listing every problem by path."""
-    try:
-        return normalise(spec)
-    except TemplateError as exc:
-        raise _invalid(exc, "The analysis template is invalid") from None
-
-
-def get_template(name: str) -> AnalysisTemplate:
-    template = AnalysisTemplate.objects.filter(name=name).first()
-    if template is None:
-        raise NotFound(f"There is no analysis template {name!r}.", details={"template": name})
-    return template
-
-
-def save_template(name: str, spec: Any, description: str = "") -> tuple[AnalysisTemplate, bool]:
-    """Create or replace the template ``name`` (runs already started keep their snapshot)."""
-    normalised = validate_template(spec)
-    template, created = AnalysisTemplate.objects.update_or_create(
-        name=name, defaults={"spec": normalised, "description": description}
-    )
-    return template, created
 
 
 # --- runs --------------------------------------------------------------------------------------
@@ -126,7 +85,7 @@ def start(
         bound_args = resolve_args(spec, args)
         spec = bind(spec, bound_args)
     except TemplateError as exc:
-        raise _invalid(exc, f"Cannot start analysis {template_name!r}") from None
+        raise invalid_template(exc, f"Cannot start analysis {template_name!r}") from None
     now = time.time() if now is None else now
     run = AnalysisRun(
         deployment=deployment,
@@ -209,7 +168,7 @@ def advance(run: AnalysisRun, now: float, *, stop: bool = False) -> pure.Verdict
         return pure.evaluate(run.spec, history, run.state)
     deployment = run.deployment
     history = _history(run)
-    fetch = _fetcher(run, deployment)
+    fetch = fetcher(run, deployment)
     state, new, verdict = pure.advance(run.spec, run.state, history, now, fetch, stopped=stop)
     if stop and verdict.phase == "running":  # pragma: no cover - evaluate() never says so
         verdict = pure.evaluate(run.spec, history, state, stopped=True)
@@ -299,141 +258,3 @@ def verdict_of(deployment: Deployment) -> Verdict:
                 decision, f"{run['template']} ({key}): {reason}", runs, min(pending, default=None)
             )
     return Verdict("pass", "Every analysis passed.", runs)
-
-
-# --- providers ----------------------------------------------------------------------------------
-
-
-def _source(metric: dict, deployment: Deployment):
-    """The metric's provider, with its own settings (``integrations.metrics``)."""
-    return build_metrics(
-        metric["provider"], target=deployment.target.key, address=metric.get("address")
-    )
-
-
-def metric_query(metric: dict, deployment: Deployment, args: dict[str, str]) -> MetricQuery:
-    target = deployment.target
-    return MetricQuery(
-        query=metric["query"],
-        total_query=metric.get("total_query"),
-        mode=MODES[metric["test"]],
-        baseline=Arm(
-            deployment.stable_slot,
-            deployment.from_release.version if deployment.from_release_id else None,
-        ),
-        canary=Arm(deployment.canary_slot, deployment.release.version),
-        target=target.key,
-        values={
-            "target": target.key,
-            "service": target.service.slug,
-            "environment": target.environment.slug,
-            **{f"args.{k}": v for k, v in args.items()},
-        },
-        step=metric["step"],
-    )
-
-
-def _fetcher(run: AnalysisRun, deployment: Deployment):
-    sources: dict[str, Any] = {}
-
-    def fetch(metric: dict, action: str, cursor, start: float, end: float) -> dict:
-        try:
-            source = sources.get(metric["name"])
-            if source is None:
-                source = sources[metric["name"]] = _source(metric, deployment)
-            query = metric_query(metric, deployment, run.args or {})
-            if action == "begin":
-                return {"cursor": source.begin(query)}
-            return source.fetch(query, cursor or {}, start, end)
-        except IntegrationError as exc:
-            logger.info("analysis %s, metric %s: %s", run.pk, metric["name"], exc.message)
-            return {"error": exc.message, "permanent": exc.permanent}
-
-    return fetch
-
-
-# --- what the API and the page show -------------------------------------------------------------
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _threshold_text(metric: dict) -> str:
-    test = metric["test"]
-    if test == "threshold":
-        parts = []
-        if metric.get("success_condition"):
-            parts.append(f"pass if {metric['success_condition']}")
-        if metric.get("failure_condition"):
-            parts.append(f"fail if {metric['failure_condition']}")
-        return "; ".join(parts)
-    if test == "sequential":
-        return f"fail when evidence >= {1 / metric['alpha']:g} (alpha {metric['alpha']:g})"
-    return (
-        f"Mann-Whitney {metric['confidence'] * 100:g}% CI beyond ±{metric['tolerance'] * 100:g}% "
-        f"of the shift, mean ratio >= {metric['allowed_increase']:g}"
-        if metric["direction"] != "decrease"
-        else f"mean ratio <= {metric['allowed_decrease']:g}"
-    )
-
-
-def run_dict(run: AnalysisRun, *, measurements: bool = False) -> dict:
-    """A run as the API and the WebSocket show it (see releases.live.events for the shape)."""
-    rows = list(run.measurements.order_by("metric", "index"))
-    by_metric: dict[str, list[Measurement]] = {}
-    for m in rows:
-        by_metric.setdefault(m.metric, []).append(m)
-    metrics = []
-    for metric in run.spec.get("metrics", []):
-        taken = by_metric.get(metric["name"], [])
-        last = taken[-1].value if taken else {}
-        item = {
-            "name": metric["name"],
-            "provider": metric["provider"],
-            "unit": metric.get("unit", ""),
-            "test": metric["test"],
-            "critical": metric["critical"],
-            "dry_run": metric["dry_run"],
-            "baseline": last.get("baseline"),
-            "canary": last.get("canary"),
-            "value": last.get("value"),
-            "interval": last.get("interval"),
-            "effect": last.get("effect"),
-            "threshold": _threshold_text(metric),
-            "verdict": last.get("phase"),
-            "classification": last.get("classification"),
-            "why": last.get("why", "Not measured yet."),
-            "measurements": len(taken),
-            "count": metric["count"],
-        }
-        if measurements:
-            item["history"] = [
-                {"index": m.index, "phase": m.phase, "taken_at": _iso(m.taken_at), **m.value}
-                for m in taken
-            ]
-        metrics.append(item)
-    phase = "failed" if run.phase == AnalysisPhase.ERROR else run.phase
-    return {
-        "id": run.pk,
-        "deployment": run.deployment_id,
-        "name": run.name,
-        "key": run.key,
-        "step_index": run.step_index,
-        "args": run.args,
-        "phase": phase,
-        "errored": run.phase == AnalysisPhase.ERROR,
-        "decision": run.decision,
-        "why": run.reason,
-        "score": run.score,
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
-        "metrics": metrics,
-        "links": {"self": f"/api/v1/analysis-runs/{run.pk}"},
-    }
-
-
-def analysis_list(deployment: Deployment) -> list[dict]:
-    """Every run of ``deployment``, oldest first (``deployment_dict``'s ``analysis``)."""
-    runs = AnalysisRun.objects.filter(deployment=deployment).prefetch_related("measurements")
-    return [run_dict(run) for run in runs.order_by("id")]

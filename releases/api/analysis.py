@@ -23,17 +23,12 @@ from ninja import Field, Router, Status
 from ninja.responses import codes_4xx
 
 from releases import audit
-from releases.analysis.runs import (
-    InvalidTemplate,
-    analysis_list,
-    get_template,
-    run_dict,
-    validate_template,
-)
+from releases.analysis.templates import InvalidTemplate, get_template, validate_template
 from releases.api.auth import actor_for, authorize
 from releases.api.deployments import get_deployment
 from releases.api.schemas import ErrorOut, In, Out
 from releases.errors import Conflict, NotFound
+from releases.live.runs import analysis_list, run_dict
 from releases.models.analysis import AnalysisRun, AnalysisTemplate
 
 router = Router()

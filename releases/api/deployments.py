@@ -25,7 +25,7 @@ from releases.api.schemas import (
     StrategyOut,
 )
 from releases.errors import NotFound
-from releases.governance import policy
+from releases.governance import approvals
 from releases.live.presenters import deployment_dict, event_dict
 from releases.models import ACTIVE_STATES, Deployment, DeploymentEvent, State, Target
 from strategies.spec import describe_steps
@@ -247,8 +247,8 @@ def list_approvals(request, id: int):
 
 
 def approvals_dict(d: Deployment) -> dict:
-    pol = policy.policy_for(d.target.environment)
-    status = policy.approval_status(d)
+    pol = approvals.policy_for(d.target.environment)
+    status = approvals.approval_status(d)
     return {
         "policy": {
             "required_approvals": pol.required_approvals,

@@ -20,7 +20,7 @@ from releases.api.auth import actor_for, authorize, summarise, visible
 from releases.api.catalog import InvalidInput, get_environment, get_service
 from releases.api.schemas import REASON_MAX, ErrorOut, In, Out
 from releases.errors import NotFound
-from releases.governance import policy
+from releases.governance import approvals
 from releases.models import EnvironmentPolicy, FreezeWindow, Role, RoleBinding, schedule
 
 router = Router()
@@ -72,7 +72,7 @@ def get_policy(request, slug: str):
     """What a deployment to the environment needs before it runs (defaults when none is set)."""
     environment = get_environment(slug)
     authorize(request, "environment.view", environment)
-    return policy_dict(policy.policy_for(environment))
+    return policy_dict(approvals.policy_for(environment))
 
 
 @router.put("/environments/{slug}/policy", response={200: PolicyOut, **ERRORS}, tags=["governance"])

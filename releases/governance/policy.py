@@ -1,5 +1,6 @@
-"""Governance decisions: who may do what where (roles), what a deployment waits for (approvals),
-and when nothing may ship (freezes). Small decision functions over a few queries; no writes.
+"""Who may do what where: roles, what each action needs, what a user (and their token) may see.
+Small decision functions over a few queries; no writes. What a deployment waits for is
+``releases.governance.approvals``; when nothing may ship, ``releases.governance.freezes``.
 
 ``releases.actions`` calls :func:`require` at the top of every command, so the dashboard, the
 API, the CLI and chat-ops cannot differ; the API and the pages call :func:`check` earlier to
@@ -20,38 +21,33 @@ Where a role counts:
   every environment; for an environment, every service; for ``service.create`` and
   ``environment.create``, everything.
 
-API tokens narrow their user's rights (``releases.governance.tokens``): by action (``scopes``) and
-by
-environment and service (slugs). A token that may not do something gets 403 saying which limit.
+API tokens narrow their user's rights (``releases.governance.tokens``): by action (``scopes``)
+and by environment and service (slugs). A token that may not do something gets 403 saying
+which limit.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 from django.db.models import Q
-from django.utils import timezone
 
-from releases.errors import Conflict, Forbidden, NotFound
+from releases.errors import Forbidden, NotFound
+from releases.governance import tokens
+from releases.governance.approvals import gate_waits, policy_for, refuse_self_approval
 from releases.models import (
-    Approval,
     Channel,
     Deployment,
     Environment,
     EnvironmentPolicy,
-    FreezeOverride,
     FreezeWindow,
     Release,
     Role,
     RoleBinding,
     Service,
-    State,
     Target,
-    schedule,
 )
-from releases.models.governance import Decision
 
 logger = logging.getLogger(__name__)
 
@@ -302,21 +298,17 @@ def visible_deployments(qs, user, token=None):
 
 def token_allows(scopes, action: str) -> bool:
     """Whether a token with ``scopes`` may do ``action`` (ignoring where)."""
-    from releases.governance.tokens import SCOPE_ACTIONS
-
     scopes = set(scopes or ())
     if not scopes or "write" in scopes:
         return True
     if action.endswith(".view") or action in ANYONE:
         return True  # every scope includes reading
-    return any(action in SCOPE_ACTIONS.get(s, ()) for s in scopes)
+    return any(action in tokens.SCOPE_ACTIONS.get(s, ()) for s in scopes)
 
 
 def check_token(token, action: str, scope: Scope) -> None:
     if token is None:
         return
-    from releases.governance import tokens
-
     if not token_allows(token.scopes, action):
         narrow = tokens.scope_for(action)
         raise Forbidden(
@@ -345,105 +337,6 @@ def check_token(token, action: str, scope: Scope) -> None:
             )
 
 
-# --- approvals --------------------------------------------------------------------------------
-
-DEPLOYMENT_GATE = None  # Approval.step_index for the approval a deployment waits for to start
-
-
-def policy_for(environment) -> EnvironmentPolicy:
-    """The environment's policy, or the default (no approvals, no gates) when it has none."""
-    found = EnvironmentPolicy.objects.filter(environment_id=environment.pk).first()
-    return found or EnvironmentPolicy(environment=environment)
-
-
-def needs_approval(target: Target, *, rollback: bool = False) -> bool:
-    """Whether a new deployment to ``target`` waits in awaiting_approval. Rollbacks never do:
-    the release they restore was already approved and live."""
-    return not rollback and policy_for(target.environment).required_approvals > 0
-
-
-@dataclass
-class ApprovalStatus:
-    required: int
-    approved_by: list[str] = field(default_factory=list)
-    expired: int = 0
-    rejected_by: str | None = None
-
-    @property
-    def satisfied(self) -> bool:
-        return self.rejected_by is None and len(self.approved_by) >= self.required
-
-    @property
-    def missing(self) -> int:
-        return max(0, self.required - len(self.approved_by))
-
-    def summary(self) -> str:
-        text = f"{len(self.approved_by)} of {self.required} approvals"
-        if self.expired:
-            text += f" ({self.expired} expired)"
-        return text
-
-
-def approval_status(d: Deployment, step_index=DEPLOYMENT_GATE, now=None) -> ApprovalStatus:
-    """Who has approved the gate (distinct people whose approval has not expired)."""
-    now = now or timezone.now()
-    pol = policy_for(d.target.environment)
-    required = pol.required_approvals
-    if step_index is not DEPLOYMENT_GATE:
-        required = max(1, required)
-    status = ApprovalStatus(required=required)
-    seen = set()
-    for a in Approval.objects.filter(deployment=d, step_index=step_index).order_by("id"):
-        if a.decision == Decision.REJECT:
-            status.rejected_by = a.actor_name
-        elif a.is_expired(now):
-            status.expired += 1
-        elif (a.user_id or a.actor_name) not in seen:
-            seen.add(a.user_id or a.actor_name)
-            status.approved_by.append(a.actor_name)
-    return status
-
-
-def requires_step_approval(d: Deployment, step_index: int) -> bool:
-    """Whether the environment's policy gates strategy step ``step_index`` (a manual judgment):
-    the engine must not run that step until :func:`step_approved`. Rollbacks are never gated."""
-    if d.rollback_of_id is not None:
-        return False
-    return step_index in (policy_for(d.target.environment).step_approvals or [])
-
-
-def step_approved(d: Deployment, step_index: int, now=None) -> bool:
-    return approval_status(d, step_index, now).satisfied
-
-
-def step_gate_open(d: Deployment, step_index: int, now=None) -> bool:
-    """For the reconcile loop: may step ``step_index`` run now? False while its gate waits."""
-    return not requires_step_approval(d, step_index) or step_approved(d, step_index, now)
-
-
-def open_gate(d: Deployment) -> int | None:
-    """The gate an approve/reject of ``d`` now decides: DEPLOYMENT_GATE while it awaits
-    approval, or the current step's index at an unapproved step gate; Conflict otherwise."""
-    if d.state == State.AWAITING_APPROVAL:
-        return DEPLOYMENT_GATE
-    if d.state in (State.PROGRESSING, State.PAUSED) and requires_step_approval(d, d.step_index):
-        if not step_approved(d, d.step_index):
-            return d.step_index
-    raise Conflict(
-        f"Nothing awaits an approval on deployment {d.pk}: it is {d.state}.",
-        details={"state": d.state},
-    )
-
-
-def gate_waits(d: Deployment) -> bool:
-    """Whether an approval is awaited now (the deployment, or its current step)."""
-    try:
-        open_gate(d)
-    except Conflict:
-        return False
-    return True
-
-
 def check_approver(actor, d: Deployment) -> str:
     """The approver's role; Forbidden without it, or for self-approval when the policy refuses
     it."""
@@ -451,86 +344,3 @@ def check_approver(actor, d: Deployment) -> str:
     if actor.user is None:
         raise Forbidden("Only a person can approve a deployment.")
     return role_for(actor.user, d) or ""
-
-
-def refuse_self_approval(user, d: Deployment) -> None:
-    """Four eyes: Forbidden (``self_approval``) when ``user`` started ``d`` and the policy does
-    not allow approving one's own deployment."""
-    if d.created_by_id is None or d.created_by_id != getattr(user, "pk", None):
-        return
-    pol = policy_for(d.target.environment)
-    if not pol.allow_self_approval:
-        raise Forbidden(
-            f"You started deployment {d.pk}, and {d.target.environment.slug}'s policy needs "
-            "someone else to approve it (four eyes).",
-            details={"reason": "self_approval"},
-            code="self_approval",
-        )
-
-
-# --- freezes ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ActiveFreeze:
-    window: FreezeWindow
-    until: datetime
-
-    @property
-    def message(self) -> str:
-        w = self.window
-        where = w.environment.slug + (f" ({w.service.slug})" if w.service_id else "")
-        until = schedule.local_time(self.until, w.timezone)
-        return f"{where} is frozen by {w.name!r} until {until}: {w.reason}"
-
-    def details(self) -> dict:
-        w = self.window
-        return {
-            "window": {
-                "id": w.pk,
-                "name": w.name,
-                "reason": w.reason,
-                "when": w.when,
-                "until": self.until.isoformat(),
-                "environment": w.environment.slug,
-                "service": w.service.slug if w.service_id else None,
-            }
-        }
-
-
-def active_freezes(target: Target, now=None) -> list[ActiveFreeze]:
-    """The enabled windows of the target's environment (and service) in force now, the one that
-    lifts last first."""
-    now = now or timezone.now()
-    windows = (
-        FreezeWindow.objects.select_related("environment", "service")
-        .filter(environment_id=target.environment_id, enabled=True)
-        .filter(Q(service__isnull=True) | Q(service_id=target.service_id))
-    )
-    found = []
-    for w in windows:
-        try:
-            until = schedule.active_until(w, now)
-        except schedule.FreezeError as exc:  # saved without validation (e.g. a raw insert)
-            logger.warning("freeze window %s cannot be evaluated: %s", w.pk, exc)
-            continue
-        if until is not None:
-            found.append(ActiveFreeze(w, until))
-    return sorted(found, key=lambda f: f.until, reverse=True)
-
-
-def active_freeze(target: Target, now=None) -> ActiveFreeze | None:
-    found = active_freezes(target, now)
-    return found[0] if found else None
-
-
-def promotion_freeze(d: Deployment, now=None) -> ActiveFreeze | None:
-    """For the reconcile loop, before an *automatic* promotion (a timed pause ending, an
-    analysis passing, blue-green auto-promote, the next rolling batch): the freeze that holds
-    it, or None. Rollbacks, aborts and deployments an admin let through a freeze are never held.
-    Hold the deployment where it is and show ``freeze.message``; check again on later ticks."""
-    if d.rollback_of_id is not None or d.state == State.ROLLING_BACK:
-        return None
-    if FreezeOverride.objects.filter(deployment=d).exists():
-        return None
-    return active_freeze(d.target, now)

@@ -21,7 +21,7 @@ from django.utils import timezone
 from releases import audit
 from releases.actors import Actor
 from releases.errors import DomainError, InvalidRequest, NotFound
-from releases.models import ApiToken
+from releases.models import ApiToken, Environment, Service
 
 TOKEN_TAG = "swy"
 PREFIX_LENGTH = 8
@@ -117,8 +117,6 @@ def check_scopes(scopes) -> list[str]:
 
 def check_places(environments, services) -> tuple[list[str], list[str]]:
     """The environment and service slugs a token is limited to; each must exist."""
-    from releases.models import Environment, Service
-
     found = []
     for model, slugs, what in (
         (Environment, environments, "environment"),

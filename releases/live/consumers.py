@@ -19,7 +19,6 @@ seen>`` sends only the newer samples (otherwise the whole 15-minute window, with
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -27,6 +26,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 
 from releases.errors import Forbidden, NotFound
+from releases.governance import policy
 from releases.live import charts
 from releases.live.events import BOARD_GROUP, deployment_group, metrics_group
 from releases.live.presenters import (
@@ -47,17 +47,12 @@ RECHECK_SECONDS = 30.0
 MAX_CATCH_UP_EVENTS = 200
 
 
-def caller(user):
-    """What ``releases.api.auth`` reads of a request, for a WebSocket's user."""
-    return SimpleNamespace(user=user, api_token=None, META={})
-
-
 def may(user, action: str, obj=None) -> int | None:
-    """None if ``user`` may do ``action`` on ``obj``, else the close code saying why not."""
-    from releases.api.auth import authorize
-
+    """None if ``user`` may do ``action`` on ``obj``, else the close code saying why not (the
+    same ``releases.governance.policy.check`` the API and the pages ask; a WebSocket is signed
+    in by session, so no token narrows it)."""
     try:
-        authorize(caller(user), action, obj)
+        policy.check(user, action, obj)
     except NotFound:
         return NOT_FOUND
     except Forbidden:
@@ -196,10 +191,8 @@ class BoardConsumer(LiveConsumer):
 
     @database_sync_to_async
     def snapshot(self) -> list[dict]:
-        from releases.api.auth import visible
-
-        targets = visible(
-            caller(self.scope["user"]), Target.objects.all(), env="environment", service="service"
+        targets = policy.visible(
+            Target.objects.all(), self.scope["user"], env="environment", service="service"
         )
         messages = []
         for cell in load_cells(targets):

@@ -36,6 +36,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from releases.live.presenters import board_cells, deployment_dict, event_dict, target_dict
+from releases.models import Deployment, DeploymentEvent, Target
+
 logger = logging.getLogger(__name__)
 
 BOARD_GROUP = "board"
@@ -83,9 +86,6 @@ def publish_deployment(deployment_id: int, event_ids: list[int] | None = None) -
     """After commit: send the deployment, its new events and its board cell to subscribers."""
 
     def send():
-        from releases.live.presenters import board_cells, deployment_dict, event_dict, target_dict
-        from releases.models import Deployment, DeploymentEvent, Target
-
         d = (
             Deployment.objects.select_related(
                 "target__service", "target__environment", "release", "from_release", "created_by"

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.db.models import F, OuterRef, Subquery
 from django.urls import reverse
 
-from releases.analysis.runs import analysis_list
-from releases.models import Deployment, DeploymentEvent, Release, Target
+from releases.live.runs import analysis_list
+from releases.models import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    Deployment,
+    DeploymentEvent,
+    Release,
+    State,
+    Target,
+)
 from strategies.spec import analysis_refs
 
 
@@ -259,11 +268,6 @@ ENDED_FIELDS = (
 
 def load_cells(targets=None) -> list[Cell]:
     """Cells for ``targets`` (default: every target): three queries whatever their number."""
-    from django.db.models import F, OuterRef, Subquery
-
-    from releases.models import ACTIVE_STATES, TERMINAL_STATES, State
-    from releases.models import Target as TargetModel
-
     latest = Deployment.objects.filter(target=OuterRef("pk")).order_by("-id")  # newest first
     last_success = (
         latest.filter(state=State.SUCCEEDED)
@@ -271,7 +275,7 @@ def load_cells(targets=None) -> list[Cell]:
         .values("pk")[:1]
     )
     last_ended = latest.filter(state__in=TERMINAL_STATES).values("pk")[:1]
-    qs = targets if targets is not None else TargetModel.objects.all()
+    qs = targets if targets is not None else Target.objects.all()
     rows = list(
         qs.select_related("service", "environment", "stable_release")
         .only(*TARGET_FIELDS)

@@ -43,7 +43,7 @@ from integrations.base import IntegrationError, Routing, TargetStatus
 from releases import actions
 from releases.analysis import runs
 from releases.errors import DomainError
-from releases.governance import policy
+from releases.governance import approvals, freezes
 from releases.models import Deployment, State
 from releases.reconcile import smoke
 from releases.targets import integration_for, release_ref
@@ -174,7 +174,7 @@ def policy_hold(d: Deployment, decision, intent: str | None) -> Hold | None:
     passes the step it was given at -- a freeze window. Holding discards the decision; the next
     tick decides again."""
     index = decision.step_index
-    if policy.requires_step_approval(d, index) and not policy.step_gate_open(d, index):
+    if approvals.requires_step_approval(d, index) and not approvals.step_gate_open(d, index):
         return Hold(
             index,
             f"step {index + 1} ({decision.step}) waits for approval: an approver must approve it",
@@ -184,7 +184,7 @@ def policy_hold(d: Deployment, decision, intent: str | None) -> Hold | None:
     promoted_here = (d.checks or {}).get("promoted_at_step") == d.step_index
     automatic = ends_automatically(d.strategy, d.step_index)
     if advancing and automatic and not intent and not promoted_here:
-        freeze = policy.promotion_freeze(d)
+        freeze = freezes.promotion_freeze(d)
         if freeze is not None:
             return Hold(d.step_index, f"held at step {d.step_index + 1}: {freeze.message}", 10.0)
     return None

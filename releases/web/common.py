@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from releases.errors import Forbidden, NotFound
+from releases.governance import policy
 from releases.models import Deployment
 
 
@@ -37,11 +38,10 @@ def one_of(states) -> str:
 
 
 def visible(request, qs, *, env: str | None, service: str | None):
-    """``qs`` limited to what the signed-in user may see (``api_common.visible``): give the field
-    paths of its environment and service (``"target__environment"``, ``"pk"``, or None)."""
-    from releases.api.auth import visible as limit
-
-    return limit(request, qs, env=env, service=service)
+    """``qs`` limited to what the signed-in user may see (``releases.governance.policy``, as the
+    API asks): give the field paths of its environment and service (``"target__environment"``,
+    ``"pk"``, or None)."""
+    return policy.visible(qs, request.user, env=env, service=service)
 
 
 def visible_deployments(request, qs=None):
@@ -51,11 +51,10 @@ def visible_deployments(request, qs=None):
 
 def refusal(request, action: str, obj=None) -> str:
     """Why the signed-in user may not do ``action`` (``"deployment.promote"``…) on ``obj``, or ""
-    when they may: the REST API's ``authorize``, so that roles apply to both the same way."""
-    from releases.api.auth import authorize
-
+    when they may: the same ``policy.check`` as the REST API's ``authorize``, so that roles apply
+    to both the same way."""
     try:
-        authorize(request, action, obj)
+        policy.check(request.user, action, obj)
     except (Forbidden, NotFound) as exc:
         return exc.message
     return ""

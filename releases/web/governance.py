@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from releases.actors import Actor
 from releases.errors import Conflict, DomainError
-from releases.governance import policy, tokens
+from releases.governance import approvals, freezes, policy, tokens
 from releases.models import ApiToken, Channel, Deployment, Environment, Service
 
 # --- the approve / reject buttons --------------------------------------------------------------
@@ -27,7 +27,7 @@ from releases.models import ApiToken, Channel, Deployment, Environment, Service
 def gate_reason(d: Deployment, label: str) -> str:
     """Why approve/reject is off for the deployment's state ("" while a gate waits)."""
     try:
-        policy.open_gate(d)
+        approvals.open_gate(d)
     except Conflict:
         return f"{label} needs the deployment to be awaiting approval (or at a gated step)."
     return ""
@@ -47,16 +47,16 @@ def approval_confirm(d: Deployment, name: str) -> str:
 
 def governance_context(d: Deployment) -> dict:
     """What the deployment page shows about approvals, overrides and freezes."""
-    pol = policy.policy_for(d.target.environment)
+    pol = approvals.policy_for(d.target.environment)
     now = timezone.now()
-    approvals = list(d.approvals.select_related("user").order_by("id"))
-    for a in approvals:
+    given = list(d.approvals.select_related("user").order_by("id"))
+    for a in given:
         a.expired = a.is_expired(now)
-    frozen = policy.active_freeze(d.target, now) if d.is_active else None
+    frozen = freezes.active_freeze(d.target, now) if d.is_active else None
     return {
         "approval_policy": pol,
-        "approval_status": policy.approval_status(d, now=now),
-        "approvals": approvals,
+        "approval_status": approvals.approval_status(d, now=now),
+        "approvals": given,
         "freeze_overrides": list(d.freeze_overrides.order_by("id")),
         "freeze": frozen,
     }

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from releases import actions
 from releases.actors import Actor
 from releases.errors import DomainError, InvalidSpec
+from releases.governance import freezes
 from releases.models import ACTIVE_STATES, Channel, Deployment, Release, Target
 from releases.web.common import refusal, visible, visible_deployments
 from releases.web.deployment import steps_of
@@ -108,9 +109,7 @@ def _places(request, r: Release) -> list[dict]:
 
 
 def _frozen(target: Target) -> str:
-    from releases.governance import policy
-
-    active = policy.active_freeze(target)
+    active = freezes.active_freeze(target)
     return active.message if active else ""
 
 

@@ -15,6 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=url.port or 8765)
 
     def handle(self, *args, **options):
+        # imported here, not at the top: the agent pulls in aiohttp, which every other
+        # management command (and Django's command discovery) need not load
         from integrations.local.agent import main
 
         main(

@@ -9,7 +9,9 @@ from django.db import connection
 
 from integrations.local.process import start_agent
 from integrations.local.traffic import Traffic
-from releases.analysis import runs
+from releases.analysis import runs, templates
+from releases.errors import NotFound
+from releases.live import runs as live_runs
 from releases.models import DeploymentEvent, Target
 from releases.models.analysis import AnalysisRun, Measurement
 from tests import factories
@@ -53,7 +55,7 @@ def canary(agent, settings, target):
     Target.objects.filter(pk=target.pk).update(stable_release=stable, stable_slot="blue")
     target.refresh_from_db()
     deployment = factories.make_deployment(target, "2.0")
-    runs.save_template("canary-check", TEMPLATE)
+    templates.save_template("canary-check", TEMPLATE)
     control = Control(agent)
     endpoint = control.create_target(target.key)
     control.ensure(target.key, "blue", "1.0", 1, {})
@@ -93,7 +95,7 @@ def test_a_good_canary_passes_with_a_score(canary):
     verdict = run({}, rate=100)
     assert verdict.decision == "pass", verdict.reason
     assert verdict.score["score"] == 100
-    shown = runs.analysis_list(deployment)[0]
+    shown = live_runs.analysis_list(deployment)[0]
     assert shown["decision"] == "pass" and shown["key"] == "step-2"
     latency = next(m for m in shown["metrics"] if m["name"] == "latency")
     assert latency["test"] == "mann_whitney" and latency["unit"] == "ms"
@@ -131,12 +133,12 @@ def test_starting_twice_returns_the_running_analysis(canary):
 
 def test_a_template_that_does_not_exist_or_lacks_arguments_is_refused(canary):
     deployment, _ = canary
-    with pytest.raises(runs.NotFound):
+    with pytest.raises(NotFound):
         runs.start(deployment, "nope", key="x")
-    runs.save_template(
+    templates.save_template(
         "needs-args",
         {"args": [{"name": "limit"}], "metrics": [{"name": "m", "query": "latency"}]},
     )
-    with pytest.raises(runs.InvalidTemplate) as caught:
+    with pytest.raises(templates.InvalidTemplate) as caught:
         runs.start(deployment, "needs-args", key="x")
     assert caught.value.details["errors"][0]["path"] == "args.limit"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from releases.analysis import runs
+from releases.analysis import runs, templates
 from releases.governance import tokens
 from releases.models import AuditEvent
 from releases.models.analysis import AnalysisRun, AnalysisTemplate
@@ -96,7 +96,7 @@ def test_a_read_only_token_may_not_write_templates(client, admin):
 @pytest.fixture
 def failed_run(target, monkeypatch):
     deployment = factories.make_deployment(target, "2.0")
-    runs.save_template("error-rate", {"metrics": TEMPLATE["metrics"]})
+    templates.save_template("error-rate", {"metrics": TEMPLATE["metrics"]})
     run = runs.start(deployment, "error-rate", key="step-2", step_index=2, now=0.0)
 
     def fetch(metric, action, cursor, start, end):
@@ -108,7 +108,7 @@ def failed_run(target, monkeypatch):
         }
 
     # the providers are tested against a real agent and Prometheus; here the API is the subject
-    monkeypatch.setattr(runs, "_fetcher", lambda run, deployment: fetch)
+    monkeypatch.setattr(runs, "fetcher", lambda run, deployment: fetch)
     runs.advance(run, 0.0)
     verdict = runs.advance(AnalysisRun.objects.get(pk=run.pk), 1.0)
     assert verdict.decision == "fail"

@@ -13,7 +13,7 @@ import pytest
 
 from releases import actions
 from releases.errors import Forbidden, Frozen, InvalidRequest
-from releases.governance import policy
+from releases.governance import freezes
 from releases.models import AuditEvent, DeploymentEvent, FreezeOverride, State, schedule
 from tests import factories
 
@@ -221,7 +221,7 @@ def test_a_freeze_never_blocks_a_rollback_or_an_abort(prod_target, deployer):
 
     assert back.pk != shipped.pk and back.rollback_of_id == shipped.pk
     assert back.state == State.PENDING and back.release.version == "1.0.0"
-    assert policy.promotion_freeze(back) is None  # and its promotions are not held either
+    assert freezes.promotion_freeze(back) is None  # and its promotions are not held either
 
 
 def finish(d, state):
@@ -259,7 +259,7 @@ def test_an_admin_overrides_a_freeze_with_a_written_reason(prod_target, admin):
     assert audit.object_id == str(d.pk) and audit.data["reason"] == "security fix CVE-2025-1234"
     assert audit.actor_name.startswith("admin")
     assert DeploymentEvent.objects.filter(deployment=d, kind="freeze_override").exists()
-    assert policy.promotion_freeze(d) is None  # the override holds for its promotions
+    assert freezes.promotion_freeze(d) is None  # the override holds for its promotions
 
 
 @pytest.mark.django_db
@@ -275,10 +275,10 @@ def test_only_an_admin_may_override_a_freeze(prod_target, deployer):
 @pytest.mark.django_db
 def test_automatic_promotions_are_held_during_a_freeze(prod_target, deployer):
     d = start(factories.api_actor(deployer), prod_target)
-    assert policy.promotion_freeze(d) is None
+    assert freezes.promotion_freeze(d) is None
     window = factories.make_freeze(prod_target.environment, name="Incident 42")
 
-    held = policy.promotion_freeze(d)
+    held = freezes.promotion_freeze(d)
 
     assert held is not None and held.window == window
     assert "Incident 42" in held.message

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from releases import actions
 from releases.errors import ApprovalRequired, Conflict, Forbidden, Frozen, NotFound
-from releases.governance import policy
+from releases.governance import approvals, policy
 from releases.models import Approval, AuditEvent, Deployment, DeploymentEvent, State
 from tests import factories
 
@@ -135,7 +135,7 @@ def test_an_expired_approval_does_not_count(prod_target, prod, deployer, approve
     result = actions.approve(actor(second), d.pk)
 
     assert result.state == State.AWAITING_APPROVAL  # 1 of 2: the first one expired
-    status = policy.approval_status(result)
+    status = approvals.approval_status(result)
     assert (status.approved_by, status.expired) == (["approver2 (tests)"], 1)
     # the expired approver may approve again, and now it counts
     assert actions.approve(actor(approver), d.pk).state == State.PENDING
@@ -247,8 +247,8 @@ def test_a_step_gate_waits_for_an_approval(prod_target, prod, deployer, approver
     factories.make_policy(prod, required_approvals=0, step_approvals=[2])
     d = start(deployer, prod_target, strategy=CANARY)
     assert d.state == State.PENDING  # no approval to start
-    assert policy.step_gate_open(d, 1)
-    assert not policy.step_gate_open(d, 2)
+    assert approvals.step_gate_open(d, 1)
+    assert not approvals.step_gate_open(d, 2)
     d = at_step(d, 2)
 
     with pytest.raises(ApprovalRequired, match="step 3 waits"):
@@ -257,7 +257,7 @@ def test_a_step_gate_waits_for_an_approval(prod_target, prod, deployer, approver
         actions.approve(actor(deployer), d.pk)
     actions.approve(actor(approver), d.pk, comment="canary metrics are fine")
 
-    assert policy.step_gate_open(d, 2)
+    assert approvals.step_gate_open(d, 2)
     assert Approval.objects.get().step_index == 2
     with pytest.raises(Conflict, match="Nothing awaits"):
         actions.approve(actor(approver), d.pk)

@@ -16,7 +16,7 @@ from django.conf import settings as django_settings
 from integrations.local.process import start_agent
 from integrations.local.target import LocalTarget
 from releases import actions
-from releases.analysis import runs
+from releases.analysis import runs, templates
 from releases.analysis.runs import Verdict
 from releases.errors import InvalidSpec
 from releases.live.presenters import deployment_dict
@@ -46,7 +46,7 @@ def agent():
 @pytest.fixture
 def fleet(agent, settings, target):
     settings.FLEET_URL, settings.FLEET_TOKEN = agent.url, agent.token
-    runs.save_template("error-rate", TEMPLATE)
+    templates.save_template("error-rate", TEMPLATE)
     local = LocalTarget(target.key, {}, fleet_url=agent.url, token=agent.token)
     yield local
     local.delete()
@@ -250,7 +250,7 @@ def test_a_template_deleted_after_validation_fails_the_rollout(target, fleet):
 
 
 def test_a_spec_naming_a_missing_template_or_leaving_out_an_argument_is_refused_by_path(db):
-    runs.save_template("error-rate", TEMPLATE)
+    templates.save_template("error-rate", TEMPLATE)
     raw = canary_spec(
         {"set_weight": 10},
         {"analysis": {"template": "nope"}},
