@@ -1,10 +1,16 @@
 """The REST API v1 (django-ninja): the root ``api``, mounted at ``/api/v1/``.
 
 Auth is on by default (an API token, or a logged-in session with CSRF); the docs and the OpenAPI
-schema are public. Endpoints live per resource in ``api_catalog`` (services, environments,
-targets, releases) and ``api_deployments`` (deployments, events, strategies); what they share --
-auth, ``authorize``, the actor, error mapping -- is in ``api_common``. The contract is
-/work/shared/API.md.
+schema are public. One router module per resource: ``services``, ``environments``, ``targets``,
+``releases``, ``deployments`` (deployments, events, strategies), ``policies``, ``freezes``,
+``roles``, ``analysis`` (templates and runs). What they share: ``auth`` (who is calling, what
+they may do, bodies, the JSON error mapping), ``schemas`` (XIn/XOut), ``common`` (lookups,
+timestamps, create-or-409). The contract is /work/shared/API.md.
+
+State changes go through ``releases.actions``; configuration rows (services, environments,
+targets, policies, freezes, roles, templates) are written here with an AuditEvent each.
+May import: actions, governance, audit, models, ``releases.live.presenters``/``runs``,
+``integrations.registry``. Never the reconcile loop.
 """
 
 from __future__ import annotations
@@ -14,7 +20,17 @@ import functools
 from django.urls import re_path
 from ninja import NinjaAPI
 
-from releases.api import catalog, deployments, governance
+from releases.api import (
+    analysis,
+    deployments,
+    environments,
+    freezes,
+    policies,
+    releases,
+    roles,
+    services,
+    targets,
+)
 from releases.api.auth import AUTH, StrictJSONParser, install_error_handlers, json_error
 
 
@@ -73,7 +89,7 @@ api = SwitchyardAPI(
     parser=StrictJSONParser(),
 )
 install_error_handlers(api)
-api.add_router("", catalog.router)
-api.add_router("", deployments.router)
-api.add_router("", governance.router)  # policies, freezes, roles
-api.add_router("", "releases.api.analysis.router")
+# in the order the OpenAPI document lists them
+for module in (services, environments, targets, releases, deployments, policies, freezes, roles):
+    api.add_router("", module.router)
+api.add_router("", analysis.router)

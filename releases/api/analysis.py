@@ -18,21 +18,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from ninja import Field, Router, Status
-from ninja.responses import codes_4xx
 
 from releases import audit
 from releases.analysis.templates import InvalidTemplate, get_template, validate_template
 from releases.api.auth import actor_for, authorize
+from releases.api.common import ERRORS, created_or_conflict
 from releases.api.deployments import get_deployment
-from releases.api.schemas import ErrorOut, In, Out
-from releases.errors import Conflict, NotFound
+from releases.api.schemas import In, Out
+from releases.errors import NotFound
 from releases.live.runs import analysis_list, run_dict
 from releases.models.analysis import AnalysisRun, AnalysisTemplate
 
 router = Router()
-ERRORS = {codes_4xx: ErrorOut}
+
 NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 MAX_ID = 2**63 - 1
 
@@ -111,19 +111,15 @@ def create_template(request, payload: TemplateIn):
     """Create a template; 409 if the name is taken, 422 ``invalid_template`` if it is wrong."""
     authorize(request, "analysis_template.create")
     spec = _spec(payload)
-    try:
-        with transaction.atomic():
-            template = AnalysisTemplate.objects.create(
-                name=payload.name, description=payload.description, spec=spec
-            )
-            audit.record(
-                actor_for(request), "analysis_template.create", template, template_dict(template)
-            )
-    except IntegrityError:
-        raise Conflict(
-            f"An analysis template called {payload.name!r} already exists.",
-            details={"template": payload.name},
-        ) from None
+    with created_or_conflict(
+        f"An analysis template called {payload.name!r} already exists.", template=payload.name
+    ):
+        template = AnalysisTemplate.objects.create(
+            name=payload.name, description=payload.description, spec=spec
+        )
+        audit.record(
+            actor_for(request), "analysis_template.create", template, template_dict(template)
+        )
     return Status(201, template_dict(template))
 
 

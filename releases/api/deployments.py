@@ -6,18 +6,16 @@ HTTP to commands and back.
 from __future__ import annotations
 
 from ninja import Header, Query, Router, Status
-from ninja.responses import codes_4xx
 
 from integrations import registry
 from releases import actions
 from releases.api.auth import actor_for, authorize, visible
-from releases.api.catalog import InvalidInput, get_environment, get_service
+from releases.api.common import ERRORS, InvalidInput, get_environment, get_service
 from releases.api.schemas import (
     ApprovalIn,
     DeploymentIn,
     DeploymentOut,
     DeploymentPage,
-    ErrorOut,
     EventPage,
     PromoteIn,
     ReasonIn,
@@ -31,7 +29,6 @@ from releases.models import ACTIVE_STATES, Deployment, DeploymentEvent, State, T
 from strategies.spec import describe_steps
 
 router = Router()
-ERRORS = {codes_4xx: ErrorOut}
 ACCEPTED = {202: DeploymentOut, **ERRORS}
 MAX_ID = 2**63 - 1
 IDEMPOTENCY_KEY_MAX = 200
