@@ -24,29 +24,42 @@ from strategies.tick import Tick
 STABLE_ONLY = {"stable": 100, "canary": 0}
 
 
+def begin(tick: Tick, obs: Observation, restoring: str) -> tuple[bool, int, bool]:
+    """What every rollback starts with: whether a release ran here before (``had_stable``), the
+    step shown, and whether this is the rollback's first tick (its event is written then, with
+    ``restoring`` saying what it brings back)."""
+    tick.begin()
+    stable = obs.stable
+    had_stable = tick.progress.get("had_stable", stable.version is not None or stable.desired > 0)
+    index = min(int(tick.progress.get("step_index", 0)), len(tick.steps) - 1)
+    first = "rollback_started_at" not in tick.progress
+    if first:
+        tick.progress["rollback_started_at"] = obs.now
+        tick.event(
+            "rollback", f"rollback started: {restoring if had_stable else 'no earlier release'}"
+        )
+    return had_stable, index, first
+
+
+def stop_new_release(tick: Tick, obs: Observation, index: int, *, force: bool = False) -> Decision:
+    """Rolling back a first deployment (nothing ran here before): stop the new release."""
+    tick.ensure("canary", 0)
+    tick.route_to(None, force=force)
+    step = "rollback: stopping the new release (nothing ran here before)"
+    if obs.canary.desired == 0:
+        tick.event("restored", "rollback done: the new release was stopped")
+        return tick.finish(step_index=index, step=step, message=step, wait=0.0, outcome="restored")
+    return tick.finish(step_index=index, step=step, message=step, wait=tick.busy_wait())
+
+
 def restore(
     spec: dict[str, Any], progress: dict[str, Any], obs: Observation, *, drain_first: bool
 ) -> Decision:
     tick = Tick(spec, progress, obs)
-    tick.begin()
     stable, canary, replicas = obs.stable, obs.canary, tick.replicas
-    had_stable = tick.progress.get("had_stable", stable.version is not None or stable.desired > 0)
-    index = min(int(tick.progress.get("step_index", 0)), len(tick.steps) - 1)
-    if "rollback_started_at" not in tick.progress:
-        tick.progress["rollback_started_at"] = obs.now
-        what = f"{replicas} instances of the old release" if had_stable else "no earlier release"
-        tick.event("rollback", f"rollback started: restoring {what}")
-
+    had_stable, index, _ = begin(tick, obs, f"restoring {replicas} instances of the old release")
     if not had_stable:
-        tick.ensure("canary", 0)
-        tick.route_to(None)
-        step = "rollback: stopping the new release (nothing ran here before)"
-        if canary.desired == 0:
-            tick.event("restored", "rollback done: the new release was stopped")
-            return tick.finish(
-                step_index=index, step=step, message=step, wait=0.0, outcome="restored"
-            )
-        return tick.finish(step_index=index, step=step, message=step, wait=tick.busy_wait())
+        return stop_new_release(tick, obs, index)
 
     tick.ensure("stable", max(replicas, stable.desired))
     tick.route_to(STABLE_ONLY if stable.ready >= 1 else None)

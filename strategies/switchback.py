@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from strategies.rollback import begin, stop_new_release
 from strategies.state import Decision, Observation, RoutePlan
 from strategies.tick import Tick
 
@@ -38,26 +39,10 @@ def routing_before_observing(progress: dict[str, Any]) -> RoutePlan | None:
 
 def switch_back(spec: dict[str, Any], progress: dict[str, Any], obs: Observation) -> Decision:
     tick = Tick(spec, progress, obs)
-    tick.begin()
     stable, canary, replicas = obs.stable, obs.canary, tick.replicas
-    had_stable = tick.progress.get("had_stable", stable.version is not None or stable.desired > 0)
-    index = min(int(tick.progress.get("step_index", 0)), len(tick.steps) - 1)
-    first = "rollback_started_at" not in tick.progress
-    if first:
-        tick.progress["rollback_started_at"] = obs.now
-        what = "switching back to the old release" if had_stable else "no earlier release"
-        tick.event("rollback", f"rollback started: {what}")
-
+    had_stable, index, first = begin(tick, obs, "switching back to the old release")
     if not had_stable:
-        tick.ensure("canary", 0)
-        tick.route_to(None, force=first)
-        step = "rollback: stopping the new release (nothing ran here before)"
-        if canary.desired == 0:
-            tick.event("restored", "rollback done: the new release was stopped")
-            return tick.finish(
-                step_index=index, step=step, message=step, wait=0.0, outcome="restored"
-            )
-        return tick.finish(step_index=index, step=step, message=step, wait=tick.busy_wait())
+        return stop_new_release(tick, obs, index, force=first)
 
     tick.ensure("stable", max(replicas, stable.desired))
     full = stable.ready >= replicas

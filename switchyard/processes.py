@@ -100,10 +100,16 @@ class Supervisor:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 -- closed with the child
+        # children import this checkout's code, whatever an installed copy says (a worktree, or a
+        # venv installed from another clone)
+        env = dict(self.env)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(BASE_DIR), env.get("PYTHONPATH", "")) if p
+        )
         proc = subprocess.Popen(
             argv,
             cwd=BASE_DIR,
-            env=self.env,
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             preexec_fn=_die_with_parent,

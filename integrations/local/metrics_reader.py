@@ -16,39 +16,47 @@ from typing import Any
 
 import httpx
 
-from integrations.base import IntegrationError
+from integrations import http
 
 TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 
 
-def read_counters(fleet_url: str, token: str, *, timeout: httpx.Timeout = TIMEOUT) -> dict:
+def read_counters(
+    fleet_url: str,
+    token: str,
+    *,
+    timeout: httpx.Timeout = TIMEOUT,
+    client: httpx.Client | None = None,
+) -> dict:
     """``{target_key: {"time": unix seconds, "slots": {slot: counters}}}``; raises
     ``IntegrationError`` (permanent when the agent refuses the token)."""
-    url = fleet_url.rstrip("/") + "/metrics.json"
-    try:
-        response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise IntegrationError(
-            f"the fleet agent at {fleet_url} did not answer GET /metrics.json: "
-            f"{type(exc).__name__}: {exc}",
-            permanent=False,
-        ) from exc
-    if response.status_code == 401:
-        raise IntegrationError(
-            f"the fleet agent at {fleet_url} refused the token for GET /metrics.json",
-            permanent=True,
-        )
-    if not response.is_success:
-        raise IntegrationError(
-            f"the fleet agent at {fleet_url} answered HTTP {response.status_code} "
-            "for GET /metrics.json",
-            permanent=response.status_code < 500,
-        )
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise IntegrationError(f"the fleet agent at {fleet_url} sent invalid JSON") from exc
+    body = read_raw(fleet_url, token, timeout=timeout, client=client)
     return {key: _target(value) for key, value in (body.get("targets") or {}).items()}
+
+
+def read_raw(
+    fleet_url: str,
+    token: str,
+    *,
+    timeout: httpx.Timeout = TIMEOUT,
+    client: httpx.Client | None = None,
+) -> dict[str, Any]:
+    """The agent's ``/metrics.json`` body as it sent it (``{"targets": {key: {...}}}``)."""
+    url = fleet_url.rstrip("/") + "/metrics.json"
+    where, what = f"the fleet agent at {fleet_url}", "GET /metrics.json"
+    response = http.send(
+        client,
+        "GET",
+        url,
+        where=where,
+        what=what,
+        hint="is `manage.py fleet` running?",
+        timeout=timeout,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    http.refused(response, where=where, what=what)
+    body = http.json_of(response, where=where, what=what)
+    return body if isinstance(body, dict) else {}
 
 
 def _target(raw: dict[str, Any]) -> dict[str, Any]:

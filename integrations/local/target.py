@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import httpx
 
+from integrations import http
 from integrations.base import (
     InstanceStatus,
     IntegrationError,
@@ -140,24 +141,17 @@ class LocalTarget:
         return self._call(method, self._path + suffix, body)
 
     def _call(self, method: str, path: str, body: Any) -> Any:
-        where = f"fleet agent at {self.fleet_url}"
-        try:
-            client = _client_for(self.fleet_url, self._token)
-            response = client.request(method, path, json=body)
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, httpx.ConnectTimeout):
-                raise _not_answering(where, exc) from exc
-            raise IntegrationError(
-                f"{where} did not answer {method} {path} within {TIMEOUT.read:g}s: "
-                "is it overloaded or stuck? (see its log)",
-                permanent=False,
-            ) from exc
-        except httpx.ConnectError as exc:
-            raise _not_answering(where, exc) from exc
-        except httpx.TransportError as exc:
-            raise IntegrationError(
-                f"{where} broke off {method} {path}: {type(exc).__name__}: {exc}", permanent=False
-            ) from exc
+        where, what = f"fleet agent at {self.fleet_url}", f"{method} {path}"
+        response = http.send(
+            _client_for(self.fleet_url, self._token),
+            method,
+            path,
+            where=where,
+            what=what,
+            hint="is `manage.py fleet` running?",
+            timeout=TIMEOUT,
+            json=body,
+        )
         try:
             payload = response.json()
         except ValueError:
@@ -165,21 +159,11 @@ class LocalTarget:
         if response.is_success:
             return payload
         message = payload.get("message") if isinstance(payload, dict) else None
-        message = message or f"HTTP {response.status_code}"
-        if response.status_code >= 500:
-            raise IntegrationError(f"{where} failed on {method} {path}: {message}", permanent=False)
-        if response.status_code == 401:
-            message = f"{where} refused the token: {message}"
         if response.status_code == 404 and path.startswith(self._path):
-            raise _UnknownTarget(message, permanent=True)
-        raise IntegrationError(message, permanent=True)
-
-
-def _not_answering(where: str, exc: Exception) -> IntegrationError:
-    return IntegrationError(
-        f"{where} is not answering: is `manage.py fleet` running? ({type(exc).__name__}: {exc})",
-        permanent=False,
-    )
+            raise _UnknownTarget(message or "HTTP 404", permanent=True)
+        if response.status_code not in (401, 403) and response.status_code < 500:
+            raise IntegrationError(message or f"HTTP {response.status_code}", permanent=True)
+        http.refused(response, where=where, what=what, detail=message or "")
 
 
 def status_from_json(data: dict[str, Any]) -> TargetStatus:

@@ -23,6 +23,7 @@ import httpx
 
 from integrations.base import IntegrationError, MetricQuery
 from integrations.local.metrics_reader import read_counters as read_fleet_counters
+from integrations.local.metrics_reader import read_raw
 
 TIMEOUT = httpx.Timeout(2.0, connect=1.0)
 QUERIES = ("error_rate", "latency", "requests")
@@ -78,34 +79,8 @@ class LocalMetrics:
     # -- reading -------------------------------------------------------------------------------
 
     def _read(self) -> dict[str, Any]:
-        url = f"{self.fleet_url}/metrics.json"
-        where = f"the fleet agent at {self.fleet_url}"
-        headers = {"Authorization": f"Bearer {self._token}"}
-        try:
-            if self._client is not None:
-                response = self._client.get(url, headers=headers, timeout=self._timeout)
-            else:
-                response = httpx.get(url, headers=headers, timeout=self._timeout)
-        except httpx.HTTPError as exc:
-            raise IntegrationError(
-                f"{where} did not answer GET /metrics.json: {type(exc).__name__}: {exc}",
-                permanent=False,
-            ) from exc
-        if response.status_code == 401:
-            raise IntegrationError(
-                f"{where} refused the token for GET /metrics.json", permanent=True
-            )
-        if not response.is_success:
-            raise IntegrationError(
-                f"{where} answered HTTP {response.status_code} for GET /metrics.json",
-                permanent=response.status_code < 500,
-            )
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise IntegrationError(f"{where} sent invalid JSON for /metrics.json") from exc
-        targets = body.get("targets") or {}
-        return targets.get(self.target) or {}
+        body = read_raw(self.fleet_url, self._token, timeout=self._timeout, client=self._client)
+        return (body.get("targets") or {}).get(self.target) or {}
 
     @staticmethod
     def _arm(reading: dict[str, Any], arm) -> dict[str, Any]:

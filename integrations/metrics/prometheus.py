@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from integrations import http
 from integrations.base import IntegrationError, MetricQuery
 
 TIMEOUT = httpx.Timeout(5.0, connect=2.0)
@@ -139,18 +140,16 @@ class PrometheusMetrics:
 
     def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
         where = f"Prometheus at {self.address}"
-        try:
-            response = httpx.get(
-                self.address + path, params=params, headers=self._headers, timeout=self._timeout
-            )
-        except httpx.TimeoutException as exc:
-            raise IntegrationError(
-                f"{where} did not answer {path} in time ({type(exc).__name__})", permanent=False
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise IntegrationError(
-                f"{where} is not answering: {type(exc).__name__}: {exc}", permanent=False
-            ) from exc
+        response = http.send(
+            None,
+            "GET",
+            self.address + path,
+            where=where,
+            what=f"GET {path}",
+            timeout=self._timeout,
+            params=params,
+            headers=self._headers,
+        )
         try:
             body = response.json()
         except ValueError:

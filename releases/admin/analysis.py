@@ -8,6 +8,7 @@ from django.contrib import admin
 
 from releases import audit
 from releases.actors import Actor
+from releases.admin.common import ReadOnlyAdmin
 from releases.analysis.templates import InvalidTemplate, validate_template
 from releases.models import Channel
 from releases.models.analysis import AnalysisRun, AnalysisTemplate, Measurement
@@ -53,7 +54,7 @@ class MeasurementInline(admin.TabularInline):
 
 
 @admin.register(AnalysisRun)
-class AnalysisRunAdmin(admin.ModelAdmin):
+class AnalysisRunAdmin(ReadOnlyAdmin):
     list_display = ("id", "deployment", "name", "key", "phase", "started_at", "finished_at")
     list_filter = ("phase",)
     search_fields = ("name", "key")
@@ -61,12 +62,3 @@ class AnalysisRunAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

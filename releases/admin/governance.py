@@ -33,31 +33,27 @@ class RoleBindingAdmin(AuditedAdmin):
     fields = ("user", "group", "environment", "service", "role")
 
 
+POLICY_FIELDS = (
+    "environment",
+    "required_approvals",
+    "approver_role",
+    "allow_self_approval",
+    "approval_ttl",
+    "step_approvals",
+)
+
+
 class EnvironmentPolicyForm(forms.ModelForm):
     class Meta:
         model = EnvironmentPolicy
-        fields = (
-            "environment",
-            "required_approvals",
-            "approver_role",
-            "allow_self_approval",
-            "approval_ttl",
-            "step_approvals",
-        )
+        fields = POLICY_FIELDS
 
 
 @admin.register(EnvironmentPolicy)
 class EnvironmentPolicyAdmin(AuditedAdmin):
     form = EnvironmentPolicyForm
     audit_name = "policy"
-    list_display = (
-        "environment",
-        "required_approvals",
-        "approver_role",
-        "allow_self_approval",
-        "approval_ttl",
-        "step_approvals",
-    )
+    list_display = POLICY_FIELDS
     list_select_related = ("environment",)
 
 

@@ -15,6 +15,17 @@ from releases.models import (
 )
 
 
+def _slugs(model, help_text: str) -> forms.ModelMultipleChoiceField:
+    """A token's limit to some environments or services, picked by slug (stored as slugs)."""
+    return forms.ModelMultipleChoiceField(
+        queryset=model.objects.all(),
+        to_field_name="slug",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=help_text,
+    )
+
+
 class ApiTokenForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(
         choices=[(name, f"{name}: {text}") for name, text in tokens.SCOPES.items()],
@@ -22,20 +33,8 @@ class ApiTokenForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         help_text="None: the token may do whatever its user may.",
     )
-    environments = forms.ModelMultipleChoiceField(
-        queryset=Environment.objects.all(),
-        to_field_name="slug",
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="None: wherever its user's roles reach.",
-    )
-    services = forms.ModelMultipleChoiceField(
-        queryset=Service.objects.all(),
-        to_field_name="slug",
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="None: every service.",
-    )
+    environments = _slugs(Environment, "None: wherever its user's roles reach.")
+    services = _slugs(Service, "None: every service.")
 
     class Meta:
         model = ApiToken

@@ -9,10 +9,8 @@ Times in the filter are UTC.
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import CharField, Q
 from django.db.models.functions import Cast
 from django.http import Http404, StreamingHttpResponse
@@ -20,7 +18,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from releases.models import AuditEvent, Deployment, Environment, Release, Service, Target
-from releases.web.common import parse_moment, refusal, visible, visible_deployments
+from releases.web.common import list_context, parse_moment, refusal, visible, visible_deployments
 
 PAGE_SIZE = 100
 EXPORT_CHUNK = 2000
@@ -112,17 +110,11 @@ def _check(request) -> None:
 def audit(request):
     _check(request)
     qs, filters = filtered(request, request.GET)
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = urlencode({k: v for k, v in filters.items() if v})
     return render(
         request,
         "releases/audit.html",
         {
-            "page": page,
-            "filters": filters,
-            "query": query,
-            "services": visible(request, Service.objects.all(), env=None, service="pk"),
-            "environments": visible(request, Environment.objects.all(), env="pk", service=None),
+            **list_context(request, qs, filters, PAGE_SIZE),
             "actions": AuditEvent.objects.order_by("action")
             .values_list("action", flat=True)
             .distinct(),

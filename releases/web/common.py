@@ -16,10 +16,13 @@ is decided in one place, ``releases.api.auth.authorize`` (the REST API's), throu
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from django.core.paginator import Paginator
 
 from releases.errors import Forbidden, NotFound
 from releases.governance import policy
-from releases.models import Deployment
+from releases.models import Deployment, Environment, Service
 
 
 def deployments():
@@ -116,3 +119,16 @@ def period_from(query, now: datetime) -> tuple[datetime, datetime, dict]:
     if period not in PERIODS:
         period = DEFAULT_PERIOD
     return now - timedelta(days=int(period)), now, {"period": period, "from": "", "to": ""}
+
+
+def list_context(request, qs, filters: dict, page_size: int) -> dict:
+    """What every paged, filtered list page gives its template: the page, the filters, the
+    filters as a query string (kept by the pager, ``_pager.html``) and the services and
+    environments the user may filter by."""
+    return {
+        "page": Paginator(qs, page_size).get_page(request.GET.get("page")),
+        "filters": filters,
+        "query": urlencode({k: v for k, v in filters.items() if v}),
+        "services": visible(request, Service.objects.all(), env=None, service="pk"),
+        "environments": visible(request, Environment.objects.all(), env="pk", service=None),
+    }

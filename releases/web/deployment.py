@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -28,8 +26,15 @@ from releases.actors import Actor
 from releases.errors import DomainError, Forbidden, NotFound
 from releases.live import charts
 from releases.live.presenters import deployment_dict
-from releases.models import ACTIVE_STATES, Channel, Deployment, Environment, Service, State
-from releases.web.common import deployments, one_of, refusal, visible, visible_deployments, words
+from releases.models import ACTIVE_STATES, Channel, Deployment, State
+from releases.web.common import (
+    deployments,
+    list_context,
+    one_of,
+    refusal,
+    visible_deployments,
+    words,
+)
 from releases.web.governance import approval_confirm, gate_reason, governance_context
 from strategies.spec import describe_steps
 
@@ -340,17 +345,11 @@ def deployment_list(request):
         qs = qs.filter(state__in=ACTIVE_STATES)
     elif filters["state"]:
         qs = qs.filter(state=filters["state"])
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = urlencode({k: v for k, v in filters.items() if v})
     return render(
         request,
         "releases/deployment_list.html",
         {
-            "page": page,
-            "filters": filters,
-            "query": query,
-            "services": visible(request, Service.objects.all(), env=None, service="pk"),
-            "environments": visible(request, Environment.objects.all(), env="pk", service=None),
+            **list_context(request, qs, filters, PAGE_SIZE),
             "states": [("active", "any active")] + [(s.value, words(s.value)) for s in State],
         },
     )

@@ -26,20 +26,6 @@ from tests.integrations.fleet_helpers import (
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory):
-    log_path = tmp_path_factory.mktemp("fleet") / "agent.log"
-    with start_agent(log_path=str(log_path)) as agent:
-        yield agent
-
-
-@pytest.fixture(scope="module")
-def control(agent):
-    control = Control(agent)
-    yield control
-    control.close()
-
-
 # -- the control API ------------------------------------------------------------------------------
 
 

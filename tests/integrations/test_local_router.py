@@ -17,7 +17,6 @@ import pytest
 from integrations.local.ports import free_port
 from tests.integrations.fleet_helpers import (
     BackgroundLoad,
-    Control,
     fire,
     fire_each,
     share,
@@ -25,22 +24,6 @@ from tests.integrations.fleet_helpers import (
 )
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory):
-    from integrations.local.process import start_agent
-
-    log_path = tmp_path_factory.mktemp("fleet") / "agent.log"
-    with start_agent(log_path=str(log_path)) as agent:
-        yield agent
-
-
-@pytest.fixture(scope="module")
-def control(agent):
-    control = Control(agent)
-    yield control
-    control.close()
 
 
 @pytest.fixture(scope="module")

@@ -17,18 +17,10 @@ from integrations.base import (
 )
 from integrations.local.config import validate_config
 from integrations.local.ports import free_port
-from integrations.local.process import start_agent
 from integrations.local.target import LocalTarget, _client_for
 from tests.integrations.fleet_helpers import FAST_HEALTH, BackgroundLoad, wait_until
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory):
-    log_path = tmp_path_factory.mktemp("fleet") / "agent.log"
-    with start_agent(log_path=str(log_path)) as agent:
-        yield agent
 
 
 def local_target(agent, key, config=None, token=None):
