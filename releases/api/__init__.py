@@ -77,3 +77,4 @@ api.add_router("", catalog.router)
 api.add_router("", deployments.router)
 api.add_router("", governance.router)  # policies, freezes, roles
 api.add_router("", "releases.api.analysis.router")
+api.add_router("", "notifications.api.router")  # channels, rules, test messages, Slack links
