@@ -22,7 +22,7 @@ def allowed_actions(d: Deployment) -> tuple[str, ...]:
     if d.state == State.AWAITING_APPROVAL:
         return ("approve", "reject")
     actions = []
-    if d.state in (State.PROGRESSING, State.PAUSED) and policy.open_gate(d) is not None:
+    if d.state in (State.PROGRESSING, State.PAUSED) and policy.gate_waits(d):
         actions += ["approve", "reject"]
     for name in ("promote", "pause", "abort", "rollback"):
         if d.state in ALLOWED[name]:
