@@ -22,6 +22,8 @@ TICK_TASK = "releases.tasks.advance_deployment"
 CLEANUP_TASK = "releases.tasks.cleanup_slot"
 SWEEP_TASK = "releases.tasks.sweep"
 SAMPLE_TASK = "releases.tasks.sample_metrics"
+NOTIFY_TASK = "notifications.fanout"  # the notifications app's subscription to deployments
+NOTIFY_QUEUE = "notify"
 PRIORITY_QUEUE = "priority"
 DEFAULT_QUEUE = "default"
 
@@ -48,3 +50,17 @@ def enqueue_cleanup(deployment_id: int) -> None:
         logger.warning(
             "could not enqueue the cleanup of deployment %s", deployment_id, exc_info=True
         )
+
+
+def enqueue_notify(deployment_id: int, event_ids: list[int] | None) -> None:
+    """After commit: let the notifications app fan these events out (on its own queue and
+    worker, so a dead chat service never slows a rollout). A lost message is caught up by the
+    ``notifications.sweep`` task."""
+    if not event_ids:
+        return
+    try:
+        current_app.send_task(
+            NOTIFY_TASK, args=(deployment_id, list(event_ids)), queue=NOTIFY_QUEUE, expires=600
+        )
+    except Exception:  # noqa: BLE001 -- any broker failure: the sweep fans the events out later
+        logger.warning("could not enqueue notifications for deployment %s", deployment_id)

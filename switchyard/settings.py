@@ -115,6 +115,28 @@ FLEET_TOKEN = (
 # where analysis templates' prometheus metrics query by default (a metric's "address" wins)
 PROMETHEUS_URL = env.envstr("PROMETHEUS_URL", "")
 
+# --- notifications and chat-ops (the notifications app) -----------------------------------------
+# absolute links in messages; the Slack app's signing secret (chat-ops refused when unset)
+SWITCHYARD_PUBLIC_URL = env.envstr("SWITCHYARD_PUBLIC_URL", "http://127.0.0.1:8000")
+SLACK_SIGNING_SECRET = env.envsecret("SLACK_SIGNING_SECRET", "")
+SLACK_API_URL = env.envstr("SLACK_API_URL", "https://slack.com/api/")  # tests: a loopback fake
+SLACK_BOT_TOKEN = env.envsecret("SLACK_BOT_TOKEN", "")  # chat-ops: users.info for verified emails
+NOTIFY_SECRETS_KEY = env.envsecret("NOTIFY_SECRETS_KEY", "")  # Fernet key(s); default: SECRET_KEY
+NOTIFY_TIMEOUT = float(_read("switchyard.E080", env.envint, "NOTIFY_TIMEOUT_SECONDS", 5))
+EMAIL_HOST = env.envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = _read("switchyard.E081", env.envint, "EMAIL_PORT", 25)
+EMAIL_HOST_USER = env.envstr("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.envsecret("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _read("switchyard.E082", env.envbool, "EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _read("switchyard.E083", env.envbool, "EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = NOTIFY_TIMEOUT
+DEFAULT_FROM_EMAIL = env.envstr("DEFAULT_FROM_EMAIL", "switchyard@localhost")
+CELERY_BEAT_SCHEDULE["notifications-sweep"] = {
+    "task": "notifications.sweep",
+    "schedule": SWEEP_INTERVAL,
+    "options": {"queue": "notify", "expires": SWEEP_INTERVAL},
+}
+
 # --- django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -127,6 +149,7 @@ INSTALLED_APPS = [
     "ninja",  # serves the API docs' Swagger UI from static files (no CDN)
     "switchyard",
     "releases",
+    "notifications",
 ]
 
 MIDDLEWARE = [

@@ -8,5 +8,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("metrics", prometheus.metrics, name="metrics"),
+    path("", include("notifications.urls")),  # the Notifications page, Slack chat-ops
     path("", include("releases.web.urls")),
 ]

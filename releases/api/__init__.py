@@ -93,3 +93,5 @@ install_error_handlers(api)
 for module in (services, environments, targets, releases, deployments, policies, freezes, roles):
     api.add_router("", module.router)
 api.add_router("", analysis.router)
+# the notifications app's router, by name: releases never imports that app (it imports us)
+api.add_router("", "notifications.api.router")  # channels, rules, test messages, Slack links

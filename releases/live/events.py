@@ -36,6 +36,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from releases import queue
 from releases.live.presenters import board_cells, deployment_dict, event_dict, target_dict
 from releases.models import Deployment, DeploymentEvent, Target
 
@@ -105,6 +106,7 @@ def publish_deployment(deployment_id: int, event_ids: list[int] | None = None) -
         _send(BOARD_GROUP, *({"type": "board.cell", "data": cell} for cell in cells))
 
     transaction.on_commit(send)
+    transaction.on_commit(lambda: queue.enqueue_notify(deployment_id, event_ids))
 
 
 def publish_metrics(target_id: int, target_key: str, samples: list[dict]) -> None:

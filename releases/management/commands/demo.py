@@ -45,6 +45,8 @@ class Command(BaseCommand):
             fleet_port = urlsplit(settings.FLEET_URL).port or 8765
             supervisor.start("fleet", processes.fleet_command(fleet_port, settings.FLEET_TOKEN))
             supervisor.start("worker", processes.worker_command())
+            # notifications deliver on their own queue, so a slow receiver never holds a tick
+            supervisor.start("notify", processes.worker_command(1, "notify"))
             supervisor.start(
                 "beat", processes.beat_command(settings.VAR_DIR / "celerybeat-schedule")
             )

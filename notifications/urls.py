@@ -1,0 +1,17 @@
+from django.urls import path
+
+from notifications import views
+from notifications.chatops import views as chatops
+
+urlpatterns = [
+    path("notifications/", views.page, name="notifications"),
+    path("notifications/channels/<int:pk>/test/", views.test, name="notifications-test"),
+    path("notifications/channels/<int:pk>/enable/", views.enable, name="notifications-enable"),
+    path("notifications/rules/", views.add_rule, name="notifications-rule-add"),
+    path(
+        "notifications/rules/<int:pk>/delete/", views.delete_rule, name="notifications-rule-delete"
+    ),
+    path("notifications/slack-links/", views.add_link, name="notifications-link-add"),
+    path("chatops/slack/commands", chatops.slash_command, name="slack-commands"),
+    path("chatops/slack/interactivity", chatops.interactivity, name="slack-interactivity"),
+]
