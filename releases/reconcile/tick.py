@@ -1,5 +1,9 @@
 """One reconcile tick: claim, observe, decide (pure), act (idempotent), record, reschedule.
 
+(Over 400 lines on purpose: a tick is one idea read top to bottom — the order of its calls is
+its correctness, routing before or after scaling, rollback routing before observing — and the
+helpers it would shed, ``observed_view`` and ``routing_for``, are a few lines each.)
+
 No transaction or row lock is held while the integration is called: the lease (a conditional
 update on the row) keeps other workers off, the decision comes from ``strategies.engine``, and the
 result is written through ``releases.actions`` with a version check, so an operator command that
@@ -18,7 +22,7 @@ old release): when the routing of a tick is known before looking (a blue-green o
 ``strategies.engine.routing_before_observing``), it is the tick's very first call to the target,
 ahead of reading its status.
 
-Analysis (``releases.analysis.runs``, docs/runs.md): before deciding, a forward or paused tick
+Analysis (``releases.analysis.runs``, docs/analysis.md): before deciding, a forward or paused tick
 measures what is due of the deployment's running analyses (provider calls, no transaction) and
 hands every run's verdict to the engine as ``Observation.analysis``. After acting, it starts the
 runs the decision asks for (and opens their windows at once, right after the routing they
