@@ -16,6 +16,8 @@ import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +58,7 @@ _lock = threading.Lock()
 _clients: dict[tuple, Any] = {}
 _assumed: dict[tuple, tuple[dict[str, str], float]] = {}
 _calls: Counter[str] = Counter()
+_journals: list[list[tuple[str, dict[str, Any]]]] = []
 
 
 def client(service: str, options: AwsOptions):
@@ -69,7 +72,7 @@ def client(service: str, options: AwsOptions):
         made = _session(options).client(
             service, config=options.botocore_config(), endpoint_url=options.endpoint_url
         )
-        made.meta.events.register("before-call", _count)
+        made.meta.events.register("before-parameter-build", _count)
         _clients[key] = made
         return made
 
@@ -79,8 +82,23 @@ def calls() -> Counter[str]:
     return Counter(_calls)
 
 
-def _count(model, **_: Any) -> None:
-    _calls[f"{model.service_model.endpoint_prefix}:{model.name}"] += 1
+@contextmanager
+def journal() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Every call this process' clients make meanwhile, in order, as (``service:Operation``,
+    its parameters): what tests and bench/ look at to count and order calls."""
+    entries: list[tuple[str, dict[str, Any]]] = []
+    _journals.append(entries)
+    try:
+        yield entries
+    finally:
+        _journals.remove(entries)
+
+
+def _count(model, params=None, **_: Any) -> None:
+    name = f"{model.service_model.endpoint_prefix}:{model.name}"
+    _calls[name] += 1
+    for entries in _journals:
+        entries.append((name, dict(params or {})))
 
 
 def _base_session(options: AwsOptions) -> boto3.Session:
@@ -109,7 +127,7 @@ def _assume(base: boto3.Session, options: AwsOptions) -> dict[str, str]:
     if cached is not None and cached[1] - REFRESH_MARGIN > time.time():
         return cached[0]
     sts = base.client("sts", config=options.botocore_config(), endpoint_url=options.endpoint_url)
-    sts.meta.events.register("before-call", _count)
+    sts.meta.events.register("before-parameter-build", _count)
     kwargs: dict[str, Any] = {"RoleArn": options.role_arn, "RoleSessionName": SESSION_NAME}
     if options.external_id:
         kwargs["ExternalId"] = options.external_id
