@@ -160,3 +160,37 @@ def lambda_zip(body: str = "def handler(event, context):\n    return 'ok'\n") ->
     with zipfile.ZipFile(buffer, "w") as z:
         z.writestr("app.py", body)
     return buffer.getvalue()
+
+
+@dataclass
+class LambdaWorld:
+    function: str
+    bucket: str
+
+    def config(self, **extra) -> dict:
+        return {"region": REGION, "function_name": self.function, "alias": "live", **extra}
+
+    def upload(self, moto: MotoServer, version: str) -> dict:
+        """A build of the function's code in S3, as CI would leave it; its release artifact."""
+        key = f"builds/{self.function}-{version}.zip"
+        body = lambda_zip(f"def handler(event, context):\n    return {version!r}\n")
+        moto.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)
+        return {"s3_bucket": self.bucket, "s3_key": key}
+
+
+def make_lambda_world(moto: MotoServer, name: str = "thumbs") -> LambdaWorld:
+    iam, s3, lam = moto.client("iam"), moto.client("s3"), moto.client("lambda")
+    role = iam.create_role(
+        RoleName=f"{name}-exec",
+        AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}',
+    )["Role"]["Arn"]
+    bucket = f"{name}-builds"
+    s3.create_bucket(Bucket=bucket)
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": lambda_zip()},
+    )
+    return LambdaWorld(name, bucket)
