@@ -13,7 +13,8 @@ assume through STS) and ``external_id``; unset, they come from the settings ``AW
   (URLs, default: the load balancer's DNS name and the listeners' ports);
 - ``aws-lambda``: ``function_name``, ``alias`` (default ``live``), optional ``endpoint``;
 - ``aws-route53``: ``hosted_zone_id``, ``record_name``, ``record_type`` (default ``CNAME``),
-  ``ttl`` (default 60), ``slots`` (``{"blue": {"value": "blue.example.com"}, ...}``).
+  ``ttl`` (default 60), ``slots`` (``{"blue": {"value": "blue.example.com",
+  "health_check_id": optional}, ...}``).
 """
 
 from __future__ import annotations
@@ -107,7 +108,9 @@ def _required_str(config: dict, key: str) -> list[tuple[str, str]]:
     return []
 
 
-def _slots(config: dict, fields: dict[str, re.Pattern | None]) -> list[tuple[str, str]]:
+def _slots(
+    config: dict, fields: dict[str, re.Pattern | None], optional: tuple[str, ...] = ()
+) -> list[tuple[str, str]]:
     slots = config.get("slots")
     if not isinstance(slots, dict) or not slots:
         return [("slots", "is required: an object of slot name -> its resources")]
@@ -116,8 +119,9 @@ def _slots(config: dict, fields: dict[str, re.Pattern | None]) -> list[tuple[str
         if not isinstance(slot, dict):
             errors.append((f"slots.{name}", "must be an object"))
             continue
-        for key in sorted(set(slot) - set(fields), key=str):
-            errors.append((f"slots.{name}.{key}", f"unknown key (known: {', '.join(fields)})"))
+        known = (*fields, *optional)
+        for key in sorted(set(slot) - set(known), key=str):
+            errors.append((f"slots.{name}.{key}", f"unknown key (known: {', '.join(known)})"))
         for key, pattern in fields.items():
             value = slot.get(key)
             if not isinstance(value, str) or not value:
@@ -164,4 +168,4 @@ def validate_route53(config: Any) -> list[tuple[str, str]]:
     ttl = config.get("ttl", 60)
     if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= 172800:
         errors.append(("ttl", "must be a whole number of seconds, 0..172800"))
-    return errors + _slots(config, {"value": None})
+    return errors + _slots(config, {"value": None}, optional=("health_check_id",))
