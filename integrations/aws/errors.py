@@ -14,6 +14,7 @@ the time they arrive here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,6 +24,7 @@ from botocore.exceptions import (
     ConnectionError,
     NoCredentialsError,
     NoRegionError,
+    ParamValidationError,
     PartialCredentialsError,
     ProfileNotFound,
     ReadTimeoutError,
@@ -55,6 +57,7 @@ DENIED = {
     "SignatureDoesNotMatch",
     "AuthFailure",
 }
+XML_MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.S)
 # IAM's action prefix where it is not the endpoint's
 IAM_PREFIX = {"monitoring": "cloudwatch", "elasticloadbalancing": "elasticloadbalancing"}
 
@@ -68,14 +71,14 @@ def translate(exc: Exception, service: str, action: str, resource: str) -> Integ
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code") or "Unknown")
-        message = str(error.get("Message") or "").strip()
+        message = _plain(str(error.get("Message") or "").strip())
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         detail = f"{code}: {message}" if message else code
         if code in THROTTLING:
             return IntegrationError(f"{what} was throttled ({detail}); retrying", permanent=False)
         if status >= 500 or code in BUSY:
             return IntegrationError(f"{what} failed on AWS' side ({detail}); retrying")
-        if code in DENIED:
+        if code in DENIED or status == 403:
             return IntegrationError(
                 f"{what} was refused ({detail}): grant {iam_action(service, action)} on it to "
                 "the identity Switchyard uses (see docs/aws.md for the policy)",
@@ -97,6 +100,8 @@ def translate(exc: Exception, service: str, action: str, resource: str) -> Integ
         return IntegrationError(f"{what}: {exc}; name an existing profile", permanent=True)
     if isinstance(exc, NoRegionError):
         return IntegrationError(f"{what}: no region: set the target's region", permanent=True)
+    if isinstance(exc, ParamValidationError):
+        return IntegrationError(f"{what} was not sent: {exc}", permanent=True)
     if isinstance(exc, (ConnectionError, ReadTimeoutError)):
         return IntegrationError(f"{what} did not answer ({type(exc).__name__}: {exc}); retrying")
     if isinstance(exc, BotoCoreError):
@@ -104,6 +109,14 @@ def translate(exc: Exception, service: str, action: str, resource: str) -> Integ
     if isinstance(exc, IntegrationError):
         return exc
     return IntegrationError(f"{what} failed: {type(exc).__name__}: {exc}", permanent=False)
+
+
+def _plain(message: str) -> str:
+    """The message of an XML error body some endpoints wrap in a JSON error's message."""
+    if message.startswith("<"):
+        found = XML_MESSAGE.search(message)
+        return found.group(1) if found else message[:300]
+    return message
 
 
 @contextmanager

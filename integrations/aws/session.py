@@ -42,12 +42,12 @@ class AwsOptions:
     endpoint_url: str | None = None  # a moto server or another AWS-compatible endpoint
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
-    max_attempts: int = 3
+    max_attempts: int = 3  # in all, the first included
 
     def botocore_config(self) -> Config:
         return Config(
             region_name=self.region,
-            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             user_agent_extra="switchyard",
