@@ -234,3 +234,33 @@ def test_a_permission_error_is_recorded_on_the_deployment(moto, world, ecs_targe
         d, lambda d: d.state == State.FAILED or "api-missing" in d.message, what="the error"
     )
     assert "ecs:DescribeServices" in d.message and "api-missing" in d.message
+
+
+def test_a_codedeploy_configuration_name_runs_as_its_canary(moto, world, ecs_target):
+    live(ecs_target)
+    d = deploy(ecs_target, "2.0.0", {"codedeploy": "ECSCanary10Percent5Minutes"})
+    assert [s.get("set_weight") for s in d.strategy["steps"]] == [10, None, 100]
+    d = tick_until(d, lambda d: d.weights.get("canary") == 10, what="10% on the canary")
+    assert weights(moto, world.listener_arn, world)[d.canary_slot] == 10
+    actions.promote(factories.api_actor(), d.pk)  # a person cuts the 5 minutes short
+    d = tick_until(d, lambda d: d.state == State.SUCCEEDED, what="success")
+    assert weights(moto, world.listener_arn, world)[d.canary_slot] == 100
+
+
+def test_an_unknown_codedeploy_configuration_is_refused_naming_the_known_ones(ecs_target):
+    from releases.errors import InvalidSpec
+
+    with pytest.raises(InvalidSpec) as caught:
+        actions.validate_strategy({"codedeploy": "ECSCanary50Percent"}, provider="aws-ecs")
+    (error,) = caught.value.details["errors"]
+    assert error["path"] == "codedeploy"
+    assert "ECSLinear10PercentEvery1Minutes" in error["message"]
+
+
+def test_header_routing_is_refused_for_the_ecs_provider(ecs_target):
+    from releases.errors import InvalidSpec
+
+    spec = {"kind": "canary", "steps": [{"set_weight": 5}], "route": {"header": "X-Canary"}}
+    with pytest.raises(InvalidSpec) as caught:
+        actions.validate_strategy(spec, provider="aws-ecs")
+    assert caught.value.details["missing_capabilities"] == ["header_rules"]
