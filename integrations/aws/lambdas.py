@@ -40,6 +40,7 @@ from integrations.base import (
 
 SLOT_PREFIX = "switchyard-"
 PUBLISH_WAIT = {"Delay": 1, "MaxAttempts": 20}  # at most ~20 s for an update to land
+_active_versions: set[tuple] = set()  # (options, function, version) seen Active
 
 
 class LambdaTarget:
@@ -191,11 +192,19 @@ class LambdaTarget:
         return out
 
     def _active(self, version: str) -> bool:
+        """Whether a published version is ``Active`` (remembered once it is: a version's code
+        never changes, and one that went idle is made active again by its next invocation)."""
+        key = (self.options, self.function, version)
+        if key in _active_versions:
+            return True
         with calling("lambda", "GetFunctionConfiguration", f"{self.function}:{version}"):
             answer = self.lam.get_function_configuration(
                 FunctionName=self.function, Qualifier=version
             )
-        return answer.get("State", "Active") == "Active"
+        active = answer.get("State", "Active") == "Active"
+        if active:
+            _active_versions.add(key)
+        return active
 
     def _point(self, slot: str, version: str, release: str, replicas: int, exists: bool) -> None:
         request = {

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from integrations.aws import ecs, session, taskdefs
+from integrations.aws import ecs, lambdas, session, taskdefs
 from tests.integrations.aws.moto import MotoServer
 
 LOG = Path(django_settings.BASE_DIR) / "test-output" / "moto-server.log"
@@ -40,3 +40,4 @@ def forget():
     session.forget()
     taskdefs.forget()
     ecs._endpoints.clear()
+    lambdas._active_versions.clear()
