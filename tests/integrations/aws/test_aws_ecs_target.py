@@ -134,3 +134,40 @@ def test_a_release_without_an_image_is_refused(moto, world, settings):
     with pytest.raises(IntegrationError, match="has no image") as caught:
         target(world, settings).ensure_slot("green", ReleaseRef("2.0.0", {}), replicas=1)
     assert caught.value.permanent
+
+
+def test_a_listener_rule_carries_the_weights_when_one_is_named(moto, world, settings):
+    elb = moto.client("elbv2")
+    blue, green = world.target_groups["blue"], world.target_groups["green"]
+    rule = elb.create_rule(
+        ListenerArn=world.listener_arn,
+        Priority=10,
+        Conditions=[{"Field": "path-pattern", "Values": ["/api/*"]}],
+        Actions=[
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": blue, "Weight": 100},
+                        {"TargetGroupArn": green, "Weight": 0},
+                    ]
+                },
+            }
+        ],
+    )["Rules"][0]["RuleArn"]
+    config = world.config(rule_arn=rule)
+    del config["listener_arn"]
+    from integrations.aws.config import settings_options, validate_ecs
+
+    assert validate_ecs(config) == []
+    t = EcsTarget("api.prod", config, **settings_options())
+    t.set_weights({"blue": 70, "green": 30})
+
+    actions = elb.describe_rules(RuleArns=[rule])["Rules"][0]["Actions"]
+    groups = actions[0]["ForwardConfig"]["TargetGroups"]
+    assert {g["TargetGroupArn"]: g["Weight"] for g in groups} == {blue: 70, green: 30}
+    listener = elb.describe_listeners(ListenerArns=[world.listener_arn])["Listeners"][0]
+    assert listener["DefaultActions"][0]["ForwardConfig"]["TargetGroups"][0]["Weight"] == 100
+    status = t.status()
+    assert status.weights == {"blue": 70, "green": 30}
+    assert status.endpoint.endswith(":80")  # the rule's listener
