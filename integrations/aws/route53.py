@@ -15,7 +15,8 @@ value. A slot is ready when its record exists (and, with a ``health_check_id`` i
 when Route 53's health checkers say so). Weights are the records' ``Weight`` (0..100);
 changes are UPSERTs in one change batch. A DNS switch is not instant: resolvers keep the old
 answer for up to the record's TTL (``ttl``, default 60 s), which ``status`` reports in its
-endpoint's text (``dns://www.example.com (TTL 60s)``).
+endpoint's text, which the deployment page shows beside its slots
+(``dns://www.example.com (TTL 60s: resolvers may keep the old answer that long after a change)``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from integrations.base import (
 )
 
 PREFIX = "switchyard-"
+TTL_NOTE = "resolvers may keep the old answer that long after a change"
 
 
 class Route53Target:
@@ -121,7 +123,7 @@ class Route53Target:
             {s: records["weighted"].get(s, {}).get("weight", 0) for s in self.slots}
         )
         return TargetStatus(
-            endpoint=f"dns://{self.name.rstrip('.')} (TTL {self.ttl}s)",
+            endpoint=f"dns://{self.name.rstrip('.')} (TTL {self.ttl}s: {TTL_NOTE})",
             slots=slots,
             weights=weights,
             routing=Routing(weights=weights),

@@ -63,7 +63,9 @@ def tick_until(d, predicate, timeout=30.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}: {d.state} {d.message}")
 
 
-def test_a_dns_canary_moves_the_record_weights_and_an_abort_restores_them(moto, zone, dns_target):
+def test_a_dns_canary_moves_the_record_weights_and_an_abort_restores_them(
+    moto, zone, dns_target, client
+):
     first = tick_until(
         deploy(dns_target, "1.0.0", {"kind": "recreate", "replicas": 1}),
         lambda d: d.state == State.SUCCEEDED,
@@ -78,7 +80,10 @@ def test_a_dns_canary_moves_the_record_weights_and_an_abort_restores_them(moto, 
         f"switchyard-{new}": (20, f"{new}.example.com", 30),
     }
     dns_target.refresh_from_db()
-    assert dns_target.endpoint == "dns://www.example.com (TTL 30s)"
+    assert dns_target.endpoint.startswith("dns://www.example.com (TTL 30s: resolvers may keep")
+    client.force_login(factories.make_user())
+    page = client.get(f"/deployments/{d.pk}/").content.decode()
+    assert "TTL 30s: resolvers may keep the old answer" in page  # beside the split
     actions.abort(factories.api_actor(), d.pk, reason="dns canary errors")
     tick_until(d, lambda d: d.state == State.ABORTED, what="aborted")
     assert records(moto, zone)[f"switchyard-{old}"][0] == 100
