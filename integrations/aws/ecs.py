@@ -19,8 +19,10 @@ test traffic), and without a preview the test listener follows the production we
 Readiness (``status``): a slot's ready count is the running count of its current revision (the
 service's deployment for that task definition, or the service's running count less the tasks of
 other revisions' deployments), capped by its healthy targets once the target group has any
-registered; unhealthy targets and failed tasks count as failed. ``remove_slot`` scales the
-service to 0. Header, cookie and sticky routing are not offered (``integrations.registry``).
+registered (an approximation while old tasks of the same service still drain from the target
+group); unhealthy targets and failed tasks (all of them once ECS' circuit breaker marks the
+rollout FAILED) count as failed. ``remove_slot`` scales the service to 0. Header, cookie and
+sticky routing are not offered (``integrations.registry``).
 """
 
 from __future__ import annotations
@@ -204,6 +206,8 @@ class EcsTarget:
         if mine:
             running = int(mine[0].get("runningCount", 0))
             failed = int(mine[0].get("failedTasks", 0))
+            if mine[0].get("rolloutState") == "FAILED":  # ECS' circuit breaker gave up
+                failed = max(failed, desired)
             since = mine[0].get("updatedAt") or mine[0].get("createdAt")
         else:  # no deployment recorded for this revision: what is not another revision's is
             running = max(0, int(service.get("runningCount", 0)) - others)
@@ -229,7 +233,7 @@ class EcsTarget:
                     ready_for=ready_for if state == "ready" else 0.0,
                 )
             )
-        for i in range(bad + failed):
+        for i in range(min(bad + failed, max(desired, 1))):  # failedTasks is cumulative
             instances.append(
                 InstanceStatus(
                     id=f"{name}/failed-{i}", slot=slot, version=version or "", state="unhealthy"

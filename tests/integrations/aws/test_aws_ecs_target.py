@@ -171,3 +171,17 @@ def test_a_listener_rule_carries_the_weights_when_one_is_named(moto, world, sett
     status = t.status()
     assert status.weights == {"blue": 70, "green": 30}
     assert status.endpoint.endswith(":80")  # the rule's listener
+
+
+def test_registered_targets_cap_the_ready_count(moto, world, settings):
+    """moto reports every registered target healthy: one target for two running tasks means one
+    task has not passed the load balancer's health check yet."""
+    t = target(world, settings)
+    t.ensure_slot("green", ReleaseRef("1.4.2", {"image": "example/api:1.4.2"}), replicas=2)
+    assert t.status().slots["green"].ready == 2  # nothing registered: the running count
+    moto.client("elbv2").register_targets(
+        TargetGroupArn=world.target_groups["green"], Targets=[{"Id": "10.0.1.10", "Port": 80}]
+    )
+    green = t.status().slots["green"]
+    assert (green.desired, green.ready) == (2, 1)
+    assert [i.state for i in green.instances] == ["ready", "starting"]
