@@ -65,7 +65,11 @@ class MotoServer:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # a loaded machine: stop it for sure
+                self.process.kill()
+                self.process.wait(timeout=10)
 
     def client(self, service: str):
         return boto3.client(service, endpoint_url=self.url, region_name=REGION, **CREDENTIALS)

@@ -14,7 +14,7 @@ from integrations.aws.config import settings_options
 from integrations.base import Arm, IntegrationError, MetricQuery
 from integrations.metrics import build_metrics
 from integrations.metrics.cloudwatch import CloudWatchMetrics, _period
-from releases.analysis import runs
+from releases.analysis import templates
 from releases.models import State
 from tests import factories
 from tests.integrations.aws.moto import make_ecs_world
@@ -167,7 +167,7 @@ def test_an_alarm_in_alarm_rolls_the_canary_back(moto, world, ecs_target):
         Threshold=10,
         ComparisonOperator="GreaterThanThreshold",
     )
-    runs.save_template("alarms", ALARM_TEMPLATE)
+    templates.save_template("alarms", ALARM_TEMPLATE)
     live(ecs_target)
     spec = {
         "kind": "canary",
