@@ -85,6 +85,34 @@ PROVIDERS: dict[str, Provider] = {
             instance_health=True,
         ),
     ),
+    # AWS (integrations.aws, docs/aws.md): weights through the ALB listener / Lambda alias /
+    # Route 53 records; a preview through an ALB test listener; no header, cookie or sticky rules
+    "aws-ecs": Provider(
+        name="aws-ecs",
+        label="AWS ECS behind an ALB",
+        target="integrations.aws.ecs.EcsTarget",
+        validator="integrations.aws.config.validate_ecs",
+        settings="integrations.aws.config.settings_options",
+        metrics="integrations.metrics.cloudwatch.CloudWatchMetrics",
+        capabilities=Capabilities(weights=True, preview=True),
+    ),
+    "aws-lambda": Provider(
+        name="aws-lambda",
+        label="AWS Lambda alias",
+        target="integrations.aws.lambdas.LambdaTarget",
+        validator="integrations.aws.config.validate_lambda",
+        settings="integrations.aws.config.settings_options",
+        metrics="integrations.metrics.cloudwatch.CloudWatchMetrics",
+        capabilities=Capabilities(weights=True),
+    ),
+    "aws-route53": Provider(
+        name="aws-route53",
+        label="AWS Route 53 weighted records",
+        target="integrations.aws.route53.Route53Target",
+        validator="integrations.aws.config.validate_route53",
+        settings="integrations.aws.config.settings_options",
+        capabilities=Capabilities(weights=True),
+    ),
 }
 DEFAULT_PROVIDER = "local"
 

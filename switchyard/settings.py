@@ -111,6 +111,15 @@ FLEET_TOKEN = (
     or hashlib.sha256(f"fleet:{SECRET_KEY}".encode()).hexdigest()[:40]
 )
 
+# --- AWS (integrations.aws, docs/aws.md): names only; credentials come from the default chain
+AWS_REGION = env.envstr("AWS_REGION", "") or env.envstr("AWS_DEFAULT_REGION", "us-east-1")
+AWS_PROFILE = env.envstr("SWITCHYARD_AWS_PROFILE", "")  # a named profile of the shared config
+AWS_ROLE_ARN = env.envstr("SWITCHYARD_AWS_ROLE_ARN", "")  # a role to assume through STS
+AWS_ENDPOINT_URL = env.envstr("SWITCHYARD_AWS_ENDPOINT_URL", "")  # e.g. a moto server
+AWS_CONNECT_TIMEOUT = env.envint("AWS_CONNECT_TIMEOUT", 3)
+AWS_READ_TIMEOUT = env.envint("AWS_READ_TIMEOUT", 10)
+AWS_MAX_ATTEMPTS = env.envint("AWS_MAX_ATTEMPTS", 3)
+
 # --- canary analysis ----------------------------------------------------------------------------
 # where analysis templates' prometheus metrics query by default (a metric's "address" wins)
 PROMETHEUS_URL = env.envstr("PROMETHEUS_URL", "")

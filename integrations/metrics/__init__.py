@@ -2,7 +2,8 @@
 lazily.
 
 - ``local``: the local fleet's router counters (``integrations.metrics.local``);
-- ``prometheus``: PromQL over Prometheus' HTTP API (``integrations.metrics.prometheus``).
+- ``prometheus``: PromQL over Prometheus' HTTP API (``integrations.metrics.prometheus``);
+- ``cloudwatch``: CloudWatch GetMetricData and alarm states (``integrations.metrics.cloudwatch``).
 
 Each implements ``integrations.base.MetricsSource`` and reads its own settings (the fleet
 agent's URL and token, ``PROMETHEUS_URL``) through its settings function; what a template's
@@ -24,6 +25,10 @@ PROVIDERS = {
     "prometheus": (
         "integrations.metrics.prometheus.PrometheusMetrics",
         "integrations.metrics.prometheus.settings_options",
+    ),
+    "cloudwatch": (
+        "integrations.metrics.cloudwatch.CloudWatchMetrics",
+        "integrations.aws.config.settings_options",
     ),
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from integrations import registry
 from releases.errors import InvalidSpec
 from releases.models import AnalysisTemplate
+from strategies import codedeploy
 from strategies.analysis.template import TemplateError, resolve_args
 from strategies.analysis.template import normalise as normalise_template
 from strategies.spec import SpecError, normalise, required_capabilities
@@ -22,6 +23,11 @@ def validate_strategy(raw: dict, *, provider: str | None = None) -> dict:
             details={"errors": [{"path": "", "message": "must be an object"}]},
         )
     try:
+        if codedeploy.is_codedeploy(raw):  # {"codedeploy": "ECSCanary10Percent5Minutes"}
+            errors: list = []
+            raw = codedeploy.translate(raw, errors) or {}
+            if errors:
+                raise SpecError(errors)
         spec = normalise(raw, templates=_check_analysis_template)
     except SpecError as exc:
         errors = [{"path": e.path, "message": e.message} for e in exc.errors]

@@ -32,7 +32,7 @@ from typing import Any
 from strategies.analysis import expr
 from strategies.fields import FieldError, Fields, SpecError, duration, show, whole
 
-PROVIDERS = ("local", "prometheus")
+PROVIDERS = ("local", "prometheus", "cloudwatch")
 LOCAL_QUERIES = ("error_rate", "latency", "requests")
 TESTS = ("sequential", "mann_whitney", "threshold")
 STATISTICS = ("rate", "mean", "p50", "p95", "p99", "last", "sum", "count")
@@ -334,7 +334,8 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
             _check_placeholders(f, key, m[key], declared, builtins=key != "address")
     if m["statistic"] is None:
         counts = m["provider"] == "local" and m["query"] == "error_rate" or test == "sequential"
-        m["statistic"] = "rate" if counts else "last" if m["provider"] == "prometheus" else "mean"
+        last = m["provider"] in ("prometheus", "cloudwatch")
+        m["statistic"] = "rate" if counts else "last" if last else "mean"
     if m["statistic"] == "rate" and not (m["provider"] == "local" and m["query"] == "error_rate"):
         f.error("statistic", "'rate' needs request counts (the local provider's error_rate)")
     if m["min_samples"] is None:

@@ -34,8 +34,9 @@ def test_an_unknown_provider_is_a_permanent_error_naming_the_known_ones():
     with pytest.raises(IntegrationError) as caught:
         registry.build_target("nomad", "api.dev", {})
     assert caught.value.permanent and "local" in caught.value.message
+    known = ", ".join(sorted(registry.PROVIDERS))
     assert registry.validate_target_config("nomad", {}) == [
-        ("provider", "unknown provider 'nomad': use one of local")
+        ("provider", f"unknown provider 'nomad': use one of {known}")
     ]
 
 

@@ -1,0 +1,219 @@
+"""CloudWatch metrics (GetMetricData) and alarms as analysis samples.
+
+A template metric with ``"provider": "cloudwatch"`` has a JSON ``query`` (and, for the
+sequential error-rate test, a ``total_query``), one of:
+
+- a metric: ``{"namespace": "AWS/ApplicationELB", "metric": "HTTPCode_Target_5XX_Count",
+  "stat": "Sum", "dimensions": {"LoadBalancer": "app/api/50dc6c495c0c9188",
+  "TargetGroup": {"blue": "targetgroup/api-blue/...", "green": "targetgroup/api-green/..."}}}``.
+  A dimension's value is a string (``{{slot}}``, ``{{version}}`` and ``{{args.NAME}}`` are
+  filled in, JSON-escaped) or an object of slot -> value (each arm its own target group); the
+  value ``"@slot-version"`` is the Lambda version a slot's alias (``switchyard-<slot>``, see
+  ``integrations.aws.lambdas``) points at, for ``{"FunctionName": "thumbs", "Resource":
+  "thumbs:live", "ExecutedVersion": "@slot-version"}``. ``stat`` is any CloudWatch statistic:
+  ``Sum``, ``Average``, ``p99``, ``tm90``... (default ``Sum``);
+- alarms: ``{"alarms": ["api-5xx", "api-latency"]}``: one value per alarm, 1 when it is in
+  ``ALARM``, else 0, the same for both arms. A threshold metric with
+  ``"failure_condition": "canary > 0"`` in a background analysis is CodeDeploy's alarm-based
+  rollback: the first alarm to fire fails the analysis and the deployment rolls back.
+
+Modes: ``counts`` sums ``query`` (errors) and ``total_query`` (all requests) over the window;
+``range`` returns one value per period (``step`` rounded up to what CloudWatch accepts);
+``instant`` the latest value in the last period. One GetMetricData call per fetch serves both
+arms. No datapoints is an empty series. Errors are those of ``integrations.aws.errors``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from integrations.aws.config import options_for
+from integrations.aws.errors import calling
+from integrations.aws.session import client
+from integrations.base import IntegrationError, MetricQuery
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
+HIGH_RESOLUTION = (1, 5, 10, 30)
+SLOT_VERSION = "@slot-version"
+
+
+class CloudWatchMetrics:
+    def __init__(self, *, target: str = "", **settings: Any) -> None:
+        self.target = target
+        self.options = options_for({}, settings)
+        self.cw = client("cloudwatch", self.options)
+        self._lambda = None
+
+    def begin(self, query: MetricQuery) -> dict[str, Any]:
+        return {}  # CloudWatch keeps history
+
+    def fetch(
+        self, query: MetricQuery, cursor: dict[str, Any], start: float, end: float
+    ) -> dict[str, dict[str, Any]]:
+        arms = {"baseline": query.baseline, "canary": query.canary}
+        parsed = {name: self._parse(query.query, query, arm) for name, arm in arms.items()}
+        if any("alarms" in p for p in parsed.values()):
+            values = self._alarms(parsed["canary"].get("alarms") or [])
+            return {name: {"values": list(values)} for name in arms}
+        if query.mode == "counts":
+            if not query.total_query:
+                raise IntegrationError("a counts query needs a total_query", permanent=True)
+            totals = {
+                name: self._parse(query.total_query, query, arm) for name, arm in arms.items()
+            }
+            period = _period(end - start)
+            series = self._get(
+                {
+                    **{f"{n}_e": p for n, p in parsed.items()},
+                    **{f"{n}_t": p for n, p in totals.items()},
+                },
+                start,
+                end,
+                period,
+            )
+            out = {}
+            for name in arms:
+                total = round(sum(series[f"{name}_t"]))
+                errors = min(total, round(sum(series[f"{name}_e"])))
+                pairs = [(v, w) for v, w in ((0.0, total - errors), (1.0, errors)) if w > 0]
+                out[name] = {
+                    "values": [v for v, _ in pairs],
+                    "weights": [w for _, w in pairs],
+                    "total": total,
+                    "errors": errors,
+                    "sum": float(errors),
+                }
+            return out
+        period = _period(query.step)
+        if query.mode == "instant":
+            start = min(start, end - period)
+        series = self._get(parsed, start, end, period)
+        if query.mode == "instant":
+            return {name: {"values": series[name][-1:]} for name in arms}
+        return {name: {"values": series[name]} for name in arms}
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _parse(self, template: str, query: MetricQuery, arm) -> dict[str, Any]:
+        values = {
+            **query.values,
+            "target": query.values.get("target", query.target or self.target),
+            "slot": arm.slot,
+            "version": arm.version or "",
+        }
+
+        def fill(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in values:
+                raise IntegrationError(
+                    f"the query uses {{{{{name}}}}}, which has no value here", permanent=True
+                )
+            return json.dumps(str(values[name]))[1:-1]
+
+        try:
+            spec = json.loads(PLACEHOLDER.sub(fill, template))
+        except ValueError as exc:
+            raise IntegrationError(
+                f"a cloudwatch query is JSON ({exc}): see docs/aws.md", permanent=True
+            ) from exc
+        if not isinstance(spec, dict) or not ("alarms" in spec or "metric" in spec):
+            raise IntegrationError(
+                'a cloudwatch query is {"namespace", "metric", "dimensions", "stat"} or '
+                '{"alarms": [...]}',
+                permanent=True,
+            )
+        if "metric" in spec:
+            dims = {}
+            for key, value in (spec.get("dimensions") or {}).items():
+                if isinstance(value, dict):
+                    if arm.slot not in value:
+                        raise IntegrationError(
+                            f"dimension {key} names no value for slot {arm.slot!r}",
+                            permanent=True,
+                        )
+                    value = value[arm.slot]
+                dims[key] = str(value)
+            for key, value in dims.items():
+                if value == SLOT_VERSION:
+                    dims[key] = self._slot_version(dims.get("FunctionName", ""), arm.slot)
+            spec["dimensions"] = dims
+        return spec
+
+    def _slot_version(self, function: str, slot: str) -> str:
+        if self._lambda is None:
+            self._lambda = client("lambda", self.options)
+        alias = f"switchyard-{slot}"
+        with calling("lambda", "GetAlias", f"alias {alias} of function {function}"):
+            return self._lambda.get_alias(FunctionName=function, Name=alias)["FunctionVersion"]
+
+    def _get(
+        self, specs: dict[str, dict[str, Any]], start: float, end: float, period: int
+    ) -> dict[str, list[float]]:
+        ids = {name: f"m{i}" for i, name in enumerate(specs)}
+        queries = [
+            {
+                "Id": ids[name],
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": spec.get("namespace", ""),
+                        "MetricName": spec["metric"],
+                        "Dimensions": [
+                            {"Name": k, "Value": v} for k, v in spec["dimensions"].items()
+                        ],
+                    },
+                    "Period": period,
+                    "Stat": spec.get("stat", "Sum"),
+                },
+                "ReturnData": True,
+            }
+            for name, spec in specs.items()
+        ]
+        found: dict[str, list[tuple[datetime, float]]] = {i: [] for i in ids.values()}
+        what = ", ".join(sorted({s["metric"] for s in specs.values()}))
+        with calling("monitoring", "GetMetricData", f"metrics {what}"):
+            pages = self.cw.get_paginator("get_metric_data").paginate(
+                MetricDataQueries=queries,
+                StartTime=datetime.fromtimestamp(start, UTC),
+                EndTime=datetime.fromtimestamp(end, UTC),
+                ScanBy="TimestampAscending",
+            )
+            for page in pages:
+                for result in page.get("MetricDataResults", []):
+                    pairs = zip(
+                        result.get("Timestamps", []), result.get("Values", []), strict=False
+                    )
+                    found[result["Id"]].extend(pairs)
+        return {
+            name: [float(v) for _, v in sorted(found[ids[name]]) if math.isfinite(v)]
+            for name in specs
+        }
+
+    def _alarms(self, names: list[str]) -> list[float]:
+        if not names:
+            return []
+        with calling("monitoring", "DescribeAlarms", f"alarms {', '.join(names)}"):
+            answer = self.cw.describe_alarms(AlarmNames=list(names))
+        states = {
+            a["AlarmName"]: a["StateValue"]
+            for kind in ("MetricAlarms", "CompositeAlarms")
+            for a in answer.get(kind, [])
+        }
+        missing = [n for n in names if n not in states]
+        if missing:
+            raise IntegrationError(
+                f"AWS cloudwatch:DescribeAlarms: no alarm named {', '.join(missing)}",
+                permanent=True,
+            )
+        return [1.0 if states[n] == "ALARM" else 0.0 for n in names]
+
+
+def _period(seconds: float) -> int:
+    """The CloudWatch period covering ``seconds``: 1, 5, 10, 30 or a multiple of 60."""
+    for period in HIGH_RESOLUTION:
+        if seconds <= period:
+            return period
+    return 60 * math.ceil(seconds / 60)
