@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from strategies import spec_analysis, spec_bluegreen, spec_canary
+from strategies import argo_canary, argo_rollout, spec_analysis, spec_bluegreen, spec_canary
 from strategies.argo import Translation, repath
 from strategies.fields import (
     FieldError,
@@ -85,6 +85,8 @@ def normalise(raw: Any, *, templates: TemplateCheck | None = None) -> dict[str, 
     ``templates`` (optional) checks each analysis reference against the stored templates."""
     if not isinstance(raw, dict):
         raise SpecError([FieldError("", f"must be an object, got {show(raw)}")])
+    if argo_rollout.is_manifest(raw):  # a whole Argo Rollouts Rollout, pasted as it is
+        return argo_rollout.normalise(raw, lambda inner: normalise(inner, templates=templates))
     errors: list[FieldError] = []
     name = _kind_name(raw, errors)
     if name is None:
@@ -96,6 +98,8 @@ def normalise(raw: Any, *, templates: TemplateCheck | None = None) -> dict[str, 
         if translated is None:
             raise SpecError(errors)
         raw, paths = translated.spec, translated.paths
+        if translated.kind is not None:  # Argo's canary without steps is a rolling update
+            name, kind = translated.kind, KINDS[translated.kind]
     ours: list[FieldError] = []
     fields = Fields(raw, "", ours)
     fields.seen.add("kind")
@@ -207,6 +211,14 @@ def _kind_name(raw: dict[str, Any], errors: list[FieldError]) -> str | None:
         if not argo:
             errors.append(FieldError("kind", f"is required: one of {available}"))
             return None
+        if len(argo) > 1:
+            errors.append(
+                FieldError(
+                    argo[1],
+                    "a rollout has one strategy: give 'canary' or 'blueGreen', not both",
+                )
+            )
+            return None
         path, name = argo[0], ARGO_KEYS[argo[0]]
     if isinstance(name, str) and name in KINDS:
         return name
@@ -312,7 +324,7 @@ KINDS: dict[str, Kind] = {
     "blue_green": Kind(
         read=spec_bluegreen.read, steps=spec_bluegreen.steps, from_argo=spec_bluegreen.from_argo
     ),
-    "canary": Kind(read=spec_canary.read, steps=spec_canary.steps, from_argo=spec_canary.from_argo),
+    "canary": Kind(read=spec_canary.read, steps=spec_canary.steps, from_argo=argo_canary.from_argo),
 }
 
 

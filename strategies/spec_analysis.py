@@ -28,7 +28,14 @@ TEMPLATE_NAME = re.compile(r"[-a-zA-Z0-9_]{1,63}")
 # an Argo value already reported as wrong while translating (so it is not reported twice)
 REPORTED = object()
 EXAMPLE = '{"template": "error-rate", "args": {"max-errors": "0.05"}}'
-ARGO_TEMPLATE_KEYS = ("templateName", "clusterScope")
+ARGO_TEMPLATE_KEYS = ("templateName", "clusterTemplateName", "clusterScope")
+# Argo's keys of an analysis reference that describe the AnalysisRun object: accepted, not used
+ARGO_IGNORED = ("name", "analysisRunMetadata")
+ARGO_UNSUPPORTED = {
+    "dryRun": "is not supported on the reference: set dryRun on the AnalysisTemplate (or "
+    "dry_run on its metrics)",
+    "measurementRetention": "is not supported: every measurement of a run is kept; remove it",
+}
 
 
 def read_ref(
@@ -115,12 +122,21 @@ def from_argo(
             out.paths.append((f"{ours}.template", f"{where}[0].templateName"))
         elif key == "args":
             result["args"] = _argo_args(inner, where, ours, out, errors)
+        elif key == "templateName" and "templates" not in value:  # Argo's first, short form
+            result["template"] = inner
+            out.paths.append((f"{ours}.template", where))
         elif key == "startingStep" and background:
             result["start_at_step"] = inner
             out.paths.append((f"{ours}.start_at_step", where))
-        else:
+        elif key in ARGO_UNSUPPORTED:
+            errors.append(FieldError(where, ARGO_UNSUPPORTED[key]))
+        elif key == "startingStep":
+            errors.append(
+                FieldError(where, "applies to background analysis (canary.analysis) only")
+            )
+        elif key not in ARGO_IGNORED:
             errors.append(FieldError(where, f"unknown key {show(key)}"))
-    if "templates" not in value:  # our reader says it is required, at Argo's key
+    if "templates" not in value and "templateName" not in value:  # our reader: required
         out.paths.append((f"{ours}.template", f"{theirs}.templates"))
     return result
 
@@ -137,7 +153,13 @@ def _argo_template(value: Any, path: str, errors: list[FieldError]) -> str | Non
         )
         return None
     item = value[0]
-    if not isinstance(item, dict) or "templateName" not in item:
+    names = (
+        [item.get(k) for k in ("templateName", "clusterTemplateName")]
+        if isinstance(item, dict)
+        else []
+    )
+    given = [n for n in names if n is not None]
+    if len(given) != 1:
         errors.append(
             FieldError(
                 f"{path}[0]", f'must be like {{"templateName": "error-rate"}}, got {show(item)}'
@@ -147,7 +169,8 @@ def _argo_template(value: Any, path: str, errors: list[FieldError]) -> str | Non
     for key in item:
         if key not in ARGO_TEMPLATE_KEYS:
             errors.append(FieldError(f"{path}[0].{key}", f"unknown key {show(key)}"))
-    return item["templateName"]
+    # templates are not namespaced here: a cluster template is a template like any other
+    return given[0]
 
 
 def _argo_args(value: Any, path: str, ours: str, out: Translation, errors: list[FieldError]) -> Any:

@@ -70,6 +70,7 @@ def read(fields: Fields) -> dict[str, Any]:
         ),
         "pre_promotion_analysis": _read_analysis(fields, "pre_promotion_analysis"),
         "post_promotion_analysis": _read_analysis(fields, "post_promotion_analysis"),
+        "min_ready": fields.take("min_ready", 0.0, duration(positive=False)),
         "progress_deadline": read_progress_deadline(fields),
         "health": read_health(fields),
     }

@@ -96,6 +96,7 @@ def read(fields: Fields) -> dict[str, Any]:
         "canary_replicas": fields.take("canary_replicas", "match_weight", _canary_replicas),
         "route": _read_route(fields),
         "analysis": _read_background(fields),
+        "min_ready": fields.take("min_ready", 0.0, duration(positive=False)),
         "progress_deadline": read_progress_deadline(fields),
         "health": read_health(fields),
     }

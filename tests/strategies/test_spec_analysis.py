@@ -153,7 +153,11 @@ def test_argo_analysis_errors_name_the_key_the_user_wrote():
             "message": "is not supported (there are no Kubernetes objects to read here): give the "
             "value",
         },
-        {"path": "canary.steps[1].analysis.dryRun", "message": "unknown key 'dryRun'"},
+        {
+            "path": "canary.steps[1].analysis.dryRun",
+            "message": "is not supported on the reference: set dryRun on the AnalysisTemplate "
+            "(or dry_run on its metrics)",
+        },
         {"path": "canary.steps[3].analysis.templates[0].x", "message": "unknown key 'x'"},
         {
             "path": "canary.steps[2].analysis.templates",

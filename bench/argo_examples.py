@@ -1,6 +1,6 @@
 """How many of the vendored Argo Rollouts documents the spec readers accept.
 
-Run from the repository root: ``python bench/argo_examples_before.py``. Each Rollout is fed the
+Run from the repository root: ``python -m bench.argo_examples [--legacy]``. Each Rollout is fed the
 way the readers of the day take it (``--legacy``: only ``spec.strategy`` plus ``spec.replicas``,
 as a migrating user had to cut it out; default: the whole manifest as pasted) and each
 AnalysisTemplate its ``spec`` (legacy) or the whole document. Prints one line per document and
