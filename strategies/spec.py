@@ -333,7 +333,10 @@ def required_capabilities(spec: dict[str, Any]) -> set[str]:
     ``integrations.registry.Capabilities`` (strategies knows the names, not the providers):
 
     - a canary moves traffic by weight (``weights``); its ``route`` needs ``header_rules``,
-      ``cookie_rules`` and ``sticky`` for a header, a cookie and a sticky key;
+      ``cookie_rules`` and ``sticky`` for a header, a cookie and a sticky key; a
+      ``set_header_route`` step needs ``header_routes`` (requests matched by header values, which
+      the ``always``/``never`` override of ``header_rules`` cannot do) and a ``set_mirror_route``
+      step ``mirroring``;
     - a blue-green switch is a weight change (``weights``), and its smoke checks and pre-promotion
       analysis run against the idle side on a preview endpoint (``preview``);
     - rolling and recreate replace instances in place and need nothing of the router.
@@ -349,6 +352,11 @@ def required_capabilities(spec: dict[str, Any]) -> set[str]:
             needed.add("cookie_rules")
         if route.get("sticky_key"):
             needed.add("sticky")
+        for step in spec.get("steps") or []:
+            if "set_header_route" in step:
+                needed.add("header_routes")
+            if "set_mirror_route" in step:
+                needed.add("mirroring")
     elif kind == "blue_green":
         needed.add("weights")
         if spec.get("smoke") or spec.get("pre_promotion_analysis"):

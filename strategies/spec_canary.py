@@ -39,13 +39,20 @@ import math
 import re
 from typing import Any
 
-from strategies import spec_analysis
+from strategies import spec_analysis, spec_routes
 from strategies.argo import Translation, block_of
 from strategies.durations import format_duration
 from strategies.fields import FieldError, Fields, duration, show, whole
 from strategies.readers import instances, read_health, read_progress_deadline, read_replicas
 
-STEP_TYPES = ("set_weight", "pause", "set_canary_scale", "analysis")
+STEP_TYPES = (
+    "set_weight",
+    "pause",
+    "set_canary_scale",
+    "analysis",
+    "set_header_route",
+    "set_mirror_route",
+)
 SCALE_KEYS = ("replicas", "weight", "match_traffic_weight")
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 STICKY = re.compile(r"(header|cookie):(.+)")
@@ -115,6 +122,9 @@ def steps(spec: dict[str, Any]) -> list[str]:
         if "analysis" in step:
             words = spec_analysis.words(step["analysis"])
             out.append(f"{words}: the new release against the old one (fail: roll back)")
+            continue
+        if "set_header_route" in step or "set_mirror_route" in step:
+            out.append(spec_routes.words(step))
             continue
         if "set_weight" in step:
             weight = step["set_weight"]
@@ -223,6 +233,10 @@ def _read_steps(fields: Fields) -> list[dict[str, Any]] | None:
             out.append({"set_canary_scale": _read_scale(value, where, errors)})
         elif key == "analysis":
             out.append({"analysis": spec_analysis.read_ref(value, where, errors)})
+        elif key == "set_header_route":
+            out.append({key: spec_routes.read_header_route(value, where, errors)})
+        elif key == "set_mirror_route":
+            out.append({key: spec_routes.read_mirror_route(value, where, errors)})
         else:
             names = ", ".join(show(name) for name in STEP_TYPES)
             errors.append(FieldError(where, f"unknown step type {show(key)}: use one of {names}"))

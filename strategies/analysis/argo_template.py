@@ -95,7 +95,12 @@ def normalise(raw: Any) -> dict[str, Any]:
     try:
         out = template.normalise(ours)
     except TemplateError as exc:
-        errors += [FieldError(prefix + e.path, e.message) for e in exc.errors]
+        named = {e.path for e in errors}
+        errors += [
+            FieldError(prefix + e.path, e.message)
+            for e in exc.errors
+            if prefix + e.path not in named
+        ]
     if errors:
         raise TemplateError(_unique(errors))
     return out
@@ -130,6 +135,14 @@ def _args(value: Any, path: str, errors: list[FieldError]) -> Any:
         return value
     out = []
     for index, item in enumerate(value):
+        if isinstance(item, dict) and item.get("name") in template.BUILTIN_ARGS:
+            errors.append(
+                FieldError(
+                    f"{path}[{index}].name",
+                    f"{item['name']!r} names a built-in value here ({{{{{item['name']}}}}}): "
+                    f"rename the argument (and its {{{{args.{item['name']}}}}} uses)",
+                )
+            )
         if isinstance(item, dict) and "valueFrom" in item:
             errors.append(
                 FieldError(

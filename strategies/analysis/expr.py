@@ -88,9 +88,13 @@ class InvalidExpression(ValueError):
 
 
 def _translate(text: str) -> str:
-    """Argo's ``&&``, ``||`` and ``!`` as Python's ``and``, ``or`` and ``not``."""
-    text = text.replace("&&", " and ").replace("||", " or ").replace("#", f" {ITEM} ")
-    return re.sub(r"!(?!=)", " not ", text)
+    """Argo's ``&&``, ``||``, ``!`` and ``#`` as Python's ``and``, ``or``, ``not`` and a name,
+    outside quoted text (which is kept as it is, to be refused as not a number)."""
+    parts = re.split(r"""("[^"]*"|'[^']*')""", text)
+    for index in range(0, len(parts), 2):
+        part = parts[index].replace("&&", " and ").replace("||", " or ")
+        parts[index] = re.sub(r"!(?!=)", " not ", part.replace("#", f" {ITEM} "))
+    return "".join(parts)
 
 
 def parse(text: str) -> ast.Expression:
