@@ -82,6 +82,7 @@ PROVIDERS: dict[str, Provider] = {
             weights=True,
             preview=True,
             header_rules=True,
+            header_routes=True,
             cookie_rules=True,
             sticky=True,
             instance_health=True,

@@ -226,4 +226,5 @@ def routing_from_json(data: dict[str, Any]) -> Routing:
         header=data.get("header"),
         cookie=data.get("cookie"),
         sticky_key=data.get("sticky_key"),
+        header_routes=tuple(data["header_routes"]) if data.get("header_routes") else None,
     )

@@ -64,6 +64,7 @@ def test_the_local_fleet_can_do_everything_but_mirroring():
         "weights",
         "preview",
         "header_rules",
+        "header_routes",
         "cookie_rules",
         "sticky",
         "instance_health",
