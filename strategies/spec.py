@@ -108,8 +108,11 @@ def normalise(raw: Any, *, templates: TemplateCheck | None = None) -> dict[str, 
     if templates is not None:
         for path, ref in analysis_refs(out):
             if ref and ref.get("template") is not None and ref.get("args") is not None:
-                for sub, message in templates(ref["template"], ref["args"]):
-                    ours.append(FieldError(f"{path}.{sub}" if sub else path, message))
+                several = ref.get("templates")
+                for index, name in enumerate(several or [ref["template"]]):
+                    at = f"{path}.templates[{index}]" if several else path
+                    for sub, message in templates(name, ref["args"]):
+                        ours.append(FieldError(f"{at}.{sub}" if sub else at, message))
     errors += repath(ours, paths)
     if errors:
         raise SpecError(errors)

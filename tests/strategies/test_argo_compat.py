@@ -452,3 +452,63 @@ def test_a_header_route_goes_with_the_weights_until_promotion_and_is_removed_the
         ({"stable": 25, "canary": 75}, None),
         ({"stable": 0, "canary": 100}, None),
     ]
+
+
+# --- several templates in one analysis -------------------------------------------------------
+
+
+def several(verdicts):
+    from .fleet import NEVER
+
+    spec = normalise(
+        {
+            "canary": {
+                "steps": [
+                    {"setWeight": 20},
+                    {
+                        "analysis": {
+                            "templates": [{"templateName": "errors"}, {"templateName": "latency"}],
+                            "args": [{"name": "max", "value": "0.05"}],
+                        }
+                    },
+                    {"setWeight": 60},
+                ]
+            },
+            "replicas": 2,
+        }
+    )
+    fleet = Fleet(stable=2, analysis_outcome=lambda key, r: verdicts.get(key, (NEVER, "pass")))
+    trace = []
+    last, _, _ = run(
+        fleet,
+        spec,
+        {},
+        mode="forward",
+        limit=60,
+        must_stop=False,
+        check=lambda obs, d: trace.append(d),
+    )
+    return spec, fleet, trace, last
+
+
+def test_several_templates_in_one_analysis_run_side_by_side_with_the_same_args():
+    spec, fleet, trace, last = several({"step-1": (2, "pass"), "step-1.2": (4, "pass")})
+    assert spec["steps"][1]["analysis"] == {
+        "template": "errors",
+        "templates": ["errors", "latency"],
+        "args": {"max": "0.05"},
+    }
+    assert describe_steps(spec)[1].startswith("analysis 'errors' + 'latency' (max=0.05)")
+    started = [r for d in trace for r in d.start_analysis or []]
+    assert started == [
+        {"key": "step-1", "template": "errors", "args": {"max": "0.05"}, "step_index": 1},
+        {"key": "step-1.2", "template": "latency", "args": {"max": "0.05"}, "step_index": 1},
+    ]
+    assert last.outcome == "done"  # on only once both passed
+    assert sorted(fleet.analysis_starts) == ["step-1", "step-1.2"]
+
+
+def test_an_analysis_of_several_templates_fails_when_one_fails():
+    _, fleet, _, last = several({"step-1": (2, "pass"), "step-1.2": (3, "fail")})
+    assert last.failure is not None and "step-1.2" in last.failure
+    assert last.outcome is None and fleet.weights == {"stable": 80, "canary": 20}  # not on to 60%

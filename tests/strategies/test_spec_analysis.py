@@ -143,12 +143,6 @@ def test_argo_analysis_errors_name_the_key_the_user_wrote():
     }
     assert errors_of(raw) == [
         {
-            "path": "canary.steps[1].analysis.templates",
-            "message": 'must list exactly one template, like [{"templateName": "error-rate"}]: '
-            "Switchyard runs one template per analysis (use one step per template); got 2 "
-            "templates",
-        },
-        {
             "path": "canary.steps[1].analysis.args[0].valueFrom",
             "message": "is not supported (there are no Kubernetes objects to read here): give the "
             "value",
