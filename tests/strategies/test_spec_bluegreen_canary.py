@@ -162,7 +162,11 @@ def test_argo_blue_green_errors_name_the_key_the_user_wrote():
         }
     ) == [
         {"path": "blueGreen.autoPromotionEnabled", "message": "must be true or false, got 'yes'"},
-        {"path": "blueGreen.scaleDownDelaySecond", "message": "unknown key 'scaleDownDelaySecond'"},
+        {
+            "path": "blueGreen.scaleDownDelaySecond",
+            "message": "unknown key 'scaleDownDelaySecond' (not a field of Argo's blueGreen "
+            "either)",
+        },
         {
             "path": "blueGreen.prePromotionAnalysis.templates",
             "message": 'must list one template or more, like [{"templateName": "error-rate"}], '
