@@ -23,7 +23,7 @@ from strategies.analysis.template import TemplateError
 from strategies.fields import FieldError, show
 
 KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
-METRIC_ALIASES = {"maxFailures": "failureLimit", "maxInconclusive": "inconclusiveLimit"}
+METRIC_ALIASES = {"maxFailures": "failureLimit"}
 PROVIDERS_LATER = {
     "job": "the job provider (a Kubernetes Job) is not supported yet",
     "web": "the web provider (a JSON HTTP endpoint) is not supported yet",
