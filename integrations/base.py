@@ -82,6 +82,9 @@ class Routing:
     ``header_routes``: named routes (Argo Rollouts' ``setHeaderRoute``), each ``{"name", "match":
     [{"header": "X-Beta", "value": {"exact" | "prefix" | "regex": "..."}}]}``: a request matching
     every match of a route goes to ``canary_slot`` whatever the weights.
+    ``mirror_routes``: named mirror routes (Argo's ``setMirrorRoute``), each ``{"name",
+    "percentage", "match": [{"method", "path", "headers"}]}``: a copy of that share of the matching
+    requests goes to ``canary_slot`` and its answer is dropped (``integrations.local.mirroring``).
     """
 
     weights: dict[str, int] | None = None
@@ -92,6 +95,7 @@ class Routing:
     cookie: str | None = None
     sticky_key: str | None = None
     header_routes: tuple[dict, ...] | None = None
+    mirror_routes: tuple[dict, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ PROVIDERS: dict[str, Provider] = {
             header_routes=True,
             cookie_rules=True,
             sticky=True,
+            mirroring=True,
             instance_health=True,
         ),
     ),

@@ -26,6 +26,7 @@ import re
 from collections.abc import Mapping
 
 from integrations.base import Routing
+from integrations.local.mirroring import compile_routes
 
 ALWAYS, NEVER = "always", "never"
 _SCALE = 100 / float(1 << 64)
@@ -50,6 +51,7 @@ class Rules:
         "_canary_weight",
         "_header_routes",
         "_targeted",
+        "mirrors",
     )
 
     def __init__(self, routing: Routing) -> None:
@@ -65,6 +67,7 @@ class Rules:
         self._canary_weight = weights.get(routing.canary_slot or "", 0)
         self._header_routes = [_compile(route) for route in routing.header_routes or ()]
         self._targeted = bool(self._header or self._cookie or sticky or self._header_routes)
+        self.mirrors = compile_routes(routing.mirror_routes) if routing.canary_slot else ()
 
     @property
     def uses_cookies(self) -> bool:

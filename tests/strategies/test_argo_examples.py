@@ -69,10 +69,10 @@ def test_it_refuses_the_example_at_the_unsupported_key_saying_what_to_do(name):
         assert any(word in error.message for word in ADVICE), error
 
 
-def test_a_mirror_route_example_is_refused_by_a_provider_without_mirroring():
+def test_the_mirror_route_example_needs_mirroring_which_the_local_fleet_has():
     spec = read(DOCUMENTS["istio-mirror#0"])
-    assert "mirroring" in required_capabilities(spec)
-    assert registry.missing_capabilities("local", required_capabilities(spec)) == ["mirroring"]
+    assert required_capabilities(spec) == {"weights", "mirroring"}
+    assert registry.missing_capabilities("local", required_capabilities(spec)) == []
 
 
 def test_the_success_rate_idiom_of_the_app_mesh_example_is_read_as_argo_means_it():
