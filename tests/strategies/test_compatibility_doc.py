@@ -28,7 +28,7 @@ def tables() -> dict[str, dict[str, str]]:
             out[section] = {}
         elif section and (match := ROW.match(line)):
             out[section][match.group(1)] = match.group(2)
-    return out
+    return {section: rows for section, rows in out.items() if rows}  # prose sections have none
 
 
 TABLES = tables()
