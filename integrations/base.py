@@ -79,6 +79,12 @@ class Routing:
     ``never`` to ``stable_slot``, whatever the weights (dogfooding).
     ``sticky_key``: ``"header:X-User-Id"`` or ``"cookie:uid"``: requests with that key are placed by
     a consistent hash of it, so a user stays on the canary while its weight only grows.
+    ``header_routes``: named routes (Argo Rollouts' ``setHeaderRoute``), each ``{"name", "match":
+    [{"header": "X-Beta", "value": {"exact" | "prefix" | "regex": "..."}}]}``: a request matching
+    every match of a route goes to ``canary_slot`` whatever the weights.
+    ``mirror_routes``: named mirror routes (Argo's ``setMirrorRoute``), each ``{"name",
+    "percentage", "match": [{"method", "path", "headers"}]}``: a copy of that share of the matching
+    requests goes to ``canary_slot`` and its answer is dropped (``integrations.local.mirroring``).
     """
 
     weights: dict[str, int] | None = None
@@ -88,6 +94,8 @@ class Routing:
     header: str | None = None
     cookie: str | None = None
     sticky_key: str | None = None
+    header_routes: tuple[dict, ...] | None = None
+    mirror_routes: tuple[dict, ...] | None = None
 
 
 @dataclass(frozen=True)

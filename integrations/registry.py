@@ -37,6 +37,7 @@ class Capabilities:
     weights: bool = False  # split new requests between slots by percentage
     preview: bool = False  # a preview endpoint that reaches one slot whatever the weights
     header_rules: bool = False  # send requests carrying a header to the canary (or the stable)
+    header_routes: bool = False  # send requests whose header values match (exact/prefix/regex)
     cookie_rules: bool = False  # the same by cookie
     sticky: bool = False  # place users by a hash of a key, so a user stays on one side
     mirroring: bool = False  # copy requests to the canary without answering from it
@@ -50,6 +51,7 @@ CAPABILITY_TEXT = {
     "weights": "weighted traffic between slots",
     "preview": "a preview endpoint",
     "header_rules": "header-based routing",
+    "header_routes": "header routes matching values (Argo's setHeaderRoute)",
     "cookie_rules": "cookie-based routing",
     "sticky": "sticky users",
     "mirroring": "traffic mirroring",
@@ -80,8 +82,10 @@ PROVIDERS: dict[str, Provider] = {
             weights=True,
             preview=True,
             header_rules=True,
+            header_routes=True,
             cookie_rules=True,
             sticky=True,
+            mirroring=True,
             instance_health=True,
         ),
     ),

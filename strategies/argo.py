@@ -15,6 +15,7 @@ class Translation:
     spec: dict[str, Any]  # our format, still raw (the kind's reader validates it)
     # (path in ours, path in the user's Argo spec): longest matching prefix wins
     paths: list[tuple[str, str]] = field(default_factory=list)
+    kind: str | None = None  # the kind to read it as, when not the one asked for
 
     def move(self, ours: str, value: Any, theirs: str, errors: list[FieldError]) -> None:
         """Put ``value`` (written at ``theirs``) under our top-level key ``ours``."""

@@ -61,8 +61,8 @@ def decide_forward(
     steps, stable_replicas = spec["steps"], spec["stable_replicas"]
     count = len(steps)
     stable, canary = obs.stable, obs.canary
-    rules = rules_of(spec)
     state = tick.progress
+    rules = _with_routes(rules_of(spec), state.get("routes"))
     if "index" not in state:
         state.update(index=0, weight=0, scale=None)
         _started(tick, 0)
@@ -162,6 +162,16 @@ def decide_forward(
                 message = f"pausing {format_duration(round(left, 3))} more"
                 break
             state.pop("pause_started_at")
+        elif "set_header_route" in step or "set_mirror_route" in step:
+            # only reached on a target whose router can (required_capabilities)
+            ((kind, route),) = step.items()
+            routes = dict(state.get("routes") or {})
+            routes.pop(f"{kind}:{route['name']}", None)
+            if route["match"]:
+                routes[f"{kind}:{route['name']}"] = {kind: route}
+            state["routes"] = routes
+            rules = _with_routes(rules_of(spec), routes)
+            tick.route_to(_split(weight), rules=rules)
         else:
             scale = step["set_canary_scale"]
             size = canary_size(spec, weight, scale)
@@ -236,6 +246,21 @@ def rules_of(spec: dict[str, Any]) -> dict[str, Any] | None:
     route = spec.get("route") or {}
     rules = {key: route.get(key) for key in ("header", "cookie", "sticky_key")}
     return rules if any(rules.values()) else None
+
+
+def _with_routes(
+    rules: dict[str, Any] | None, routes: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The rules with the named header and mirror routes in force (``set_header_route``,
+    ``set_mirror_route``) as ``header_routes`` / ``mirror_routes`` lists, in name order."""
+    if not routes:
+        return rules
+    out = dict(rules or {"header": None, "cookie": None, "sticky_key": None})
+    for kind, key in (("set_header_route", "header_routes"), ("set_mirror_route", "mirror_routes")):
+        picked = [routes[name][kind] for name in sorted(routes) if name.startswith(kind + ":")]
+        if picked:
+            out[key] = picked
+    return out
 
 
 def _seen(tick: Tick, index: int) -> str:

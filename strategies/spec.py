@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from strategies import spec_analysis, spec_bluegreen, spec_canary
+from strategies import argo_canary, argo_rollout, spec_analysis, spec_bluegreen, spec_canary
 from strategies.argo import Translation, repath
 from strategies.fields import (
     FieldError,
@@ -85,6 +85,8 @@ def normalise(raw: Any, *, templates: TemplateCheck | None = None) -> dict[str, 
     ``templates`` (optional) checks each analysis reference against the stored templates."""
     if not isinstance(raw, dict):
         raise SpecError([FieldError("", f"must be an object, got {show(raw)}")])
+    if argo_rollout.is_manifest(raw):  # a whole Argo Rollouts Rollout, pasted as it is
+        return argo_rollout.normalise(raw, lambda inner: normalise(inner, templates=templates))
     errors: list[FieldError] = []
     name = _kind_name(raw, errors)
     if name is None:
@@ -96,6 +98,8 @@ def normalise(raw: Any, *, templates: TemplateCheck | None = None) -> dict[str, 
         if translated is None:
             raise SpecError(errors)
         raw, paths = translated.spec, translated.paths
+        if translated.kind is not None:  # Argo's canary without steps is a rolling update
+            name, kind = translated.kind, KINDS[translated.kind]
     ours: list[FieldError] = []
     fields = Fields(raw, "", ours)
     fields.seen.add("kind")
@@ -104,8 +108,11 @@ def normalise(raw: Any, *, templates: TemplateCheck | None = None) -> dict[str, 
     if templates is not None:
         for path, ref in analysis_refs(out):
             if ref and ref.get("template") is not None and ref.get("args") is not None:
-                for sub, message in templates(ref["template"], ref["args"]):
-                    ours.append(FieldError(f"{path}.{sub}" if sub else path, message))
+                several = ref.get("templates")
+                for index, name in enumerate(several or [ref["template"]]):
+                    at = f"{path}.templates[{index}]" if several else path
+                    for sub, message in templates(name, ref["args"]):
+                        ours.append(FieldError(f"{at}.{sub}" if sub else at, message))
     errors += repath(ours, paths)
     if errors:
         raise SpecError(errors)
@@ -206,6 +213,14 @@ def _kind_name(raw: dict[str, Any], errors: list[FieldError]) -> str | None:
         argo = [key for key in ARGO_KEYS if key in raw]
         if not argo:
             errors.append(FieldError("kind", f"is required: one of {available}"))
+            return None
+        if len(argo) > 1:
+            errors.append(
+                FieldError(
+                    argo[1],
+                    "a rollout has one strategy: give 'canary' or 'blueGreen', not both",
+                )
+            )
             return None
         path, name = argo[0], ARGO_KEYS[argo[0]]
     if isinstance(name, str) and name in KINDS:
@@ -312,7 +327,7 @@ KINDS: dict[str, Kind] = {
     "blue_green": Kind(
         read=spec_bluegreen.read, steps=spec_bluegreen.steps, from_argo=spec_bluegreen.from_argo
     ),
-    "canary": Kind(read=spec_canary.read, steps=spec_canary.steps, from_argo=spec_canary.from_argo),
+    "canary": Kind(read=spec_canary.read, steps=spec_canary.steps, from_argo=argo_canary.from_argo),
 }
 
 
@@ -321,7 +336,10 @@ def required_capabilities(spec: dict[str, Any]) -> set[str]:
     ``integrations.registry.Capabilities`` (strategies knows the names, not the providers):
 
     - a canary moves traffic by weight (``weights``); its ``route`` needs ``header_rules``,
-      ``cookie_rules`` and ``sticky`` for a header, a cookie and a sticky key;
+      ``cookie_rules`` and ``sticky`` for a header, a cookie and a sticky key; a
+      ``set_header_route`` step needs ``header_routes`` (requests matched by header values, which
+      the ``always``/``never`` override of ``header_rules`` cannot do) and a ``set_mirror_route``
+      step ``mirroring``;
     - a blue-green switch is a weight change (``weights``), and its smoke checks and pre-promotion
       analysis run against the idle side on a preview endpoint (``preview``);
     - rolling and recreate replace instances in place and need nothing of the router.
@@ -337,6 +355,11 @@ def required_capabilities(spec: dict[str, Any]) -> set[str]:
             needed.add("cookie_rules")
         if route.get("sticky_key"):
             needed.add("sticky")
+        for step in spec.get("steps") or []:
+            if "set_header_route" in step:
+                needed.add("header_routes")
+            if "set_mirror_route" in step:
+                needed.add("mirroring")
     elif kind == "blue_green":
         needed.add("weights")
         if spec.get("smoke") or spec.get("pre_promotion_analysis"):

@@ -7,13 +7,16 @@ pre-/post-promotion analysis, a rolling update's analysis after each batch)::
 
 ``template`` names a stored analysis template (``releases.analysis.runs``; whether it exists is
 checked by the caller, ``normalise(..., templates=...)``, since the spec is pure); ``args``
-binds its arguments (strings or numbers, kept as strings). Canary background analysis adds
-``start_at_step`` (the index into ``steps``, 0-based like Argo's ``startingStep``; default 0).
+binds its arguments (strings or numbers, kept as strings). ``"templates": ["error-rate",
+"latency"]`` instead runs several templates side by side with the same args, as one analysis:
+it fails when any fails and passes when all pass (normalised: ``template`` is the first and
+``templates`` lists them all; a single template has no ``templates`` key). Canary background
+analysis adds ``start_at_step`` (the index into ``steps``, 0-based like Argo's
+``startingStep``; default 0).
 
-Argo Rollouts' ``{"templates": [{"templateName": "error-rate"}], "args": [{"name": "max-errors",
-"value": "0.05"}], "startingStep": 2}`` is translated, one template per analysis (Argo runs
-several templates as one run; here, use one analysis step per template), and ``valueFrom``
-arguments (read from Kubernetes objects) are refused.
+Argo Rollouts' ``{"templates": [{"templateName": "error-rate"}, ...], "args": [{"name":
+"max-errors", "value": "0.05"}], "startingStep": 2}`` is translated (several templates too), and
+``valueFrom`` arguments (read from Kubernetes objects) are refused.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ TEMPLATE_NAME = re.compile(r"[-a-zA-Z0-9_]{1,63}")
 # an Argo value already reported as wrong while translating (so it is not reported twice)
 REPORTED = object()
 EXAMPLE = '{"template": "error-rate", "args": {"max-errors": "0.05"}}'
-ARGO_TEMPLATE_KEYS = ("templateName", "clusterScope")
+ARGO_TEMPLATE_KEYS = ("templateName", "clusterTemplateName", "clusterScope")
+# Argo's keys of an analysis reference that describe the AnalysisRun object: accepted, not used
+ARGO_IGNORED = ("name", "analysisRunMetadata")
+ARGO_UNSUPPORTED = {
+    "dryRun": "is not supported on the reference: set dryRun on the AnalysisTemplate (or "
+    "dry_run on its metrics)",
+    "measurementRetention": "is not supported: every measurement of a run is kept; remove it",
+}
 
 
 def read_ref(
@@ -40,14 +50,21 @@ def read_ref(
         errors.append(FieldError(path, f"must be an object like {EXAMPLE}, got {show(value)}"))
         return None
     fields = Fields(value, path, errors)
-    if "template" not in value:
+    several = fields.take("templates", None, _template_names) if "templates" in value else None
+    if "template" not in value and "templates" not in value:
         errors.append(FieldError(f"{path}.template", "is required: an analysis template's name"))
+    elif "template" in value and "templates" in value:
+        errors.append(FieldError(f"{path}.templates", "give 'template' or 'templates', not both"))
     if value.get("template") is REPORTED:
         fields.seen.add("template")
         template = None
+    elif several is not None:
+        template = several[0]
     else:
         template = fields.take("template", None, template_name)
     out = {"template": template, "args": _read_args(fields)}
+    if several is not None and len(several) > 1:
+        out["templates"] = several
     if background:
         out["start_at_step"] = fields.take("start_at_step", 0, whole(0))
     fields.finish()
@@ -62,6 +79,18 @@ def template_name(value: Any) -> str:
             f"got {show(value)}"
         )
     return value
+
+
+def _template_names(value: Any) -> list[str]:
+    """Converter: a non-empty list of distinct analysis template names."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(
+            f'must be a non-empty list of template names like ["error-rate"], got {show(value)}'
+        )
+    names = [template_name(item) for item in value]
+    if len(set(names)) != len(names):
+        raise ValueError(f"names a template twice: {show(value)}")
+    return names
 
 
 def _read_args(fields: Fields) -> dict[str, str] | None:
@@ -90,7 +119,8 @@ def words(ref: dict[str, Any]) -> str:
     """ "analysis 'error-rate' (max-errors=0.05)"."""
     args = ref.get("args") or {}
     given = f" ({', '.join(f'{k}={v}' for k, v in sorted(args.items()))})" if args else ""
-    return f"analysis {show(ref['template'])}{given}"
+    names = ref.get("templates") or [ref["template"]]
+    return f"analysis {' + '.join(show(name) for name in names)}{given}"
 
 
 def from_argo(
@@ -110,44 +140,67 @@ def from_argo(
     for key, inner in value.items():
         where = f"{theirs}.{key}"
         if key == "templates":
-            name = _argo_template(inner, where, errors)
-            result["template"] = REPORTED if name is None else name
+            names = _argo_templates(inner, where, errors)
+            if names is None:
+                result["template"] = REPORTED
+            elif len(names) == 1:
+                result["template"] = names[0]
+            else:
+                result["templates"] = names
             out.paths.append((f"{ours}.template", f"{where}[0].templateName"))
+            out.paths.append((f"{ours}.templates", where))
         elif key == "args":
             result["args"] = _argo_args(inner, where, ours, out, errors)
+        elif key == "templateName" and "templates" not in value:  # Argo's first, short form
+            result["template"] = inner
+            out.paths.append((f"{ours}.template", where))
         elif key == "startingStep" and background:
             result["start_at_step"] = inner
             out.paths.append((f"{ours}.start_at_step", where))
-        else:
+        elif key in ARGO_UNSUPPORTED:
+            errors.append(FieldError(where, ARGO_UNSUPPORTED[key]))
+        elif key == "startingStep":
+            errors.append(
+                FieldError(where, "applies to background analysis (canary.analysis) only")
+            )
+        elif key not in ARGO_IGNORED:
             errors.append(FieldError(where, f"unknown key {show(key)}"))
-    if "templates" not in value:  # our reader says it is required, at Argo's key
+    if "templates" not in value and "templateName" not in value:  # our reader: required
         out.paths.append((f"{ours}.template", f"{theirs}.templates"))
     return result
 
 
-def _argo_template(value: Any, path: str, errors: list[FieldError]) -> str | None:
-    if not isinstance(value, list) or len(value) != 1:
-        got = f"{len(value)} templates" if isinstance(value, list) else show(value)
+def _argo_templates(value: Any, path: str, errors: list[FieldError]) -> list[str] | None:
+    if not isinstance(value, list) or not value:
         errors.append(
             FieldError(
                 path,
-                'must list exactly one template, like [{"templateName": "error-rate"}]: '
-                f"Switchyard runs one template per analysis (use one step per template); got {got}",
+                'must list one template or more, like [{"templateName": "error-rate"}], '
+                f"got {show(value)}",
             )
         )
         return None
-    item = value[0]
-    if not isinstance(item, dict) or "templateName" not in item:
+    names = [_argo_template(item, f"{path}[{i}]", errors) for i, item in enumerate(value)]
+    return None if None in names else names  # type: ignore[return-value]
+
+
+def _argo_template(item: Any, path: str, errors: list[FieldError]) -> str | None:
+    names = (
+        [item.get(k) for k in ("templateName", "clusterTemplateName")]
+        if isinstance(item, dict)
+        else []
+    )
+    given = [n for n in names if n is not None]
+    if len(given) != 1:
         errors.append(
-            FieldError(
-                f"{path}[0]", f'must be like {{"templateName": "error-rate"}}, got {show(item)}'
-            )
+            FieldError(path, f'must be like {{"templateName": "error-rate"}}, got {show(item)}')
         )
         return None
     for key in item:
         if key not in ARGO_TEMPLATE_KEYS:
-            errors.append(FieldError(f"{path}[0].{key}", f"unknown key {show(key)}"))
-    return item["templateName"]
+            errors.append(FieldError(f"{path}.{key}", f"unknown key {show(key)}"))
+    # templates are not namespaced here: a cluster template is a template like any other
+    return given[0]
 
 
 def _argo_args(value: Any, path: str, ours: str, out: Translation, errors: list[FieldError]) -> Any:

@@ -43,7 +43,20 @@ from strategies.readers import instances, read_health, read_progress_deadline, r
 
 DEFAULT_SCALE_DOWN_DELAY = 30.0
 MISSING = object()
-ARGO_IGNORED = ("activeService", "previewService")
+# Kubernetes objects and pod placement, which the target handles here: accepted, not used
+ARGO_IGNORED = (
+    "activeService",
+    "previewService",
+    "previewMetadata",
+    "activeMetadata",
+    "antiAffinity",
+)
+ARGO_UNSUPPORTED = {
+    "scaleDownDelayRevisionLimit": "is not supported: only the release being replaced is kept; "
+    "remove it",
+    "abortScaleDownDelaySeconds": "is not supported: after an abort the preview is kept for "
+    "inspection and scaled down by the rollback; remove it",
+}
 SMOKE_EXAMPLE = '[{"path": "/health", "status": 200}]'
 ARGO_ANALYSIS = {
     "prePromotionAnalysis": "pre_promotion_analysis",
@@ -70,6 +83,7 @@ def read(fields: Fields) -> dict[str, Any]:
         ),
         "pre_promotion_analysis": _read_analysis(fields, "pre_promotion_analysis"),
         "post_promotion_analysis": _read_analysis(fields, "post_promotion_analysis"),
+        "min_ready": fields.take("min_ready", 0.0, duration(positive=False)),
         "progress_deadline": read_progress_deadline(fields),
         "health": read_health(fields),
     }
@@ -130,8 +144,14 @@ def from_argo(raw: dict[str, Any], errors: list[FieldError]) -> Translation | No
         elif key in ARGO_ANALYSIS:
             ours = ARGO_ANALYSIS[key]
             out.move(ours, spec_analysis.from_argo(value, path, ours, out, errors), path, errors)
+        elif key in ARGO_UNSUPPORTED:
+            errors.append(FieldError(path, ARGO_UNSUPPORTED[key]))
         elif key not in ARGO_IGNORED:
-            errors.append(FieldError(path, f"unknown key {show(key)}"))
+            errors.append(
+                FieldError(
+                    path, f"unknown key {show(key)} (not a field of Argo's blueGreen either)"
+                )
+            )
     # Argo promotes as soon as the preview is ready unless told to wait (seconds) or not to
     if not enabled:
         out.move("auto_promote", False, "blueGreen.autoPromotionEnabled", errors)

@@ -23,14 +23,8 @@ fixed count. ``route`` sends requests carrying the header or cookie with value `
 new release and ``never`` to the old one whatever the weight; ``sticky_key``
 (``"header:NAME"`` or ``"cookie:NAME"``) places requests by a hash of that key.
 
-Argo Rollouts' ``{"canary": {"steps": [{"setWeight": 5}, {"pause": {"duration": "5m"}},
-{"pause": {}}, {"setCanaryScale": {"replicas": 2 | "weight": 50 | "matchTrafficWeight": true}},
-{"analysis": {"templates": [{"templateName": ...}], "args": [...]}}]}}`` is translated step by
-step, and ``canary.analysis`` (with ``startingStep``) becomes background analysis; a top-level
-``replicas`` (a Rollout's ``spec.replicas``) becomes ``stable_replicas``. ``canaryService``,
-``stableService`` and ``trafficRouting`` name Kubernetes objects and a mesh, which the target
-handles here, so they are accepted and not used; other keys and step types are errors naming
-them.
+Steps ``set_header_route`` and ``set_mirror_route`` are read by ``strategies.spec_routes``.
+Argo Rollouts' ``{"canary": {...}}`` is translated into this spec by ``strategies.argo_canary``.
 """
 
 from __future__ import annotations
@@ -39,25 +33,23 @@ import math
 import re
 from typing import Any
 
-from strategies import spec_analysis
-from strategies.argo import Translation, block_of
+from strategies import spec_analysis, spec_routes
 from strategies.durations import format_duration
 from strategies.fields import FieldError, Fields, duration, show, whole
 from strategies.readers import instances, read_health, read_progress_deadline, read_replicas
 
-STEP_TYPES = ("set_weight", "pause", "set_canary_scale", "analysis")
+STEP_TYPES = (
+    "set_weight",
+    "pause",
+    "set_canary_scale",
+    "analysis",
+    "set_header_route",
+    "set_mirror_route",
+)
 SCALE_KEYS = ("replicas", "weight", "match_traffic_weight")
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 STICKY = re.compile(r"(header|cookie):(.+)")
 STEPS_EXAMPLE = '[{"set_weight": 10}, {"pause": {"duration": "1m"}}, {"set_weight": 50}]'
-ARGO_STEPS = {
-    "setWeight": "set_weight",
-    "pause": "pause",
-    "setCanaryScale": "set_canary_scale",
-    "analysis": "analysis",
-}
-ARGO_SCALE_KEYS = {"matchTrafficWeight": "match_traffic_weight"}
-ARGO_IGNORED = ("canaryService", "stableService", "trafficRouting")
 
 
 def share(replicas: int, weight: int) -> int:
@@ -96,6 +88,7 @@ def read(fields: Fields) -> dict[str, Any]:
         "canary_replicas": fields.take("canary_replicas", "match_weight", _canary_replicas),
         "route": _read_route(fields),
         "analysis": _read_background(fields),
+        "min_ready": fields.take("min_ready", 0.0, duration(positive=False)),
         "progress_deadline": read_progress_deadline(fields),
         "health": read_health(fields),
     }
@@ -114,6 +107,9 @@ def steps(spec: dict[str, Any]) -> list[str]:
         if "analysis" in step:
             words = spec_analysis.words(step["analysis"])
             out.append(f"{words}: the new release against the old one (fail: roll back)")
+            continue
+        if "set_header_route" in step or "set_mirror_route" in step:
+            out.append(spec_routes.words(step))
             continue
         if "set_weight" in step:
             weight = step["set_weight"]
@@ -138,57 +134,6 @@ def steps(spec: dict[str, Any]) -> list[str]:
         "then the old release is scaled down"
     )
     return out
-
-
-def from_argo(raw: dict[str, Any], errors: list[FieldError]) -> Translation | None:
-    block = block_of(raw, "canary", errors)
-    if block is None:
-        return None
-    out = Translation({k: v for k, v in raw.items() if k not in ("canary", "replicas")})
-    if "replicas" in raw:
-        out.move("stable_replicas", raw["replicas"], "replicas", errors)
-    for key, value in block.items():
-        path = f"canary.{key}"
-        if key == "steps":
-            out.move("steps", _argo_steps(value, out, errors), path, errors)
-        elif key == "analysis":
-            background = spec_analysis.from_argo(
-                value, path, "analysis", out, errors, background=True
-            )
-            out.move("analysis", background, path, errors)
-        elif key not in ARGO_IGNORED:
-            errors.append(FieldError(path, f"unknown key {show(key)}"))
-    return out
-
-
-def _argo_steps(value: Any, out: Translation, errors: list[FieldError]) -> Any:
-    if not isinstance(value, list):
-        return value  # our reader reports it (at canary.steps)
-    translated = []
-    for index, step in enumerate(value):
-        if not isinstance(step, dict) or len(step) != 1:
-            translated.append(step)
-            continue
-        ((key, inner),) = step.items()
-        ours = ARGO_STEPS.get(key)
-        theirs = f"canary.steps[{index}].{key}"
-        if ours is None:
-            supported = ", ".join(show(name) for name in ARGO_STEPS)
-            errors.append(
-                FieldError(theirs, f"step type {show(key)} is not supported; use {supported}")
-            )
-            translated.append({"pause": {}})  # a stand-in: the spec is refused anyway
-            continue
-        if ours == "analysis":
-            inner = spec_analysis.from_argo(inner, theirs, f"steps[{index}].analysis", out, errors)
-        if ours == "set_canary_scale" and isinstance(inner, dict):
-            inner = {ARGO_SCALE_KEYS.get(k, k): v for k, v in inner.items()}
-            for argo_key, our_key in ARGO_SCALE_KEYS.items():
-                if argo_key in step[key]:
-                    out.paths.append((f"steps[{index}].{ours}.{our_key}", f"{theirs}.{argo_key}"))
-        translated.append({ours: inner})
-        out.paths.append((f"steps[{index}].{ours}", theirs))
-    return translated
 
 
 def _read_steps(fields: Fields) -> list[dict[str, Any]] | None:
@@ -222,6 +167,10 @@ def _read_steps(fields: Fields) -> list[dict[str, Any]] | None:
             out.append({"set_canary_scale": _read_scale(value, where, errors)})
         elif key == "analysis":
             out.append({"analysis": spec_analysis.read_ref(value, where, errors)})
+        elif key == "set_header_route":
+            out.append({key: spec_routes.read_header_route(value, where, errors)})
+        elif key == "set_mirror_route":
+            out.append({key: spec_routes.read_mirror_route(value, where, errors)})
         else:
             names = ", ".join(show(name) for name in STEP_TYPES)
             errors.append(FieldError(where, f"unknown step type {show(key)}: use one of {names}"))

@@ -133,33 +133,47 @@ class Tick:
 
     def analysis(self, key: str, ref: dict[str, Any], *, step_index: int | None) -> tuple[str, str]:
         """Where the analysis ``key`` (of template ``ref``) stands: ("running" | "pass" | "fail" |
-        "inconclusive", its reason). Asks the caller to start it if it has not, and watches it."""
-        watching = self.progress.setdefault("watching", [])
-        if key not in watching:
-            watching.append(key)
-        seen = self.obs.analysis.get(key)
-        if seen is None:
-            self.start_analysis.append(
-                {
-                    "key": key,
-                    "template": ref["template"],
-                    "args": dict(ref.get("args") or {}),
-                    "step_index": step_index,
-                }
-            )
-            return "running", "starting"
-        return str(seen.get("decision") or "running"), str(seen.get("reason") or "")
+        "inconclusive", its reason). Asks the caller to start it if it has not, and watches it.
+
+        A reference to several ``templates`` runs one analysis per template side by side (keys
+        ``key``, ``key.2``, ``key.3``...): it fails as soon as one fails, is inconclusive once
+        none runs and one is, and passes when all pass."""
+        verdicts = []
+        for part, template in _parts(key, ref):
+            watching = self.progress.setdefault("watching", [])
+            if part not in watching:
+                watching.append(part)
+            seen = self.obs.analysis.get(part)
+            if seen is None:
+                self.start_analysis.append(
+                    {
+                        "key": part,
+                        "template": template,
+                        "args": dict(ref.get("args") or {}),
+                        "step_index": step_index,
+                    }
+                )
+                verdicts.append(("running", "starting"))
+            else:
+                decision = str(seen.get("decision") or "running")
+                verdicts.append((decision, str(seen.get("reason") or "")))
+        for wanted in ("fail", "running", "inconclusive"):
+            for verdict in verdicts:
+                if verdict[0] == wanted:
+                    return verdict
+        return verdicts[-1]
 
     def unwatch(self, key: str, *, stop: bool = False) -> None:
-        """Stop watching ``key`` (its verdict no longer matters); ``stop``: and end its run if it
-        is still measuring."""
+        """Stop watching ``key`` and its other templates' parts (its verdict no longer
+        matters); ``stop``: and end their runs if they are still measuring."""
         watching = self.progress.get("watching") or []
-        if key in watching:
-            watching.remove(key)
+        for part in [k for k in watching if k == key or _is_part(k, key)] or [key]:
+            if part in watching:
+                watching.remove(part)
+            if stop and (self.obs.analysis.get(part) or {}).get("decision") == "running":
+                self.stop_analysis.append(part)
         if not watching:
             self.progress.pop("watching", None)
-        if stop and (self.obs.analysis.get(key) or {}).get("decision") == "running":
-            self.stop_analysis.append(key)
 
     def watching(self) -> list[str]:
         return list(self.progress.get("watching") or [])
@@ -295,3 +309,15 @@ def instances(count: int) -> str:
 def _split(weights: dict[str, int]) -> str:
     shares = [(role, weight) for role, weight in weights.items() if weight]
     return ", ".join(f"{weight}% to {RELEASE_NAMES.get(role, role)}" for role, weight in shares)
+
+
+def _parts(key: str, ref: dict[str, Any]) -> list[tuple[str, str]]:
+    """(analysis key, template) of each template of ``ref``: ``key`` for the first, then
+    ``key.2``, ``key.3``..."""
+    names = ref.get("templates") or [ref["template"]]
+    return [(key if n == 0 else f"{key}.{n + 1}", name) for n, name in enumerate(names)]
+
+
+def _is_part(candidate: str, key: str) -> bool:
+    head, _, tail = candidate.rpartition(".")
+    return head == key and tail.isdigit()

@@ -5,7 +5,8 @@
     PUT    /targets/{key}/slots/{slot}  {"version", "artifact", "health", "replicas"}
     PUT    /targets/{key}/routing       the whole routing: {"weights": {slot: 0..100}|null,
                                         "preview_slot", "stable_slot", "canary_slot", "header",
-                                        "cookie", "sticky_key"} (all but weights default to null)
+                                        "cookie", "sticky_key", "header_routes"} (all but
+                                        weights default to null)
     PUT    /targets/{key}/weights       {"weights": ...}: the weights only, the rest kept
 
 Every route but ``GET /healthz`` needs ``Authorization: Bearer <token>``. Errors are JSON

@@ -28,6 +28,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from integrations.local.balancing import Balancer
+from integrations.local.mirroring import Copier
 from integrations.local.stats import code_class
 
 log = logging.getLogger("switchyard.fleet")
@@ -92,6 +93,7 @@ class Router:
         self.port: int | None = None
         self._session = session
         self._balancer = Balancer()
+        self._copier = Copier()  # mirror routes: copies to the canary slot, answers dropped
         self._runner: web.ServerRunner | None = None
         self._site: web.TCPSite | None = None
 
@@ -121,6 +123,7 @@ class Router:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self._copier.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.path.startswith("/_switchyard/"):
@@ -155,6 +158,8 @@ class Router:
         headers["X-Forwarded-For"] = f"{forwarded}, {remote}" if forwarded else remote
         headers.setdefault("X-Forwarded-Host", request.host)
         headers.setdefault("X-Forwarded-Proto", request.scheme)
+        if rules.mirrors and buffered and not self.preview:
+            self._mirror(request, rules, headers, body)
 
         failed = None
         for _ in range(2):
@@ -199,6 +204,16 @@ class Router:
                 target=target.key,
             )
         return self._failure(failed, outcome)
+
+    def _mirror(self, request: web.BaseRequest, rules: Any, headers: Any, body: Any) -> None:
+        """A copy to an instance of the canary slot when a mirror route wants this request."""
+        if not any(m.wants(request.method, request.path, request.headers) for m in rules.mirrors):
+            return
+        inst = self._balancer.choose_in(self.target.slots.get(rules.routing.canary_slot))
+        if inst is not None:
+            self._copier.send(
+                self._session, inst, request, headers, body, self.target.stats.observe
+            )
 
     def _failure(self, inst: Any, exc: Exception) -> web.Response:
         timed_out = isinstance(exc, TimeoutError)

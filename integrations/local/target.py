@@ -210,4 +210,6 @@ def routing_from_json(data: dict[str, Any]) -> Routing:
         header=data.get("header"),
         cookie=data.get("cookie"),
         sticky_key=data.get("sticky_key"),
+        header_routes=tuple(data["header_routes"]) if data.get("header_routes") else None,
+        mirror_routes=tuple(data["mirror_routes"]) if data.get("mirror_routes") else None,
     )

@@ -11,7 +11,9 @@ never sees half of a change):
    for ``canary_slot``, otherwise for ``stable_slot``. The point of a key never moves, so while the
    canary weight only grows, the keys on the canary only grow (and the same for stable while it
    shrinks);
-3. anything else asks for nothing: the balancer picks a slot by weight.
+3. a request matching every header match of one of ``header_routes`` (exact, prefix or a
+   regular expression over the whole value) asks for ``canary_slot``;
+4. anything else asks for nothing: the balancer picks a slot by weight.
 
 The hash is not salted per target: a user placed on the canary of one service at 5% is placed on
 the canary of every service at 5% or more (one cohort of dogfooders, not a different one each time).
@@ -20,9 +22,11 @@ the canary of every service at 5% or more (one cohort of dogfooders, not a diffe
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 
 from integrations.base import Routing
+from integrations.local.mirroring import compile_routes
 
 ALWAYS, NEVER = "always", "never"
 _SCALE = 100 / float(1 << 64)
@@ -45,7 +49,9 @@ class Rules:
         "_sticky_header",
         "_sticky_cookie",
         "_canary_weight",
+        "_header_routes",
         "_targeted",
+        "mirrors",
     )
 
     def __init__(self, routing: Routing) -> None:
@@ -59,7 +65,9 @@ class Rules:
         self._sticky_cookie = name if sticky and kind == "cookie" else None
         weights = routing.weights or {}
         self._canary_weight = weights.get(routing.canary_slot or "", 0)
-        self._targeted = bool(self._header or self._cookie or sticky)
+        self._header_routes = [_compile(route) for route in routing.header_routes or ()]
+        self._targeted = bool(self._header or self._cookie or sticky or self._header_routes)
+        self.mirrors = compile_routes(routing.mirror_routes) if routing.canary_slot else ()
 
     @property
     def uses_cookies(self) -> bool:
@@ -83,6 +91,9 @@ class Rules:
                     return routing.canary_slot
                 if value == NEVER:
                     return routing.stable_slot
+        for matches in self._header_routes:
+            if all(test(headers.get(name)) for name, test in matches):
+                return routing.canary_slot
         key = None
         if self._sticky_header:
             key = headers.get(self._sticky_header)
@@ -95,3 +106,20 @@ class Rules:
         if sticky_point(key) < self._canary_weight:
             return routing.canary_slot
         return routing.stable_slot
+
+
+def _compile(route: dict) -> list[tuple[str, object]]:
+    """A header route as (header name, test of its value) pairs, all of which must pass."""
+    out = []
+    for match in route.get("match") or ():
+        ((kind, text),) = match["value"].items()
+        if kind == "exact":
+            out.append((match["header"], lambda v, t=text: v == t))
+        elif kind == "prefix":
+            out.append((match["header"], lambda v, t=text: v is not None and v.startswith(t)))
+        else:
+            pattern = re.compile(text)
+            out.append(
+                (match["header"], lambda v, p=pattern: v is not None and bool(p.fullmatch(v)))
+            )
+    return out

@@ -141,7 +141,16 @@ def weights(body: Any) -> dict[str, int] | None:
 # an HTTP token (RFC 9110): what a header or cookie name may be
 TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 SLOT_KEYS = ("preview_slot", "stable_slot", "canary_slot")
-ROUTING_KEYS = ("weights", *SLOT_KEYS, "header", "cookie", "sticky_key")
+ROUTING_KEYS = (
+    "weights",
+    *SLOT_KEYS,
+    "header",
+    "cookie",
+    "sticky_key",
+    "header_routes",
+    "mirror_routes",
+)
+MATCH_KINDS = ("exact", "prefix", "regex")
 
 
 def routing(body: Any) -> Routing:
@@ -170,10 +179,16 @@ def routing(body: Any) -> Routing:
                     f"got {sticky!r}",
                 )
             )
+    errors += _header_routes_errors(body.get("header_routes"))
+    errors += _mirror_routes_errors(body.get("mirror_routes"))
     stable, canary = body.get("stable_slot"), body.get("canary_slot")
     if stable is not None and stable == canary:
         errors.append(("canary_slot", f"must differ from stable_slot (both are {stable!r})"))
-    rules = [key for key in ("header", "cookie", "sticky_key") if body.get(key) is not None]
+    rules = [
+        key
+        for key in ("header", "cookie", "sticky_key", "header_routes", "mirror_routes")
+        if body.get(key) is not None
+    ]
     if rules:
         for key, value in (("stable_slot", stable), ("canary_slot", canary)):
             if value is None:
@@ -188,4 +203,87 @@ def routing(body: Any) -> Routing:
         header=body.get("header"),
         cookie=body.get("cookie"),
         sticky_key=sticky,
+        header_routes=tuple(body["header_routes"]) if body.get("header_routes") else None,
+        mirror_routes=tuple(body["mirror_routes"]) if body.get("mirror_routes") else None,
     )
+
+
+def _header_routes_errors(routes: Any) -> list[tuple[str, str]]:
+    """``header_routes``: null or [{"name", "match": [{"header", "value": {KIND: text}}]}]."""
+    if routes is None:
+        return []
+    if not isinstance(routes, list):
+        return [("header_routes", f"must be a list or null, got {routes!r}")]
+    errors = []
+    for i, route in enumerate(routes):
+        where = f"header_routes[{i}]"
+        if not isinstance(route, dict) or not isinstance(route.get("match"), list):
+            errors.append((where, 'must be {"name": ..., "match": [...]}'))
+            continue
+        for j, match in enumerate(route["match"]):
+            at = f"{where}.match[{j}]"
+            value = match.get("value") if isinstance(match, dict) else None
+            header = match.get("header") if isinstance(match, dict) else None
+            if not isinstance(header, str) or not TOKEN.match(header):
+                errors.append((f"{at}.header", f"must be a header name, got {header!r}"))
+            if (
+                not isinstance(value, dict)
+                or len(value) != 1
+                or next(iter(value)) not in MATCH_KINDS
+                or not isinstance(next(iter(value.values())), str)
+            ):
+                errors.append((f"{at}.value", f"must be one of {', '.join(MATCH_KINDS)}: text"))
+            elif "regex" in value:
+                try:
+                    re.compile(value["regex"])
+                except re.error as exc:
+                    errors.append((f"{at}.value.regex", f"is not a valid regex: {exc}"))
+    return errors
+
+
+def _mirror_routes_errors(routes: Any) -> list[tuple[str, str]]:
+    """``mirror_routes``: null or [{"name", "percentage": 0..100, "match": [{"method", "path",
+    "headers": {NAME: ...}}]}], each value match one of exact / prefix / regex."""
+    if routes is None:
+        return []
+    if not isinstance(routes, list):
+        return [("mirror_routes", f"must be a list or null, got {routes!r}")]
+    errors = []
+    for i, route in enumerate(routes):
+        where = f"mirror_routes[{i}]"
+        if not isinstance(route, dict) or not isinstance(route.get("match") or [], list):
+            errors.append((where, 'must be {"name": ..., "percentage": ..., "match": [...]}'))
+            continue
+        share = route.get("percentage", 100)
+        if isinstance(share, bool) or not isinstance(share, int) or not 0 <= share <= 100:
+            errors.append((f"{where}.percentage", f"must be 0..100, got {share!r}"))
+        for j, match in enumerate(route.get("match") or []):
+            at = f"{where}.match[{j}]"
+            if not isinstance(match, dict):
+                errors.append((at, "must be an object"))
+                continue
+            values = [(f"{at}.{k}", match[k]) for k in ("method", "path") if match.get(k)]
+            headers = match.get("headers") or {}
+            if not isinstance(headers, dict):
+                errors.append((f"{at}.headers", "must be an object of header name -> match"))
+                headers = {}
+            values += [(f"{at}.headers.{name}", value) for name, value in headers.items()]
+            for path, value in values:
+                errors += _value_match_errors(path, value)
+    return errors
+
+
+def _value_match_errors(path: str, value: Any) -> list[tuple[str, str]]:
+    if (
+        not isinstance(value, dict)
+        or len(value) != 1
+        or next(iter(value)) not in MATCH_KINDS
+        or not isinstance(next(iter(value.values())), str)
+    ):
+        return [(path, f"must be one of {', '.join(MATCH_KINDS)}: text")]
+    if "regex" in value:
+        try:
+            re.compile(value["regex"])
+        except re.error as exc:
+            return [(f"{path}.regex", f"is not a valid regex: {exc}")]
+    return []

@@ -401,6 +401,8 @@ def routing_for(plan: RoutePlan, d: Deployment) -> Routing:
         header=rules.get("header"),
         cookie=rules.get("cookie"),
         sticky_key=rules.get("sticky_key"),
+        header_routes=tuple(rules["header_routes"]) if rules.get("header_routes") else None,
+        mirror_routes=tuple(rules["mirror_routes"]) if rules.get("mirror_routes") else None,
     )
 
 

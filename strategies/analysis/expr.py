@@ -7,9 +7,15 @@
 
 Numbers, the names ``canary``, ``baseline``, ``result``, ``ratio``, ``difference``, arithmetic
 (``+ - * / %``, unary minus), comparisons (chains too), ``and``/``or``/``not`` (or ``&&``/``||``/
-``!``), parentheses and the functions ``abs``, ``min``, ``max``, ``isNaN``. The text is parsed with
-Python's ``ast`` module and only those node types are walked; anything else is refused when the
-template is saved, with a message naming it.
+``!``), parentheses and the functions ``abs``, ``min``, ``max``, ``isNaN``, ``isInf``, ``asInt``,
+``asFloat``. The text is parsed with Python's ``ast`` module and only those node types are walked;
+anything else is refused when the template is saved, with a message naming it.
+
+Argo Rollouts' forms over a query's result vector are read too: a measured value is a vector of one
+element (none when there was no value, NaN), so ``result[0] >= 0.99``, ``len(result) > 0``,
+``all(result, {# > 0.9})`` (also ``any``, ``none``, ``one``; ``#`` is the element) and
+``default(result[0], 0)`` (the second value when the first is NaN) mean what they mean there.
+An index past the end is NaN.
 
 Arithmetic never raises: x / 0 is +inf for x > 0 (a canary with errors over a baseline with none
 is infinitely worse), -inf for x < 0 and NaN for 0 / 0; every comparison with NaN is false.
@@ -25,6 +31,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 NAMES = ("canary", "baseline", "result", "ratio", "difference")
+VECTORS = ("canary", "baseline", "result")  # the names Argo's vector forms may take
+ITEM = "__item__"  # Argo's "#" inside a {closure}
+PREDICATES = {"all": all, "any": any}
 MAX_LENGTH = 500
 MAX_NODES = 100
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -32,7 +41,17 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": min,
     "max": max,
     "isNaN": lambda x: isinstance(x, float) and math.isnan(x),
+    "isInf": lambda x: isinstance(x, float) and math.isinf(x),
+    "asInt": lambda x: float(math.trunc(x)) if math.isfinite(x) else x,
+    "asFloat": lambda x: x,
+    "default": lambda x, fallback: fallback if isinstance(x, float) and math.isnan(x) else x,
+    "len": None,  # over a vector name: evaluated in _eval
+    "all": None,
+    "any": None,
+    "none": None,
+    "one": None,
 }
+_CLOSURES = ("all", "any", "none", "one")
 _COMPARE = {
     ast.Lt: operator.lt,
     ast.LtE: operator.le,
@@ -59,6 +78,8 @@ _ALLOWED = (
     ast.Name,
     ast.Load,
     ast.Call,
+    ast.Subscript,
+    ast.Set,
 )
 
 
@@ -67,9 +88,13 @@ class InvalidExpression(ValueError):
 
 
 def _translate(text: str) -> str:
-    """Argo's ``&&``, ``||`` and ``!`` as Python's ``and``, ``or`` and ``not``."""
-    text = text.replace("&&", " and ").replace("||", " or ")
-    return re.sub(r"!(?!=)", " not ", text)
+    """Argo's ``&&``, ``||``, ``!`` and ``#`` as Python's ``and``, ``or``, ``not`` and a name,
+    outside quoted text (which is kept as it is, to be refused as not a number)."""
+    parts = re.split(r"""("[^"]*"|'[^']*')""", text)
+    for index in range(0, len(parts), 2):
+        part = parts[index].replace("&&", " and ").replace("||", " or ")
+        parts[index] = re.sub(r"!(?!=)", " not ", part.replace("#", f" {ITEM} "))
+    return "".join(parts)
 
 
 def parse(text: str) -> ast.Expression:
@@ -86,7 +111,14 @@ def parse(text: str) -> ast.Expression:
     if len(nodes) > MAX_NODES:
         raise InvalidExpression(f"is too complex (at most {MAX_NODES} parts)")
     called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+    closures, items = _check_vector_forms(nodes)
     for node in nodes:
+        if isinstance(node, ast.Set) and id(node) not in closures:
+            raise InvalidExpression(f"uses {{...}} outside all/any/none/one: {ast.unparse(node)!r}")
+        if isinstance(node, ast.Name) and node.id == ITEM:
+            if id(node) not in items:
+                raise InvalidExpression("uses '#' outside a {...} of all/any/none/one")
+            continue
         if not isinstance(node, _ALLOWED):
             shown = ast.unparse(node) if isinstance(node, ast.expr) else ""
             raise InvalidExpression(
@@ -106,9 +138,60 @@ def parse(text: str) -> ast.Expression:
                 )
             if node.keywords or not node.args:
                 raise InvalidExpression(f"calls {node.func.id} with positional arguments only")
+            want = _ARITY.get(node.func.id)
+            if want is not None and len(node.args) != want:
+                raise InvalidExpression(f"calls {node.func.id} with {want} argument(s)")
         if isinstance(node, ast.Name) and node.id in _FUNCTIONS and id(node) not in called:
             raise InvalidExpression(f"uses the function {node.id!r} without calling it")
     return tree
+
+
+_ARITY = {"len": 1, "default": 2, "isNaN": 1, "isInf": 1, "asInt": 1, "asFloat": 1, "abs": 1}
+_ARITY.update(dict.fromkeys(_CLOSURES, 2))
+
+
+def _check_vector_forms(nodes: list[ast.AST]) -> tuple[set[int], set[int]]:
+    """Check Argo's vector forms; return the ids of the {closures} and of the '#' inside them."""
+    closures: set[int] = set()
+    items: set[int] = set()
+    for node in nodes:
+        if isinstance(node, ast.Subscript):
+            index = node.slice
+            if not (
+                isinstance(node.value, ast.Name)
+                and node.value.id in VECTORS
+                and isinstance(index, ast.Constant)
+                and isinstance(index.value, int)
+                and not isinstance(index.value, bool)
+                and index.value >= 0
+            ):
+                raise InvalidExpression(
+                    f"may only index {', '.join(VECTORS)} by a number, like result[0]; "
+                    f"got {ast.unparse(node)!r}"
+                )
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        name = node.func.id
+        if name == "len" or name in _CLOSURES:
+            first = node.args[0] if node.args else None
+            if not (isinstance(first, ast.Name) and first.id in VECTORS):
+                raise InvalidExpression(
+                    f"{name}(...) takes {', '.join(VECTORS)} first, like {name}(result"
+                    + (", {# > 0.9})" if name != "len" else ")")
+                )
+        if name in _CLOSURES and len(node.args) == 2:
+            closure = node.args[1]
+            if not (isinstance(closure, ast.Set) and len(closure.elts) == 1):
+                raise InvalidExpression(f"{name}(result, {{...}}) takes one {{# ...}} condition")
+            closures.add(id(closure))
+            items.update(
+                id(n) for n in ast.walk(closure) if isinstance(n, ast.Name) and n.id == ITEM
+            )
+    return closures, items
+
+
+def _vector(value: float) -> list[float]:
+    return [] if math.isnan(value) else [value]
 
 
 def variables(canary: float | None, baseline: float | None) -> dict[str, float]:
@@ -162,7 +245,23 @@ def _eval(node: ast.AST, names: Mapping[str, float]) -> Any:
                 return False
             left = right
         return True
+    if isinstance(node, ast.Subscript):
+        vector = _vector(names[node.value.id])  # type: ignore[attr-defined]
+        index = node.slice.value  # type: ignore[attr-defined]
+        return vector[index] if index < len(vector) else math.nan
     if isinstance(node, ast.Call):
+        name = node.func.id  # type: ignore[attr-defined]
+        if name == "len":
+            return float(len(_vector(names[node.args[0].id])))  # type: ignore[attr-defined]
+        if name in _CLOSURES:
+            vector = _vector(names[node.args[0].id])  # type: ignore[attr-defined]
+            condition = node.args[1].elts[0]  # type: ignore[attr-defined]
+            results = [bool(_eval(condition, {**names, ITEM: item})) for item in vector]
+            if name == "one":
+                return sum(results) == 1
+            if name == "none":
+                return not any(results)
+            return PREDICATES[name](results)
         args = [_eval(a, names) for a in node.args]
-        return _FUNCTIONS[node.func.id](*args)  # type: ignore[attr-defined]
+        return _FUNCTIONS[name](*args)
     raise InvalidExpression(f"may not use {type(node).__name__}")  # pragma: no cover

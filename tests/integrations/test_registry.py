@@ -59,14 +59,16 @@ def test_each_strategy_names_the_capabilities_it_needs(spec, needed):
     assert required_capabilities(normalise(spec)) == needed
 
 
-def test_the_local_fleet_can_do_everything_but_mirroring():
+def test_the_local_fleet_names_what_it_can_do():
     caps = registry.capabilities("local")
     assert caps.names() == [
         "weights",
         "preview",
         "header_rules",
+        "header_routes",
         "cookie_rules",
         "sticky",
+        "mirroring",
         "instance_health",
     ]
-    assert registry.missing_capabilities("local", {"weights", "mirroring"}) == ["mirroring"]
+    assert registry.missing_capabilities("local", {"weights", "teleport"}) == ["teleport"]

@@ -143,17 +143,15 @@ def test_argo_analysis_errors_name_the_key_the_user_wrote():
     }
     assert errors_of(raw) == [
         {
-            "path": "canary.steps[1].analysis.templates",
-            "message": 'must list exactly one template, like [{"templateName": "error-rate"}]: '
-            "Switchyard runs one template per analysis (use one step per template); got 2 "
-            "templates",
-        },
-        {
             "path": "canary.steps[1].analysis.args[0].valueFrom",
             "message": "is not supported (there are no Kubernetes objects to read here): give the "
             "value",
         },
-        {"path": "canary.steps[1].analysis.dryRun", "message": "unknown key 'dryRun'"},
+        {
+            "path": "canary.steps[1].analysis.dryRun",
+            "message": "is not supported on the reference: set dryRun on the AnalysisTemplate "
+            "(or dry_run on its metrics)",
+        },
         {"path": "canary.steps[3].analysis.templates[0].x", "message": "unknown key 'x'"},
         {
             "path": "canary.steps[2].analysis.templates",

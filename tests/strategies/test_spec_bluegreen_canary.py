@@ -31,6 +31,7 @@ def test_blue_green_defaults_are_filled_in():
         "scale_down_delay": 30.0,
         "pre_promotion_analysis": None,
         "post_promotion_analysis": None,
+        "min_ready": 0.0,
         "progress_deadline": 600.0,
         "health": HEALTH,
     }
@@ -161,12 +162,15 @@ def test_argo_blue_green_errors_name_the_key_the_user_wrote():
         }
     ) == [
         {"path": "blueGreen.autoPromotionEnabled", "message": "must be true or false, got 'yes'"},
-        {"path": "blueGreen.scaleDownDelaySecond", "message": "unknown key 'scaleDownDelaySecond'"},
+        {
+            "path": "blueGreen.scaleDownDelaySecond",
+            "message": "unknown key 'scaleDownDelaySecond' (not a field of Argo's blueGreen "
+            "either)",
+        },
         {
             "path": "blueGreen.prePromotionAnalysis.templates",
-            "message": 'must list exactly one template, like [{"templateName": "error-rate"}]: '
-            "Switchyard runs one template per analysis (use one step per template); got 0 "
-            "templates",
+            "message": 'must list one template or more, like [{"templateName": "error-rate"}], '
+            "got []",
         },
         {
             "path": "blueGreen.previewReplicaCount",
@@ -202,6 +206,7 @@ def test_canary_defaults_are_filled_in():
         "canary_replicas": "match_weight",
         "route": {"header": None, "cookie": None, "sticky_key": None},
         "analysis": None,
+        "min_ready": 0.0,
         "progress_deadline": 600.0,
         "health": HEALTH,
     }
@@ -369,20 +374,25 @@ def test_argo_canary_errors_name_the_key_the_user_wrote():
     ) == [
         {
             "path": "canary.steps[4].experiment",
-            "message": "step type 'experiment' is not supported; use 'setWeight', 'pause', "
-            "'setCanaryScale', 'analysis'",
+            "message": "experiment steps are not supported yet: use an 'analysis' step, which "
+            "measures the new release against the old one while both serve",
         },
         {
             "path": "canary.steps[5].setWeigth",
-            "message": "step type 'setWeigth' is not supported; use 'setWeight', 'pause', "
-            "'setCanaryScale', 'analysis'",
+            "message": "is not a step type of Argo Rollouts: did you mean 'setWeight'? Use "
+            "'setWeight', 'pause', 'setCanaryScale', 'analysis', 'setHeaderRoute', "
+            "'setMirrorRoute'",
         },
-        {"path": "canary.maxSurge", "message": "unknown key 'maxSurge'"},
+        {
+            "path": "canary.maxSurge",
+            "message": "applies here only to a canary without steps (Argo's rolling update); "
+            "with steps the new release is sized by its weight: use 'setCanaryScale' to size it "
+            "otherwise",
+        },
         {
             "path": "canary.analysis.templates",
-            "message": 'must list exactly one template, like [{"templateName": "error-rate"}]: '
-            "Switchyard runs one template per analysis (use one step per template); got 0 "
-            "templates",
+            "message": 'must list one template or more, like [{"templateName": "error-rate"}], '
+            "got []",
         },
         {"path": "canary.steps[0].setWeight", "message": "must be between 0 and 100, got 140"},
         {
@@ -405,9 +415,11 @@ def test_argo_canary_bad_shapes_are_errors_at_argo_paths():
             '{"duration": "1m"}}, {"set_weight": 50}], got \'setWeight: 5\'',
         }
     ]
-    assert errors_of({"canary": {"steps": [{"setWeight": 5, "pause": {}}]}})[0]["path"] == (
-        "canary.steps[0]"
-    )
+    # Argo reads every field of a step: one holding two is two of ours, in order
+    assert normalise({"canary": {"steps": [{"setWeight": 5, "pause": {}}]}})["steps"] == [
+        {"set_weight": 5},
+        {"pause": {}},
+    ]
     assert errors_of(
         {"canary": {"steps": [{"setWeight": 5}]}, "stable_replicas": 2, "replicas": 3}
     ) == [

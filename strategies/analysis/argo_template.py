@@ -1,0 +1,230 @@
+"""Argo Rollouts' ``AnalysisTemplate`` / ``ClusterAnalysisTemplate``, pasted as it is, as ours.
+
+``{"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": ...},
+"spec": {"args": [...], "metrics": [...], "dryRun": [...]}}`` (or just its ``spec``) becomes the
+template ``strategies.analysis.template`` reads: ``args`` as they are; each metric's Argo keys
+(``successCondition``, ``failureLimit`` and its old name ``maxFailures``, ``initialDelay``...)
+by ``template``'s own translation; ``provider: {prometheus: {address, query}}`` as ours; the
+template's ``dryRun: [{metricName: NAME}]`` (``"*"`` for all) as ``dry_run`` on those metrics.
+
+What has no counterpart here is refused naming the key and what to use instead
+(``UNSUPPORTED``, ``PROVIDERS_LATER``): every key of Argo's template is either translated or
+named, never "unknown". ``name(raw)`` is the template's ``metadata.name``, if any.
+
+May import: ``strategies.analysis.template``, ``strategies.fields``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strategies.analysis import template
+from strategies.analysis.template import TemplateError
+from strategies.fields import FieldError, show
+
+KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
+METRIC_ALIASES = {"maxFailures": "failureLimit"}
+PROVIDERS_LATER = {
+    "job": "the job provider (a Kubernetes Job) is not supported yet",
+    "web": "the web provider (a JSON HTTP endpoint) is not supported yet",
+    "datadog": "the Datadog provider is not supported",
+    "newRelic": "the New Relic provider is not supported",
+    "wavefront": "the Wavefront provider is not supported",
+    "kayenta": "the Kayenta provider is not supported (the judge here is Kayenta's: use "
+    "test: mann_whitney)",
+    "cloudWatch": "the CloudWatch provider is not supported",
+    "graphite": "the Graphite provider is not supported",
+    "influxdb": "the InfluxDB provider is not supported",
+    "skywalking": "the SkyWalking provider is not supported",
+    "plugin": "metric provider plugins are not supported",
+}
+PROVIDER_ADVICE = "; use a prometheus query, or the local provider's error_rate / latency"
+UNSUPPORTED = {
+    "consecutiveSuccessLimit": "is not supported yet: use count with failureLimit",
+    "measurementRetention": "is not supported: every measurement of a run is kept; remove it",
+}
+PROMETHEUS_KEYS = ("address", "query")
+PROMETHEUS_LATER = {
+    "timeout": "is not supported: queries here time out after 10 s; remove it",
+    "headers": "is not supported: put credentials in the Prometheus provider's settings",
+    "authentication": "is not supported: put credentials in the Prometheus provider's settings",
+    "insecure": "is not supported: remove it",
+}
+TEMPLATED_NUMBERS = ("count", "interval", "initialDelay", "failureLimit", "inconclusiveLimit")
+# every key of Argo's metric, for the compatibility page
+METRIC_FIELDS = (
+    "name",
+    "interval",
+    "initialDelay",
+    "count",
+    "successCondition",
+    "failureCondition",
+    "failureLimit",
+    "inconclusiveLimit",
+    "consecutiveErrorLimit",
+    "provider",
+    *METRIC_ALIASES,
+    *UNSUPPORTED,
+)
+
+
+def is_manifest(raw: Any) -> bool:
+    return isinstance(raw, dict) and raw.get("kind") in KINDS
+
+
+def name(raw: Any) -> str | None:
+    meta = raw.get("metadata") if is_manifest(raw) else None
+    value = meta.get("name") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def normalise(raw: Any) -> dict[str, Any]:
+    """The normalised template of Argo's manifest (or spec) ``raw``; raises TemplateError at
+    the paths the user wrote (``spec.metrics[0].provider.job``)."""
+    prefix = ""
+    if is_manifest(raw):
+        spec, prefix = raw.get("spec"), "spec."
+        if not isinstance(spec, dict):
+            raise TemplateError([FieldError("spec", f"must be an object, got {show(spec)}")])
+    elif isinstance(raw, dict):
+        spec = raw
+    else:
+        raise TemplateError([FieldError("", f"must be an object, got {show(raw)}")])
+    errors: list[FieldError] = []
+    ours = translate(spec, prefix, errors)
+    try:
+        out = template.normalise(ours)
+    except TemplateError as exc:
+        named = {e.path for e in errors}
+        errors += [
+            FieldError(prefix + e.path, e.message)
+            for e in exc.errors
+            if prefix + e.path not in named
+        ]
+    if errors:
+        raise TemplateError(_unique(errors))
+    return out
+
+
+def translate(spec: dict[str, Any], prefix: str, errors: list[FieldError]) -> dict[str, Any]:
+    """Argo's template spec as our raw template (its problems added to ``errors``)."""
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key == "args":
+            out["args"] = _args(value, f"{prefix}args", errors)
+        elif key == "metrics":
+            out["metrics"] = value
+        elif key in ("dryRun", "measurementRetention"):
+            continue
+        else:
+            out[key] = value  # ours (judge) or a mistake our reader names
+    if isinstance(out.get("metrics"), list):
+        dry = _dry_run(spec.get("dryRun"), f"{prefix}dryRun", errors)
+        out["metrics"] = [
+            _metric(m, f"{prefix}metrics[{i}]", errors, dry) for i, m in enumerate(out["metrics"])
+        ]
+    if "measurementRetention" in spec:
+        errors.append(
+            FieldError(f"{prefix}measurementRetention", UNSUPPORTED["measurementRetention"])
+        )
+    return out
+
+
+def _args(value: Any, path: str, errors: list[FieldError]) -> Any:
+    if not isinstance(value, list):
+        return value
+    out = []
+    for index, item in enumerate(value):
+        if isinstance(item, dict) and item.get("name") in template.BUILTIN_ARGS:
+            errors.append(
+                FieldError(
+                    f"{path}[{index}].name",
+                    f"{item['name']!r} names a built-in value here ({{{{{item['name']}}}}}): "
+                    f"rename the argument (and its {{{{args.{item['name']}}}}} uses)",
+                )
+            )
+        if isinstance(item, dict) and "valueFrom" in item:
+            errors.append(
+                FieldError(
+                    f"{path}[{index}].valueFrom",
+                    "is not supported yet (it reads a Kubernetes Secret or field): give the "
+                    "value when the analysis starts (the step's args) or as 'value'",
+                )
+            )
+            item = {k: v for k, v in item.items() if k != "valueFrom"}
+        out.append(item)
+    return out
+
+
+def _dry_run(value: Any, path: str, errors: list[FieldError]) -> set[str]:
+    if value is None:
+        return set()
+    names = set()
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            metric = item.get("metricName") if isinstance(item, dict) else None
+            if isinstance(metric, str):
+                names.add(metric)
+            else:
+                errors.append(
+                    FieldError(
+                        f"{path}[{index}]", f"must be like {{metricName: NAME}}, got {show(item)}"
+                    )
+                )
+    else:
+        errors.append(FieldError(path, f"must be a list like [{{metricName: NAME}}], got {value}"))
+    return names
+
+
+def _metric(raw: Any, path: str, errors: list[FieldError], dry: set[str]) -> Any:
+    if not isinstance(raw, dict):
+        return raw
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = f"{path}.{key}"
+        if key in UNSUPPORTED:
+            errors.append(FieldError(where, UNSUPPORTED[key]))
+        elif key == "provider":
+            out.update(_provider(value, where, errors))
+        elif key in TEMPLATED_NUMBERS and isinstance(value, str) and "{{" in value:
+            errors.append(
+                FieldError(
+                    where,
+                    f"placeholders are not supported in {key}: give the value ({show(value)} "
+                    "is only known when the analysis starts)",
+                )
+            )
+        else:
+            out[METRIC_ALIASES.get(key, key)] = value
+    if out.get("name") in dry or "*" in dry:
+        out["dryRun"] = True
+    return out
+
+
+def _provider(value: Any, path: str, errors: list[FieldError]) -> dict[str, Any]:
+    if not isinstance(value, dict) or len(value) != 1:
+        return {"provider": value}  # ours ("local", "prometheus") or a mistake our reader names
+    ((kind, options),) = value.items()
+    if kind in PROVIDERS_LATER:
+        errors.append(FieldError(f"{path}.{kind}", PROVIDERS_LATER[kind] + PROVIDER_ADVICE))
+        return {"provider": "local", "query": "error_rate"}  # a stand-in: refused anyway
+    if kind != "prometheus" or not isinstance(options, dict):
+        return {"provider": value}
+    out: dict[str, Any] = {"provider": "prometheus"}
+    for key, inner in options.items():
+        if key in PROMETHEUS_KEYS:
+            out[key] = inner
+        elif key in PROMETHEUS_LATER:
+            errors.append(FieldError(f"{path}.prometheus.{key}", PROMETHEUS_LATER[key]))
+        else:
+            errors.append(FieldError(f"{path}.prometheus.{key}", f"unknown key {show(key)}"))
+    return out
+
+
+def _unique(errors: list[FieldError]) -> list[FieldError]:
+    seen, out = set(), []
+    for error in errors:
+        if (error.path, error.message) not in seen:
+            seen.add((error.path, error.message))
+            out.append(error)
+    return out

@@ -1,0 +1,204 @@
+"""docs/compatibility.md is kept true: each table lists every field Argo Rollouts has in that
+place (the lists the translators themselves use), and each field's status is what pasting a spec
+with it does: supported / translated / ignored are accepted, not supported is refused at that
+key with a message that is not "unknown key"."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from strategies import argo_canary, argo_rollout, spec_analysis, spec_bluegreen
+from strategies.analysis import argo_template
+from strategies.spec import SpecError, normalise
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
+ROW = re.compile(r"^\| `([^`]+)` \| (supported|translated|ignored|not supported) \|")
+ACCEPTED = ("supported", "translated", "ignored")
+
+
+def tables() -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    section = None
+    for line in DOC.read_text().splitlines():
+        if line.startswith("### "):
+            section = line[4:].strip()
+            out[section] = {}
+        elif section and (match := ROW.match(line)):
+            out[section][match.group(1)] = match.group(2)
+    return {section: rows for section, rows in out.items() if rows}  # prose sections have none
+
+
+TABLES = tables()
+FIELDS = {
+    "Rollout spec": argo_rollout.SPEC_FIELDS,
+    "canary": argo_canary.CANARY_FIELDS,
+    "canary steps": argo_canary.ARGO_FIELDS,
+    "blueGreen": (
+        "previewReplicaCount",
+        "scaleDownDelaySeconds",
+        "autoPromotionSeconds",
+        "autoPromotionEnabled",
+        *spec_bluegreen.ARGO_ANALYSIS,
+        *spec_bluegreen.ARGO_IGNORED,
+        *spec_bluegreen.ARGO_UNSUPPORTED,
+    ),
+    "analysis reference": (
+        "templates",
+        "templateName",
+        "args",
+        "startingStep",
+        *spec_analysis.ARGO_IGNORED,
+        *spec_analysis.ARGO_UNSUPPORTED,
+    ),
+    "AnalysisTemplate metric": argo_template.METRIC_FIELDS,
+    "metric providers": ("prometheus", *argo_template.PROVIDERS_LATER),
+}
+REF = {"templates": [{"templateName": "errors"}]}
+SAMPLES = {
+    "Rollout spec": {
+        "strategy": {"canary": {"steps": [{"setWeight": 5}]}},
+        "replicas": 3,
+        "minReadySeconds": 5,
+        "progressDeadlineSeconds": 60,
+        "progressDeadlineAbort": True,
+        "rollbackWindow": {"revisions": 2},
+        "paused": True,
+        "selector": {},
+        "template": {},
+        "workloadRef": {},
+        "revisionHistoryLimit": 2,
+        "analysis": {"successfulRunHistoryLimit": 3},
+        "restartAt": "2026-01-01T00:00:00Z",
+    },
+    "canary": {
+        "steps": [{"setWeight": 5}],
+        "analysis": REF,
+        "maxSurge": 1,
+        "maxUnavailable": 0,
+        "dynamicStableScale": True,
+        "scaleDownDelaySeconds": 30,
+        "scaleDownDelayRevisionLimit": 1,
+        "abortScaleDownDelaySeconds": 30,
+        "minPodsPerReplicaSet": 2,
+        "replicaProgressThreshold": {"type": "Percent", "value": 90},
+    },
+    "canary steps": {
+        "setWeight": 5,
+        "pause": {"duration": 10},
+        "setCanaryScale": {"replicas": 1},
+        "analysis": REF,
+        "setHeaderRoute": {
+            "name": "h",
+            "match": [{"headerName": "X", "headerValue": {"exact": "1"}}],
+        },
+        "setMirrorRoute": {"name": "m", "percentage": 10},
+        "experiment": {"templates": []},
+        "plugin": {"name": "x"},
+    },
+    "blueGreen": {
+        "previewReplicaCount": 1,
+        "scaleDownDelaySeconds": 10,
+        "autoPromotionSeconds": 30,
+        "autoPromotionEnabled": False,
+        "prePromotionAnalysis": REF,
+        "postPromotionAnalysis": REF,
+        "scaleDownDelayRevisionLimit": 1,
+        "abortScaleDownDelaySeconds": 10,
+    },
+    "analysis reference": {
+        "templates": [{"templateName": "a"}, {"clusterTemplateName": "b"}],
+        "templateName": "a",
+        "args": [{"name": "max", "value": "0.05"}],
+        "startingStep": 0,
+        "name": "run",
+        "analysisRunMetadata": {"labels": {}},
+        "dryRun": [{"metricName": "x"}],
+        "measurementRetention": [{"metricName": "x", "limit": 5}],
+    },
+    "AnalysisTemplate metric": {
+        "name": "m",
+        "interval": "1m",
+        "initialDelay": "30s",
+        "count": 3,
+        "successCondition": "result[0] < 0.05",
+        "failureCondition": "result[0] > 0.5",
+        "failureLimit": 1,
+        "maxFailures": 1,
+        "inconclusiveLimit": 1,
+        "consecutiveErrorLimit": 2,
+        "provider": {"prometheus": {"address": "http://127.0.0.1:9090", "query": "up"}},
+        "consecutiveSuccessLimit": 2,
+        "measurementRetention": 5,
+    },
+}
+
+
+def paste(section: str, field: str) -> list[tuple[str, str]]:
+    """The errors of a spec using ``field`` of ``section`` as Argo's docs show it ([] if none)."""
+    value = SAMPLES.get(section, {}).get(field, {})
+    try:
+        if section == "Rollout spec":
+            spec = {"strategy": SAMPLES[section]["strategy"], field: value}
+            normalise({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "spec": spec})
+        elif section == "canary":
+            steps = {} if field in ("maxSurge", "maxUnavailable") else {"steps": [{"setWeight": 5}]}
+            normalise({"canary": {**steps, field: value}})
+        elif section == "canary steps":
+            normalise({"canary": {"steps": [{"setWeight": 5}, {field: value}]}})
+        elif section == "blueGreen":
+            normalise({"blueGreen": {field: value}, "replicas": 2})
+        elif section == "analysis reference":
+            ref = (
+                {field: value} if field in ("templates", "templateName") else {**REF, field: value}
+            )
+            normalise({"canary": {"steps": [{"setWeight": 5}], "analysis": ref}})
+        elif section == "AnalysisTemplate metric":
+            metric = {k: SAMPLES[section][k] for k in ("name", "provider", "successCondition")}
+            if field in ("successCondition", "failureCondition"):
+                metric.pop("successCondition")
+            argo_template.normalise(
+                {
+                    "kind": "AnalysisTemplate",
+                    "spec": {"metrics": [{**metric, field: SAMPLES[section][field]}]},
+                }
+            )
+        else:
+            provider = SAMPLES["AnalysisTemplate metric"]["provider"]["prometheus"]
+            metric = {
+                "name": "m",
+                "successCondition": "result < 1",
+                "provider": {field: provider if field == "prometheus" else {}},
+            }
+            argo_template.normalise({"kind": "AnalysisTemplate", "spec": {"metrics": [metric]}})
+    except SpecError as exc:
+        return [(e.path, e.message) for e in exc.errors]
+    return []
+
+
+def test_each_table_lists_every_field_argo_has_there():
+    assert set(TABLES) == set(FIELDS)
+    for section, fields in FIELDS.items():
+        assert sorted(TABLES[section]) == sorted(set(fields)), section
+
+
+@pytest.mark.parametrize(
+    ("section", "field"), [(s, f) for s, rows in tables().items() for f in rows]
+)
+def test_each_fields_status_is_what_pasting_it_does(section, field):
+    status = TABLES[section][field]
+    errors = paste(section, field)
+    if status in ACCEPTED:
+        assert errors == [], (section, field, errors)
+    else:
+        assert errors, (section, field)
+        assert all("unknown" not in message for _, message in errors), errors
+        assert any(field in path for path, _ in errors), errors
+
+
+def test_a_flagger_canary_is_refused_naming_the_compatibility_page():
+    with pytest.raises(SpecError) as caught:
+        normalise({"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "spec": {}})
+    assert "docs/compatibility.md" in str(caught.value)
