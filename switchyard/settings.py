@@ -127,6 +127,7 @@ INSTALLED_APPS = [
     "ninja",  # serves the API docs' Swagger UI from static files (no CDN)
     "switchyard",
     "releases",
+    "flags",  # feature flags: Unleash client API and OFREP for SDKs
 ]
 
 MIDDLEWARE = [

@@ -5,6 +5,7 @@ from releases.api import api
 from releases.reports import prometheus
 
 urlpatterns = [
+    path("", include("flags.protocols.urls")),  # SDKs: /api/client/*, /ofrep/v1/*
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("metrics", prometheus.metrics, name="metrics"),

@@ -136,3 +136,15 @@ def contexts(seed=41, count=2000):
                 props[key] = r.choice(choices)
         c["properties"] = props
         yield c
+
+
+def wait_for(condition, timeout=15.0, every=0.05):
+    """Poll ``condition`` until it holds (a bound, not a timing assertion)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(every)
+    raise AssertionError(f"not true within {timeout} s: {condition}")
