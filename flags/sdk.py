@@ -90,7 +90,7 @@ def verify(token: str) -> int:
     now = time.monotonic()
     if seen is not None and now - seen[0] < RECHECK_SECONDS:
         return seen[1]
-    parts = token.split("_")
+    parts = token.split("_", 2)  # the secret itself may contain "_"
     row = (SdkToken.objects.filter(prefix=parts[1]).first()
            if len(parts) == 3 and parts[0] == TAG else None)
     if row is None or not hmac.compare_digest(row.hashed, digest):
