@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from flags import governance
 from flags.models import EvaluationCount, Flag, FlagSetting, SdkToken
+from releases.models import Environment
 from releases import audit
 from releases.errors import DomainError, NotFound
 
@@ -137,6 +138,8 @@ def record(environment_id: int, toggles: dict, when: datetime) -> None:
     """Add ``{key: {"yes", "no", "variants"}}`` to the minute of ``when`` (unknown keys are
     ignored: an SDK may know flags that were archived since)."""
     minute = when.replace(second=0, microsecond=0)
+    if not Environment.objects.filter(pk=environment_id).exists():
+        return  # removed since the counts were taken
     ids = dict(Flag.objects.filter(key__in=list(toggles)).values_list("key", "pk"))
     with transaction.atomic():
         for key, stats in toggles.items():

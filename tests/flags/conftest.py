@@ -48,3 +48,8 @@ def make_flag(actor, environment, key="checkout", *, enabled=True, strategies=No
         actions.set_variants(actor, flag, environment, variants)
     actions.set_enabled(actor, flag, environment, enabled)
     return flag
+
+
+def url_of(live_server) -> str:
+    """The live server by address: ``localhost`` makes clients try IPv6 first, in vain."""
+    return live_server.url.replace("localhost", "127.0.0.1")

@@ -13,7 +13,7 @@ from openfeature.evaluation_context import EvaluationContext
 from flags import actions, state
 from flags.engine import evaluate
 from tests.flags import generated
-from tests.flags.conftest import load_generated, make_flag
+from tests.flags.conftest import url_of, load_generated, make_flag
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +27,7 @@ COLOURS = [
 def client(live_server, sdk_token, request):
     domain = request.node.name  # a provider per test: the SDK's registry is process-wide
     provider = OFREPProvider(
-        live_server.url, headers_factory=lambda: {"Authorization": f"Bearer {sdk_token}"},
+        url_of(live_server), headers_factory=lambda: {"Authorization": f"Bearer {sdk_token}"},
         timeout=5,
     )
     openfeature.set_provider(provider, domain)
@@ -81,10 +81,10 @@ def test_an_unknown_flag_gives_the_code_default_with_flag_not_found(client, acto
 
 
 def test_the_openfeature_sdk_agrees_with_switchyard_on_generated_contexts(client, actor, prod):
-    """12 generated flags x 300 contexts through the SDK (one HTTP call each)."""
-    load_generated(actor, prod, seed=7, features=12)
+    """8 generated flags x 100 contexts through the SDK (one HTTP call each)."""
+    load_generated(actor, prod, seed=7, features=8)
     snapshot = state.current(prod.pk)
-    for context in list(generated.contexts(seed=3, count=300)):
+    for context in list(generated.contexts(seed=3, count=100)):
         ofc = ofrep_context(context)
         for name in snapshot.compiled.names():
             ours = evaluate(snapshot.compiled, name, context)
@@ -94,11 +94,29 @@ def test_the_openfeature_sdk_agrees_with_switchyard_on_generated_contexts(client
                 assert theirs.variant == ours.variant_name
 
 
+def test_bulk_evaluation_agrees_with_the_engine_on_generated_contexts(live_server, actor, prod,
+                                                                      sdk_token):
+    """40 generated flags x 500 contexts = 20,000 evaluations, one bulk call per context."""
+    load_generated(actor, prod)
+    snapshot = state.current(prod.pk)
+    url = f"{url_of(live_server)}/ofrep/v1/evaluate/flags"
+    with httpx.Client(headers={"Authorization": f"Bearer {sdk_token}"}, timeout=5) as http:
+        for context in generated.contexts(seed=5, count=500):
+            ofc = ofrep_context(context)
+            body = {"context": {"targetingKey": ofc.targeting_key, **ofc.attributes}}
+            if ofc.targeting_key is None:
+                del body["context"]["targetingKey"]
+            answer = {f["key"]: f for f in http.post(url, json=body).json()["flags"]}
+            for name in snapshot.compiled.names():
+                ours = evaluate(snapshot.compiled, name, context)
+                assert answer[name]["value"] is ours.enabled, (name, context)
+
+
 def test_bulk_evaluation_answers_304_until_the_answer_changes(live_server, actor, prod,
                                                                sdk_token):
     flag = make_flag(actor, prod)
     make_flag(actor, prod, "colour", kind="string", default_value="#000", variants=COLOURS)
-    url = f"{live_server.url}/ofrep/v1/evaluate/flags"
+    url = f"{url_of(live_server)}/ofrep/v1/evaluate/flags"
     headers = {"Authorization": f"Bearer {sdk_token}"}
     body = {"context": {"targetingKey": "ann"}}
     first = httpx.post(url, json=body, headers=headers, timeout=5)
@@ -115,12 +133,12 @@ def test_bulk_evaluation_answers_304_until_the_answer_changes(live_server, actor
 
 def test_bad_requests_are_ofrep_errors_not_500s(live_server, sdk_token, actor, prod):
     make_flag(actor, prod)
-    url = f"{live_server.url}/ofrep/v1/evaluate/flags/checkout"
+    url = f"{url_of(live_server)}/ofrep/v1/evaluate/flags/checkout"
     headers = {"X-API-Key": sdk_token, "Content-Type": "application/json"}
     parse = httpx.post(url, content=b"{nope", headers=headers, timeout=5)
     assert parse.status_code == 400 and parse.json()["errorCode"] == "PARSE_ERROR"
     context = httpx.post(url, json={"context": [1]}, headers=headers, timeout=5)
     assert context.status_code == 400 and context.json()["errorCode"] == "INVALID_CONTEXT"
     assert httpx.post(url, json={}, timeout=5).status_code == 401
-    config = httpx.get(f"{live_server.url}/ofrep/v1/configuration", headers=headers, timeout=5)
+    config = httpx.get(f"{url_of(live_server)}/ofrep/v1/configuration", headers=headers, timeout=5)
     assert "boolean" in config.json()["capabilities"]["flagEvaluation"]["supportedTypes"]

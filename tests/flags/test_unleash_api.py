@@ -12,14 +12,14 @@ from flags import actions, sdk, state
 from flags.engine import evaluate
 from flags.models import EvaluationCount, SdkInstance
 from tests.flags import generated
-from tests.flags.conftest import load_generated, make_flag
+from tests.flags.conftest import url_of, load_generated, make_flag
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def unleash(live_server, token, tmp_path, **options):
     client = UnleashClient(
-        url=f"{live_server.url}/api",
+        url=f"{url_of(live_server)}/api",
         app_name="agreement",
         custom_headers={"Authorization": token},
         cache_directory=str(tmp_path),
@@ -32,7 +32,7 @@ def unleash(live_server, token, tmp_path, **options):
 
 
 def test_it_refuses_a_missing_or_wrong_sdk_token(live_server, sdk_token):
-    url = f"{live_server.url}/api/client/features"
+    url = f"{url_of(live_server)}/api/client/features"
     assert httpx.get(url, timeout=5).status_code == 401
     bad = httpx.get(url, headers={"Authorization": "swyf_nope_nope"}, timeout=5)
     assert bad.status_code == 401 and bad.json()["code"] == "not_authenticated"
@@ -40,7 +40,7 @@ def test_it_refuses_a_missing_or_wrong_sdk_token(live_server, sdk_token):
 
 def test_features_answer_304_while_nothing_changed(live_server, actor, prod, sdk_token):
     make_flag(actor, prod)
-    url = f"{live_server.url}/api/client/features"
+    url = f"{url_of(live_server)}/api/client/features"
     first = httpx.get(url, headers={"Authorization": sdk_token}, timeout=5)
     assert first.status_code == 200
     assert first.json()["features"][0]["name"] == "checkout"
@@ -56,7 +56,7 @@ def test_features_answer_304_while_nothing_changed(live_server, actor, prod, sdk
 def test_a_token_serves_its_own_environment_only(live_server, actor, prod, dev):
     make_flag(actor, prod, enabled=True)
     dev_token = sdk.create_token(actor, dev, "dev")[1]
-    body = httpx.get(f"{live_server.url}/api/client/features",
+    body = httpx.get(f"{url_of(live_server)}/api/client/features",
                      headers={"Authorization": dev_token}, timeout=5).json()
     assert [(f["name"], f["enabled"]) for f in body["features"]] == [("checkout", False)]
 
