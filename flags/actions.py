@@ -27,8 +27,12 @@ def bump(environment_ids) -> None:
 
 
 def _snapshot(s: FlagSetting) -> dict:
-    return {"enabled": s.enabled, "strategies": s.strategies, "variants": s.variants,
-            "killed": s.killed}
+    return {
+        "enabled": s.enabled,
+        "strategies": s.strategies,
+        "variants": s.variants,
+        "killed": s.killed,
+    }
 
 
 def _setting(flag: Flag, environment: Environment) -> FlagSetting:
@@ -38,8 +42,11 @@ def _setting(flag: Flag, environment: Environment) -> FlagSetting:
             FlagSetting.objects.get_or_create(flag=flag, environment=environment)
     except IntegrityError:  # created by a concurrent action
         pass
-    return (FlagSetting.objects.select_for_update().select_related("flag", "environment")
-            .get(flag=flag, environment=environment))
+    return (
+        FlagSetting.objects.select_for_update()
+        .select_related("flag", "environment")
+        .get(flag=flag, environment=environment)
+    )
 
 
 def _check_version(setting: FlagSetting, expected: int | None) -> None:
@@ -54,8 +61,15 @@ def _check_version(setting: FlagSetting, expected: int | None) -> None:
 # --- the flag itself --------------------------------------------------------------------------
 
 
-def create_flag(actor, key: str, *, flag_type=FlagType.RELEASE, kind=ValueKind.BOOLEAN,
-                description: str = "", default_value=None) -> Flag:
+def create_flag(
+    actor,
+    key: str,
+    *,
+    flag_type=FlagType.RELEASE,
+    kind=ValueKind.BOOLEAN,
+    description: str = "",
+    default_value=None,
+) -> Flag:
     governance.require(actor, "flag.create")
     validation.check_key(key)
     if flag_type not in FlagType.values:
@@ -68,11 +82,20 @@ def create_flag(actor, key: str, *, flag_type=FlagType.RELEASE, kind=ValueKind.B
     with transaction.atomic():
         if Flag.objects.filter(key=key).exists():
             raise Conflict(f"There is already a flag {key!r}.", details={"key": key})
-        flag = Flag.objects.create(key=key, flag_type=flag_type, kind=kind,
-                                   description=description, default_value=default_value,
-                                   created_by=actor.name[:150])
-        audit.record(actor, "flag.create", flag, {"key": key, "flag_type": flag_type,
-                                                  "kind": kind, "default_value": default_value})
+        flag = Flag.objects.create(
+            key=key,
+            flag_type=flag_type,
+            kind=kind,
+            description=description,
+            default_value=default_value,
+            created_by=actor.name[:150],
+        )
+        audit.record(
+            actor,
+            "flag.create",
+            flag,
+            {"key": key, "flag_type": flag_type, "kind": kind, "default_value": default_value},
+        )
         bump(Environment.objects.values_list("pk", flat=True))
     return flag
 
@@ -86,8 +109,10 @@ def update_flag(actor, flag: Flag, **changes) -> Flag:
     if "flag_type" in changes and changes["flag_type"] not in FlagType.values:
         raise InvalidRequest(f"Flag type must be one of {', '.join(FlagType.values)}.")
     if "default_value" in changes:
-        validation.fail("The default value is not valid.",
-                         validation.check_value(flag.kind, changes["default_value"]))
+        validation.fail(
+            "The default value is not valid.",
+            validation.check_value(flag.kind, changes["default_value"]),
+        )
     with transaction.atomic():
         flag = Flag.objects.select_for_update().get(pk=flag.pk)
         before = {k: getattr(flag, k) for k in changes}
@@ -116,8 +141,9 @@ def archive_flag(actor, flag: Flag) -> Flag:
 
 
 def _change(actor, flag, environment, action, apply, *, version=None, data=None):
-    governance.require(actor, "flag.kill" if action.startswith("flag.kill") else "flag.change",
-                       environment)
+    governance.require(
+        actor, "flag.kill" if action.startswith("flag.kill") else "flag.change", environment
+    )
     if flag.archived_at is not None:
         raise Conflict(f"Flag {flag.key!r} is archived.", details={"key": flag.key})
     with transaction.atomic():
@@ -131,8 +157,14 @@ def _change(actor, flag, environment, action, apply, *, version=None, data=None)
             setting.changed_at = timezone.now()
             setting.save()
             bump([environment.pk])
-        audit.record(actor, action, setting, {**(data or {}), **after}, before=before,
-                     object_repr=f"{flag.key} in {environment.slug}")
+        audit.record(
+            actor,
+            action,
+            setting,
+            {**(data or {}), **after},
+            before=before,
+            object_repr=f"{flag.key} in {environment.slug}",
+        )
     return setting
 
 
@@ -140,8 +172,14 @@ def set_enabled(actor, flag: Flag, environment: Environment, enabled: bool, *, v
     def apply(s):
         s.enabled = bool(enabled)
 
-    return _change(actor, flag, environment, "flag.enable" if enabled else "flag.disable", apply,
-                   version=version)
+    return _change(
+        actor,
+        flag,
+        environment,
+        "flag.enable" if enabled else "flag.disable",
+        apply,
+        version=version,
+    )
 
 
 def set_strategies(actor, flag: Flag, environment: Environment, strategies, *, version=None):
@@ -166,8 +204,12 @@ def set_rollout(actor, flag: Flag, environment: Environment, percent: int, *, ve
     if rollouts:
         rollouts[0]["parameters"] = {**rollouts[0]["parameters"], "rollout": str(percent)}
     else:
-        strategies.append({"name": "flexibleRollout",
-                           "parameters": {"rollout": str(percent), "stickiness": "default"}})
+        strategies.append(
+            {
+                "name": "flexibleRollout",
+                "parameters": {"rollout": str(percent), "stickiness": "default"},
+            }
+        )
     return set_strategies(actor, flag, environment, strategies, version=version)
 
 

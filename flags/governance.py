@@ -37,8 +37,10 @@ def check(user, action: str, environment=None, *, token=None) -> None:
     scope = policy.scope_of(environment) if where == "environment" else policy.Scope()
     if policy.rank_in(user, scope, covering=False) < policy.RANK[Role.VIEWER]:
         if environment is not None and where == "environment":
-            raise NotFound(f"There is no environment {environment.slug!r}.",
-                           details={"environment": environment.slug})
+            raise NotFound(
+                f"There is no environment {environment.slug!r}.",
+                details={"environment": environment.slug},
+            )
         raise NotFound("Not found.")
     policy.check_token(token, action, scope)
     have = policy.rank_in(user, scope, covering=where != "touching")

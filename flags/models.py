@@ -159,6 +159,9 @@ class EvaluationCount(models.Model):
         ]
         indexes = [models.Index(fields=["environment", "minute"], name="evaluation_env_minute")]
 
+    def __str__(self):
+        return f"{self.flag_id}@{self.environment_id} {self.minute:%H:%M}: {self.yes}/{self.no}"
+
 
 class SdkInstance(models.Model):
     """An SDK that registered (``POST /api/client/register``)."""
@@ -178,3 +181,6 @@ class SdkInstance(models.Model):
                 fields=["environment", "app_name", "instance_id"], name="sdk_instance_once"
             )
         ]
+
+    def __str__(self):
+        return f"{self.app_name} ({self.instance_id})"

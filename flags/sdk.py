@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from flags import governance
 from flags.models import EvaluationCount, Flag, FlagSetting, SdkToken
-from releases.models import Environment
 from releases import audit
 from releases.errors import DomainError, NotFound
+from releases.models import Environment
 
 TAG = "swyf"
 PREFIX_ALPHABET = string.ascii_lowercase + string.digits
@@ -50,10 +50,14 @@ def create_token(actor, environment, name: str) -> tuple[SdkToken, str]:
     prefix = "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(8))
     token = f"{TAG}_{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
-        row = SdkToken.objects.create(name=name[:100], environment=environment, prefix=prefix,
-                                      hashed=_hash(token), created_by=actor.name[:150])
-        audit.record(actor, "sdktoken.create", row, {"environment": environment.slug,
-                                                     "name": name})
+        row = SdkToken.objects.create(
+            name=name[:100],
+            environment=environment,
+            prefix=prefix,
+            hashed=_hash(token),
+            created_by=actor.name[:150],
+        )
+        audit.record(actor, "sdktoken.create", row, {"environment": environment.slug, "name": name})
     return row, token
 
 
@@ -84,16 +88,21 @@ RECHECK_SECONDS = 2.0  # a revoked token is refused within this long
 def verify(token: str) -> int:
     """The environment id the token serves; SdkTokenRefused if none."""
     if not token:
-        raise SdkTokenRefused("Send an SDK token: `Authorization: swyf_…` (create one with "
-                              "`manage.py flags token create`).")
+        raise SdkTokenRefused(
+            "Send an SDK token: `Authorization: swyf_…` (create one with "
+            "`manage.py flags token create`)."
+        )
     digest = _hash(token)
     seen = _verified.get(digest)
     now = time.monotonic()
     if seen is not None and now - seen[0] < RECHECK_SECONDS:
         return seen[1]
     parts = token.split("_", 2)  # the secret itself may contain "_"
-    row = (SdkToken.objects.filter(prefix=parts[1]).first()
-           if len(parts) == 3 and parts[0] == TAG else None)
+    row = (
+        SdkToken.objects.filter(prefix=parts[1]).first()
+        if len(parts) == 3 and parts[0] == TAG
+        else None
+    )
     if row is None or not hmac.compare_digest(row.hashed, digest):
         raise SdkTokenRefused("That SDK token is not valid.")
     if row.revoked_at is not None:
@@ -147,7 +156,9 @@ def record(environment_id: int, toggles: dict, when: datetime) -> None:
                 continue
             yes, no = int(stats.get("yes", 0)), int(stats.get("no", 0))
             row, created = EvaluationCount.objects.select_for_update().get_or_create(
-                flag_id=ids[key], environment_id=environment_id, minute=minute,
+                flag_id=ids[key],
+                environment_id=environment_id,
+                minute=minute,
                 defaults={"yes": yes, "no": no, "variants": stats.get("variants") or {}},
             )
             if not created:
@@ -155,6 +166,8 @@ def record(environment_id: int, toggles: dict, when: datetime) -> None:
                 for name, n in (stats.get("variants") or {}).items():
                     merged[name] = merged.get(name, 0) + int(n)
                 EvaluationCount.objects.filter(pk=row.pk).update(
-                    yes=F("yes") + yes, no=F("no") + no, variants=merged)
-        FlagSetting.objects.filter(environment_id=environment_id,
-                                   flag_id__in=list(ids.values())).update(last_evaluated_at=when)
+                    yes=F("yes") + yes, no=F("no") + no, variants=merged
+                )
+        FlagSetting.objects.filter(
+            environment_id=environment_id, flag_id__in=list(ids.values())
+        ).update(last_evaluated_at=when)

@@ -31,8 +31,12 @@ class Snapshot:
 
 
 def revision_of(environment_id: int) -> int:
-    return (Revision.objects.filter(environment_id=environment_id)
-            .values_list("number", flat=True).first() or 1)
+    return (
+        Revision.objects.filter(environment_id=environment_id)
+        .values_list("number", flat=True)
+        .first()
+        or 1
+    )
 
 
 def feature_of(flag: Flag, setting: FlagSetting | None) -> dict:
@@ -57,8 +61,10 @@ def feature_of(flag: Flag, setting: FlagSetting | None) -> dict:
 def build(environment_id: int, revision: int) -> Snapshot:
     flags = list(Flag.objects.filter(archived_at__isnull=True).order_by("key"))
     settings = {s.flag_id: s for s in FlagSetting.objects.filter(environment_id=environment_id)}
-    segments = [{"id": s.pk, "name": s.name, "constraints": s.constraints}
-                for s in Segment.objects.order_by("pk")]
+    segments = [
+        {"id": s.pk, "name": s.name, "constraints": s.constraints}
+        for s in Segment.objects.order_by("pk")
+    ]
     document = {
         "version": 2,
         "features": [feature_of(f, settings.get(f.pk)) for f in flags],

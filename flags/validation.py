@@ -19,19 +19,27 @@ KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 SAFE_TEXT = re.compile(r'^[^"\\]*$')  # SDKs splice some parameters into a quoted rule
 STICKINESS = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
 TOTAL_WEIGHT = 1000
-PAYLOAD_TYPES = {"boolean": ("string",), "string": ("string",), "number": ("number",),
-                 "json": ("json",)}
+PAYLOAD_TYPES = {
+    "boolean": ("string",),
+    "string": ("string",),
+    "number": ("number",),
+    "json": ("json",),
+}
 
 
 def fail(message: str, errors: list) -> None:
     if errors:
-        raise InvalidSpec(message, details={"errors": [{"path": p, "message": m} for p, m in errors]})
+        raise InvalidSpec(
+            message, details={"errors": [{"path": p, "message": m} for p, m in errors]}
+        )
 
 
 def check_key(key) -> str:
     if not isinstance(key, str) or not KEY.match(key):
-        fail("That is not a valid flag key.", [("key", "letters, digits, . _ - (up to 100), "
-                                                         "starting with a letter or digit")])
+        fail(
+            "That is not a valid flag key.",
+            [("key", "letters, digits, . _ - (up to 100), starting with a letter or digit")],
+        )
     return key
 
 
@@ -89,8 +97,9 @@ def variants_of(raw, kind: str, path: str = "variants", *, overrides: bool = Tru
         errors += [(f"{at}.{k}", f"unknown key {k!r}") for k in sorted(set(v) - allowed)]
         name = v.get("name")
         if not isinstance(name, str) or not KEY.match(name) or name == "disabled":
-            errors.append((f"{at}.name", "must be a variant name (letters, digits, . _ -), "
-                                         "not 'disabled'"))
+            errors.append(
+                (f"{at}.name", "must be a variant name (letters, digits, . _ -), not 'disabled'")
+            )
         elif name in names:
             errors.append((f"{at}.name", f"{name!r} is used twice"))
         names.add(name)
@@ -103,8 +112,12 @@ def variants_of(raw, kind: str, path: str = "variants", *, overrides: bool = Tru
         stickiness = v.get("stickiness", "default")
         if not isinstance(stickiness, str) or not STICKINESS.match(stickiness):
             errors.append((f"{at}.stickiness", "must be 'default' or a context field name"))
-        item = {"name": name, "weight": weight if isinstance(weight, int) else 0,
-                "weightType": weight_type, "stickiness": stickiness}
+        item = {
+            "name": name,
+            "weight": weight if isinstance(weight, int) else 0,
+            "weightType": weight_type,
+            "stickiness": stickiness,
+        }
         payload = v.get("payload")
         if payload is not None:
             errors += _payload_problems(payload, kind, f"{at}.payload")
@@ -119,9 +132,16 @@ def variants_of(raw, kind: str, path: str = "variants", *, overrides: bool = Tru
     if errors:
         return out, errors
     fixed = sum(v["weight"] for v in out if v["weightType"] == "fix")
-    if fixed > TOTAL_WEIGHT or (fixed != TOTAL_WEIGHT and all(v["weightType"] == "fix" for v in out)):
-        return out, [(path, f"fixed weights add up to {fixed}; they must make 1000 "
-                            "(or leave room for variable ones)")]
+    if fixed > TOTAL_WEIGHT or (
+        fixed != TOTAL_WEIGHT and all(v["weightType"] == "fix" for v in out)
+    ):
+        return out, [
+            (
+                path,
+                f"fixed weights add up to {fixed}; they must make 1000 "
+                "(or leave room for variable ones)",
+            )
+        ]
     for v in out[1:]:
         if v["stickiness"] != out[0]["stickiness"]:
             errors.append((path, "every variant must use the same stickiness"))
@@ -155,9 +175,12 @@ def _override_problems(raw, at: str) -> list:
         return [(at, "must be a list")]
     errors = []
     for i, o in enumerate(raw):
-        ok = (isinstance(o, dict) and isinstance(o.get("contextName"), str)
-              and isinstance(o.get("values"), list)
-              and all(isinstance(x, str) for x in o["values"]))
+        ok = (
+            isinstance(o, dict)
+            and isinstance(o.get("contextName"), str)
+            and isinstance(o.get("values"), list)
+            and all(isinstance(x, str) for x in o["values"])
+        )
         if not ok:
             errors.append((f"{at}[{i}]", 'must be {"contextName": "userId", "values": ["…"]}'))
     return errors
@@ -167,8 +190,17 @@ def strategy_of(raw, kind: str, path: str, segment_ids) -> tuple[dict, list]:
     if not isinstance(raw, dict):
         return {}, [(path, "must be an object")]
     errors = []
-    allowed = {"id", "name", "parameters", "constraints", "segments", "variants", "disabled",
-               "title", "sortOrder"}
+    allowed = {
+        "id",
+        "name",
+        "parameters",
+        "constraints",
+        "segments",
+        "variants",
+        "disabled",
+        "title",
+        "sortOrder",
+    }
     errors += [(f"{path}.{k}", f"unknown key {k!r}") for k in sorted(set(raw) - allowed)]
     name = raw.get("name")
     if name not in STRATEGIES:
@@ -202,8 +234,7 @@ def strategy_of(raw, kind: str, path: str, segment_ids) -> tuple[dict, list]:
     for s in segments:
         if s not in segment_ids:
             errors.append((f"{path}.segments", f"there is no segment {s}"))
-    variants, problems = variants_of(raw.get("variants"), kind, f"{path}.variants",
-                                     overrides=False)
+    variants, problems = variants_of(raw.get("variants"), kind, f"{path}.variants", overrides=False)
     errors += problems
     strategy = {
         "id": raw.get("id") or str(uuid.uuid4()),

@@ -46,9 +46,7 @@ _CONTEXT_NUMBER = re.compile(
 )
 # what a constraint's own number may look like (the SDK grammar's numeric literal)
 _VALUE_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
-_DATE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$"
-)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$")
 
 
 def context_value(context: dict, name: str) -> str | None:
@@ -190,7 +188,9 @@ def problems(c, path: str = "") -> list[tuple[str, str]]:
     elif op in NUMERIC_OPS and not _VALUE_NUMBER.match(value):
         found.append((at("value"), f"must be a number like 42 or -1.5, got {value!r}"))
     elif op in DATE_OPS and (not re.match(r"^\d{4}-\d\d-\d\dT", value) or not parse_date(value)):
-        found.append((at("value"), f"must be an RFC 3339 time like 2026-01-31T12:00:00Z, got {value!r}"))
+        found.append(
+            (at("value"), f"must be an RFC 3339 time like 2026-01-31T12:00:00Z, got {value!r}")
+        )
     elif op in SEMVER_OPS and (value.startswith("v") or semver_key(value) is None):
         found.append((at("value"), f"must be a semantic version like 1.4.2, got {value!r}"))
     return found

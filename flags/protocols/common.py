@@ -16,8 +16,9 @@ def environment_or_401(request):
     try:
         return sdk.verify(sdk.token_from(request)), None
     except sdk.SdkTokenRefused as exc:
-        return None, JsonResponse({"code": exc.code, "message": exc.message, "details": {}},
-                                  status=401)
+        return None, JsonResponse(
+            {"code": exc.code, "message": exc.message, "details": {}}, status=401
+        )
 
 
 def json_body(request):

@@ -143,8 +143,9 @@ def evaluate_all(request):
     snapshot = state.current(env_id)
     flags = [resolve(snapshot, key, context) for key in snapshot.compiled.names()]
     sdk.flush_if_due()
-    body = json.dumps({"flags": flags, "metadata": {"revision": snapshot.revision}},
-                      separators=(",", ":")).encode()
+    body = json.dumps(
+        {"flags": flags, "metadata": {"revision": snapshot.revision}}, separators=(",", ":")
+    ).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponse(status=304)
@@ -159,11 +160,14 @@ def configuration(request):
     _, refused = environment_or_401(request)
     if refused:
         return refused
-    return JsonResponse({
-        "name": "Switchyard",
-        "capabilities": {
-            "cacheInvalidation": {"polling": {"enabled": True, "minPollingIntervalMs": 1000}},
-            "flagEvaluation": {"supportedTypes": ["boolean", "string", "integer", "float",
-                                                  "object"]},
-        },
-    })
+    return JsonResponse(
+        {
+            "name": "Switchyard",
+            "capabilities": {
+                "cacheInvalidation": {"polling": {"enabled": True, "minPollingIntervalMs": 1000}},
+                "flagEvaluation": {
+                    "supportedTypes": ["boolean", "string", "integer", "float", "object"]
+                },
+            },
+        }
+    )

@@ -23,8 +23,7 @@ from flags.protocols.common import environment_or_401, json_body
 
 
 def _bad(message: str) -> JsonResponse:
-    return JsonResponse({"code": "invalid_request", "message": message, "details": {}},
-                        status=400)
+    return JsonResponse({"code": "invalid_request", "message": message, "details": {}}, status=400)
 
 
 @require_GET
@@ -89,7 +88,8 @@ def register(request):
         defaults={
             "sdk_version": str(body.get("sdkVersion", ""))[:100],
             "strategies": [s for s in body.get("strategies", []) if isinstance(s, str)][:50]
-            if isinstance(body.get("strategies"), list) else [],
+            if isinstance(body.get("strategies"), list)
+            else [],
             "interval_ms": interval if isinstance(interval, int) and interval >= 0 else 0,
             "started_at": _when(body.get("started"), None),
             "last_seen_at": timezone.now(),

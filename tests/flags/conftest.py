@@ -39,8 +39,9 @@ def load_generated(actor, environment, seed=14, features=40) -> dict:
     return payload
 
 
-def make_flag(actor, environment, key="checkout", *, enabled=True, strategies=None,
-              variants=None, **fields) -> Flag:
+def make_flag(
+    actor, environment, key="checkout", *, enabled=True, strategies=None, variants=None, **fields
+) -> Flag:
     flag = actions.create_flag(actor, key, **fields)
     if strategies is not None:
         actions.set_strategies(actor, flag, environment, strategies)

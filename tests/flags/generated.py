@@ -68,7 +68,9 @@ def variants(r, prefix="v"):
 
 
 def strategy(r, name, segment_ids):
-    kind = r.choice(["flexibleRollout", "flexibleRollout", "default", "userWithId", "remoteAddress"])
+    kind = r.choice(
+        ["flexibleRollout", "flexibleRollout", "default", "userWithId", "remoteAddress"]
+    )
     s = {"name": kind, "parameters": {}, "constraints": [], "segments": [], "variants": []}
     if kind == "flexibleRollout":
         s["parameters"] = {
@@ -91,18 +93,34 @@ def strategy(r, name, segment_ids):
 def payload(seed=14, features=40):
     r = random.Random(seed)
     segments = [
-        {"id": 1, "name": "internal", "constraints": [
-            {"contextName": "email", "operator": "STR_ENDS_WITH", "values": ["@example.com"],
-             "inverted": False, "caseInsensitive": True}]},
+        {
+            "id": 1,
+            "name": "internal",
+            "constraints": [
+                {
+                    "contextName": "email",
+                    "operator": "STR_ENDS_WITH",
+                    "values": ["@example.com"],
+                    "inverted": False,
+                    "caseInsensitive": True,
+                }
+            ],
+        },
         {"id": 2, "name": "beta", "constraints": [constraint(r)]},
     ]
     out = []
     for i in range(features):
         name = f"flag-{i}"
-        f = {"name": name, "type": "release", "enabled": r.random() < 0.85, "project": "default",
-             "stale": False, "impressionData": False,
-             "strategies": [strategy(r, name, [1, 2]) for _ in range(r.choice([0, 1, 1, 2, 3]))],
-             "variants": variants(r) if r.random() < 0.4 else []}
+        f = {
+            "name": name,
+            "type": "release",
+            "enabled": r.random() < 0.85,
+            "project": "default",
+            "stale": False,
+            "impressionData": False,
+            "strategies": [strategy(r, name, [1, 2]) for _ in range(r.choice([0, 1, 1, 2, 3]))],
+            "variants": variants(r) if r.random() < 0.4 else [],
+        }
         out.append(f)
     return {"version": 2, "features": out, "segments": segments}
 
@@ -118,8 +136,9 @@ def contexts(seed=41, count=2000):
             c["sessionId"] = f"s-{r.randint(0, 10**6)}"
         if r.random() < 0.4:
             c["remoteAddress"] = r.choice(["10.4.5.6", "192.168.1.7", "172.16.0.1", "::1"])
-        c["currentTime"] = r.choice(["2025-06-01T00:00:00Z", "2027-03-04T05:06:07+00:00",
-                                     "2031-01-01T00:00:00.5Z"])
+        c["currentTime"] = r.choice(
+            ["2025-06-01T00:00:00Z", "2027-03-04T05:06:07+00:00", "2031-01-01T00:00:00.5Z"]
+        )
         props = {}
         if r.random() < 0.9:
             props["tenant"] = f"t{r.randint(0, 50)}"
@@ -129,8 +148,17 @@ def contexts(seed=41, count=2000):
             "region": ["a", "b", "c", "eu"],
             "age": ["3", "7", "-1", "2.5", "10", "x", "1e1", "inf"],
             "signup": ["2025-12-31T23:59:59Z", "2030-06-01T12:00:00+02:00", "yesterday"],
-            "version": ["1.2.3", "1.2.3+build.5", "1.2.3+build.10", "2.0.0-beta.1",
-                        "2.0.0-alpha", "2.0.0", "1.10.0", "1.2", "v1.2.3"],
+            "version": [
+                "1.2.3",
+                "1.2.3+build.5",
+                "1.2.3+build.10",
+                "2.0.0-beta.1",
+                "2.0.0-alpha",
+                "2.0.0",
+                "1.10.0",
+                "1.2",
+                "v1.2.3",
+            ],
         }.items():
             if r.random() < 0.75:
                 props[key] = r.choice(choices)

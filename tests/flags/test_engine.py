@@ -14,8 +14,12 @@ from tests.flags import generated
 
 
 def feature(name="checkout", enabled=True, strategies=(), variants=()):
-    return {"name": name, "enabled": enabled, "strategies": list(strategies),
-            "variants": list(variants)}
+    return {
+        "name": name,
+        "enabled": enabled,
+        "strategies": list(strategies),
+        "variants": list(variants),
+    }
 
 
 def rollout(percent, stickiness="default", group="checkout", **extra):
@@ -52,8 +56,10 @@ def test_a_disabled_feature_is_off_for_everyone_whatever_its_strategies():
 
 
 def test_weighted_variants_split_users_by_the_variant_seed():
-    variants = [{"name": "a", "weight": 200, "stickiness": "default"},
-                {"name": "b", "weight": 800, "stickiness": "default"}]
+    variants = [
+        {"name": "a", "weight": 200, "stickiness": "default"},
+        {"name": "b", "weight": 800, "stickiness": "default"},
+    ]
     compiled = compile_features({"features": [feature(variants=variants)]})
     for i in range(500):
         bucket = normalized_hash("checkout", f"u{i}", 1000, 86028157)
@@ -69,15 +75,21 @@ def test_weighted_variants_split_users_by_the_variant_seed():
         ({"operator": "IN", "values": ["gold"], "caseInsensitive": True}, {"plan": "Gold"}, False),
         ({"operator": "NOT_IN", "values": ["gold"]}, {}, True),
         ({"operator": "NOT_IN", "values": ["gold"], "inverted": True}, {}, False),
-        ({"operator": "STR_ENDS_WITH", "values": ["LD"], "caseInsensitive": True},
-         {"plan": "gold"}, True),
+        (
+            {"operator": "STR_ENDS_WITH", "values": ["LD"], "caseInsensitive": True},
+            {"plan": "gold"},
+            True,
+        ),
         ({"operator": "STR_STARTS_WITH", "values": ["go"]}, {}, False),
         ({"operator": "STR_CONTAINS", "values": ["ol"], "inverted": True}, {}, True),
         ({"operator": "NUM_GT", "value": "3"}, {"plan": "3.5"}, True),
         ({"operator": "NUM_EQ", "value": "3"}, {"plan": "3.0"}, True),
         ({"operator": "NUM_LT", "value": "3"}, {"plan": "two"}, False),
-        ({"operator": "DATE_AFTER", "value": "2026-01-01T00:00:00Z"},
-         {"plan": "2026-01-01T01:00:00+00:00"}, True),
+        (
+            {"operator": "DATE_AFTER", "value": "2026-01-01T00:00:00Z"},
+            {"plan": "2026-01-01T01:00:00+00:00"},
+            True,
+        ),
         ({"operator": "SEMVER_GT", "value": "2.0.0-beta.1"}, {"plan": "2.0.0"}, True),
         ({"operator": "SEMVER_LT", "value": "1.10.0"}, {"plan": "1.9.3"}, True),
         ({"operator": "SEMVER_EQ", "value": "1.2.3"}, {"plan": "1.2"}, False),

@@ -13,7 +13,7 @@ from openfeature.evaluation_context import EvaluationContext
 from flags import actions, state
 from flags.engine import evaluate
 from tests.flags import generated
-from tests.flags.conftest import url_of, load_generated, make_flag
+from tests.flags.conftest import load_generated, make_flag, url_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +27,8 @@ COLOURS = [
 def client(live_server, sdk_token, request):
     domain = request.node.name  # a provider per test: the SDK's registry is process-wide
     provider = OFREPProvider(
-        url_of(live_server), headers_factory=lambda: {"Authorization": f"Bearer {sdk_token}"},
+        url_of(live_server),
+        headers_factory=lambda: {"Authorization": f"Bearer {sdk_token}"},
         timeout=5,
     )
     openfeature.set_provider(provider, domain)
@@ -42,8 +43,9 @@ def ofrep_context(context: dict) -> EvaluationContext:
 
 
 def test_a_boolean_flag_follows_its_rollout_for_each_user(client, actor, prod):
-    make_flag(actor, prod, strategies=[{"name": "flexibleRollout",
-                                        "parameters": {"rollout": "25"}}])
+    make_flag(
+        actor, prod, strategies=[{"name": "flexibleRollout", "parameters": {"rollout": "25"}}]
+    )
     snapshot = state.current(prod.pk)
     on = 0
     for i in range(200):
@@ -56,8 +58,7 @@ def test_a_boolean_flag_follows_its_rollout_for_each_user(client, actor, prod):
 
 
 def test_a_string_flag_serves_its_variant_payload_or_its_default(client, actor, prod):
-    flag = make_flag(actor, prod, "colour", kind="string", default_value="#000",
-                     variants=COLOURS)
+    flag = make_flag(actor, prod, "colour", kind="string", default_value="#000", variants=COLOURS)
     details = client.get_string_details("colour", "?", EvaluationContext("ann"))
     assert details.value in ("#00f", "#f00") and details.variant in ("blue", "red")
     assert details.reason == "SPLIT"
@@ -67,10 +68,22 @@ def test_a_string_flag_serves_its_variant_payload_or_its_default(client, actor, 
 
 
 def test_number_and_json_flags_are_typed(client, actor, prod):
-    make_flag(actor, prod, "limit", kind="number", default_value=10, variants=[
-        {"name": "high", "payload": {"type": "number", "value": "50"}}])
-    make_flag(actor, prod, "layout", kind="json", default_value={"cols": 1}, variants=[
-        {"name": "wide", "payload": {"type": "json", "value": '{"cols": 3}'}}])
+    make_flag(
+        actor,
+        prod,
+        "limit",
+        kind="number",
+        default_value=10,
+        variants=[{"name": "high", "payload": {"type": "number", "value": "50"}}],
+    )
+    make_flag(
+        actor,
+        prod,
+        "layout",
+        kind="json",
+        default_value={"cols": 1},
+        variants=[{"name": "wide", "payload": {"type": "json", "value": '{"cols": 3}'}}],
+    )
     assert client.get_integer_value("limit", 0, EvaluationContext("ann")) == 50
     assert client.get_object_value("layout", {}, EvaluationContext("ann")) == {"cols": 3}
 
@@ -94,8 +107,9 @@ def test_the_openfeature_sdk_agrees_with_switchyard_on_generated_contexts(client
                 assert theirs.variant == ours.variant_name
 
 
-def test_bulk_evaluation_agrees_with_the_engine_on_generated_contexts(live_server, actor, prod,
-                                                                      sdk_token):
+def test_bulk_evaluation_agrees_with_the_engine_on_generated_contexts(
+    live_server, actor, prod, sdk_token
+):
     """40 generated flags x 500 contexts = 20,000 evaluations, one bulk call per context."""
     load_generated(actor, prod)
     snapshot = state.current(prod.pk)
@@ -112,8 +126,7 @@ def test_bulk_evaluation_agrees_with_the_engine_on_generated_contexts(live_serve
                 assert answer[name]["value"] is ours.enabled, (name, context)
 
 
-def test_bulk_evaluation_answers_304_until_the_answer_changes(live_server, actor, prod,
-                                                               sdk_token):
+def test_bulk_evaluation_answers_304_until_the_answer_changes(live_server, actor, prod, sdk_token):
     flag = make_flag(actor, prod)
     make_flag(actor, prod, "colour", kind="string", default_value="#000", variants=COLOURS)
     url = f"{url_of(live_server)}/ofrep/v1/evaluate/flags"

@@ -12,7 +12,7 @@ from flags import actions, sdk, state
 from flags.engine import evaluate
 from flags.models import EvaluationCount, SdkInstance
 from tests.flags import generated
-from tests.flags.conftest import url_of, load_generated, make_flag
+from tests.flags.conftest import load_generated, make_flag, url_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,16 +48,18 @@ def test_features_answer_304_while_nothing_changed(live_server, actor, prod, sdk
     again = httpx.get(url, headers={"Authorization": sdk_token, "If-None-Match": etag}, timeout=5)
     assert again.status_code == 304
     actions.kill(actor, actions.flag_by_key("checkout"), prod, "error spike")
-    changed = httpx.get(url, headers={"Authorization": sdk_token, "If-None-Match": etag},
-                        timeout=5)
+    changed = httpx.get(url, headers={"Authorization": sdk_token, "If-None-Match": etag}, timeout=5)
     assert changed.status_code == 200 and changed.json()["features"][0]["enabled"] is False
 
 
 def test_a_token_serves_its_own_environment_only(live_server, actor, prod, dev):
     make_flag(actor, prod, enabled=True)
     dev_token = sdk.create_token(actor, dev, "dev")[1]
-    body = httpx.get(f"{url_of(live_server)}/api/client/features",
-                     headers={"Authorization": dev_token}, timeout=5).json()
+    body = httpx.get(
+        f"{url_of(live_server)}/api/client/features",
+        headers={"Authorization": dev_token},
+        timeout=5,
+    ).json()
     assert [(f["name"], f["enabled"]) for f in body["features"]] == [("checkout", False)]
 
 
@@ -83,8 +85,9 @@ def test_the_unleash_sdk_agrees_with_switchyard_on_thousands_of_contexts(
         client.destroy()
 
 
-def test_sdks_register_and_send_their_evaluation_counts(live_server, actor, prod, sdk_token,
-                                                        tmp_path):
+def test_sdks_register_and_send_their_evaluation_counts(
+    live_server, actor, prod, sdk_token, tmp_path
+):
     make_flag(actor, prod)
     client = unleash(live_server, sdk_token, tmp_path)
     try:
@@ -98,8 +101,9 @@ def test_sdks_register_and_send_their_evaluation_counts(live_server, actor, prod
     assert (row.yes, row.no) == (30, 0)
 
 
-def test_the_kill_switch_reaches_a_polling_sdk_at_its_next_poll(live_server, actor, prod,
-                                                                 sdk_token, tmp_path):
+def test_the_kill_switch_reaches_a_polling_sdk_at_its_next_poll(
+    live_server, actor, prod, sdk_token, tmp_path
+):
     flag = make_flag(actor, prod)
     client = unleash(live_server, sdk_token, tmp_path, disable_metrics=True)
     try:
