@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/v1/", flags_api.urls),  # /api/v1/flags…, /segments, /sdk-tokens; before the catch-all
     path("api/v1/", api.urls),
     path("metrics", prometheus.metrics, name="metrics"),
+    path("flags/", include("flags.web_urls")),  # dashboard pages for flags
     path("", include("releases.web.urls")),
 ]
