@@ -36,8 +36,7 @@ from switchyard import processes  # noqa: E402
 from tests.flags import generated  # noqa: E402
 
 
-def setup(base: str, token: str) -> str:
-    api = harness.Api(base, token)
+def setup(api: harness.Api) -> str:
     api("POST", "/environments", {"slug": "prod", "name": "Prod", "order": 1})
     payload = generated.payload(features=40)
     ids = {}
@@ -152,8 +151,8 @@ def main() -> None:
         str(args.web_workers),
     ]
     with harness.stack("flags", workers=1) as api:
-        base = str(api.client.base_url).removesuffix("/api/v1").rstrip("/")
-        sdk_token = setup(base, api.client.headers["Authorization"].split()[1])
+        base = str(api.client.base_url).rstrip("/").removesuffix("/api/v1")
+        sdk_token = setup(api)
         auth = {"Authorization": f"Bearer {sdk_token}"}
         contexts = list(generated.contexts(count=500))
 

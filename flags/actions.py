@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from flags import governance, validation
+from flags import governance, state, validation
 from flags.models import Flag, FlagSetting, FlagType, Revision, Segment, ValueKind
 from releases import audit
 from releases.errors import Conflict, InvalidRequest, NotFound
@@ -20,7 +20,10 @@ from releases.models import Environment
 
 
 def bump(environment_ids) -> None:
-    """Move the revision of these environments on (inside the caller's transaction)."""
+    """Move the revision of these environments on (inside the caller's transaction); this
+    process serves the change as soon as it commits (``state.forget``)."""
+    environment_ids = list(environment_ids)
+    transaction.on_commit(lambda: state.forget(environment_ids))
     for env_id in environment_ids:
         if not Revision.objects.filter(environment_id=env_id).update(number=F("number") + 1):
             Revision.objects.get_or_create(environment_id=env_id, defaults={"number": 2})

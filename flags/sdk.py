@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import string
 import threading
@@ -21,7 +22,7 @@ import time
 from collections import defaultdict
 from datetime import datetime
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -30,6 +31,8 @@ from flags.models import EvaluationCount, Flag, FlagSetting, SdkToken
 from releases import audit
 from releases.errors import DomainError, NotFound
 from releases.models import Environment
+
+logger = logging.getLogger(__name__)
 
 TAG = "swyf"
 PREFIX_ALPHABET = string.ascii_lowercase + string.digits
@@ -140,7 +143,10 @@ def flush_if_due(force: bool = False) -> None:
     for (env_id, key), (yes, no, variants) in taken.items():
         by_env[env_id][key] = {"yes": yes, "no": no, "variants": dict(variants)}
     for env_id, toggles in by_env.items():
-        record(env_id, toggles, timezone.now())
+        try:
+            record(env_id, toggles, timezone.now())
+        except DatabaseError:  # counts are worth less than the evaluation that is waiting
+            logger.warning("dropped %d flags' evaluation counts", len(toggles), exc_info=True)
 
 
 def record(environment_id: int, toggles: dict, when: datetime) -> None:
@@ -150,8 +156,10 @@ def record(environment_id: int, toggles: dict, when: datetime) -> None:
     if not Environment.objects.filter(pk=environment_id).exists():
         return  # removed since the counts were taken
     ids = dict(Flag.objects.filter(key__in=list(toggles)).values_list("key", "pk"))
+    # rows are locked in one order (by key, then setting id): concurrent flushes from several
+    # web processes queue behind each other instead of deadlocking
     with transaction.atomic():
-        for key, stats in toggles.items():
+        for key, stats in sorted(toggles.items()):
             if key not in ids:
                 continue
             yes, no = int(stats.get("yes", 0)), int(stats.get("no", 0))
@@ -168,6 +176,8 @@ def record(environment_id: int, toggles: dict, when: datetime) -> None:
                 EvaluationCount.objects.filter(pk=row.pk).update(
                     yes=F("yes") + yes, no=F("no") + no, variants=merged
                 )
-        FlagSetting.objects.filter(
+        locked = FlagSetting.objects.select_for_update().filter(
             environment_id=environment_id, flag_id__in=list(ids.values())
-        ).update(last_evaluated_at=when)
+        )
+        pks = list(locked.order_by("pk").values_list("pk", flat=True))
+        FlagSetting.objects.filter(pk__in=pks).update(last_evaluated_at=when)

@@ -1,22 +1,42 @@
 """What an environment serves: the Unleash client-features document, built from the database
 and cached in the process by the environment's revision.
 
-Each SDK request costs one small query (the revision); the document, its JSON bytes, its ETag
-and the compiled engine state are rebuilt only when an action has bumped the revision -- so a
-kill switch is seen by the very next request, in every web process.
+The revision is read at most every ``FLAGS_REVISION_CHECK_MS`` (default 250 ms) per process
+and environment, so most SDK requests make no query at all; the document, its JSON bytes, its
+ETag and the compiled engine state are rebuilt only when an action has bumped the revision.
+Actions also drop this process's cached revision when they commit, so a change made here is
+served here at once; other web processes serve it within the check interval -- that is how
+fast a kill switch reaches OFREP clients (and a polling Unleash SDK at its next poll after).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
+
+from django.conf import settings
 
 from flags.engine import Compiled, compile_features
 from flags.models import Flag, FlagSetting, Revision, Segment
 
 _cache: dict[int, Snapshot] = {}
+_checked: dict[int, float] = {}  # environment id -> when its revision was last read
 _lock = threading.Lock()
+
+
+def check_interval() -> float:
+    return int(getattr(settings, "FLAGS_REVISION_CHECK_MS", 250)) / 1000
+
+
+def forget(environment_ids=None) -> None:
+    """Read these environments' revisions (all: None) again at their next request."""
+    if environment_ids is None:
+        _checked.clear()
+        return
+    for env_id in environment_ids:
+        _checked.pop(env_id, None)
 
 
 @dataclass(frozen=True)
@@ -85,9 +105,14 @@ def build(environment_id: int, revision: int) -> Snapshot:
 
 
 def current(environment_id: int) -> Snapshot:
-    """The environment's document as of now (one query when the cache is current)."""
-    revision = revision_of(environment_id)
+    """The environment's document: cached, checked against its revision at most every
+    ``check_interval()`` (one small query), rebuilt when the revision moved."""
     found = _cache.get(environment_id)
+    now = time.monotonic()
+    if found is not None and now - _checked.get(environment_id, -1e9) < check_interval():
+        return found
+    revision = revision_of(environment_id)
+    _checked[environment_id] = now
     if found is not None and found.revision == revision:
         return found
     snapshot = build(environment_id, revision)
