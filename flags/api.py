@@ -19,8 +19,8 @@ from typing import Any
 from ninja import NinjaAPI, Schema, Status
 from ninja.errors import HttpError
 
-from flags import actions, governance, sdk, stale
-from flags.models import Flag, FlagSetting, FlagType, Segment, ValueKind
+from flags import actions, governance, plans, sdk, stale
+from flags.models import Flag, FlagSetting, FlagType, RolloutPlan, Segment, ValueKind
 from releases.api.auth import AUTH, StrictJSONParser, actor_for, install_error_handlers
 from releases.errors import NotFound
 from releases.models import Environment
@@ -65,6 +65,14 @@ class KillIn(Schema):
 
 class RolloutIn(Schema):
     percent: int
+
+
+class PlanIn(Schema):
+    steps: list[Any]
+
+
+class ReasonIn(Schema):
+    reason: str = ""
 
 
 class SegmentIn(Schema):
@@ -208,6 +216,65 @@ def rollout(request, key: str, env: str, body: RolloutIn):
     return setting_out(
         actions.set_rollout(actor_for(request), actions.flag_by_key(key), environment, body.percent)
     )
+
+
+def plan_out(p: RolloutPlan) -> dict:
+    return {
+        "id": p.pk,
+        "flag": p.flag.key,
+        "environment": p.environment.slug,
+        "steps": p.steps,
+        "step": p.step_index,
+        "percent": p.percent,
+        "state": p.state,
+        "step_started_at": p.step_started_at,
+        "message": p.message,
+    }
+
+
+def _open_plan(key: str, env: str) -> RolloutPlan:
+    plan = (
+        RolloutPlan.objects.select_related("flag", "environment")
+        .filter(flag__key=key, environment__slug=env, state__in=plans.OPEN)
+        .first()
+    )
+    if plan is None:
+        raise NotFound(f"{key} has no open rollout plan in {env}.")
+    return plan
+
+
+@api.post("/flags/{key}/environments/{env}/plan", response={201: dict}, tags=["plans"])
+def start_plan(request, key: str, env: str, body: PlanIn):
+    environment = _environment(env)
+    _check(request, "flag.change", environment)
+    plan = plans.start(actor_for(request), actions.flag_by_key(key), environment, body.steps)
+    return Status(201, plan_out(plan))
+
+
+@api.get("/flags/{key}/environments/{env}/plan", tags=["plans"])
+def get_plan(request, key: str, env: str):
+    environment = _environment(env)
+    _check(request, "flag.view")
+    plan = (
+        RolloutPlan.objects.select_related("flag", "environment")
+        .filter(flag__key=key, environment=environment)
+        .first()
+    )
+    if plan is None:
+        raise NotFound(f"{key} has no rollout plan in {env}.")
+    return plan_out(plan)
+
+
+@api.post("/flags/{key}/environments/{env}/plan/{move}", tags=["plans"])
+def move_plan(request, key: str, env: str, move: str, body: ReasonIn):
+    moves = {"promote": plans.promote, "step-back": plans.step_back, "abort": plans.abort}
+    if move not in moves:
+        raise NotFound(f"A plan can promote, step-back or abort, not {move!r}.")
+    environment = _environment(env)
+    _check(request, "flag.change", environment)
+    plan = _open_plan(key, env)
+    args = () if move == "promote" else (body.reason,)
+    return plan_out(moves[move](actor_for(request), plan, *args))
 
 
 @api.get("/segments", tags=["segments"])

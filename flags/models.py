@@ -184,3 +184,42 @@ class SdkInstance(models.Model):
 
     def __str__(self):
         return f"{self.app_name} ({self.instance_id})"
+
+
+class PlanState(models.TextChoices):
+    ACTIVE = "active", "active"
+    PAUSED = "paused", "paused"
+    COMPLETED = "completed", "completed"
+    ABORTED = "aborted", "aborted"
+
+
+class RolloutPlan(models.Model):
+    """Percentage steps for a flag in one environment (1 % -> 10 % -> 50 % -> 100 %), each held
+    for its pause (or until promoted), like a canary's steps (``flags.plans``)."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="plans")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    steps = models.JSONField()  # [{"percent": 1, "pause": 600 | None}], validated
+    step_index = models.PositiveSmallIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=PlanState.choices, default=PlanState.ACTIVE)
+    step_started_at = models.DateTimeField(default=timezone.now)
+    message = models.CharField(max_length=300, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flag", "environment"],
+                condition=models.Q(state__in=["active", "paused"]),
+                name="one_open_plan_per_flag_environment",
+            )
+        ]
+
+    def __str__(self):
+        return f"plan for {self.flag_id} in {self.environment_id}: step {self.step_index}"
+
+    @property
+    def percent(self) -> int:
+        return self.steps[self.step_index]["percent"]

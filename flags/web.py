@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from flags import actions, governance, stale
-from flags.models import EXPECTED_LIFETIME_DAYS, EvaluationCount, Flag, FlagSetting
+from flags.models import EXPECTED_LIFETIME_DAYS, EvaluationCount, Flag, FlagSetting, RolloutPlan
 from releases.actors import Actor
 from releases.errors import DomainError, NotFound
 from releases.models import AuditEvent, Channel, Environment
@@ -74,6 +74,9 @@ def flag_detail(request, key: str):
     if flag is None:
         raise Http404(f"There is no flag {key!r}.")
     settings = {s.environment_id: s for s in FlagSetting.objects.filter(flag=flag)}
+    plans = {}
+    for plan in RolloutPlan.objects.filter(flag=flag).order_by("id"):  # the latest wins
+        plans[plan.environment_id] = plan
     environments = []
     for env in Environment.objects.order_by("order"):
         try:
@@ -82,7 +85,12 @@ def flag_detail(request, key: str):
         except DomainError:
             may_change = False
         environments.append(
-            {"environment": env, "setting": settings.get(env.pk), "may_change": may_change}
+            {
+                "environment": env,
+                "setting": settings.get(env.pk),
+                "may_change": may_change,
+                "plan": plans.get(env.pk),
+            }
         )
     setting_ids = [str(s.pk) for s in settings.values()]
     history = AuditEvent.objects.filter(

@@ -31,7 +31,9 @@ def test_a_warm_evaluation_makes_no_query_and_a_cold_one_a_few(actor, prod, sdk_
         assert post("/ofrep/v1/evaluate/flags/checkout", {}, sdk_token).status_code == 200
     with CaptureQueriesContext(connection) as warm:
         assert post("/ofrep/v1/evaluate/flags/checkout", {}, sdk_token).status_code == 200
-    assert len(cold.captured_queries) <= 6  # token (+ last use), revision, flags, settings, segments
+    assert (
+        len(cold.captured_queries) <= 6
+    )  # token (+ last use), revision, flags, settings, segments
     assert len(warm.captured_queries) == 0
 
 
