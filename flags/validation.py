@@ -34,7 +34,14 @@ def fail(message: str, errors: list) -> None:
         )
 
 
+RESERVED_KEYS = ("stale", "docs", "openapi.json")  # paths of the flags API
+
+
 def check_key(key) -> str:
+    if key in RESERVED_KEYS:
+        fail(
+            "That flag key is reserved.", [("key", f"may not be one of {', '.join(RESERVED_KEYS)}")]
+        )
     if not isinstance(key, str) or not KEY.match(key):
         fail(
             "That is not a valid flag key.",
