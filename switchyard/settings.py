@@ -90,6 +90,7 @@ SWEEP_INTERVAL = float(_read("switchyard.E005", env.envint, "SWEEP_INTERVAL_SECO
 METRICS_INTERVAL = 2.0
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "releases.tasks.sweep", "schedule": SWEEP_INTERVAL},
+    "flag-plans": {"task": "flags.tasks.advance_plans", "schedule": SWEEP_INTERVAL},
     "sample-metrics": {
         "task": "releases.tasks.sample_metrics",
         "schedule": METRICS_INTERVAL,
@@ -159,6 +160,7 @@ INSTALLED_APPS = [
     "switchyard",
     "releases",
     "notifications",
+    "flags",  # feature flags: Unleash client API and OFREP for SDKs
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,304 @@
+"""The flags management API (django-ninja), mounted at ``/api/v1/`` beside the releases API with
+the same auth (API token or session), parser and JSON errors (``releases.api.auth``):
+
+- ``GET/POST /flags``, ``GET/PATCH /flags/{key}``, ``POST /flags/{key}/archive``;
+- ``PUT /flags/{key}/environments/{env}``: ``{"enabled", "strategies", "variants", "version"}``
+  (any subset; ``version`` guards against lost updates, 409 when stale);
+- ``POST /flags/{key}/environments/{env}/kill`` (``{"reason"}``), ``/restore``,
+  ``/rollout`` (``{"percent"}``);
+- ``GET /flags/stale``; ``GET /segments``, ``PUT /segments/{name}``;
+- ``POST /sdk-tokens`` (``{"environment", "name"}``; the token is in the answer, once).
+
+Every change goes through ``flags.actions``; the caller's role (and API token) is checked first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ninja import NinjaAPI, Schema, Status
+from ninja.errors import HttpError
+
+from flags import actions, governance, plans, sdk, stale
+from flags.models import Flag, FlagSetting, FlagType, RolloutPlan, Segment, ValueKind
+from releases.api.auth import AUTH, StrictJSONParser, actor_for, install_error_handlers
+from releases.errors import NotFound
+from releases.models import Environment
+
+api = NinjaAPI(
+    title="Switchyard flags API",
+    version="1",
+    urls_namespace="flags-api",
+    auth=AUTH,
+    parser=StrictJSONParser(),
+    docs_url="/flags/docs",
+    openapi_url="/flags/openapi.json",
+)
+install_error_handlers(api)
+
+
+class FlagIn(Schema):
+    key: str
+    flag_type: str = FlagType.RELEASE
+    kind: str = ValueKind.BOOLEAN
+    description: str = ""
+    default_value: Any = None
+
+
+class FlagPatch(Schema):
+    description: str | None = None
+    flag_type: str | None = None
+    default_value: Any = None
+    impression_data: bool | None = None
+
+
+class SettingIn(Schema):
+    enabled: bool | None = None
+    strategies: list[Any] | None = None
+    variants: list[Any] | None = None
+    version: int | None = None
+
+
+class KillIn(Schema):
+    reason: str = ""
+
+
+class RolloutIn(Schema):
+    percent: int
+
+
+class PlanIn(Schema):
+    steps: list[Any]
+
+
+class ReasonIn(Schema):
+    reason: str = ""
+
+
+class SegmentIn(Schema):
+    constraints: list[Any]
+    description: str = ""
+
+
+class TokenIn(Schema):
+    environment: str
+    name: str
+
+
+def _check(request, action, environment=None):
+    governance.check(request.user, action, environment, token=getattr(request, "api_token", None))
+
+
+def _environment(slug: str) -> Environment:
+    env = Environment.objects.filter(slug=slug).first()
+    if env is None:
+        raise NotFound(f"There is no environment {slug!r}.", details={"environment": slug})
+    return env
+
+
+def setting_out(s: FlagSetting) -> dict:
+    return {
+        "environment": s.environment.slug,
+        "enabled": s.enabled,
+        "serving": s.serving,
+        "killed": s.killed,
+        "killed_by": s.killed_by or None,
+        "kill_reason": s.kill_reason or None,
+        "strategies": s.strategies,
+        "variants": s.variants,
+        "version": s.version,
+        "changed_at": s.changed_at,
+        "last_evaluated_at": s.last_evaluated_at,
+    }
+
+
+def flag_out(flag: Flag) -> dict:
+    return {
+        "key": flag.key,
+        "flag_type": flag.flag_type,
+        "kind": flag.kind,
+        "description": flag.description,
+        "default_value": flag.default_value,
+        "archived": flag.archived_at is not None,
+        "created_at": flag.created_at,
+        "environments": [
+            setting_out(s)
+            for s in flag.settings.select_related("environment").order_by("environment__order")
+        ],
+    }
+
+
+@api.get("/flags", tags=["flags"])
+def list_flags(request):
+    _check(request, "flag.view")
+    return [flag_out(f) for f in Flag.objects.filter(archived_at__isnull=True)]
+
+
+@api.post("/flags", response={201: dict}, tags=["flags"])
+def create_flag(request, body: FlagIn):
+    _check(request, "flag.create")
+    flag = actions.create_flag(
+        actor_for(request),
+        body.key,
+        flag_type=body.flag_type,
+        kind=body.kind,
+        description=body.description,
+        default_value=body.default_value,
+    )
+    return Status(201, flag_out(flag))
+
+
+@api.get("/flags/stale", tags=["flags"])
+def stale_flags(request):
+    _check(request, "flag.view")
+    return {"unused_days": stale.unused_days(), "flags": stale.report()}
+
+
+@api.get("/flags/{key}", tags=["flags"])
+def get_flag(request, key: str):
+    _check(request, "flag.view")
+    return flag_out(actions.flag_by_key(key))
+
+
+@api.patch("/flags/{key}", tags=["flags"])
+def patch_flag(request, key: str, body: FlagPatch):
+    _check(request, "flag.update")
+    changes = body.dict(exclude_unset=True)
+    return flag_out(actions.update_flag(actor_for(request), actions.flag_by_key(key), **changes))
+
+
+@api.post("/flags/{key}/archive", tags=["flags"])
+def archive(request, key: str):
+    _check(request, "flag.archive")
+    return flag_out(actions.archive_flag(actor_for(request), actions.flag_by_key(key)))
+
+
+@api.put("/flags/{key}/environments/{env}", tags=["flags"])
+def put_setting(request, key: str, env: str, body: SettingIn):
+    environment = _environment(env)
+    _check(request, "flag.change", environment)
+    flag, actor = actions.flag_by_key(key), actor_for(request)
+    version = body.version
+    setting = None
+    if body.strategies is not None:
+        setting = actions.set_strategies(actor, flag, environment, body.strategies, version=version)
+        version = None if version is None else setting.version
+    if body.variants is not None:
+        setting = actions.set_variants(actor, flag, environment, body.variants, version=version)
+        version = None if version is None else setting.version
+    if body.enabled is not None:
+        setting = actions.set_enabled(actor, flag, environment, body.enabled, version=version)
+    if setting is None:
+        raise HttpError(400, "Send at least one of enabled, strategies, variants.")
+    return setting_out(setting)
+
+
+@api.post("/flags/{key}/environments/{env}/kill", tags=["flags"])
+def kill(request, key: str, env: str, body: KillIn):
+    environment = _environment(env)
+    _check(request, "flag.kill", environment)
+    return setting_out(
+        actions.kill(actor_for(request), actions.flag_by_key(key), environment, body.reason)
+    )
+
+
+@api.post("/flags/{key}/environments/{env}/restore", tags=["flags"])
+def restore(request, key: str, env: str):
+    environment = _environment(env)
+    _check(request, "flag.kill", environment)
+    return setting_out(actions.restore(actor_for(request), actions.flag_by_key(key), environment))
+
+
+@api.post("/flags/{key}/environments/{env}/rollout", tags=["flags"])
+def rollout(request, key: str, env: str, body: RolloutIn):
+    environment = _environment(env)
+    _check(request, "flag.change", environment)
+    return setting_out(
+        actions.set_rollout(actor_for(request), actions.flag_by_key(key), environment, body.percent)
+    )
+
+
+def plan_out(p: RolloutPlan) -> dict:
+    return {
+        "id": p.pk,
+        "flag": p.flag.key,
+        "environment": p.environment.slug,
+        "steps": p.steps,
+        "step": p.step_index,
+        "percent": p.percent,
+        "state": p.state,
+        "step_started_at": p.step_started_at,
+        "message": p.message,
+    }
+
+
+def _open_plan(key: str, env: str) -> RolloutPlan:
+    plan = (
+        RolloutPlan.objects.select_related("flag", "environment")
+        .filter(flag__key=key, environment__slug=env, state__in=plans.OPEN)
+        .first()
+    )
+    if plan is None:
+        raise NotFound(f"{key} has no open rollout plan in {env}.")
+    return plan
+
+
+@api.post("/flags/{key}/environments/{env}/plan", response={201: dict}, tags=["plans"])
+def start_plan(request, key: str, env: str, body: PlanIn):
+    environment = _environment(env)
+    _check(request, "flag.change", environment)
+    plan = plans.start(actor_for(request), actions.flag_by_key(key), environment, body.steps)
+    return Status(201, plan_out(plan))
+
+
+@api.get("/flags/{key}/environments/{env}/plan", tags=["plans"])
+def get_plan(request, key: str, env: str):
+    environment = _environment(env)
+    _check(request, "flag.view")
+    plan = (
+        RolloutPlan.objects.select_related("flag", "environment")
+        .filter(flag__key=key, environment=environment)
+        .first()
+    )
+    if plan is None:
+        raise NotFound(f"{key} has no rollout plan in {env}.")
+    return plan_out(plan)
+
+
+@api.post("/flags/{key}/environments/{env}/plan/{move}", tags=["plans"])
+def move_plan(request, key: str, env: str, move: str, body: ReasonIn):
+    moves = {"promote": plans.promote, "step-back": plans.step_back, "abort": plans.abort}
+    if move not in moves:
+        raise NotFound(f"A plan can promote, step-back or abort, not {move!r}.")
+    environment = _environment(env)
+    _check(request, "flag.change", environment)
+    plan = _open_plan(key, env)
+    args = () if move == "promote" else (body.reason,)
+    return plan_out(moves[move](actor_for(request), plan, *args))
+
+
+@api.get("/segments", tags=["segments"])
+def list_segments(request):
+    _check(request, "flag.view")
+    return [
+        {"id": s.pk, "name": s.name, "description": s.description, "constraints": s.constraints}
+        for s in Segment.objects.all()
+    ]
+
+
+@api.put("/segments/{name}", tags=["segments"])
+def put_segment(request, name: str, body: SegmentIn):
+    _check(request, "segment.change")
+    s = actions.save_segment(actor_for(request), name, body.constraints, body.description)
+    return {"id": s.pk, "name": s.name, "description": s.description, "constraints": s.constraints}
+
+
+@api.post("/sdk-tokens", response={201: dict}, tags=["sdk tokens"])
+def create_sdk_token(request, body: TokenIn):
+    environment = _environment(body.environment)
+    _check(request, "sdktoken.create", environment)
+    row, token = sdk.create_token(actor_for(request), environment, body.name)
+    return Status(
+        201,
+        {"prefix": row.prefix, "name": row.name, "environment": environment.slug, "token": token},
+    )

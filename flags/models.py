@@ -1,0 +1,225 @@
+"""Flags and everything they are served with.
+
+A ``Flag`` is defined once (key, type, kind of value); a ``FlagSetting`` says how it behaves in
+one environment (on/off, strategies, variants, killed). Strategies and variants are stored in
+Unleash's own format, validated by ``flags.validation``, so serving them is a copy. Every change
+bumps the environment's ``Revision``: SDK endpoints compare it to decide whether their cached
+document is current, and it is the ETag of the Unleash features document.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from releases.models import Environment
+
+
+class FlagType(models.TextChoices):
+    """Unleash's flag types, each with the lifetime it is expected to have (days; None: lives
+    as long as the code path it guards)."""
+
+    RELEASE = "release", "release"
+    EXPERIMENT = "experiment", "experiment"
+    OPERATIONAL = "operational", "operational"
+    KILL_SWITCH = "kill-switch", "kill switch"
+    PERMISSION = "permission", "permission"
+
+
+EXPECTED_LIFETIME_DAYS = {
+    FlagType.RELEASE: 40,
+    FlagType.EXPERIMENT: 40,
+    FlagType.OPERATIONAL: 7,
+    FlagType.KILL_SWITCH: None,
+    FlagType.PERMISSION: None,
+}
+
+
+class ValueKind(models.TextChoices):
+    BOOLEAN = "boolean", "boolean"
+    STRING = "string", "string"
+    NUMBER = "number", "number"
+    JSON = "json", "JSON"
+
+
+class Flag(models.Model):
+    key = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    flag_type = models.CharField(max_length=16, choices=FlagType.choices, default=FlagType.RELEASE)
+    kind = models.CharField(max_length=8, choices=ValueKind.choices, default=ValueKind.BOOLEAN)
+    # served when the flag is off or no variant applies (non-boolean kinds)
+    default_value = models.JSONField(null=True, blank=True)
+    impression_data = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self):
+        return self.key
+
+
+class FlagSetting(models.Model):
+    """A flag in one environment."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="settings")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    enabled = models.BooleanField(default=False)
+    strategies = models.JSONField(default=list, blank=True)  # Unleash format, validated
+    variants = models.JSONField(default=list, blank=True)  # Unleash format, weights sum to 1000
+    killed_at = models.DateTimeField(null=True, blank=True)
+    killed_by = models.CharField(max_length=150, blank=True)
+    kill_reason = models.CharField(max_length=300, blank=True)
+    # when it last changed what it serves (staleness: fully on or off since then)
+    changed_at = models.DateTimeField(default=timezone.now)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)  # optimistic lock for API writes
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["flag", "environment"], name="flag_setting_once")
+        ]
+
+    def __str__(self):
+        return f"{self.flag.key} in {self.environment.slug}"
+
+    @property
+    def killed(self) -> bool:
+        return self.killed_at is not None
+
+    @property
+    def serving(self) -> bool:
+        """On as SDKs see it: enabled and not killed."""
+        return self.enabled and not self.killed
+
+
+class Segment(models.Model):
+    """Reusable constraints (e.g. internal users), shared by strategies in every environment."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    constraints = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Revision(models.Model):
+    """A counter per environment, bumped in the same transaction as any change to what the
+    environment serves."""
+
+    environment = models.OneToOneField(Environment, on_delete=models.CASCADE, related_name="+")
+    number = models.BigIntegerField(default=1)
+
+    def __str__(self):
+        return f"{self.environment_id}@{self.number}"
+
+
+class SdkToken(models.Model):
+    """An SDK's credential for one environment: ``swyf_<prefix>_<secret>``, only a hash kept."""
+
+    name = models.CharField(max_length=100)
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    prefix = models.CharField(max_length=16, unique=True)
+    hashed = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} (swyf_{self.prefix}_…)"
+
+
+class EvaluationCount(models.Model):
+    """How often a flag was evaluated in an environment, per minute: from Unleash SDKs'
+    metrics and from OFREP evaluations served here."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="+")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    yes = models.BigIntegerField(default=0)
+    no = models.BigIntegerField(default=0)
+    variants = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flag", "environment", "minute"], name="evaluation_count_once"
+            )
+        ]
+        indexes = [models.Index(fields=["environment", "minute"], name="evaluation_env_minute")]
+
+    def __str__(self):
+        return f"{self.flag_id}@{self.environment_id} {self.minute:%H:%M}: {self.yes}/{self.no}"
+
+
+class SdkInstance(models.Model):
+    """An SDK that registered (``POST /api/client/register``)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    app_name = models.CharField(max_length=200)
+    instance_id = models.CharField(max_length=200)
+    sdk_version = models.CharField(max_length=100, blank=True)
+    strategies = models.JSONField(default=list, blank=True)
+    interval_ms = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "app_name", "instance_id"], name="sdk_instance_once"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.app_name} ({self.instance_id})"
+
+
+class PlanState(models.TextChoices):
+    ACTIVE = "active", "active"
+    PAUSED = "paused", "paused"
+    COMPLETED = "completed", "completed"
+    ABORTED = "aborted", "aborted"
+
+
+class RolloutPlan(models.Model):
+    """Percentage steps for a flag in one environment (1 % -> 10 % -> 50 % -> 100 %), each held
+    for its pause (or until promoted), like a canary's steps (``flags.plans``)."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="plans")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    steps = models.JSONField()  # [{"percent": 1, "pause": 600 | None}], validated
+    step_index = models.PositiveSmallIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=PlanState.choices, default=PlanState.ACTIVE)
+    step_started_at = models.DateTimeField(default=timezone.now)
+    message = models.CharField(max_length=300, blank=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flag", "environment"],
+                condition=models.Q(state__in=["active", "paused"]),
+                name="one_open_plan_per_flag_environment",
+            )
+        ]
+
+    def __str__(self):
+        return f"plan for {self.flag_id} in {self.environment_id}: step {self.step_index}"
+
+    @property
+    def percent(self) -> int:
+        return self.steps[self.step_index]["percent"]

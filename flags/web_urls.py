@@ -1,0 +1,9 @@
+from django.urls import path
+
+from flags import web
+
+urlpatterns = [
+    path("", web.flag_list, name="flags"),
+    path("<str:key>/", web.flag_detail, name="flag"),
+    path("<str:key>/<slug:env>/<slug:button>/", web.flag_button, name="flag-button"),
+]
