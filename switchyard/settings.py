@@ -111,6 +111,10 @@ FLEET_TOKEN = (
     or hashlib.sha256(f"fleet:{SECRET_KEY}".encode()).hexdigest()[:40]
 )
 
+# --- kubernetes targets: contexts are looked up in this kubeconfig (credentials stay out of the DB)
+KUBERNETES_KUBECONFIG = env.envstr("KUBERNETES_KUBECONFIG", "")  # "": $KUBECONFIG, ~/.kube/config
+KUBERNETES_TIMEOUT = float(env.envint("KUBERNETES_TIMEOUT", 5))  # seconds, every API call
+
 # --- canary analysis ----------------------------------------------------------------------------
 # where analysis templates' prometheus metrics query by default (a metric's "address" wins)
 PROMETHEUS_URL = env.envstr("PROMETHEUS_URL", "")
