@@ -115,7 +115,8 @@ def validate_config(config: Any) -> list[tuple[str, str]]:
     for key in ("cluster", "namespace", "name", "template", "router"):
         if key not in config:
             errors.append((key, "is required"))
-    errors += _cluster_errors(config.get("cluster", {}))
+    if "cluster" in config:
+        errors += _cluster_errors(config["cluster"])
     if "namespace" in config:
         errors += _name_errors("namespace", config["namespace"])
     if "name" in config:
