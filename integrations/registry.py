@@ -40,6 +40,7 @@ class Capabilities:
     """What a provider's routing can do. Names are those ``required_capabilities`` returns."""
 
     weights: bool = False  # split new requests between slots by percentage
+    switch: bool = False  # move all traffic from one slot to the other at once (implied by weights)
     preview: bool = False  # a preview endpoint that reaches one slot whatever the weights
     header_rules: bool = False  # send requests carrying a header to the canary (or the stable)
     cookie_rules: bool = False  # the same by cookie
@@ -53,6 +54,7 @@ class Capabilities:
 
 CAPABILITY_TEXT = {
     "weights": "weighted traffic between slots",
+    "switch": "switching all traffic between slots at once",
     "preview": "a preview endpoint",
     "header_rules": "header-based routing",
     "cookie_rules": "cookie-based routing",
@@ -197,6 +199,8 @@ def missing_capabilities(
     """Which of ``needed`` the provider (with ``config``: that target) lacks, sorted (unknown
     names count as lacking)."""
     have = set(capabilities(provider, config).names())
+    if "weights" in have:
+        have.add("switch")  # a router that splits by weight can send 100% to one slot
     return sorted(name for name in needed if name not in have or name not in _known_capabilities())
 
 

@@ -322,8 +322,9 @@ def required_capabilities(spec: dict[str, Any]) -> set[str]:
 
     - a canary moves traffic by weight (``weights``); its ``route`` needs ``header_rules``,
       ``cookie_rules`` and ``sticky`` for a header, a cookie and a sticky key;
-    - a blue-green switch is a weight change (``weights``), and its smoke checks and pre-promotion
-      analysis run against the idle side on a preview endpoint (``preview``);
+    - a blue-green switch moves all traffic from one slot to the other at once (``switch``: any
+      router with ``weights`` can, and so can one that only selects a slot), and its smoke checks
+      and pre-promotion analysis run against the idle side on a preview endpoint (``preview``);
     - rolling and recreate replace instances in place and need nothing of the router.
     """
     kind = spec.get("kind")
@@ -338,7 +339,7 @@ def required_capabilities(spec: dict[str, Any]) -> set[str]:
         if route.get("sticky_key"):
             needed.add("sticky")
     elif kind == "blue_green":
-        needed.add("weights")
+        needed.add("switch")
         if spec.get("smoke") or spec.get("pre_promotion_analysis"):
             needed.add("preview")
     return needed

@@ -65,6 +65,7 @@ class Cluster:
 
     def __init__(self, cluster: dict[str, Any], *, kubeconfig: str | None, timeout: float):
         self.name = "in-cluster" if cluster.get("in_cluster") else str(cluster.get("context"))
+        self.identity = (os.getpid(), kubeconfig, self.name)  # for per-process caches
         self.timeout = (min(2.0, timeout), timeout)  # (connect, read) seconds
         api = _api_client(cluster, kubeconfig)
         self.apps = k8s.AppsV1Api(api)

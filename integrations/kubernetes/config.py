@@ -56,7 +56,7 @@ NAME_MAX = 45  # room for "-preview" and "-green" within the 63 characters of a 
 # What each router can do, honestly. A preview Service (selector on the preview slot) and
 # per-pod health come with every router; the rest is what the router's API can express.
 CAPABILITIES = {
-    "service-selector": Capabilities(preview=True, instance_health=True),
+    "service-selector": Capabilities(switch=True, preview=True, instance_health=True),
     "gateway-api": Capabilities(
         weights=True, preview=True, header_rules=True, instance_health=True
     ),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import time
 from dataclasses import replace
 from typing import Any
@@ -33,7 +32,8 @@ from integrations.kubernetes.routers import ROUTERS, routing_annotation, routing
 
 SPEC_HASH = "switchyard.dev/spec-hash"
 DEFAULT_DEADLINE = 600
-_known_services: set[tuple] = set()  # (pid, cluster, namespace, name): exists, selector as wanted
+# (cluster, namespace, name, selector) -> when it was last seen as wanted (read again after TTL)
+_known_services: dict[tuple, float] = {}
 _templates: dict[
     tuple, tuple[float, dict]
 ] = {}  # adopted pod templates, read at most once a minute
@@ -195,7 +195,7 @@ class KubernetesTarget:
         if "manifest" in template:
             return copy.deepcopy(template["manifest"])
         source = template["deployment"]
-        key = (os.getpid(), self.cluster.name, self.namespace, source)
+        key = (self.cluster.identity, self.namespace, source)
         cached = _templates.get(key)
         if cached is not None and time.monotonic() - cached[0] < TEMPLATE_TTL:
             return copy.deepcopy(cached[1])
@@ -229,12 +229,12 @@ class KubernetesTarget:
     ) -> None:
         """The Service ``name`` selects ``selector`` (created if missing, replaced with the
         read ``resourceVersion`` if not). A ``fixed`` Service (one whose selector never
-        changes: a slot's, or the target's under a weighted router) is read once per process;
+        changes: a slot's, or the target's under a weighted router) is read once a minute;
         the others (the preview's, the service-selector's) are read every time."""
         note = routing_annotation(routing) if routing is not None else None
         fixed = fixed and note is None
-        known = (os.getpid(), self.cluster.name, self.namespace, name, json.dumps(selector))
-        if fixed and known in _known_services:
+        known = (self.cluster.identity, self.namespace, name, json.dumps(selector))
+        if fixed and time.monotonic() - _known_services.get(known, -TEMPLATE_TTL) < TEMPLATE_TTL:
             return
         current = self.read_service(name)
         if current is None:
@@ -269,7 +269,7 @@ class KubernetesTarget:
                     current,
                 )
         if fixed:
-            _known_services.add(known)
+            _known_services[known] = time.monotonic()
 
 
 def _digest(spec: dict[str, Any]) -> str:

@@ -35,7 +35,7 @@ def test_an_unknown_provider_is_a_permanent_error_naming_the_known_ones():
         registry.build_target("nomad", "api.dev", {})
     assert caught.value.permanent and "local" in caught.value.message
     assert registry.validate_target_config("nomad", {}) == [
-        ("provider", "unknown provider 'nomad': use one of local")
+        ("provider", "unknown provider 'nomad': use one of kubernetes, local")
     ]
 
 
@@ -50,8 +50,8 @@ def test_an_unknown_provider_is_a_permanent_error_naming_the_known_ones():
             {"weights", "header_rules", "sticky"},
         ),
         ({**CANARY, "route": {"cookie": "canary"}}, {"weights", "cookie_rules"}),
-        ({"kind": "blue_green", "replicas": 2}, {"weights"}),
-        ({"kind": "blue_green", "replicas": 2, "smoke": [{"path": "/"}]}, {"weights", "preview"}),
+        ({"kind": "blue_green", "replicas": 2}, {"switch"}),
+        ({"kind": "blue_green", "replicas": 2, "smoke": [{"path": "/"}]}, {"switch", "preview"}),
     ],
 )
 def test_each_strategy_names_the_capabilities_it_needs(spec, needed):

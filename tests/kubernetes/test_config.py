@@ -66,7 +66,7 @@ def test_capabilities_follow_the_router():
     selector = capabilities_for(target_config({"kind": "service-selector"}))
     gateway = capabilities_for(target_config())
     nginx = capabilities_for(target_config({"kind": "ingress-nginx", "ingress": "api"}))
-    assert selector.names() == ["preview", "instance_health"]
+    assert selector.names() == ["switch", "preview", "instance_health"]
     assert gateway.names() == ["weights", "preview", "header_rules", "instance_health"]
     assert nginx.names() == [
         "weights",

@@ -27,8 +27,11 @@ def selector(cluster, name):
 def test_blue_green_switches_the_service_selector_and_previews_the_idle_slot(cluster, make_target):
     target = make_target(SELECTOR)
     both_slots(target)
-    target.set_routing(Routing({"blue": 100, "green": 0}, preview_slot="green",
-                               stable_slot="blue", canary_slot="green"))
+    target.set_routing(
+        Routing(
+            {"blue": 100, "green": 0}, preview_slot="green", stable_slot="blue", canary_slot="green"
+        )
+    )
     assert selector(cluster, "api")["switchyard.dev/slot"] == "blue"
     assert selector(cluster, "api-preview")["switchyard.dev/slot"] == "green"
     status = target.status()
@@ -61,8 +64,11 @@ def test_even_routing_selects_every_slot(cluster, make_target):
 def test_gateway_api_writes_weights_and_header_matches(cluster, make_target):
     target = make_target()
     both_slots(target)
-    target.set_routing(Routing({"blue": 80, "green": 20}, stable_slot="blue",
-                               canary_slot="green", header="X-Canary"))
+    target.set_routing(
+        Routing(
+            {"blue": 80, "green": 20}, stable_slot="blue", canary_slot="green", header="X-Canary"
+        )
+    )
     route = cluster.get("gateway.networking.k8s.io", "httproutes", "api")
     assert route["spec"]["parentRefs"] == [{"name": "public"}]  # what the team wrote stays
     always, never, default = route["spec"]["rules"]
@@ -114,8 +120,15 @@ def test_a_missing_http_route_is_permanent(cluster, make_target):
 def test_ingress_nginx_keeps_a_canary_ingress_beside_the_stable_one(cluster, make_target):
     target = make_target(NGINX)
     both_slots(target)
-    target.set_routing(Routing({"blue": 90, "green": 10}, stable_slot="blue",
-                               canary_slot="green", header="X-Canary", cookie="canary"))
+    target.set_routing(
+        Routing(
+            {"blue": 90, "green": 10},
+            stable_slot="blue",
+            canary_slot="green",
+            header="X-Canary",
+            cookie="canary",
+        )
+    )
     stable = cluster.get("networking.k8s.io", "ingresses", "api")
     canary = cluster.get("networking.k8s.io", "ingresses", "api-canary")
     backend = stable["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
@@ -151,8 +164,11 @@ def test_ingress_nginx_refuses_an_ingress_that_routes_elsewhere(cluster, make_ta
 def test_set_weights_keeps_the_rest_of_the_routing(make_target):
     target = make_target(NGINX)
     both_slots(target)
-    target.set_routing(Routing({"blue": 90, "green": 10}, stable_slot="blue",
-                               canary_slot="green", header="X-Canary"))
+    target.set_routing(
+        Routing(
+            {"blue": 90, "green": 10}, stable_slot="blue", canary_slot="green", header="X-Canary"
+        )
+    )
     target.set_weights({"blue": 50, "green": 50})
     status = target.status()
     assert status.weights == {"blue": 50, "green": 50}

@@ -15,7 +15,7 @@ from tests.kubernetes.conftest import POD_TEMPLATE
 V1 = ReleaseRef("1.0.0", {"image": "registry.example.com/api:1.0.0", "env": {"MODE": "fast"}})
 
 
-def wait_ready(target, slot, count, timeout=5.0):
+def wait_ready(target, slot, count, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = target.status().slots.get(slot)
@@ -49,7 +49,8 @@ def test_a_slot_is_a_labelled_deployment_running_the_release_image(cluster, make
     ]
 
 
-def test_readiness_comes_from_the_pods(make_target):
+def test_readiness_comes_from_the_pods(cluster, make_target):
+    cluster.ready_after = 0.5
     target = make_target()
     target.ensure_slot("blue", V1, 2)
     first = target.status().slots["blue"]
