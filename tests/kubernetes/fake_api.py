@@ -17,7 +17,8 @@ answers them:
   be pulled (``ImagePullBackOff``); a Deployment whose pods are not all ready within its
   ``progressDeadlineSeconds`` says ``ProgressDeadlineExceeded``. Pods get ``podIP`` 127.0.0.1.
 
-Every request is written down (``requests``: method, path, query) so tests can count calls.
+Every request is written down (``requests``: method, path, query) so tests can count calls, and
+every write with its time and body (``writes``) so a benchmark can see when a routing landed.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class FakeCluster:
         self.forbidden: set[tuple[str, str]] = set()  # (verb, plural)
         self.conflicts: dict[tuple[str, str], int] = {}  # (verb, plural) -> 409s still to answer
         self.requests: list[tuple[str, str, str]] = []
+        self.writes: list[tuple[float, str, str, dict | None]] = []  # (time, method, path, body)
         self.lock = threading.RLock()
         self._rv = itertools.count(1)
         self._pod_ids = itertools.count(1)
@@ -154,6 +156,8 @@ class FakeCluster:
 
     def handle(self, method: str, path: str, query: dict, body: dict | None, auth: str):
         self.requests.append((method, path, "&".join(f"{k}={v[0]}" for k, v in query.items())))
+        if method != "GET":
+            self.writes.append((time.time(), method, path, body))
         if auth != f"Bearer {self.token}":
             raise ApiError(401, "Unauthorized", "Unauthorized")
         found = PATH.match(path)
