@@ -157,7 +157,7 @@ class FakeCluster:
     def handle(self, method: str, path: str, query: dict, body: dict | None, auth: str):
         self.requests.append((method, path, "&".join(f"{k}={v[0]}" for k, v in query.items())))
         if method != "GET":
-            self.writes.append((time.time(), method, path, body))
+            self.writes.append((time.time(), method, path, copy.deepcopy(body)))
         if auth != f"Bearer {self.token}":
             raise ApiError(401, "Unauthorized", "Unauthorized")
         found = PATH.match(path)
