@@ -46,3 +46,53 @@ def test_every_object_written_is_valid_against_the_kubernetes_schemas(cluster, m
     assert {b["kind"] for b in core} >= {"Deployment", "Service"}
     for body in core:
         kubernetes_validate.validate(body, "1.37.0", strict=True)
+
+
+def rbac_rules():
+    import yaml
+    from django.conf import settings
+
+    docs = yaml.safe_load_all((settings.BASE_DIR / "docs" / "kubernetes-rbac.yaml").read_text())
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    kubernetes_validate.validate(role, "1.37.0", strict=True)
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def used(requests):
+    """(API group, resource, verb) of each request the provider made."""
+    verbs = {"POST": "create", "PUT": "update", "DELETE": "delete", "PATCH": "patch"}
+    out = set()
+    for method, path, _ in requests:
+        parts = path.strip("/").split("/")
+        group = "" if parts[0] == "api" else parts[1]
+        rest = parts[2:] if parts[0] == "api" else parts[3:]
+        resource, named = rest[2], len(rest) > 3
+        verb = verbs.get(method) or ("get" if named else "list")
+        out.add((group, resource, verb))
+    return out
+
+
+@pytest.mark.parametrize("router", ROUTERS, ids=lambda r: r["kind"])
+def test_the_shipped_rbac_role_grants_exactly_what_the_provider_uses(cluster, make_target, router):
+    before = len(cluster.requests)
+    target = make_target(router)
+    drive(target, router["kind"])
+    target.status()
+    assert used(cluster.calls(before)) <= rbac_rules()
+
+
+def test_the_role_grants_nothing_the_provider_never_uses(cluster, make_target):
+    seen = set()
+    for router in ROUTERS:
+        before = len(cluster.requests)
+        target = make_target(router, key=f"api.{router['kind']}")
+        drive(target, router["kind"])
+        target.status()
+        seen |= used(cluster.calls(before))
+    assert rbac_rules() - seen == set()
