@@ -92,6 +92,7 @@ def instance(
         ready_for=max(0.0, now - since) if since is not None else 0.0,
         address=f"{ip}:{port}" if ip else "",
         restarts=restarts,
+        reason=reason or ("ProgressDeadlineExceeded" if state == "crashed" and stalled else ""),
     )
 
 
@@ -111,8 +112,3 @@ def slot_status(
             instance(p, slot, version, port=port, now=now, stalled=stalled) for p in mine
         ),
     )
-
-
-def crash_reasons(pods: list[dict[str, Any]]) -> dict[str, str]:
-    """Pod name -> why it cannot run, for pods that say so."""
-    return {p["metadata"]["name"]: reason for p in pods if (reason := crash_reason(p))}

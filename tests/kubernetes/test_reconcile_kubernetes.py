@@ -13,6 +13,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.urls import reverse
 
 from releases import actions
 from releases.live.presenters import board_cells
@@ -207,7 +208,7 @@ def test_rolling_moves_pods_in_batches(k8s):
     assert old["spec"]["replicas"] == 0
 
 
-def test_an_image_that_never_becomes_ready_rolls_back(k8s):
+def test_an_image_that_never_becomes_ready_rolls_back_and_the_page_says_why(k8s, client, admin):
     target = kube_target()
     live(target)
     spec = {
@@ -221,6 +222,9 @@ def test_an_image_that_never_becomes_ready_rolls_back(k8s):
     assert d.state == State.FAILED, d.message  # failed, and rolled back to the old release
     assert "progress deadline" in d.failure_reason
     assert "1 instance failing health checks" in d.failure_reason  # the crash-looping pod
+    client.force_login(admin)
+    page = client.get(reverse("deployment", args=[d.pk])).content.decode()
+    assert '<span class="inst-reason">CrashLoopBackOff</span>' in page
     rules = k8s.get(*ROUTE)["spec"]["rules"]
     assert {r["name"]: r["weight"] for r in rules[-1]["backendRefs"]}.get(
         f"api-{d.canary_slot}", 0

@@ -148,6 +148,7 @@ def test_a_crash_looping_image_shows_crashed_pods_with_restarts(make_target):
     assert slot.failed == 2 and slot.ready == 0
     assert {i.state for i in slot.instances} == {"crashed"}
     assert all(i.restarts > 0 for i in slot.instances)
+    assert {i.reason for i in slot.instances} == {"CrashLoopBackOff"}
 
 
 def test_pods_that_miss_the_progress_deadline_count_as_crashed(cluster, make_target):
@@ -156,7 +157,8 @@ def test_pods_that_miss_the_progress_deadline_count_as_crashed(cluster, make_tar
     target.ensure_slot("green", ReleaseRef("2.0.0", {"image": "reg/api:2"}), 1)
     assert target.status().slots["green"].instances[0].state == "starting"
     time.sleep(1.1)
-    assert target.status().slots["green"].instances[0].state == "crashed"
+    (pod,) = target.status().slots["green"].instances
+    assert (pod.state, pod.reason) == ("crashed", "ProgressDeadlineExceeded")
 
 
 def test_a_new_release_replaces_the_pods_of_the_old_template(make_target):
