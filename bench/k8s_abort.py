@@ -81,25 +81,7 @@ def per_tick_calls(path: str) -> dict[str, int]:
     return counts
 
 
-def without_foreign_editable_install() -> None:
-    """This machine's shared venv has an editable install of another checkout (/work/main); its
-    import finder would hand the stack's processes that checkout's modules for any module this one
-    lacks (Celery's autodiscovery asks for ``releases.tasks``). A sitecustomize on PYTHONPATH
-    drops that finder, so the processes run this checkout only."""
-    here = Path(tempfile.mkdtemp())
-    (here / "sitecustomize.py").write_text(
-        "import sys\n"
-        "sys.meta_path[:] = [f for f in sys.meta_path\n"
-        "                    if '__editable__' not in getattr(f, '__module__', '')\n"
-        "                    and '__editable__' not in type(f).__module__]\n"
-    )
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(here), os.environ.get("PYTHONPATH", "")])
-    )
-
-
 def main() -> None:
-    without_foreign_editable_install()
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
