@@ -16,7 +16,8 @@
 
 Routers: ``{"kind": "service-selector"}`` (blue-green by the Service's selector),
 ``{"kind": "gateway-api", "route": NAME}`` (HTTPRoute backendRefs weights, header matches) and
-``{"kind": "ingress-nginx", "ingress": NAME}`` (a canary Ingress beside the stable one).
+``{"kind": "ingress-nginx", "ingress": NAME}`` (a canary Ingress beside the stable one) and
+``{"kind": "istio", "virtual_service": NAME}`` (route weights over DestinationRule subsets).
 
 Credentials never enter the config: a context is looked up in the kubeconfig file the settings
 name (``KUBERNETES_KUBECONFIG``, else ``$KUBECONFIG``, else ``~/.kube/config``); ``in_cluster``
@@ -50,6 +51,7 @@ ROUTERS = {
     "service-selector": (),
     "gateway-api": ("route",),
     "ingress-nginx": ("ingress",),
+    "istio": ("virtual_service",),
 }
 NAME_MAX = 45  # room for "-preview" and "-green" within the 63 characters of a DNS label
 
@@ -61,6 +63,9 @@ CAPABILITIES = {
         weights=True, preview=True, header_rules=True, instance_health=True
     ),
     "ingress-nginx": Capabilities(
+        weights=True, preview=True, header_rules=True, cookie_rules=True, instance_health=True
+    ),
+    "istio": Capabilities(
         weights=True, preview=True, header_rules=True, cookie_rules=True, instance_health=True
     ),
 }
@@ -198,8 +203,7 @@ def _router_errors(router: Any) -> list[tuple[str, str]]:
     kind = router.get("kind")
     if kind not in ROUTERS:
         known = ", ".join(ROUTERS)
-        extra = " (istio is not supported yet)" if kind == "istio" else ""
-        return [("router.kind", f"must be one of {known}, got {kind!r}{extra}")]
+        return [("router.kind", f"must be one of {known}, got {kind!r}")]
     errors = []
     needed = ROUTERS[kind]
     for key in sorted(set(router) - {"kind", *needed, "path"}):

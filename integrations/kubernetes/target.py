@@ -116,7 +116,7 @@ class KubernetesTarget:
         if self.routing.slot_services and routing.weights is not None:
             for slot in routing.weights:  # every backend the route names exists
                 self.ensure_service(m.slot_name(self.name, slot), m.slot_selector(self.name, slot))
-        if self.routing.slot_services:  # the target's Service selects every slot
+        if self.routing.shared_service:  # the target's Service selects every slot
             self.ensure_service(self.service, m.base_selector(self.name))
         self.routing.apply(routing)
 

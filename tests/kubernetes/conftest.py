@@ -61,11 +61,21 @@ def ingress(name="api", service="api"):
     }
 
 
+def virtual_service(name="api"):
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"hosts": ["api.example.com"], "gateways": ["public"]},
+    }
+
+
 @pytest.fixture
 def cluster():
     fake = FakeCluster(ready_after=0.05).start()
     fake.put(http_route())
     fake.put(ingress())
+    fake.put(virtual_service())
     yield fake
     fake.stop()
 

@@ -5,8 +5,9 @@ binaries), so the provider is driven by the official ``kubernetes`` client over 
 this server, which implements exactly the endpoints the provider uses, the way the API server
 answers them:
 
-- Deployments (apps/v1), Services and pods (v1), Ingresses (networking.k8s.io/v1) and HTTPRoutes
-  (gateway.networking.k8s.io/v1): get, list (``labelSelector``: ``k=v``, ``k!=v``, ``k``),
+- Deployments (apps/v1), Services and pods (v1), Ingresses (networking.k8s.io/v1), HTTPRoutes
+  (gateway.networking.k8s.io/v1), Istio VirtualServices and DestinationRules
+  (networking.istio.io/v1): get, list (``labelSelector``: ``k=v``, ``k!=v``, ``k``),
   create, replace (``metadata.resourceVersion`` checked: 409 Conflict when stale), delete;
 - bearer-token authentication (401), RBAC refusals set with ``forbid(verb, resource)`` (403, the
   API server's message), missing namespaces and objects (404), invalid Deployments (422: no
@@ -45,6 +46,8 @@ KINDS = {
     ("apps", "deployments"): "Deployment",
     ("networking.k8s.io", "ingresses"): "Ingress",
     ("gateway.networking.k8s.io", "httproutes"): "HTTPRoute",
+    ("networking.istio.io", "virtualservices"): "VirtualService",
+    ("networking.istio.io", "destinationrules"): "DestinationRule",
 }
 VERBS = {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete", "PATCH": "patch"}
 USER = "system:serviceaccount:switchyard:switchyard"

@@ -52,10 +52,13 @@ def test_it_explains_bad_values_by_path():
     assert errors["router.route"] == "is required for the gateway-api router"
 
 
-def test_it_refuses_an_unknown_router_and_says_istio_is_not_there_yet():
-    assert errors_of(target_config({"kind": "istio"}))["router.kind"].endswith(
-        "got 'istio' (istio is not supported yet)"
+def test_it_refuses_an_unknown_router_naming_the_known_ones():
+    assert errors_of(target_config({"kind": "traefik"}))["router.kind"] == (
+        "must be one of service-selector, gateway-api, ingress-nginx, istio, got 'traefik'"
     )
+    assert errors_of(target_config({"kind": "istio"})) == {
+        "router.virtual_service": "is required for the istio router"
+    }
 
 
 def test_a_name_leaves_room_for_the_slot_suffixes():

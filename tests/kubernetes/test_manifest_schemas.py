@@ -14,6 +14,7 @@ ROUTERS = [
     {"kind": "service-selector"},
     {"kind": "gateway-api", "route": "api"},
     {"kind": "ingress-nginx", "ingress": "api"},
+    {"kind": "istio", "virtual_service": "api"},
 ]
 
 
@@ -27,9 +28,10 @@ def drive(target, router_kind):
         target.set_routing(Routing({"blue": 0, "green": 100}))
     else:
         rules = {"header": "X-Canary"}
-        if router_kind == "ingress-nginx":
+        if router_kind in ("ingress-nginx", "istio"):
             rules["cookie"] = "canary"
         split = Routing({"blue": 90, "green": 10}, stable_slot="blue", canary_slot="green", **rules)
+        target.set_routing(Routing({"blue": 100}))  # one slot first: istio adds a subset later
         target.set_routing(split)
         target.set_routing(Routing({"blue": 100, "green": 0}, stable_slot="blue"))
         target.set_routing(Routing(None))

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.urls import reverse
 
+from integrations.kubernetes.target import KubernetesTarget
 from releases import actions
 from releases.live.presenters import board_cells
 from releases.models import State
@@ -268,3 +269,38 @@ def test_two_clusters_from_one_control_plane_and_the_board_says_which(settings, 
     finally:
         east.stop()
         west.stop()
+
+
+ROUTER_OBJECTS = {
+    "ingress-nginx": "/apis/networking.k8s.io/v1/namespaces/shop/ingresses/api-canary",
+    "istio": "/apis/networking.istio.io/v1/namespaces/shop/virtualservices/api",
+}
+
+
+@pytest.mark.parametrize(
+    "router",
+    [{"kind": "ingress-nginx", "ingress": "api"}, {"kind": "istio", "virtual_service": "api"}],
+    ids=lambda r: r["kind"],
+)
+def test_a_canary_on_each_weighted_router_and_its_abort(k8s, kubeconfig_path, router):
+    target = kube_target(router=router)
+    live(target)
+    spec = {
+        "kind": "canary",
+        "steps": [{"set_weight": 30}, {"pause": {}}],
+        "stable_replicas": 2,
+        "route": {"header": "X-Canary", "cookie": "canary"},
+    }
+    d = tick_until(deploy(target, "2.0.0", spec), lambda d: d.state == State.PAUSED)
+    provider = KubernetesTarget(target.key, target.config, kubeconfig=kubeconfig_path)
+    status = provider.status()
+    assert status.weights == {d.stable_slot: 70, d.canary_slot: 30}
+    assert (status.routing.header, status.routing.cookie) == ("X-Canary", "canary")
+    actions.abort(factories.api_actor(), d.pk)
+    before = len(k8s.writes)
+    tick.tick(d.pk)
+    d.refresh_from_db()
+    (method, path, _), *_ = [(m, p, b) for _, m, p, b in k8s.writes[before:]]
+    assert (method, path) == ("PUT", ROUTER_OBJECTS[router["kind"]])
+    assert provider.status().weights == {d.stable_slot: 100, d.canary_slot: 0}
+    assert d.state == State.ABORTED

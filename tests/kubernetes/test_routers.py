@@ -173,3 +173,56 @@ def test_set_weights_keeps_the_rest_of_the_routing(make_target):
     status = target.status()
     assert status.weights == {"blue": 50, "green": 50}
     assert status.routing.header == "X-Canary"
+
+
+ISTIO = {"kind": "istio", "virtual_service": "api"}
+VS = "networking.istio.io", "virtualservices", "api"
+
+
+def test_istio_weights_routes_over_subsets_keyed_by_the_slot_label(cluster, make_target):
+    target = make_target(ISTIO)
+    both_slots(target)
+    target.set_routing(
+        Routing(
+            {"blue": 95, "green": 5},
+            stable_slot="blue",
+            canary_slot="green",
+            header="X-Canary",
+            cookie="canary",
+        )
+    )
+    rule = cluster.get("networking.istio.io", "destinationrules", "api")
+    assert rule["spec"] == {
+        "host": "api",
+        "subsets": [
+            {"name": "blue", "labels": {"switchyard.dev/slot": "blue"}},
+            {"name": "green", "labels": {"switchyard.dev/slot": "green"}},
+        ],
+    }
+    vs = cluster.get(*VS)
+    assert vs["spec"]["gateways"] == ["public"]  # what the team wrote stays
+    header_always, cookie_always, header_never, cookie_never, default = vs["spec"]["http"]
+    assert header_always == {
+        "match": [{"headers": {"X-Canary": {"exact": "always"}}}],
+        "route": [{"destination": {"host": "api", "subset": "green"}}],
+    }
+    assert cookie_always["match"][0]["headers"]["cookie"]["regex"] == (
+        r"^(.*?;\s*)?(canary=always)(;.*)?$"
+    )
+    assert header_never["route"] == [{"destination": {"host": "api", "subset": "blue"}}]
+    assert cookie_never["route"] == [{"destination": {"host": "api", "subset": "blue"}}]
+    assert default == {
+        "route": [
+            {"destination": {"host": "api", "subset": "blue"}, "weight": 95},
+            {"destination": {"host": "api", "subset": "green"}, "weight": 5},
+        ]
+    }
+    assert target.status().weights == {"blue": 95, "green": 5}
+    # even: one destination, the target's Service (every slot)
+    target.set_routing(Routing(None))
+    assert cluster.get(*VS)["spec"]["http"] == [{"route": [{"destination": {"host": "api"}}]}]
+    assert target.status().weights is None
+    assert selector(cluster, "api") == {
+        "app.kubernetes.io/name": "api",
+        "app.kubernetes.io/managed-by": "switchyard",
+    }
