@@ -44,6 +44,8 @@ def check_capabilities(spec: dict, provider: str, config: dict | None = None) ->
     missing = registry.missing_capabilities(provider, required_capabilities(spec), config)
     if missing:
         cannot = registry.describe_missing(provider, missing)
+        where = registry.describe(provider, config) if config is not None else ""
+        cannot += f" (this target: {where})" if where else ""
         message = f"The strategy needs what the target cannot do: {cannot}."
         raise InvalidSpec(
             message,
