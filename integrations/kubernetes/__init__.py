@@ -6,7 +6,9 @@
   service account), every call with an explicit timeout, its errors as ``IntegrationError``
 - ``manifests`` — the objects the provider writes (slot Deployments and Services), pure
 - ``pods`` — a slot's status from its Deployment and pods
-- ``routers`` — service-selector, gateway-api and ingress-nginx: routing written and read back
+- ``routers`` — what every router does (the preview Service, the routing annotation) and the
+  service-selector router; ``gateway``, ``nginx``, ``istio`` — the weighted routers
+- ``analysis`` — ready-made analysis templates for ingress-nginx's and Istio's request metrics
 - ``target`` — ``KubernetesTarget`` (the ``Target`` protocol)
 
 May import: ``integrations.base``, the ``kubernetes`` client, the standard library, and Django's

@@ -28,7 +28,7 @@ from integrations.base import IntegrationError, ReleaseRef, Routing, TargetStatu
 from integrations.kubernetes import manifests as m
 from integrations.kubernetes.client import Cluster
 from integrations.kubernetes.pods import slot_status
-from integrations.kubernetes.routers import ROUTERS, routing_annotation, routing_from
+from integrations.kubernetes.routers import router_class, routing_annotation, routing_from
 
 SPEC_HASH = "switchyard.dev/spec-hash"
 DEFAULT_DEADLINE = 600
@@ -62,12 +62,7 @@ class KubernetesTarget:
         self.port: int = int(self.config.get("port", 80))
         self.target_port: int = int(self.config.get("target_port", 8080))
         self.router: dict[str, Any] = self.config.get("router") or {}
-        kind = self.router.get("kind")
-        if kind not in ROUTERS:
-            raise IntegrationError(
-                f"unknown router {kind!r} in the target's config", permanent=True
-            )
-        self.routing = ROUTERS[kind](self)
+        self.routing = router_class(self.router.get("kind"))(self)
 
     # -- the Target protocol ------------------------------------------------------------------
 

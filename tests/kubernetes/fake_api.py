@@ -25,7 +25,6 @@ every write with its time and body (``writes``) so a benchmark can see when a ro
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
 import re
@@ -324,122 +323,12 @@ class FakeCluster:
     # -- the controller -----------------------------------------------------------------------
 
     def _reconcile(self) -> None:
+        from tests.kubernetes.fake_controller import reconcile_deployment
+
         now = time.time()
         for (_group, plural, ns, name), dep in list(self.objects.items()):
             if plural == "deployments":
-                self._reconcile_deployment(ns, name, dep, now)
-
-    def _reconcile_deployment(self, ns: str, name: str, dep: dict, now: float) -> None:
-        spec = dep["spec"]
-        template = spec["template"]
-        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-        pods = {
-            k: p
-            for k, p in self.objects.items()
-            if k[1] == "pods" and k[2] == ns and p["x-owner"] == name
-        }
-        for key, pod in list(pods.items()):
-            if pod["metadata"]["labels"].get("pod-template-hash") != digest:
-                del self.objects[key]
-                del pods[key]
-        current = sorted(pods.items(), key=lambda kv: kv[1]["x-started"])
-        want = int(spec.get("replicas") or 0)
-        for key, _ in current[want:]:
-            del self.objects[key]
-        for _ in range(want - len(current)):
-            pod_name = f"{name}-{digest}-{next(self._pod_ids):05d}"
-            labels = {**(template["metadata"].get("labels") or {}), "pod-template-hash": digest}
-            pod = {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": pod_name,
-                    "namespace": ns,
-                    "labels": labels,
-                    "annotations": dict(template["metadata"].get("annotations") or {}),
-                    "uid": str(uuid.uuid4()),
-                    "creationTimestamp": stamp(now),
-                    "resourceVersion": str(next(self._rv)),
-                },
-                "spec": copy.deepcopy(template["spec"]),
-                "x-owner": name,
-                "x-started": now,
-            }
-            self.objects[("", "pods", ns, pod_name)] = pod
-        ready = 0
-        for key, pod in self.objects.items():
-            if key[1] == "pods" and key[2] == ns and pod["x-owner"] == name:
-                ready += self._pod_status(pod, now)
-        updated = dep.get("x-fake", {}).get("updated", now)
-        deadline = int(spec.get("progressDeadlineSeconds") or 600)
-        progressing = {
-            "type": "Progressing",
-            "status": "True",
-            "reason": "NewReplicaSetAvailable" if ready >= want else "ReplicaSetUpdated",
-        }
-        if ready < want and now - updated > deadline:
-            progressing = {
-                "type": "Progressing",
-                "status": "False",
-                "reason": "ProgressDeadlineExceeded",
-                "message": f'ReplicaSet "{name}-{digest}" has timed out progressing.',
-            }
-        dep["status"] = {
-            "observedGeneration": dep["metadata"]["generation"],
-            "replicas": want,
-            "updatedReplicas": want,
-            "readyReplicas": ready,
-            "availableReplicas": ready,
-            "unavailableReplicas": max(0, want - ready),
-            "conditions": [
-                {"type": "Available", "status": "True" if ready >= want else "False"},
-                progressing,
-            ],
-        }
-
-    def _pod_status(self, pod: dict, now: float) -> int:
-        image = pod["spec"]["containers"][0].get("image", "")
-        started = pod["x-started"]
-        name = pod["spec"]["containers"][0]["name"]
-        status = {"phase": "Running", "podIP": "127.0.0.1", "startTime": stamp(started)}
-        ready_at = started + self.ready_after
-        if "crashloop" in image or "missing" in image:
-            reason = "CrashLoopBackOff" if "crashloop" in image else "ImagePullBackOff"
-            restarts = int((now - started) / max(self.ready_after, 0.01)) if "crash" in image else 0
-            status["phase"] = "Running" if "crashloop" in image else "Pending"
-            status["containerStatuses"] = [
-                {
-                    "name": name,
-                    "ready": False,
-                    "restartCount": restarts,
-                    "image": image,
-                    "state": {"waiting": {"reason": reason, "message": f"back-off {image}"}},
-                }
-            ]
-            status["conditions"] = [
-                {"type": "Ready", "status": "False", "lastTransitionTime": stamp(started)}
-            ]
-            pod["status"] = status
-            return 0
-        ok = now >= ready_at
-        status["containerStatuses"] = [
-            {
-                "name": name,
-                "ready": ok,
-                "restartCount": 0,
-                "image": image,
-                "state": {"running": {"startedAt": stamp(started)}},
-            }
-        ]
-        status["conditions"] = [
-            {
-                "type": "Ready",
-                "status": "True" if ok else "False",
-                "lastTransitionTime": stamp(ready_at if ok else started),
-            }
-        ]
-        pod["status"] = status
-        return int(ok)
+                reconcile_deployment(self, ns, name, dep, now)
 
 
 class _Handler(BaseHTTPRequestHandler):
