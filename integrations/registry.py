@@ -116,6 +116,15 @@ def _load(path: str):
     return getattr(import_module(module), name)
 
 
+def preload() -> None:
+    """Import every provider's target and validator now (a worker does so before it forks its
+    pool, so no tick pays for importing a client library: ~2 s for ``kubernetes``, more on a
+    busy machine, and a rollback's first tick would wait for it)."""
+    for provider in PROVIDERS.values():
+        for path in (provider.target, provider.validator):
+            _load(path)
+
+
 def provider_choices() -> list[tuple[str, str]]:
     """The database's choices for ``Target.provider`` (a callable, so adding a provider needs no
     migration)."""
