@@ -46,6 +46,7 @@ class InstanceStatus:
     ready_for: float = 0.0  # seconds it has been continuously ready (0 when not ready)
     address: str = ""
     restarts: int = 0
+    reason: str = ""  # why it is not running, when the provider knows ("CrashLoopBackOff")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,12 @@ until a provider is used):
   ``read_counters`` classmethod when it has one;
 - ``capabilities``: what its traffic routing can do (:class:`Capabilities`). A strategy that
   needs one the target's provider lacks is refused when the deployment is created or the spec
-  validated, with a message naming it (``strategies.spec.required_capabilities``).
+  validated, with a message naming it (``strategies.spec.required_capabilities``);
+- ``capabilities_for`` (optional): ``(config) -> Capabilities`` when what a target can do
+  depends on its config (the kubernetes provider's router); ``capabilities`` is then what some
+  config can do, the answer when no target is known;
+- ``describe`` (optional): ``(config) -> str``, where a target runs, for the board ("prod-eu ·
+  shop/api · gateway-api").
 
 To add a provider: write its package under ``integrations/`` (target, config validator, settings,
 metrics), add one entry here, and that is all: the database's provider choices, the API's
@@ -35,6 +40,7 @@ class Capabilities:
     """What a provider's routing can do. Names are those ``required_capabilities`` returns."""
 
     weights: bool = False  # split new requests between slots by percentage
+    switch: bool = False  # move all traffic from one slot to the other at once (implied by weights)
     preview: bool = False  # a preview endpoint that reaches one slot whatever the weights
     header_rules: bool = False  # send requests carrying a header to the canary (or the stable)
     header_routes: bool = False  # send requests whose header values match (exact/prefix/regex)
@@ -49,6 +55,7 @@ class Capabilities:
 
 CAPABILITY_TEXT = {
     "weights": "weighted traffic between slots",
+    "switch": "switching all traffic between slots at once",
     "preview": "a preview endpoint",
     "header_rules": "header-based routing",
     "header_routes": "header routes matching values (Argo's setHeaderRoute)",
@@ -68,6 +75,8 @@ class Provider:
     settings: str | None = None
     metrics: str | None = None
     capabilities: Capabilities = Capabilities()
+    capabilities_for: str | None = None
+    describe: str | None = None
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -117,6 +126,19 @@ PROVIDERS: dict[str, Provider] = {
         settings="integrations.aws.config.settings_options",
         capabilities=Capabilities(weights=True),
     ),
+    "kubernetes": Provider(
+        name="kubernetes",
+        label="Kubernetes",
+        target="integrations.kubernetes.target.KubernetesTarget",
+        validator="integrations.kubernetes.config.validate_config",
+        settings="integrations.kubernetes.config.settings_options",
+        # what some router can do; each target's router says what it can (capabilities_for)
+        capabilities=Capabilities(
+            weights=True, preview=True, header_rules=True, cookie_rules=True, instance_health=True
+        ),
+        capabilities_for="integrations.kubernetes.config.capabilities_for",
+        describe="integrations.kubernetes.config.describe",
+    ),
 }
 DEFAULT_PROVIDER = "local"
 
@@ -124,6 +146,15 @@ DEFAULT_PROVIDER = "local"
 def _load(path: str):
     module, _, name = path.rpartition(".")
     return getattr(import_module(module), name)
+
+
+def preload() -> None:
+    """Import every provider's target and validator now (a worker does so before it forks its
+    pool, so no tick pays for importing a client library: ~2 s for ``kubernetes``, more on a
+    busy machine, and a rollback's first tick would wait for it)."""
+    for provider in PROVIDERS.values():
+        for path in (provider.target, provider.validator):
+            _load(path)
 
 
 def provider_choices() -> list[tuple[str, str]]:
@@ -182,8 +213,20 @@ def read_counters(provider: str, keys: list[str]) -> dict[str, dict] | None:
     return reader(keys, **options(provider))
 
 
-def capabilities(provider: str) -> Capabilities:
-    return get(provider).capabilities
+def capabilities(provider: str, config: dict | None = None) -> Capabilities:
+    """What the provider's routing can do; with a target's ``config``, what that target's can."""
+    entry = get(provider)
+    if config is not None and entry.capabilities_for:
+        return _load(entry.capabilities_for)(config)
+    return entry.capabilities
+
+
+def describe(provider: str, config: dict | None) -> str:
+    """Where a target runs, in a few words ("" when its provider does not say)."""
+    entry = PROVIDERS.get(provider)
+    if entry is None or not entry.describe:
+        return ""
+    return _load(entry.describe)(config or {})
 
 
 @cache
@@ -191,9 +234,14 @@ def _known_capabilities() -> frozenset[str]:
     return frozenset(f.name for f in fields(Capabilities))
 
 
-def missing_capabilities(provider: str, needed: set[str] | frozenset[str]) -> list[str]:
-    """Which of ``needed`` the provider lacks, sorted (unknown names count as lacking)."""
-    have = set(capabilities(provider).names())
+def missing_capabilities(
+    provider: str, needed: set[str] | frozenset[str], config: dict | None = None
+) -> list[str]:
+    """Which of ``needed`` the provider (with ``config``: that target) lacks, sorted (unknown
+    names count as lacking)."""
+    have = set(capabilities(provider, config).names())
+    if "weights" in have:
+        have.add("switch")  # a router that splits by weight can send 100% to one slot
     return sorted(name for name in needed if name not in have or name not in _known_capabilities())
 
 

@@ -340,8 +340,9 @@ def required_capabilities(spec: dict[str, Any]) -> set[str]:
       ``set_header_route`` step needs ``header_routes`` (requests matched by header values, which
       the ``always``/``never`` override of ``header_rules`` cannot do) and a ``set_mirror_route``
       step ``mirroring``;
-    - a blue-green switch is a weight change (``weights``), and its smoke checks and pre-promotion
-      analysis run against the idle side on a preview endpoint (``preview``);
+    - a blue-green switch moves all traffic from one slot to the other at once (``switch``: any
+      router with ``weights`` can, and so can one that only selects a slot), and its smoke checks
+      and pre-promotion analysis run against the idle side on a preview endpoint (``preview``);
     - rolling and recreate replace instances in place and need nothing of the router.
     """
     kind = spec.get("kind")
@@ -361,7 +362,7 @@ def required_capabilities(spec: dict[str, Any]) -> set[str]:
             if "set_mirror_route" in step:
                 needed.add("mirroring")
     elif kind == "blue_green":
-        needed.add("weights")
+        needed.add("switch")
         if spec.get("smoke") or spec.get("pre_promotion_analysis"):
             needed.add("preview")
     return needed

@@ -4,6 +4,7 @@ priority queue."""
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "switchyard.settings")
@@ -14,3 +15,11 @@ app.conf.task_queues = (Queue("priority"), Queue("default"))
 app.autodiscover_tasks(
     ["releases.reconcile", "flags"]
 )  # releases/reconcile/tasks.py, flags/tasks.py
+
+
+@worker_init.connect
+def _preload_providers(**_kwargs):
+    """Before the pool forks: every provider's client library imported once, in the parent."""
+    from integrations import registry
+
+    registry.preload()

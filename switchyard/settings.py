@@ -120,6 +120,9 @@ AWS_ENDPOINT_URL = env.envstr("SWITCHYARD_AWS_ENDPOINT_URL", "")  # e.g. a moto 
 AWS_CONNECT_TIMEOUT = env.envint("AWS_CONNECT_TIMEOUT", 3)
 AWS_READ_TIMEOUT = env.envint("AWS_READ_TIMEOUT", 10)
 AWS_MAX_ATTEMPTS = env.envint("AWS_MAX_ATTEMPTS", 3)
+# --- kubernetes targets: contexts are looked up in this kubeconfig (credentials stay out of the DB)
+KUBERNETES_KUBECONFIG = env.envstr("KUBERNETES_KUBECONFIG", "")  # "": $KUBECONFIG, ~/.kube/config
+KUBERNETES_TIMEOUT = float(env.envint("KUBERNETES_TIMEOUT", 5))  # seconds, every API call
 
 # --- canary analysis ----------------------------------------------------------------------------
 # where analysis templates' prometheus metrics query by default (a metric's "address" wins)

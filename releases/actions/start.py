@@ -44,8 +44,8 @@ def resolve_strategy(target: Target, raw: dict | None) -> dict:
         target.environment.default_strategy,
     ):
         if candidate:
-            return validate_strategy(candidate, provider=target.provider)
-    return validate_strategy(DEFAULT_STRATEGY, provider=target.provider)
+            return validate_strategy(candidate, provider=target.provider, config=target.config)
+    return validate_strategy(DEFAULT_STRATEGY, provider=target.provider, config=target.config)
 
 
 def start_deployment(

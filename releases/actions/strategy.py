@@ -12,11 +12,14 @@ from strategies.analysis.template import normalise as normalise_template
 from strategies.spec import SpecError, normalise, required_capabilities
 
 
-def validate_strategy(raw: dict, *, provider: str | None = None) -> dict:
+def validate_strategy(
+    raw: dict, *, provider: str | None = None, config: dict | None = None
+) -> dict:
     """Normalise a strategy spec or raise InvalidSpec listing every bad field (an analysis
     template it names that does not exist, or whose arguments do not fit, among them). With a
     ``provider``, a spec whose routing needs a capability that provider lacks is refused too,
-    naming the capability: before anything starts, never mid-tick."""
+    naming the capability: before anything starts, never mid-tick. With a target's ``config``
+    too, what that target can do (a kubernetes target's router) decides."""
     if not isinstance(raw, dict):
         raise InvalidSpec(
             "The strategy must be a JSON object.",
@@ -39,14 +42,16 @@ def validate_strategy(raw: dict, *, provider: str | None = None) -> dict:
             details={"errors": errors},
         ) from None
     if provider is not None:
-        check_capabilities(spec, provider)
+        check_capabilities(spec, provider, config)
     return spec
 
 
-def check_capabilities(spec: dict, provider: str) -> None:
-    missing = registry.missing_capabilities(provider, required_capabilities(spec))
+def check_capabilities(spec: dict, provider: str, config: dict | None = None) -> None:
+    missing = registry.missing_capabilities(provider, required_capabilities(spec), config)
     if missing:
         cannot = registry.describe_missing(provider, missing)
+        where = registry.describe(provider, config) if config is not None else ""
+        cannot += f" (this target: {where})" if where else ""
         message = f"The strategy needs what the target cannot do: {cannot}."
         raise InvalidSpec(
             message,

@@ -15,7 +15,8 @@ WebSocket messages (the only shapes a browser receives), each ``{"type": ..., "d
 - ``board.cell``: ``serializers.cell_dict``: ``{"service", "environment", "version",
   "deployment": serializers.deployment_summary | null (the active one), "shipped": {"id", "by",
   "at"} | null, "failed": {"id", "state",
-  "version", "finished_at", "page"} | null, "alert": "why the cell is red" | ""}``.
+  "version", "finished_at", "page"} | null, "alert": "why the cell is red" | "", "runs_on":
+  "where the target runs" (``registry.describe``: a kubernetes target's cluster) | ""}``.
 - ``metrics``: request samples of one target (``releases.live.charts``): ``{"target": "api.prod",
   "samples": [{"t": unix seconds, "slots": {"blue": {"version", "rps", "error_rate", "p95_ms",
   "p99_ms", "requests", "errors"}}}], "replace": bool}``; ``replace`` (on connect) means "this is

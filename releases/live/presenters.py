@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from django.db.models import F, OuterRef, Subquery
 from django.urls import reverse
 
+from integrations import registry
 from releases.live.runs import analysis_list
 from releases.models import (
     ACTIVE_STATES,
@@ -101,6 +102,7 @@ def target_dict(t: Target) -> dict:
         "config": t.config,
         "strategy": t.strategy or None,
         "endpoint": t.endpoint or None,
+        "runs_on": registry.describe(t.provider, t.config),
         "stable_version": t.stable_release.version if t.stable_release_id else None,
         "stable_slot": t.stable_slot,
         "slots": slots_view(t),
@@ -212,7 +214,7 @@ class Cell:
     stable release, and when) and the last deployment that ended (to show a failure); with what
     the page shows of them worked out once: the pause, the failure, why the cell is red."""
 
-    __slots__ = ("target", "active", "shipped", "last", "pause", "failed", "alert")
+    __slots__ = ("target", "active", "shipped", "last", "pause", "failed", "alert", "runs_on")
 
     def __init__(self, target, active=None, shipped=None, last=None):
         self.target, self.active, self.shipped, self.last = target, active, shipped, last
@@ -222,6 +224,8 @@ class Cell:
             last if active is None and last is not None and last.state in FAILED_OUTCOMES else None
         )
         self.alert = self._alert()
+        # where the target runs, when its provider says (a kubernetes target's cluster)
+        self.runs_on = registry.describe(target.provider, target.config)
 
     def _alert(self) -> str:
         """Why the cell is red ("" when it is not)."""
@@ -246,6 +250,8 @@ TARGET_FIELDS = (
     "environment_id",
     "stable_release_id",
     "stable_slot",
+    "provider",
+    "config",
     "service__slug",
     "service__name",
     "service__team",
@@ -330,4 +336,5 @@ def cell_dict(cell: Cell) -> dict:
         if failed is not None
         else None,
         "alert": cell.alert,
+        "runs_on": cell.runs_on,
     }

@@ -127,6 +127,7 @@ def observed_view(status: TargetStatus, d: Deployment) -> dict:
                     "state": i.state,
                     "address": i.address,
                     "restarts": i.restarts,
+                    "reason": i.reason,
                 }
                 for i in s.instances
             ],

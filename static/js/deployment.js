@@ -337,6 +337,7 @@
         return el("li", { class: "inst inst-" + i.state, title: i.address || "" },
           el("code", null, i.id), " " + (i.version || "") + " ",
           el("span", { class: "inst-state" }, i.state),
+          i.reason ? el("span", { class: "inst-reason" }, " " + i.reason) : null,
           i.restarts ? el("span", { class: "muted" }, " ↻" + i.restarts) : null);
       });
       if (!instances.length) instances = [el("li", { class: "muted" }, "none")];

@@ -237,7 +237,8 @@
             ? el("a", { class: "cell-failed", href: cell.failed.page },
               badge(cell.failed.state), " " + cell.failed.version)
             : null),
-      el("div", { class: "cell-alert-text", "data-cell-alert": "" }, cell.alert || "")
+      el("div", { class: "cell-alert-text", "data-cell-alert": "" }, cell.alert || ""),
+      cell.runs_on ? el("div", { class: "cell-where muted small", "data-cell-where": "" }, cell.runs_on) : ""
     );
     td.classList.remove("cell-empty");
     td.classList.toggle("cell-alert", Boolean(cell.alert));

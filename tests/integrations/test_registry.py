@@ -51,8 +51,8 @@ def test_an_unknown_provider_is_a_permanent_error_naming_the_known_ones():
             {"weights", "header_rules", "sticky"},
         ),
         ({**CANARY, "route": {"cookie": "canary"}}, {"weights", "cookie_rules"}),
-        ({"kind": "blue_green", "replicas": 2}, {"weights"}),
-        ({"kind": "blue_green", "replicas": 2, "smoke": [{"path": "/"}]}, {"weights", "preview"}),
+        ({"kind": "blue_green", "replicas": 2}, {"switch"}),
+        ({"kind": "blue_green", "replicas": 2, "smoke": [{"path": "/"}]}, {"switch", "preview"}),
     ],
 )
 def test_each_strategy_names_the_capabilities_it_needs(spec, needed):

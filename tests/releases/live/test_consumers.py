@@ -244,6 +244,7 @@ def test_the_board_gets_every_cell_then_live_changes(deployer, deployment, prod,
             "shipped": None,
             "failed": None,
             "alert": "",
+            "runs_on": "",
         }
 
         await database_sync_to_async(actions.pause)(actor(deployer), deployment.pk)
