@@ -3,7 +3,7 @@
     .venv/bin/python bench/k8s_abort.py [--runs 20]
 
 No kube-apiserver can run here, so the worker's official client talks over real HTTP to
-tests/kubernetes/fake_api.py (in this process; it records every write with its time). Starts
+tests/integrations/kubernetes/fake_api.py (here; it records every write with its time). Starts
 the stack (bench/harness.py: web, Celery worker, beat) with KUBERNETES_KUBECONFIG naming the fake,
 ships 1.0.0 to a gateway-api target, then N times: a canary to 50% held at a pause, aborted
 through the REST API. Prints:
@@ -28,8 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import percentile, stack  # noqa: E402
-from tests.kubernetes.conftest import http_route, target_config  # noqa: E402
-from tests.kubernetes.fake_api import FakeCluster, kubeconfig  # noqa: E402
+from tests.integrations.kubernetes.conftest import http_route, target_config  # noqa: E402
+from tests.integrations.kubernetes.fake_api import FakeCluster, kubeconfig  # noqa: E402
 
 ROUTE_PATH = "/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/api"
 

@@ -324,7 +324,7 @@ class FakeCluster:
     # -- the controller -----------------------------------------------------------------------
 
     def _reconcile(self) -> None:
-        from tests.kubernetes.fake_controller import reconcile_deployment
+        from tests.integrations.kubernetes.fake_controller import reconcile_deployment
 
         now = time.time()
         for (_group, plural, ns, name), dep in list(self.objects.items()):

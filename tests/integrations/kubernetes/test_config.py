@@ -10,7 +10,7 @@ from integrations.kubernetes.config import capabilities_for, describe, validate_
 from releases import actions
 from releases.errors import InvalidSpec
 from tests import factories
-from tests.kubernetes.conftest import target_config
+from tests.integrations.kubernetes.conftest import target_config
 
 
 def errors_of(config):

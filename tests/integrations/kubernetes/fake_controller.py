@@ -1,4 +1,4 @@
-"""The fake API server's controller (tests/kubernetes/fake_api): what the Deployment controller
+"""The fake API server's controller (fake_api.py here): what the Deployment controller
 and the kubelet would do, reduced to what the provider observes. Run before every request.
 
 A Deployment gets pods of its current template (older ones are deleted, extra ones too), which
@@ -15,7 +15,7 @@ import hashlib
 import json
 import uuid
 
-from tests.kubernetes.fake_api import stamp
+from tests.integrations.kubernetes.fake_api import stamp
 
 
 def reconcile_deployment(cluster, ns: str, name: str, dep: dict, now: float) -> None:

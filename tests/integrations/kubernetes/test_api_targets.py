@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests import factories
-from tests.kubernetes.conftest import target_config
+from tests.integrations.kubernetes.conftest import target_config
 from tests.releases.api.test_api import Api, assert_error, error_paths, token  # noqa: F401
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """Every strategy through the reconcile loop (``releases.reconcile.tick.tick``, tick by tick in
 this process) with the kubernetes provider, against loopback fakes of the Kubernetes API
-(tests/kubernetes/fake_api: no kube-apiserver can run on these machines) that the official
+(fake_api.py here: no kube-apiserver can run on these machines) that the official
 client talks to over real HTTP: recreate, rolling in batches, blue-green by selector with its
 preview, canary by HTTPRoute weights with header targeting, abort writing 100% stable first, an
 image that never becomes ready, lost permissions mid-rollout, and two clusters from one control
@@ -21,8 +21,8 @@ from releases.live.presenters import board_cells
 from releases.models import State
 from releases.reconcile import tick
 from tests import factories
-from tests.kubernetes.conftest import http_route, target_config
-from tests.kubernetes.fake_api import FakeCluster, kubeconfig
+from tests.integrations.kubernetes.conftest import http_route, target_config
+from tests.integrations.kubernetes.fake_api import FakeCluster, kubeconfig
 
 pytestmark = pytest.mark.django_db
 ROUTE = "gateway.networking.k8s.io", "httproutes", "api"

@@ -1,4 +1,4 @@
-"""The kubernetes routers against a loopback fake of the Kubernetes API (tests/kubernetes/fake_api:
+"""The kubernetes routers against a loopback fake of the Kubernetes API (fake_api.py here:
 no kube-apiserver can run here), through the official client over real HTTP: what each writes
 for a routing, what it reads back, and what it refuses."""
 
@@ -153,7 +153,7 @@ def test_ingress_nginx_keeps_a_canary_ingress_beside_the_stable_one(cluster, mak
 
 def test_ingress_nginx_refuses_an_ingress_that_routes_elsewhere(cluster, make_target):
     target = make_target({"kind": "ingress-nginx", "ingress": "other"})
-    from tests.kubernetes.conftest import ingress
+    from tests.integrations.kubernetes.conftest import ingress
 
     cluster.put(ingress("other", service="someone-else"))
     with pytest.raises(IntegrationError) as failed:

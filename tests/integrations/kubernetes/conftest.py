@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from integrations.kubernetes.target import KubernetesTarget
-from tests.kubernetes.fake_api import FakeCluster, kubeconfig
+from tests.integrations.kubernetes.fake_api import FakeCluster, kubeconfig
 
 POD_TEMPLATE = {
     "metadata": {"labels": {"team": "shop"}},

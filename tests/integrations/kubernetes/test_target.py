@@ -1,4 +1,4 @@
-"""The kubernetes Target against a loopback fake of the Kubernetes API (tests/kubernetes/fake_api:
+"""The kubernetes Target against a loopback fake of the Kubernetes API (fake_api.py here:
 no kube-apiserver can run on these machines), driven by the official client over real HTTP:
 slots as labelled Deployments, readiness from pods, conditional writes, errors a person can act
 on."""
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from integrations.base import IntegrationError, ReleaseRef
-from tests.kubernetes.conftest import POD_TEMPLATE
+from tests.integrations.kubernetes.conftest import POD_TEMPLATE
 
 V1 = ReleaseRef("1.0.0", {"image": "registry.example.com/api:1.0.0", "env": {"MODE": "fast"}})
 

@@ -3,7 +3,7 @@ provider runs two slots of a public image and switches a Service between them. S
 everywhere else (no cluster can run on the development machines).
 
     KUBECONFIG=~/.kube/config SWITCHYARD_LIVE_NAMESPACE=default \\
-        .venv/bin/python -m pytest -m live tests/kubernetes/test_live_cluster.py
+        .venv/bin/python -m pytest -m live tests/integrations/kubernetes/test_live_cluster.py
 
 It creates ``sy-live-blue``/``sy-live-green`` Deployments and the ``sy-live`` and
 ``sy-live-preview`` Services in that namespace, and deletes them afterwards.

@@ -1,6 +1,6 @@
 """Every Deployment, Service and Ingress the provider writes is valid against the real Kubernetes
 1.37 OpenAPI schemas (``kubernetes-validate``, strict: unknown fields fail). The objects are
-those the official client sent over HTTP to the loopback fake API (tests/kubernetes/fake_api;
+those the official client sent over HTTP to the loopback fake API (fake_api.py here;
 no kube-apiserver can run here), collected from its record of writes."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from integrations.kubernetes.analysis import TEMPLATES, template_for
 from integrations.metrics.prometheus import render
 from releases.models import AnalysisTemplate
 from strategies.analysis.template import normalise
-from tests.kubernetes.conftest import target_config
+from tests.integrations.kubernetes.conftest import target_config
 
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))

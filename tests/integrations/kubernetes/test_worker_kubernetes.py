@@ -1,5 +1,5 @@
 """A canary on a kubernetes target carried out by a real Celery worker process, against a
-loopback fake of the Kubernetes API (tests/kubernetes/fake_api: no kube-apiserver can run on
+loopback fake of the Kubernetes API (fake_api.py here: no kube-apiserver can run on
 these machines) that the worker's official client reaches over real HTTP through the kubeconfig
 named in its settings (KUBERNETES_KUBECONFIG). Promote and abort are recorded by this process and
 carried out by the worker."""
@@ -16,7 +16,7 @@ from releases import actions
 from releases.models import Deployment, State
 from switchyard import processes
 from tests import factories
-from tests.kubernetes.conftest import target_config
+from tests.integrations.kubernetes.conftest import target_config
 from tests.stack import child_database_url, wait_for
 
 pytestmark = pytest.mark.e2e
