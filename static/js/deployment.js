@@ -280,6 +280,30 @@
     }));
   }
 
+  // What the page says loudest (and the tab title) when the deployment needs the person watching
+  // or has gone wrong; as templates/releases/deployment.html draws it on load.
+  var baseTitle = document.title;
+  function attention(d) {
+    var pause = d.pause || {};
+    if (d.state === "failed") return ["Failed", "This deployment failed: " + (d.failure_reason || d.message || "see the events.")];
+    if (d.state === "rolled_back") return ["Rolled back", "This deployment was rolled back: every request is on the stable release."];
+    if (d.state === "rolling_back") return ["Rolling back", "Rolling back: " + (d.failure_reason || d.message || "")];
+    if (d.state === "awaiting_approval" || pause.kind === "approval") return ["Needs approval", "Waiting for an approval before it can go on."];
+    if (pause.kind === "promotion") return ["Waiting for you", "Waiting for someone to press Promote."];
+    if (pause.kind === "operator") return ["Paused", "Paused: Resume continues the rollout."];
+    return null;
+  }
+
+  function applyAttention(d) {
+    var box = $("[data-page-alert]");
+    var said = attention(d);
+    document.title = said ? "(" + said[0] + ") " + baseTitle.replace(/^\([^)]*\) /, "") : baseTitle.replace(/^\([^)]*\) /, "");
+    if (!box) return;
+    box.hidden = !said;
+    box.className = "page-alert" + (said ? " alert-" + d.state : "");
+    if (said && box.textContent !== said[1]) box.textContent = said[1];
+  }
+
   function applyDeployment(d) {
     if (d.version < version) return; // an older message overtaken by a newer one
     // what the buttons depend on (not every tick: 200 open pages would each fetch them)
@@ -304,6 +328,7 @@
     applySplit(d);
     applySteps(d);
     renderAnalysis(d.analysis);
+    applyAttention(d);
     if (changedState) refreshActions();
   }
 
@@ -352,13 +377,13 @@
       });
       if (!instances.length) instances = [el("li", { class: "muted" }, "none")];
       return el("tr", null,
-        el("td", null, el("b", null, s.name), s.role ? " " : null,
+        el("td", { "data-label": "Slot" }, el("b", null, s.name), s.role ? " " : null,
           s.role ? el("span", { class: "muted" }, s.role) : null),
-        el("td", null, s.version || "—"),
-        el("td", null, (s.ready || 0) + "/" + (s.desired || 0)),
-        el("td", { class: "weight" },
+        el("td", { "data-label": "Version" }, s.version || "—"),
+        el("td", { "data-label": "Ready" }, (s.ready || 0) + "/" + (s.desired || 0)),
+        el("td", { class: "weight", "data-label": "Weight" },
           el("progress", { max: "100", value: String(weight) }, weight + "%"), " " + weight + "%"),
-        el("td", { class: "instances-cell" }, el("ul", { class: "instances" }, ...instances)));
+        el("td", { class: "instances-cell", "data-label": "Instances" }, el("ul", { class: "instances" }, ...instances)));
     });
     if (!rows.length) {
       rows = [el("tr", { class: "empty" },

@@ -159,6 +159,9 @@ def test_an_analysed_canary_reads_right_at_both_widths_and_after_a_rollback(worl
     phone.goto(page.url)
     expect(phone.locator("[data-analysis] .run").first).to_be_visible()
     assert page_width(phone) <= 390
+    for cell in phone.locator("[data-slots] td, [data-analysis] td").all():  # no cut columns
+        box = cell.bounding_box()
+        assert box is None or box["x"] + box["width"] <= 390, cell.inner_text()
     shot(phone, "analysis-phone")
 
     # 4. words: the event and the page number the steps alike
@@ -216,6 +219,9 @@ def test_an_inconclusive_analysis_says_why_it_waits_not_an_operator(world, stack
         note = page.locator("[data-pause]")
         expect(note).to_contain_text("press Promote", timeout=45_000)
     expect(note).not_to_contain_text("operator")
+    # 9. the page and its tab say it waits for the person watching
+    expect(page.locator("[data-page-alert]")).to_contain_text("press Promote")
+    expect(page).to_have_title(re.compile(r"^\(Waiting for you\) "))
     expect(note.locator("[data-pause-why]")).to_contain_text("analysis inconclusive (step 3)")
     shot(page, "inconclusive")
     assert "step-2" not in page.locator(".timeline").inner_text()
@@ -223,6 +229,7 @@ def test_an_inconclusive_analysis_says_why_it_waits_not_an_operator(world, stack
     # the same after a reload (server-rendered)
     page.reload()
     expect(page.locator("[data-pause]")).to_contain_text("analysis inconclusive (step 3)")
+    expect(page).to_have_title(re.compile(r"^\(Waiting for you\) "))
     # a timed pause counted in whole seconds, as the countdown does
     messages = page.evaluate("window.__messages")
     assert not [m for m in messages if re.search(r"\d\.\d+s more", m)], messages
