@@ -33,6 +33,7 @@ is watched, "off" after).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from strategies import spec_analysis
@@ -159,7 +160,8 @@ def decide_forward(
             left = seconds - (obs.now - started)
             if left > 0:
                 wait = min(left, MAX_WAIT)
-                message = f"pausing {format_duration(round(left, 3))} more"
+                # whole seconds, as the page's countdown shows them (not "1.869s")
+                message = f"pausing {format_duration(math.ceil(left))} more"
                 break
             state.pop("pause_started_at")
         elif "set_header_route" in step or "set_mirror_route" in step:

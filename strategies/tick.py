@@ -279,12 +279,18 @@ def hold(spec: dict[str, Any], progress: dict[str, Any], obs: Observation) -> De
     return tick.finish(step_index=index, message=f"paused at {step}", wait=wait)
 
 
+def key_words(key: str) -> str:
+    """An analysis key as the page numbers steps: ``step-3`` (an index) reads "step 4"."""
+    head, _, index = key.partition("-")
+    return f"step {int(index) + 1}" if head == "step" and index.isdigit() else key
+
+
 def analysis_failed(key: str, seen: dict[str, Any]) -> str:
     """The failure of a rollout whose analysis ``key`` failed: names the template, the metric
     and why ("analysis 'error-rate' (step-2) failed: errors: the canary's error rate ...")."""
     template = seen.get("template") or "?"
     reason = seen.get("reason") or "no reason given"
-    return f"analysis {template!r} ({key}) failed: {reason}"
+    return f"analysis {template!r} ({key_words(key)}) failed: {reason}"
 
 
 def analysis_inconclusive(key: str, seen_reason: str) -> str:
@@ -292,7 +298,10 @@ def analysis_inconclusive(key: str, seen_reason: str) -> str:
     reason = seen_reason.strip() or "no reason given"
     if not reason.endswith((".", "!", "?")):
         reason += "."
-    return f"analysis inconclusive ({key}): {reason} Promote to continue past it, or roll back"
+    return (
+        f"analysis inconclusive ({key_words(key)}): {reason} Promote to continue past it, "
+        "or roll back"
+    )
 
 
 def _measuring(tick: Tick) -> bool:

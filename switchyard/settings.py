@@ -98,10 +98,25 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# An idle consumer waits in BZPOPMIN for channels-redis' ``brpop_timeout`` (5 s). redis-py 8 reads
+# with a 5 s socket timeout by default (it used to wait forever), so every idle read timed out and
+# the live pages dropped every ~5 s. The socket timeout must outlast the blocking pop; it stays
+# finite so that a dead Redis is still noticed. tests/e2e/test_live_idle.py keeps a socket idle.
+CHANNEL_LAYER_SOCKET_TIMEOUT = 15.0
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
+                    "socket_connect_timeout": 5.0,
+                }
+            ],
+            "capacity": 1000,
+            "expiry": 30,
+        },
     }
 }
 

@@ -36,6 +36,7 @@ from releases.actions.ticks import (
     record_cleanup,
     record_hold,
     record_integration_error,
+    record_observed,
     record_tick,
     release_claim,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "pause",
     "promote",
     "record_cleanup",
+    "record_observed",
     "record_hold",
     "record_integration_error",
     "record_tick",

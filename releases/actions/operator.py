@@ -56,7 +56,8 @@ def pause(actor: Actor, deployment_id: int) -> Deployment:
         d = locked(deployment_id)
         policy.require(actor, "deployment.pause", d)
         check_allowed(d, "pause")
-        save_checked(d, state=State.PAUSED)
+        progress = {k: v for k, v in (d.progress or {}).items() if k != "waiting_for_promotion"}
+        save_checked(d, state=State.PAUSED, progress=progress)  # a person's pause, not a step's
         event = record_event(
             d, "state", f"{actor.name} paused the deployment", actor, {"state": d.state}
         )

@@ -68,6 +68,10 @@ def mark_started(d: Deployment) -> bool:
     return True
 
 
+# in ``progress`` while a step (not a person's Pause) holds the rollout: why it waits
+WAITING_KEY = "waiting_for_promotion"
+
+
 def record_tick(
     d: Deployment,
     *,
@@ -94,6 +98,12 @@ def record_tick(
     """
     actor = Actor.system()
     now = timezone.now()
+    progress = dict(progress)
+    if new_state == State.PAUSED:
+        # the page says why it waits (releases.live.presenters.pause_dict), not "an operator"
+        progress[WAITING_KEY] = message or "waiting for promotion"
+    elif d.state != State.PAUSED:
+        progress.pop(WAITING_KEY, None)
     with transaction.atomic():
         fields = {
             "progress": progress,
@@ -246,3 +256,18 @@ def record_cleanup(d: Deployment, message: str, *, observed: dict | None = None)
             )
         event = record_event(d, "cleanup", message, actor, {"slot": d.canary_slot})
         events.publish_deployment(d.pk, [event.pk])
+
+
+def record_observed(target_id: int, observed: dict, *, endpoint: str = "") -> bool:
+    """A target looked at again after its deployment ended (``releases.reconcile.observe``):
+    store the picture and show it on its latest deployment's page and the board."""
+    with transaction.atomic():
+        fields = {"observed": observed, "observed_at": timezone.now()}
+        if endpoint:
+            fields["endpoint"] = endpoint
+        if not Target.objects.filter(pk=target_id).update(**fields):
+            return False
+        latest = Deployment.objects.filter(target_id=target_id).order_by("-id").first()
+        if latest is not None:
+            events.publish_deployment(latest.pk)
+    return True

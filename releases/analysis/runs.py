@@ -38,6 +38,7 @@ from releases.models.analysis import (
 )
 from strategies.analysis import run as pure
 from strategies.analysis.template import TemplateError, bind, normalise, resolve_args
+from strategies.tick import key_words
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +215,9 @@ def _record_verdict(run: AnalysisRun, verdict: pure.Verdict) -> None:
     event = DeploymentEvent.objects.create(
         deployment_id=run.deployment_id,
         kind="analysis",
-        message=f"Analysis {run.name} ({run.key}): {verdict.decision}. {verdict.reason}"[:2000],
+        message=f"Analysis {run.name} ({key_words(run.key)}): {verdict.decision}. {verdict.reason}"[
+            :2000
+        ],
         data={
             "run": run.pk,
             "key": run.key,
@@ -255,6 +258,9 @@ def verdict_of(deployment: Deployment) -> Verdict:
             key, run = hits[0]
             reason = run["reason"] or "Measuring."
             return Verdict(
-                decision, f"{run['template']} ({key}): {reason}", runs, min(pending, default=None)
+                decision,
+                f"{run['template']} ({key_words(key)}): {reason}",
+                runs,
+                min(pending, default=None),
             )
     return Verdict("pass", "Every analysis passed.", runs)

@@ -151,7 +151,7 @@ def pause_dict(d: Deployment) -> dict | None:
     """
     progress = d.progress or {}
     if d.state == "awaiting_approval":
-        return {"kind": "approval", "until": None}
+        return {"kind": "approval", "until": None, "why": ""}
     if d.state not in ("paused", "progressing"):
         return None
     found = None
@@ -161,18 +161,20 @@ def pause_dict(d: Deployment) -> dict | None:
             found = reader(d.strategy, progress)
         except (KeyError, TypeError, ValueError, AttributeError):
             found = None
-    if found is None and progress.get("waiting_for_promotion"):
+    waiting = progress.get("waiting_for_promotion")  # a step holds it (actions.record_tick)
+    if found is None and waiting:
         found = "promotion", None
     if found is None and isinstance(progress.get("pause_until"), int | float):
         found = "timed", progress["pause_until"]
     if d.state == "paused" and (found is None or found[0] != "promotion"):
         # a person's Pause (a step waiting for promotion is paused too: then Promote continues)
-        return {"kind": "operator", "until": None}
+        return {"kind": "operator", "until": None, "why": ""}
     if found is None:
         return None
     kind, until = found
     at = datetime.fromtimestamp(until, tz=UTC).isoformat() if until is not None else None
-    return {"kind": kind, "until": at}
+    why = waiting if kind == "promotion" and isinstance(waiting, str) else ""
+    return {"kind": kind, "until": at, "why": why}
 
 
 def deployment_summary(d: Deployment) -> dict:

@@ -5,6 +5,7 @@ values and never run or judge an analysis, so ``releases.analysis`` can publish 
 
 from __future__ import annotations
 
+from releases.live import readable
 from releases.models import Deployment
 from releases.models.analysis import (
     AnalysisPhase,
@@ -64,6 +65,7 @@ def run_dict(run: AnalysisRun, *, measurements: bool = False) -> dict:
             "verdict": last.get("phase"),
             "classification": last.get("classification"),
             "why": last.get("why", "Not measured yet."),
+            "shown": readable.shown(metric, last),  # the table's text (releases.live.readable)
             "measurements": len(taken),
             "count": metric["count"],
         }

@@ -17,7 +17,7 @@ from django.utils import timezone
 from releases import queue
 from releases.live import charts
 from releases.models import ACTIVE_STATES, Deployment, State
-from releases.reconcile import cleanup, tick
+from releases.reconcile import cleanup, observe, tick
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def sweep() -> int:
     if count:
         logger.info("sweep re-enqueued %d overdue deployment(s)", count)
     _enqueue_cleanups()
+    observe.settle()  # targets whose instances were still draining when their rollout ended
     return count
 
 

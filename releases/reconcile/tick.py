@@ -60,6 +60,7 @@ from strategies.engine import (
     routing_before_observing,
 )
 from strategies.spec import health_of, min_ready_of
+from strategies.tick import key_words
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +105,16 @@ def role_state(
     )
 
 
-def observed_view(status: TargetStatus, d: Deployment) -> dict:
-    """The slot picture stored on the Target for pages and the API."""
-    roles = {d.stable_slot: "stable", d.canary_slot: "canary"}
+def observed_view(
+    status: TargetStatus, d: Deployment | None, *, stable_slot: str | None = None
+) -> dict:
+    """The slot picture stored on the Target for pages and the API. While ``d`` runs its slots
+    are stable and canary; once it is over (``stable_slot``: the slot now serving), that slot is
+    the stable one and the other has no role."""
+    if stable_slot is not None or d is None:
+        roles = {stable_slot: "stable"} if stable_slot else {}
+    else:
+        roles = {d.stable_slot: "stable", d.canary_slot: "canary"}
     total_ready = sum(s.ready for s in status.slots.values()) or 1
     view = {}
     for name, s in status.slots.items():
@@ -301,6 +309,10 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
         new_state = d.rollback_outcome or State.ROLLED_BACK
     elif decision.waiting_for_promotion and mode == "forward" and d.state == State.PROGRESSING:
         new_state = State.PAUSED
+    if new_state == State.SUCCEEDED:  # the new release's slot is the stable one from now on
+        view = observed_view(status, d, stable_slot=d.canary_slot)
+    elif new_state in (State.ROLLED_BACK, State.FAILED, State.ABORTED):
+        view = observed_view(status, d, stable_slot=d.stable_slot)
     recorded = actions.record_tick(
         d,
         observed=view,
@@ -380,7 +392,8 @@ def _start_analyses(d: Deployment, requests: list[dict]) -> str:
                 step_index=request.get("step_index"),
             )
         except DomainError as exc:
-            return f"analysis {request['template']!r} ({request['key']}) could not start: {exc}"
+            key = key_words(request["key"])
+            return f"analysis {request['template']!r} ({key}) could not start: {exc}"
     return ""
 
 

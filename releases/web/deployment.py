@@ -221,6 +221,30 @@ def charts_for(d: Deployment, latest: dict | None) -> list[dict]:
     return out
 
 
+def attention(d: Deployment, pause: dict | None) -> tuple[str, str] | None:
+    """(tab title word, banner) when the deployment needs the person watching or went wrong;
+    static/js/deployment.js (attention) says the same live."""
+    kind = (pause or {}).get("kind")
+    if d.state == State.FAILED:
+        return (
+            "Failed",
+            f"This deployment failed: {d.failure_reason or d.message or 'see the events.'}",
+        )
+    if d.state == State.ROLLED_BACK:
+        return "Rolled back", (
+            "This deployment was rolled back: every request is on the stable release."
+        )
+    if d.state == State.ROLLING_BACK:
+        return "Rolling back", f"Rolling back: {d.failure_reason or d.message}"
+    if d.state == State.AWAITING_APPROVAL or kind == "approval":
+        return "Needs approval", "Waiting for an approval before it can go on."
+    if kind == "promotion":
+        return "Waiting for you", "Waiting for someone to press Promote."
+    if kind == "operator":
+        return "Paused", "Paused: Resume continues the rollout."
+    return None
+
+
 @login_required
 def deployment(request, pk: int):
     d = _load(request, pk)
@@ -239,6 +263,7 @@ def deployment(request, pk: int):
             "slots": _slots(d.target.observed),
             "steps": steps,
             "pause": pause,
+            "attention": attention(d, pause),
             "events": events,
             "last_event_id": events[-1].pk if events else 0,
             "split": _split(d),

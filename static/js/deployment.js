@@ -203,7 +203,9 @@
       note.dataset.until = "";
       return;
     }
-    if (note.dataset.pauseKind === pause.kind && note.dataset.until === (pause.until || "")) return;
+    var key = pause.kind + "|" + (pause.until || "") + "|" + (pause.why || "");
+    if (note.dataset.pauseKey === key) return;
+    note.dataset.pauseKey = key;
     note.dataset.pauseKind = pause.kind;
     note.dataset.until = pause.until || "";
     if (pause.kind === "timed") {
@@ -213,6 +215,7 @@
       note.replaceChildren.apply(note, (PAUSE_TEXT[pause.kind] || [words(pause.kind)]).map(function (n) {
         return n instanceof Node ? n.cloneNode(true) : n;
       }));
+      if (pause.why) note.append(el("span", { class: "pause-why", "data-pause-why": "" }, " " + pause.why));
     }
   }
 
@@ -228,11 +231,25 @@
 
   var analysisSig = null;
 
-  function cellValue(value, unit) {
-    return value == null ? "—" : value + (unit ? " " + unit : "");
+  // As templates/releases/deployment/_analysis.html draws it; every metric's text is the
+  // server's (m.shown, from releases/live/readable.py), never a number formatted here.
+  function metricRow(m) {
+    var shown = m.shown || {};
+    var verdict = m.verdict || "pending";
+    return el("tr", { "data-metric": m.name },
+      el("th", { scope: "row", "data-label": "Metric" }, m.name + " ",
+        el("span", { class: "muted small" }, m.measurements + "/" + m.count)),
+      el("td", { "data-label": "Baseline", "data-side": "baseline" }, shown.baseline || "—"),
+      el("td", { "data-label": "Canary", "data-side": "canary" }, shown.canary || "—"),
+      el("td", { "data-label": "Difference" },
+        el("span", { "data-shift": "" }, shown.statistic || shown.shift || "—"),
+        shown.evidence ? el("br") : null,
+        shown.evidence ? el("span", { "data-evidence": "" }, shown.evidence) : null),
+      el("td", { "data-label": "Threshold" }, m.threshold || "—"),
+      el("td", { "data-label": "Verdict" }, el("span", { class: "badge verdict-" + verdict }, verdict),
+        m.why ? el("span", { class: "muted why-text" }, " " + m.why) : null));
   }
 
-  // As templates/releases/deployment/_analysis.html draws it.
   function renderAnalysis(runs) {
     var box = $("[data-analysis]");
     var sig = JSON.stringify(runs || []);
@@ -245,28 +262,46 @@
         "metric shows here: baseline (stable) against canary, the threshold, the verdict and why."));
       return;
     }
+    var heads = ["Metric", "Baseline (stable)", "Canary", "Difference", "Threshold", "Verdict"];
     box.replaceChildren.apply(box, runs.map(function (run) {
-      var rows = (run.metrics || []).map(function (m) {
-        return el("tr", null,
-          el("td", null, m.name),
-          el("td", null, cellValue(m.baseline, m.unit)),
-          el("td", null, cellValue(m.canary, m.unit)),
-          el("td", null, m.threshold == null ? "—" : String(m.threshold)),
-          el("td", null, el("span", { class: "badge verdict-" + (m.verdict || "pending") }, m.verdict || "pending"),
-            m.why ? el("span", { class: "muted" }, " " + m.why) : null));
-      });
+      var rows = (run.metrics || []).map(metricRow);
       return el("article", { class: "run" },
         el("h3", null, el("span", { class: "badge verdict-" + run.phase }, run.decision || run.phase),
           " " + (run.name || "analysis"),
           run.step_index != null ? el("span", { class: "muted small" }, " step " + (run.step_index + 1)) : null),
         run.why ? el("p", { class: "why" }, run.why) : null,
         rows.length
-          ? el("div", { class: "scroll" }, el("table", { class: "list compact" },
-            el("thead", null, el("tr", null, el("th", null, "Metric"), el("th", null, "Baseline"),
-              el("th", null, "Canary"), el("th", null, "Threshold"), el("th", null, "Verdict"))),
-            el("tbody", null, ...rows)))
+          ? el("table", { class: "list compact stack analysis-table" },
+            el("thead", null, el("tr", null, ...heads.map(function (h) {
+              return el("th", { scope: "col" }, h);
+            }))),
+            el("tbody", null, ...rows))
           : null);
     }));
+  }
+
+  // What the page says loudest (and the tab title) when the deployment needs the person watching
+  // or has gone wrong; as templates/releases/deployment.html draws it on load.
+  var baseTitle = document.title;
+  function attention(d) {
+    var pause = d.pause || {};
+    if (d.state === "failed") return ["Failed", "This deployment failed: " + (d.failure_reason || d.message || "see the events.")];
+    if (d.state === "rolled_back") return ["Rolled back", "This deployment was rolled back: every request is on the stable release."];
+    if (d.state === "rolling_back") return ["Rolling back", "Rolling back: " + (d.failure_reason || d.message || "")];
+    if (d.state === "awaiting_approval" || pause.kind === "approval") return ["Needs approval", "Waiting for an approval before it can go on."];
+    if (pause.kind === "promotion") return ["Waiting for you", "Waiting for someone to press Promote."];
+    if (pause.kind === "operator") return ["Paused", "Paused: Resume continues the rollout."];
+    return null;
+  }
+
+  function applyAttention(d) {
+    var box = $("[data-page-alert]");
+    var said = attention(d);
+    document.title = said ? "(" + said[0] + ") " + baseTitle.replace(/^\([^)]*\) /, "") : baseTitle.replace(/^\([^)]*\) /, "");
+    if (!box) return;
+    box.hidden = !said;
+    box.className = "page-alert" + (said ? " alert-" + d.state : "");
+    if (said && box.textContent !== said[1]) box.textContent = said[1];
   }
 
   function applyDeployment(d) {
@@ -293,6 +328,7 @@
     applySplit(d);
     applySteps(d);
     renderAnalysis(d.analysis);
+    applyAttention(d);
     if (changedState) refreshActions();
   }
 
@@ -342,13 +378,13 @@
       });
       if (!instances.length) instances = [el("li", { class: "muted" }, "none")];
       return el("tr", null,
-        el("td", null, el("b", null, s.name), s.role ? " " : null,
+        el("td", { "data-label": "Slot" }, el("b", null, s.name), s.role ? " " : null,
           s.role ? el("span", { class: "muted" }, s.role) : null),
-        el("td", null, s.version || "—"),
-        el("td", null, (s.ready || 0) + "/" + (s.desired || 0)),
-        el("td", { class: "weight" },
+        el("td", { "data-label": "Version" }, s.version || "—"),
+        el("td", { "data-label": "Ready" }, (s.ready || 0) + "/" + (s.desired || 0)),
+        el("td", { class: "weight", "data-label": "Weight" },
           el("progress", { max: "100", value: String(weight) }, weight + "%"), " " + weight + "%"),
-        el("td", { class: "instances-cell" }, el("ul", { class: "instances" }, ...instances)));
+        el("td", { class: "instances-cell", "data-label": "Instances" }, el("ul", { class: "instances" }, ...instances)));
     });
     if (!rows.length) {
       rows = [el("tr", { class: "empty" },

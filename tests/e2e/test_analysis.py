@@ -62,7 +62,7 @@ def test_a_bad_release_rolls_itself_back_within_seconds(stack):
 
     assert done["state"] == "failed", done
     reason = done["failure_reason"]
-    assert reason.startswith("analysis 'error-rate' (step-1) failed: errors: The canary is clearly")
+    assert reason.startswith("analysis 'error-rate' (step 2) failed: errors: The canary is clearly")
     assert done["weights"] == {"stable": 100, "canary": 0}
     target = api.call("get", "/services/shop/targets/dev")
     assert {s["version"]: s["weight"] for s in target["slots"].values() if s["weight"]} == {
@@ -122,7 +122,7 @@ def test_a_release_with_too_little_traffic_to_judge_pauses_for_a_person(stack):
         [run] = paused["analysis"]
         assert (run["phase"], run["decision"]) == ("inconclusive", "inconclusive")
         message = paused["message"]
-        assert "analysis inconclusive (step-1): errors: Not enough data yet: canary " in message
+        assert "analysis inconclusive (step 2): errors: Not enough data yet: canary " in message
         assert "of the 20 requests needed per side" in message
         assert "Promote to continue past it" in message
         api.call("post", f"/deployments/{second['id']}/promote")

@@ -93,7 +93,7 @@ def test_a_failing_analysis_step_fails_the_rollout_naming_the_template_and_the_m
     fleet = Fleet(stable=2, analysis_outcome=outcome({"step-1": (2, "fail")}))
     last, progress, _ = run(fleet, spec, {}, mode="forward", limit=100)
     assert last.failure == (
-        "analysis 'error-rate' (step-1) failed: errors: the canary's error rate 50% is clearly "
+        "analysis 'error-rate' (step 2) failed: errors: the canary's error rate 50% is clearly "
         "worse than the baseline's 0%."
     )
     assert last.message == last.failure
@@ -113,7 +113,7 @@ def test_an_inconclusive_analysis_step_waits_for_a_person_and_promote_continues_
     )
     assert waiting.waiting_for_promotion and waiting.failure is None
     assert waiting.message == (
-        "step 2 of 4: analysis inconclusive (step-1): errors: Not enough data yet: canary 4 of "
+        "step 2 of 4: analysis inconclusive (step 2): errors: Not enough data yet: canary 4 of "
         "the 50 requests needed per side. Promote to continue past it, or roll back; "
         "20% of requests on the new release"
     )
@@ -154,7 +154,7 @@ def test_an_operator_paused_in_the_middle_of_an_analysis_still_rolls_back_when_i
         fleet, spec, {}, mode="forward", limit=20, stop=until(lambda d: d.start_analysis)
     )
     last, _, ticks = run(fleet, spec, progress, mode="paused", limit=20)
-    assert last.failure.startswith("analysis 'error-rate' (step-1) failed: errors:")
+    assert last.failure.startswith("analysis 'error-rate' (step 2) failed: errors:")
     assert 3 <= ticks <= 5
     assert last.scale == {} and not last.route
 

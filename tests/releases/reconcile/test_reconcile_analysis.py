@@ -153,7 +153,7 @@ def test_a_failed_analysis_routes_back_before_anything_is_recorded_then_rolls_ba
     assert recorded.calls[1][1].weights == {stable: 100, canary: 0}
     assert result.priority and result.wait == 0.0
     assert d.state == State.ROLLING_BACK
-    assert d.failure_reason == f"analysis 'error-rate' (step-1) failed: {FAIL_REASON}"
+    assert d.failure_reason == f"analysis 'error-rate' (step 2) failed: {FAIL_REASON}"
     assert ("stop", None) in fake.calls  # whatever still measures is stopped
 
     d = tick_until(d, lambda d: not d.is_active, what="the rollback")
@@ -170,7 +170,7 @@ def test_an_inconclusive_analysis_pauses_with_the_reason_and_promote_continues(t
     why = "errors: Not enough data yet: canary 4 of the 50 requests needed per side."
     fake.decide("step-1", "inconclusive", why)
     d = tick_until(d, lambda d: d.state == State.PAUSED, what="the pause")
-    assert d.message.startswith(f"step 2 of 4: analysis inconclusive (step-1): {why}")
+    assert d.message.startswith(f"step 2 of 4: analysis inconclusive (step 2): {why}")
     actions.promote(factories.api_actor(), d.pk)
     d = tick_until(d, lambda d: d.state == State.SUCCEEDED, what="the promotion")
 
@@ -239,7 +239,7 @@ def test_a_template_deleted_after_validation_fails_the_rollout(target, fleet):
     d = tick_until(d, lambda d: not d.is_active, what="the failure")
     assert d.state == State.FAILED
     assert d.failure_reason == (
-        "analysis 'error-rate' (step-1) could not start: There is no analysis template "
+        "analysis 'error-rate' (step 2) could not start: There is no analysis template "
         "'error-rate'."
     )
     status = fleet.status()

@@ -157,12 +157,22 @@ def test_the_deployment_page_shows_analysis_runs(client_in, live, monkeypatch):
         "metrics": [
             {
                 "name": "error rate",
-                "unit": "%",
-                "baseline": 0.5,
-                "canary": 2.1,
+                "unit": "ratio",
+                "baseline": {"count": 400, "total": 400, "errors": 2, "rate": 0.005},
+                "canary": {"count": 95, "total": 95, "errors": 2, "rate": 0.021},
                 "threshold": "≤ 1.0",
                 "verdict": "failed",
                 "why": "above the threshold",
+                "measurements": 3,
+                "count": 10,
+                # what releases.live.runs.run_dict adds: the text, never the dicts above
+                "shown": {
+                    "baseline": "400 requests · 2 errors (0.5%)",
+                    "canary": "95 requests · 2 errors (2.1%)",
+                    "shift": "",
+                    "evidence": "evidence 240 >= 200",
+                    "statistic": "",
+                },
             }
         ],
     }
@@ -170,7 +180,9 @@ def test_the_deployment_page_shows_analysis_runs(client_in, live, monkeypatch):
     monkeypatch.setattr(deployment, "deployment_dict", lambda d: {**real(d), "analysis": [run]})
     html = page(client_in, live)
     assert "error-rate" in html and "the canary&#x27;s error rate is 4x" in html
-    assert "<td>0.5 %</td><td>2.1 %</td><td>≤ 1.0</td>" in html
+    assert 'data-side="baseline">400 requests · 2 errors (0.5%)</td>' in html
+    assert "<span data-evidence>evidence 240 &gt;= 200</span>" in html
+    assert "{" not in html.split("data-analysis", 1)[1].split("</section>", 1)[0]
     assert "No analysis has run" not in html
 
 
@@ -298,7 +310,7 @@ def test_the_json_variant_returns_the_deployment_at_once(client_in, live):
     assert response.status_code == 200
     body = response.json()
     assert body["deployment"]["state"] == "paused"
-    assert body["deployment"]["pause"] == {"kind": "operator", "until": None}
+    assert body["deployment"]["pause"] == {"kind": "operator", "until": None, "why": ""}
     assert body["redirect"] is None
 
 
