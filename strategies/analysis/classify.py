@@ -3,10 +3,11 @@
 ``measure(metric, baseline, canary, previous)`` returns a plain dict (stored as the Measurement's
 value, served by the API, shown on the deployment page):
 
-    {"test": "mann_whitney" | "sequential" | "threshold",
+    {"test": "mann_whitney" | "sequential" | "quantile" | "threshold",
      "phase": "successful" | "failed" | "inconclusive",
-     "classification": "pass" | "high" | "low" | "nodata" | "neither",
+     "classification": "pass" | "high" | "low" | "nodata" | "neither" | "undecided",
      "insufficient": bool,           # below min_samples: waiting for data (not a verdict)
+     "undecided": bool,              # neither shown within the margin nor worse: keep looking
      "baseline": {"count", "mean", "p50", "p95", "p99", ...}, "canary": {...},
      "value": {"baseline": x, "canary": y},            # the statistic the test looked at
      "interval": {"lower", "upper", "confidence", "of": "shift" | ...} | None,
@@ -21,6 +22,7 @@ from typing import Any
 
 from strategies.analysis import expr
 from strategies.analysis.mannwhitney import mann_whitney
+from strategies.analysis.quantile import QuantileState, relative_width
 from strategies.analysis.sequential import SequentialState, rate_interval
 from strategies.analysis.series import Series
 
@@ -35,6 +37,8 @@ def measure(
     test = metric["test"]
     if test == "sequential":
         result = _sequential(metric, baseline, canary, previous)
+    elif test == "quantile":
+        result = _quantile(metric, baseline, canary, previous)
     elif test == "mann_whitney":
         result = _mann_whitney(metric, baseline, canary)
     else:
@@ -44,6 +48,7 @@ def measure(
     result.setdefault("interval", None)
     result.setdefault("effect", {})
     result.setdefault("insufficient", False)
+    result.setdefault("undecided", False)
     return {"test": test, "critical": metric["critical"], **result}
 
 
@@ -81,6 +86,8 @@ def fmt(value: float | None, unit: str = "") -> str:
 
 def _samples(series: Series, metric: dict) -> float:
     """How many observations count toward ``min_samples``: requests when counted."""
+    if metric["test"] == "quantile":
+        return series.count
     if series.total is not None and metric["test"] == "sequential":
         return series.total
     return series.count
@@ -98,7 +105,8 @@ def _insufficient(metric: dict, need: dict[str, Series]) -> dict | None:
         "classification": "nodata",
         "insufficient": True,
         "why": f"Not enough data yet: {seen} of the {minimum} "
-        f"{'requests' if metric['test'] == 'sequential' else 'samples'} needed per side.",
+        f"{'samples' if metric['test'] in ('mann_whitney', 'threshold') else 'requests'} "
+        "needed per side.",
     }
 
 
@@ -263,25 +271,54 @@ def _mann_whitney(metric: dict, baseline: Series, canary: Series) -> dict:
     return result("pass", why, interval)
 
 
+def _margin_text(metric: dict) -> str:
+    if metric.get("margin_ratio"):
+        return f"{metric['margin_ratio']:g}x the baseline's error rate"
+    return f"{fmt(metric['margin'], 'ratio')} points"
+
+
+def _undecided(why: str, common: dict) -> dict:
+    return {
+        "phase": "inconclusive",
+        "classification": "undecided",
+        "undecided": True,
+        "why": why,
+        **common,
+    }
+
+
 def _sequential(metric: dict, baseline: Series, canary: Series, previous: dict | None) -> dict:
+    """Fail: the always-valid evidence that the canary fails more often reaches 1/alpha, and
+    the rates seen put it beyond the margin. Pass: the always-valid (``confidence``) bounds
+    rule out a difference (or ratio) larger than the margin. Otherwise undecided."""
     state = SequentialState.from_dict((previous or {}).get("state"))
     c_total, c_errors = canary.total or 0, canary.errors or 0
     b_total, b_errors = baseline.total or 0, baseline.errors or 0
     state = state.advance(c_total, c_errors, b_total, b_errors, null_ratio=metric["null_ratio"])
     alpha = metric["alpha"]
+    pass_alpha = 1 - metric["confidence"]
+    margin, margin_ratio = metric.get("margin") or 0.0, metric.get("margin_ratio")
     c_rate = c_errors / c_total if c_total else None
     b_rate = b_errors / b_total if b_total else None
-    c_ci, b_ci = rate_interval(c_errors, c_total, alpha), rate_interval(b_errors, b_total, alpha)
+    c_ci = rate_interval(c_errors, c_total, pass_alpha / 2)
+    b_ci = rate_interval(b_errors, b_total, pass_alpha / 2)
     interval = None
+    bound = None  # the largest regression the data still allow
     if c_ci and b_ci:
+        if margin_ratio:
+            bound = math.inf if b_ci[0] <= 0 else c_ci[1] / b_ci[0]
+        else:
+            bound = c_ci[1] - b_ci[0]
         interval = {
-            "of": "error rate difference",
+            "of": "error rate ratio" if margin_ratio else "error rate difference",
             "lower": _clean(c_ci[0] - b_ci[1]),
             "upper": _clean(c_ci[1] - b_ci[0]),
-            "confidence": 1 - alpha,
+            "confidence": metric["confidence"],
             "canary": [_clean(c_ci[0]), _clean(c_ci[1])],
             "baseline": [_clean(b_ci[0]), _clean(b_ci[1])],
             "always_valid": True,
+            "margin": margin_ratio or margin,
+            "bound": _clean(bound) if bound is not None and math.isfinite(bound) else None,
         }
     e_value = state.e_value
     effect = {
@@ -295,20 +332,147 @@ def _sequential(metric: dict, baseline: Series, canary: Series, previous: dict |
         f"{fmt(b_rate, 'ratio')} ({b_errors}/{b_total})"
     )
     common = {"value": value, "interval": interval, "effect": effect, "state": state.to_dict()}
-    if state.rejects(alpha):
+    if c_rate is not None and b_rate is not None:
+        if margin_ratio:
+            beyond = c_rate > margin_ratio * b_rate
+        else:
+            beyond = c_rate - b_rate > margin
+    else:
+        beyond = False
+    margin_text = _margin_text(metric)
+    if state.rejects(alpha) and beyond:
         return {
             "phase": "failed",
             "classification": "high",
             "why": f"The canary is clearly worse: {rates}; evidence {e_value:.3g} >= "
-            f"{1 / alpha:g}.",
+            f"{1 / alpha:g}, beyond the margin of {margin_text}.",
             **common,
         }
     waiting = _insufficient(metric, {"canary": canary, "baseline": baseline})
     if waiting:
         return {**waiting, **common}
-    return {
-        "phase": "successful",
-        "classification": "pass",
-        "why": f"No evidence the canary is worse: {rates}; evidence {e_value:.3g} < {1 / alpha:g}.",
-        **common,
+    pct = f"{metric['confidence'] * 100:g}%"
+    if margin_ratio:
+        allowed = f"canary/baseline <= {fmt(bound)}" if bound is not None else "n/a"
+        within = bound is not None and bound < margin_ratio
+    else:
+        allowed = f"difference <= {fmt(bound, 'ratio')}" if bound is not None else "n/a"
+        within = bound is not None and bound < margin
+    if within:
+        return {
+            "phase": "successful",
+            "classification": "pass",
+            "why": f"Within the margin: {rates}; at {pct} (always valid) {allowed}, "
+            f"below the margin of {margin_text}.",
+            **common,
+        }
+    if state.rejects(alpha):
+        why = (
+            f"Not decided: the canary fails more often ({rates}; evidence {e_value:.3g}), "
+            f"but not yet beyond the margin of {margin_text}."
+        )
+    else:
+        why = (
+            f"Not decided yet: {rates}; at {pct} {allowed}, not yet below the margin of "
+            f"{margin_text}; evidence of harm {e_value:.3g} < {1 / alpha:g}."
+        )
+    return _undecided(why, common)
+
+
+def _quantile(metric: dict, baseline: Series, canary: Series, previous: dict | None) -> dict:
+    """The sequential latency test (``strategies.analysis.quantile``): fail when the always-valid
+    evidence that canary requests are slower reaches 1/alpha and the canary's tail is beyond the
+    margin; pass when the data rule out a shift of ``percentile`` larger than the margin."""
+    nan = metric.get("nan_strategy", "remove")
+    baseline, canary = baseline.without_nan(nan), canary.without_nan(nan)
+    state = QuantileState.from_dict((previous or {}).get("state"))
+    state = state.advance(
+        canary,
+        baseline,
+        percentile=metric["percentile"],
+        margin=metric["margin"],
+        null_ratio=metric["null_ratio"],
+        min_samples=metric["min_samples"],
+    )
+    alpha, unit = metric["alpha"], metric.get("unit", "")
+    q = f"p{metric['percentile'] * 100:g}"
+    pct = f"{metric['confidence'] * 100:g}%"
+    e_value = state.e_value
+    within, intervals = state.within_margin(1 - metric["confidence"])
+    shares = state.shares()
+    effect = {
+        **_effect(canary.quantile(metric["percentile"]), baseline.quantile(metric["percentile"])),
+        "e_value": _clean(e_value) if math.isfinite(e_value) else 1e300,
+        "threshold": 1 / alpha,
+        "thresholds": list(state.thresholds),
+        "reference": _clean(state.reference),
+        "limit": _clean(state.limit),
+        **shares,
     }
+    interval = None
+    if intervals:
+        interval = {
+            "of": f"share slower than the limit ({q} x {1 + metric['margin']:g})",
+            "canary": [_clean(intervals["canary"][0]), _clean(intervals["canary"][1])],
+            "baseline": [_clean(intervals["baseline"][0]), _clean(intervals["baseline"][1])],
+            "lower": _clean(intervals["canary"][0] - intervals["baseline"][1]),
+            "upper": _clean(intervals["canary"][1] - intervals["baseline"][0]),
+            "confidence": metric["confidence"],
+            "always_valid": True,
+            "margin": metric["margin"],
+        }
+    value = {
+        "baseline": _clean(baseline.quantile(metric["percentile"])),
+        "canary": _clean(canary.quantile(metric["percentile"])),
+        "statistic": q,
+    }
+    common = {"value": value, "interval": interval, "effect": effect, "state": state.to_dict()}
+    width = relative_width(state.reference, state.reference_low)
+    limit_note = ""
+    if state.started and width is not None and width > metric["margin"]:
+        limit_note = (
+            f" The buckets are coarse here: the baseline's {q} lies in "
+            f"{fmt(state.reference_low, unit)} to {fmt(state.reference, unit)} (+{width:.0%}), "
+            f"wider than the margin of {metric['margin']:.0%}: this test cannot show the canary "
+            "within it."
+        )
+    common["resolution"] = {"relative_width": _clean(width), "coarse": state.coarse()}
+    waiting = _insufficient(metric, {"canary": canary, "baseline": baseline})
+    tail = (
+        f"canary {q} {fmt(value['canary'], unit)} vs baseline {fmt(value['baseline'], unit)}; "
+        f"slower than {fmt(state.limit, unit)}: canary {shares['canary_slow']}/"
+        f"{shares['canary_total']}, baseline slower than {fmt(state.reference, unit)}: "
+        f"{shares['baseline_slow']}/{shares['baseline_total']}"
+    )
+    if state.rejects(alpha) and state.worse_than_margin():
+        return {
+            "phase": "failed",
+            "classification": "high",
+            "why": f"The canary is clearly slower: {tail}; evidence {e_value:.3g} >= "
+            f"{1 / alpha:g}, beyond the margin of {metric['margin']:.0%} at {q}." + limit_note,
+            **common,
+        }
+    if waiting or not state.started or shares["canary_total"] < metric["min_samples"]:
+        waiting = waiting or {
+            "phase": "inconclusive",
+            "classification": "nodata",
+            "insufficient": True,
+            "why": f"Not enough data yet: canary {shares['canary_total']} of the "
+            f"{metric['min_samples']} requests needed since the thresholds were fixed.",
+        }
+        return {**waiting, **common}
+    if within:
+        return {
+            "phase": "successful",
+            "classification": "pass",
+            "why": f"Within the margin: {tail}; at {pct} (always valid) the canary's share is "
+            f"below the baseline's, so its {q} is at most {1 + metric['margin']:g}x the "
+            "baseline's.",
+            **common,
+        }
+    what = "slower" if state.rejects(alpha) else "not yet shown within the margin"
+    return _undecided(
+        f"Not decided: the canary is {what} ({tail}; evidence {e_value:.3g}), not beyond the "
+        f"margin of {metric['margin']:.0%} at {q} either." + limit_note,
+        common,
+    )
