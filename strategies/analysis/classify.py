@@ -429,10 +429,11 @@ def _quantile(metric: dict, baseline: Series, canary: Series, previous: dict | N
     common = {"value": value, "interval": interval, "effect": effect, "state": state.to_dict()}
     width = relative_width(state.reference, state.reference_low)
     limit_note = ""
-    if state.started and width is not None and width > metric["margin"]:
+    if state.started and (state.coarse() or (width is not None and width > metric["margin"])):
+        wide = f" (+{width:.0%})" if width is not None else ""
         limit_note = (
             f" The buckets are coarse here: the baseline's {q} lies in "
-            f"{fmt(state.reference_low, unit)} to {fmt(state.reference, unit)} (+{width:.0%}), "
+            f"{fmt(state.reference_low, unit)} to {fmt(state.reference, unit)}{wide}, "
             f"wider than the margin of {metric['margin']:.0%}: this test cannot show the canary "
             "within it."
         )
@@ -460,7 +461,7 @@ def _quantile(metric: dict, baseline: Series, canary: Series, previous: dict | N
             "why": f"Not enough data yet: canary {shares['canary_total']} of the "
             f"{metric['min_samples']} requests needed since the thresholds were fixed.",
         }
-        return {**waiting, **common}
+        return {**waiting, **common, "why": waiting["why"] + limit_note}
     if within:
         return {
             "phase": "successful",
