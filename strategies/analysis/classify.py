@@ -22,7 +22,7 @@ from typing import Any
 
 from strategies.analysis import expr
 from strategies.analysis.mannwhitney import mann_whitney
-from strategies.analysis.quantile import QuantileState, relative_width
+from strategies.analysis.quantile import QuantileState
 from strategies.analysis.sequential import SequentialState, rate_interval
 from strategies.analysis.series import Series
 
@@ -272,9 +272,10 @@ def _mann_whitney(metric: dict, baseline: Series, canary: Series) -> dict:
 
 
 def _margin_text(metric: dict) -> str:
+    points = f"{metric['margin'] * 100:.3g} points"
     if metric.get("margin_ratio"):
-        return f"{metric['margin_ratio']:g}x the baseline's error rate"
-    return f"{fmt(metric['margin'], 'ratio')} points"
+        return f"{metric['margin_ratio']:g}x the baseline's error rate or {points}"
+    return points
 
 
 def _undecided(why: str, common: dict) -> dict:
@@ -294,7 +295,14 @@ def _sequential(metric: dict, baseline: Series, canary: Series, previous: dict |
     state = SequentialState.from_dict((previous or {}).get("state"))
     c_total, c_errors = canary.total or 0, canary.errors or 0
     b_total, b_errors = baseline.total or 0, baseline.errors or 0
-    state = state.advance(c_total, c_errors, b_total, b_errors, null_ratio=metric["null_ratio"])
+    state = state.advance(
+        c_total,
+        c_errors,
+        b_total,
+        b_errors,
+        null_ratio=metric["null_ratio"],
+        margin_ratio=metric.get("margin_ratio"),
+    )
     alpha = metric["alpha"]
     pass_alpha = 1 - metric["confidence"]
     margin, margin_ratio = metric.get("margin") or 0.0, metric.get("margin_ratio")
@@ -305,26 +313,24 @@ def _sequential(metric: dict, baseline: Series, canary: Series, previous: dict |
     interval = None
     bound = None  # the largest regression the data still allow
     if c_ci and b_ci:
-        if margin_ratio:
-            bound = math.inf if b_ci[0] <= 0 else c_ci[1] / b_ci[0]
-        else:
-            bound = c_ci[1] - b_ci[0]
+        bound = c_ci[1] - b_ci[0]
         interval = {
-            "of": "error rate ratio" if margin_ratio else "error rate difference",
+            "of": "error rate difference",
             "lower": _clean(c_ci[0] - b_ci[1]),
-            "upper": _clean(c_ci[1] - b_ci[0]),
+            "upper": _clean(bound),
             "confidence": metric["confidence"],
             "canary": [_clean(c_ci[0]), _clean(c_ci[1])],
             "baseline": [_clean(b_ci[0]), _clean(b_ci[1])],
             "always_valid": True,
-            "margin": margin_ratio or margin,
-            "bound": _clean(bound) if bound is not None and math.isfinite(bound) else None,
+            "margin": margin,
+            "margin_ratio": margin_ratio,
         }
     e_value = state.e_value
     effect = {
         **_effect(c_rate, b_rate),
         "e_value": _clean(e_value) if math.isfinite(e_value) else 1e300,
         "threshold": 1 / alpha,
+        "pass_value": _clean(state.pass_value) if math.isfinite(state.pass_value) else 1e300,
     }
     value = {"baseline": _clean(b_rate), "canary": _clean(c_rate), "statistic": "rate"}
     rates = (
@@ -332,13 +338,9 @@ def _sequential(metric: dict, baseline: Series, canary: Series, previous: dict |
         f"{fmt(b_rate, 'ratio')} ({b_errors}/{b_total})"
     )
     common = {"value": value, "interval": interval, "effect": effect, "state": state.to_dict()}
-    if c_rate is not None and b_rate is not None:
-        if margin_ratio:
-            beyond = c_rate > margin_ratio * b_rate
-        else:
-            beyond = c_rate - b_rate > margin
-    else:
-        beyond = False
+    beyond = c_rate is not None and b_rate is not None and c_rate - b_rate > margin
+    if beyond and margin_ratio:
+        beyond = c_rate > margin_ratio * b_rate
     margin_text = _margin_text(metric)
     if state.rejects(alpha) and beyond:
         return {
@@ -352,12 +354,14 @@ def _sequential(metric: dict, baseline: Series, canary: Series, previous: dict |
     if waiting:
         return {**waiting, **common}
     pct = f"{metric['confidence'] * 100:g}%"
-    if margin_ratio:
-        allowed = f"canary/baseline <= {fmt(bound)}" if bound is not None else "n/a"
-        within = bound is not None and bound < margin_ratio
-    else:
-        allowed = f"difference <= {fmt(bound, 'ratio')}" if bound is not None else "n/a"
-        within = bound is not None and bound < margin
+    allowed = f"difference <= {fmt(bound, 'ratio')}" if bound is not None else "n/a"
+    within = bound is not None and bound < margin
+    if margin_ratio and state.pass_value >= 1 / pass_alpha:
+        within = True
+        allowed = (
+            f"odds ratio < {margin_ratio:g} (evidence {state.pass_value:.3g} >= "
+            f"{1 / pass_alpha:.3g})"
+        )
     if within:
         return {
             "phase": "successful",
@@ -381,8 +385,9 @@ def _sequential(metric: dict, baseline: Series, canary: Series, previous: dict |
 
 def _quantile(metric: dict, baseline: Series, canary: Series, previous: dict | None) -> dict:
     """The sequential latency test (``strategies.analysis.quantile``): fail when the always-valid
-    evidence that canary requests are slower reaches 1/alpha and the canary's tail is beyond the
-    margin; pass when the data rule out a shift of ``percentile`` larger than the margin."""
+    evidence that canary requests are slower reaches 1/alpha and the canary's ``percentile`` in
+    the window is beyond (1 + margin) times the baseline's; pass when the data rule out a shift
+    of ``percentile`` larger than the margin."""
     nan = metric.get("nan_strategy", "remove")
     baseline, canary = baseline.without_nan(nan), canary.without_nan(nan)
     state = QuantileState.from_dict((previous or {}).get("state"))
@@ -404,6 +409,7 @@ def _quantile(metric: dict, baseline: Series, canary: Series, previous: dict | N
         **_effect(canary.quantile(metric["percentile"]), baseline.quantile(metric["percentile"])),
         "e_value": _clean(e_value) if math.isfinite(e_value) else 1e300,
         "threshold": 1 / alpha,
+        "pass_value": _clean(state.pass_value) if math.isfinite(state.pass_value) else 1e300,
         "thresholds": list(state.thresholds),
         "reference": _clean(state.reference),
         "limit": _clean(state.limit),
@@ -427,15 +433,13 @@ def _quantile(metric: dict, baseline: Series, canary: Series, previous: dict | N
         "statistic": q,
     }
     common = {"value": value, "interval": interval, "effect": effect, "state": state.to_dict()}
-    width = relative_width(state.reference, state.reference_low)
+    width = state.width
     limit_note = ""
-    if state.started and (state.coarse() or (width is not None and width > metric["margin"])):
-        wide = f" (+{width:.0%})" if width is not None else ""
+    if state.started and state.coarse():
         limit_note = (
-            f" The buckets are coarse here: the baseline's {q} lies in "
-            f"{fmt(state.reference_low, unit)} to {fmt(state.reference, unit)}{wide}, "
-            f"wider than the margin of {metric['margin']:.0%}: this test cannot show the canary "
-            "within it."
+            f" The buckets are coarse here: around the baseline's {q} "
+            f"({fmt(state.reference, unit)}) they are {width:.0%} wide, wider than the margin of "
+            f"{metric['margin']:.0%}: this test cannot show the canary within it."
         )
     common["resolution"] = {"relative_width": _clean(width), "coarse": state.coarse()}
     waiting = _insufficient(metric, {"canary": canary, "baseline": baseline})
@@ -445,7 +449,9 @@ def _quantile(metric: dict, baseline: Series, canary: Series, previous: dict | N
         f"{shares['canary_total']}, baseline slower than {fmt(state.reference, unit)}: "
         f"{shares['baseline_slow']}/{shares['baseline_total']}"
     )
-    if state.rejects(alpha) and state.worse_than_margin():
+    c_q, b_q = canary.quantile(metric["percentile"]), baseline.quantile(metric["percentile"])
+    beyond = c_q is not None and b_q is not None and c_q > (1 + metric["margin"]) * b_q
+    if state.rejects(alpha) and beyond:
         return {
             "phase": "failed",
             "classification": "high",
@@ -466,8 +472,9 @@ def _quantile(metric: dict, baseline: Series, canary: Series, previous: dict | N
         return {
             "phase": "successful",
             "classification": "pass",
-            "why": f"Within the margin: {tail}; at {pct} (always valid) the canary's share is "
-            f"below the baseline's, so its {q} is at most {1 + metric['margin']:g}x the "
+            "why": f"Within the margin: {tail}; at {pct} (always valid: evidence "
+            f"{state.pass_value:.3g} >= {1 / (1 - metric['confidence']):.3g}) the canary's share "
+            f"is below the baseline's, so its {q} is at most {1 + metric['margin']:g}x the "
             "baseline's.",
             **common,
         }

@@ -15,69 +15,65 @@ distribution shows at the p50 threshold within seconds; a regression of a few re
 the tail (p99).
 
 Non-inferiority, at ``percentile`` q (p95 by default) with ``margin`` m (20%): with R the
-baseline's q-quantile when the thresholds were fixed (the upper edge of its bucket) and
-L = (1 + m) x the lower edge of that bucket (snapped down to an edge), the canary is *not worse
-by more than the margin* when its share of requests slower than L is below the baseline's share
-slower than R -- then the canary's quantile at that level is at most L, at most (1 + m) times
-the baseline's. The test shows it when the always-valid upper bound of the canary's share is
-below the always-valid lower bound of the baseline's (each at half of 1 - ``confidence``).
-When the buckets are too coarse for that (L <= R) it can never pass, and says so.
+baseline's q-quantile when the thresholds were fixed and L = (1 + m) R, the canary is *not
+worse by more than the margin* when its share of requests slower than L is below the baseline's
+share slower than R -- then the canary's quantile at that level is at most L, (1 + m) times the
+baseline's. Whether the canary's odds of a request slower than L are below the baseline's odds of
+one slower than R is again a question for the conditional test (given how many requests of each
+side were "slow" in this sense, the canary's count is hypergeometric at odds ratio 1, and
+stochastically larger above it): the mixture of likelihood ratios for odds ratios
+``PASS_RATIOS`` against 1 is a supermartingale while the canary is NOT within the margin, so it
+shows the canary within the margin when it reaches 1 / (1 - ``confidence``), with a chance of at
+most 1 - ``confidence`` of passing a canary that is worse than that. With a
+histogram, a bucket that straddles a threshold is counted against the canary: as slower than L
+for the canary (``loose``), as not slower than R for the baseline (``strict``). So buckets
+wider than the margin can never show a pass, and the verdict says so.
+
+A rollback needs the evidence AND the canary's ``percentile`` over the window beyond (1 + m)
+times the baseline's (``classify``): a real but small slowdown is not rolled back.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from strategies.analysis.sequential import RATIOS, look_log_ratios, rate_interval
 from strategies.analysis.series import INF, Series
 
 QUANTILES = (0.5, 0.9, 0.99)
+# the pass side's alternatives: the canary's odds of being slower than L are this times the
+# baseline's odds of being slower than R (below 1: within the margin)
+PASS_RATIOS = (0.8, 0.6, 0.4, 0.2)
 
 
-def edges(series: Series) -> list[float] | None:
-    """The finite bucket edges of a histogram (0 included), None for raw values."""
-    if series.buckets is None:
-        return None
-    return sorted({0.0} | {b for b, _ in series.buckets if b != INF})
-
-
-def snap_up(value: float, bounds: list[float] | None) -> float:
-    if not bounds:
-        return value
-    i = bisect_left(bounds, value)
-    return bounds[i] if i < len(bounds) else bounds[-1]
-
-
-def snap_down(value: float, bounds: list[float] | None) -> float:
-    if not bounds:
-        return value
-    i = bisect_right(bounds, value) - 1
-    return bounds[max(i, 0)]
-
-
-def below_edge(value: float, bounds: list[float] | None) -> float:
-    """The edge just below ``value`` (the lower edge of its bucket); ``value`` for raw values."""
-    if not bounds:
-        return value
-    i = bisect_left(bounds, value) - 1
-    return bounds[max(i, 0)]
-
-
-def count_above(series: Series, threshold: float) -> float:
-    """How many observations are slower than ``threshold`` (for a histogram, a bucket edge: the
-    buckets whose lower edge is at or above it)."""
+def count_above(series: Series, threshold: float, *, loose: bool = False) -> float:
+    """How many observations are slower than ``threshold``. For a histogram, a bucket that
+    straddles it counts only when ``loose`` (strict: the buckets whose lower edge is at or above
+    it; loose: the buckets whose upper edge is above it)."""
     if series.buckets is not None:
         out, lower = 0.0, 0.0
         for upper, count in sorted(series.buckets):
-            if lower >= threshold:
+            if (upper > threshold) if loose else (lower >= threshold):
                 out += count
             if upper != INF:
                 lower = upper
         return out
     return sum(w for v, w in series.pairs() if not math.isnan(v) and v > threshold)
+
+
+def bucket_width(series: Series, value: float | None) -> float | None:
+    """The relative width (upper / lower - 1) of the histogram bucket holding ``value``; None
+    for raw values, or when it starts at 0 or is open."""
+    if series.buckets is None or value is None:
+        return None
+    lower = 0.0
+    for upper, _ in sorted(series.buckets):
+        if lower < value <= upper:
+            return None if lower <= 0 or upper == INF else upper / lower - 1
+        if upper != INF:
+            lower = upper
+    return None
 
 
 @dataclass(frozen=True)
@@ -87,10 +83,11 @@ class QuantileState:
     above...]`` at the previous look, ``since`` the same when the thresholds were fixed."""
 
     thresholds: tuple[float, ...] = ()
-    reference: float | None = None  # R: the baseline's ``percentile`` (its bucket's upper edge)
-    reference_low: float | None = None  # the lower edge of that bucket
-    limit: float | None = None  # L: (1 + margin) x reference_low, snapped down
+    reference: float | None = None  # R: the baseline's ``percentile`` when they were fixed
+    limit: float | None = None  # L: (1 + margin) x R
+    width: float | None = None  # the relative width of the buckets at R and at L (the wider)
     log_e: tuple[float, ...] = ()
+    log_pass: tuple[float, ...] = ()
     counts: tuple[float, ...] = ()
     since: tuple[float, ...] = ()
     looks: int = 0
@@ -110,9 +107,10 @@ class QuantileState:
         return cls(
             thresholds=floats("thresholds"),
             reference=optional("reference"),
-            reference_low=optional("reference_low"),
             limit=optional("limit"),
+            width=optional("width"),
             log_e=floats("log_e"),
+            log_pass=floats("log_pass"),
             counts=floats("counts"),
             since=floats("since"),
             looks=int(data.get("looks", 0)),
@@ -123,9 +121,10 @@ class QuantileState:
         return {
             "thresholds": list(self.thresholds),
             "reference": self.reference,
-            "reference_low": self.reference_low,
             "limit": self.limit,
+            "width": self.width,
             "log_e": list(self.log_e),
+            "log_pass": list(self.log_pass),
             "counts": list(self.counts),
             "since": list(self.since),
             "looks": self.looks,
@@ -136,16 +135,19 @@ class QuantileState:
     def started(self) -> bool:
         return bool(self.thresholds)
 
-    def _cuts(self) -> list[float]:
-        return [*self.thresholds, self.limit, self.reference]
-
     def _counts(self, canary: Series, baseline: Series) -> tuple[float, ...]:
-        cuts = self._cuts()
+        """``[canary_total, baseline_total, canary above each threshold..., baseline above
+        each threshold..., canary above L (loose), canary above L (strict), baseline above R
+        (strict), baseline above R (loose)]``."""
         return (
             canary.count,
             baseline.count,
-            *(count_above(canary, t) for t in cuts),
-            *(count_above(baseline, t) for t in cuts),
+            *(count_above(canary, t) for t in self.thresholds),
+            *(count_above(baseline, t) for t in self.thresholds),
+            count_above(canary, self.limit, loose=True),
+            count_above(canary, self.limit),
+            count_above(baseline, self.reference),
+            count_above(baseline, self.reference, loose=True),
         )
 
     def advance(
@@ -160,19 +162,18 @@ class QuantileState:
     ) -> QuantileState:
         """The state after a look at the CUMULATIVE window (since it began)."""
         if not self.started:
-            if baseline.count < min_samples:
+            # enough baseline data for its percentile: ~10 requests above it (200 for p95)
+            if baseline.count < max(min_samples, 10 / (1 - percentile)):
                 return self
-            bounds = edges(baseline)
             found = [baseline.quantile(q) for q in QUANTILES]
-            thresholds = sorted({snap_up(v, bounds) for v in found if v is not None})
-            target = baseline.quantile(percentile) or 0.0
-            reference = snap_up(target, bounds)
-            low = below_edge(reference, bounds) if bounds else target
+            reference = baseline.quantile(percentile) or 0.0
+            limit = (1 + margin) * reference
+            widths = (bucket_width(baseline, reference), bucket_width(baseline, limit))
             fixed = QuantileState(
-                thresholds=tuple(thresholds),
+                thresholds=tuple(sorted({v for v in found if v is not None})),
                 reference=reference,
-                reference_low=low,
-                limit=snap_down((1 + margin) * low, bounds),
+                limit=limit,
+                width=max((w for w in widths if w is not None), default=None),
                 ratios=self.ratios,
             )
             counts = fixed._counts(canary, baseline)
@@ -180,19 +181,25 @@ class QuantileState:
                 **{**fixed.__dict__, "counts": counts, "since": counts, "looks": self.looks + 1}
             )
         counts = self._counts(canary, baseline)
-        k = len(self._cuts())
+        n = len(self.thresholds)
         d = [max(0.0, a - b) for a, b in zip(counts, self.counts, strict=True)]
         d_ct, d_bt = int(d[0]), int(d[1])
         step: list[float] = []
-        for i in range(len(self.thresholds)):
+        for i in range(n):
             d_ca = min(d_ct, int(d[2 + i]))
-            d_ba = min(d_bt, int(d[2 + k + i]))
+            d_ba = min(d_bt, int(d[2 + n + i]))
             step += look_log_ratios(d_ct, d_ca, d_bt, d_ba, self.ratios, null_ratio)
         before = self.log_e or (0.0,) * len(step)
+        # the pass side: canary slower than L (loose) against baseline slower than R (strict)
+        d_cs = min(d_ct, int(d[2 + 2 * n]))
+        d_bs = min(d_bt, int(d[2 + 2 * n + 2]))
+        passing = look_log_ratios(d_ct, d_cs, d_bt, d_bs, PASS_RATIOS, 1.0)
+        before_pass = self.log_pass or (0.0,) * len(PASS_RATIOS)
         return QuantileState(
             **{
                 **self.__dict__,
                 "log_e": tuple(a + b for a, b in zip(before, step, strict=True)),
+                "log_pass": tuple(a + b for a, b in zip(before_pass, passing, strict=True)),
                 "counts": tuple(max(a, b) for a, b in zip(counts, self.counts, strict=True)),
                 "looks": self.looks + 1,
             }
@@ -209,52 +216,38 @@ class QuantileState:
     def rejects(self, alpha: float) -> bool:
         return self.e_value >= 1 / alpha
 
-    def shares(self) -> dict[str, float | int | None]:
-        """Since the thresholds were fixed: requests per arm, and the canary's share slower than
-        the limit L and the baseline's share slower than the reference R."""
+    @property
+    def pass_value(self) -> float:
+        """The evidence that the canary is within the margin (1.0 before any)."""
+        if not self.log_pass:
+            return 1.0
+        if max(self.log_pass) > 700:
+            return math.inf
+        return sum(math.exp(v) for v in self.log_pass) / len(self.log_pass)
+
+    def shares(self) -> dict[str, int]:
+        """Since the thresholds were fixed: requests per arm, the canary's requests slower than
+        the limit L and the baseline's slower than the reference R (``slow``: counted against
+        the canary, as the pass needs; ``guard``: in its favour)."""
+        keys = ("canary_total", "baseline_total", "canary_slow", "canary_slow_guard")
+        keys += ("baseline_slow", "baseline_slow_guard")
         if not self.started:
-            return {"canary_total": 0, "baseline_total": 0, "canary_slow": 0, "baseline_slow": 0}
-        k = len(self._cuts())
-        d = [a - b for a, b in zip(self.counts, self.since, strict=True)]
+            return dict.fromkeys(keys, 0)
+        d = [int(a - b) for a, b in zip(self.counts, self.since, strict=True)]
         n = len(self.thresholds)
-        return {
-            "canary_total": int(d[0]),
-            "baseline_total": int(d[1]),
-            "canary_slow": int(d[2 + n]),  # above the limit
-            "baseline_slow": int(d[2 + k + n + 1]),  # above the reference
-        }
+        return dict(zip(keys, [d[0], d[1], *d[2 + 2 * n :]], strict=True))
 
     def coarse(self) -> bool:
-        """The buckets are too coarse to show the canary within the margin (L <= R)."""
-        return (
-            self.limit is not None and self.reference is not None and self.limit <= self.reference
-        )
+        """The buckets at R or L are wider than the margin: a pass cannot be shown."""
+        return self.width is not None and self.width >= self.limit / self.reference - 1
 
     def within_margin(self, alpha: float) -> tuple[bool, dict | None]:
-        """Whether the data rule out a shift larger than the margin at (1 - alpha), and the
-        intervals (canary's share above L, baseline's share above R) that say so."""
+        """Whether the data rule out a shift larger than the margin at (1 - alpha): the evidence
+        for it (the pass martingale) reached 1/alpha. Also each side's always-valid share, to
+        show."""
         s = self.shares()
         c = rate_interval(s["canary_slow"], s["canary_total"], alpha / 2)
         b = rate_interval(s["baseline_slow"], s["baseline_total"], alpha / 2)
         if c is None or b is None:
             return False, None
-        return (not self.coarse() and c[1] < b[0]), {"canary": c, "baseline": b}
-
-    def worse_than_margin(self) -> bool:
-        """The point estimates put the canary beyond the margin (its share slower than L is
-        above the baseline's share slower than R): the guard on a rollback."""
-        s = self.shares()
-        if not s["canary_total"] or not s["baseline_total"]:
-            return False
-        return s["canary_slow"] / s["canary_total"] > s["baseline_slow"] / s["baseline_total"]
-
-
-def relative_width(reference: float | None, low: float | None) -> float | None:
-    """How wide the baseline's percentile bucket is, relative to its lower edge."""
-    if reference is None or low is None or low <= 0:
-        return None
-    return reference / low - 1
-
-
-def describe_thresholds(values: Sequence[float]) -> str:
-    return ", ".join(f"{v:.3g}" for v in values)
+        return self.pass_value >= 1 / alpha, {"canary": c, "baseline": b}

@@ -10,8 +10,8 @@ The semantics are Argo Rollouts' (AnalysisRun), with a score at the end in Kayen
   more than ``consecutive_error_limit`` errors in a row (or one permanent error) make it
   ``error``; more than ``inconclusive_limit`` inconclusive ones make it ``inconclusive``;
 - a measurement below ``min_samples`` is waiting for data, not a verdict: it counts toward
-  nothing, unless it is the metric's last -- then the run is inconclusive, and says how many
-  samples it saw (no data is never a pass, and never a rollback);
+  nothing, unless it is the metric's last (its ``max_count``) -- then the run is inconclusive,
+  and says how many samples it saw (no data is never a pass, and never a rollback);
 - a sequential or quantile measurement that is *undecided* (the data neither rule out a
   regression larger than the margin nor show one) counts toward nothing either: after its
   ``count`` the metric keeps looking, up to ``max_count`` (its ``max_duration``); undecided at
@@ -265,7 +265,8 @@ def _summary(metric: dict, results: list[dict]) -> dict:
     ]
     last = results[-1] if results else None
     judged = [r for r in results if r["phase"] != "error"]
-    undecided = bool(judged) and bool(judged[-1].get("undecided"))
+    # undecided or still waiting for data: a metric that may look longer is not done
+    undecided = bool(judged) and bool(judged[-1].get("undecided") or judged[-1].get("insufficient"))
     limit = _limit(metric)
     done = metric["count"] is not None and len(results) >= metric["count"]
     if done and undecided and limit is not None and len(results) < limit:

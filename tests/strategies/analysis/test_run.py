@@ -58,7 +58,7 @@ def test_an_inconclusive_measurement_pauses_unless_the_limit_allows_it():
 
 
 def test_waiting_for_data_counts_for_nothing_until_the_last_measurement():
-    t = template(seq(count=3))
+    t = template(seq(count=3, max_duration=3))
     waiting = result("inconclusive", insufficient=True, why="Not enough data yet: canary 3")
     assert evaluate(t, {"errors": [waiting, waiting]}).decision == "running"
     verdict = evaluate(t, {"errors": [waiting] * 3})
