@@ -43,7 +43,12 @@ from strategies.analysis.template import TemplateError, bind, normalise, resolve
 
 logger = logging.getLogger(__name__)
 
-MODES = {"sequential": "counts", "mann_whitney": "range", "threshold": "instant"}
+MODES = {
+    "sequential": "counts",
+    "quantile": "histogram",
+    "mann_whitney": "range",
+    "threshold": "instant",
+}
 WAIT_POLL = 0.2
 
 
@@ -377,8 +382,18 @@ def _threshold_text(metric: dict) -> str:
         if metric.get("failure_condition"):
             parts.append(f"fail if {metric['failure_condition']}")
         return "; ".join(parts)
-    if test == "sequential":
-        return f"fail when evidence >= {1 / metric['alpha']:g} (alpha {metric['alpha']:g})"
+    if test in ("sequential", "quantile"):
+        margin = metric.get("margin")
+        within = (
+            f"; pass within {metric['margin_ratio']:g}x"
+            if metric.get("margin_ratio")
+            else f"; pass within {margin:g} points"
+            if test == "sequential" and margin is not None
+            else f"; pass within +{margin:.0%} at p{metric['percentile'] * 100:g}"
+            if margin is not None
+            else ""
+        )
+        return f"fail when evidence >= {1 / metric['alpha']:g} (alpha {metric['alpha']:g}){within}"
     return (
         f"Mann-Whitney {metric['confidence'] * 100:g}% CI beyond ±{metric['tolerance'] * 100:g}% "
         f"of the shift, mean ratio >= {metric['allowed_increase']:g}"
