@@ -460,12 +460,22 @@ def _quantile(metric: dict, baseline: Series, canary: Series, previous: dict | N
             **common,
         }
     if waiting or not state.started or shares["canary_total"] < metric["min_samples"]:
+        if not waiting and not state.started:
+            needed = max(metric["min_samples"], 10 / (1 - metric["percentile"]))
+            why = (
+                f"Not enough data yet: baseline {int(baseline.count)} of the {needed:.0f} "
+                f"requests needed to place its {q}."
+            )
+        else:
+            why = (
+                f"Not enough data yet: canary {shares['canary_total']} of the "
+                f"{metric['min_samples']} requests needed since the thresholds were fixed."
+            )
         waiting = waiting or {
             "phase": "inconclusive",
             "classification": "nodata",
             "insufficient": True,
-            "why": f"Not enough data yet: canary {shares['canary_total']} of the "
-            f"{metric['min_samples']} requests needed since the thresholds were fixed.",
+            "why": why,
         }
         return {**waiting, **common, "why": waiting["why"] + limit_note}
     if within:
