@@ -520,7 +520,10 @@ def print_table(title: str, rows: list[tuple[str, dict]]) -> None:
 def print_comparison(rows: dict[str, dict[str, dict]], chosen: list[Scenario]) -> None:
     """One line per scenario: missed (or false rollbacks) and median/max detection, per policy."""
     policies = list(rows)
-    print("\n## per scenario: missed or false rollbacks; detection median/max (s)")
+    print(
+        "\n## per scenario: missed (not rolled back; of which promoted) or false rollbacks;"
+        " detection median/max (s, from the canary's first request); failed canary requests"
+    )
     print("| scenario | " + " | ".join(policies) + " |")
     print("|" + " --- |" * (len(policies) + 1))
     for scenario in chosen:
@@ -529,8 +532,9 @@ def print_comparison(rows: dict[str, dict[str, dict]], chosen: list[Scenario]) -
             row = rows[policy][scenario.name]
             if scenario.regression:
                 cells.append(
-                    f"missed {row['missed']}, {row.get('detect s (median/max)', '-')}"
-                    f", failed {row.get('failed reqs (median/max)', '-')}"
+                    f"missed {row['missed']} (promoted {row['promoted']}), "
+                    f"{row.get('detect s (median/max)', '-')}, "
+                    f"failed {row.get('failed reqs (median/max)', '-')}"
                 )
             else:
                 cells.append(
