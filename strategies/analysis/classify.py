@@ -272,7 +272,8 @@ def _mann_whitney(metric: dict, baseline: Series, canary: Series) -> dict:
 
 
 def _margin_text(metric: dict) -> str:
-    points = f"{metric['margin'] * 100:.3g} points"
+    size = f"{metric['margin'] * 100:.3g}"
+    points = f"{size} point{'' if size == '1' else 's'}"
     if metric.get("margin_ratio"):
         return f"{metric['margin_ratio']:g}x the baseline's error rate or {points}"
     return points

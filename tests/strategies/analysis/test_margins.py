@@ -43,7 +43,7 @@ def test_no_errors_yet_is_not_a_pass_until_the_data_rule_out_the_margin():
     [metric] = errors()["metrics"]
     early = measure(metric, Series.from_counts(2000, 0), Series.from_counts(100, 0))
     assert early["phase"] == "inconclusive" and early["undecided"]
-    assert "not yet below the margin of 1 points" in early["why"]
+    assert "not yet below the margin of 1 point;" in early["why"]
     late = measure(metric, Series.from_counts(20000, 0), Series.from_counts(1000, 0), early)
     assert late["phase"] == "successful"
     assert "Within the margin" in late["why"]
