@@ -15,7 +15,12 @@ however many looks are taken, whenever they are taken. So the test may look ever
 stop at the first crossing: its false-rollback rate stays below alpha.
 
 Reported alongside: each arm's error rate with an always-valid (1 - alpha) confidence sequence
-(Robbins' beta-binomial mixture, Jeffreys prior), so a person can see how sure the figures are.
+(Robbins' beta-binomial mixture, Jeffreys prior), so a person can see how sure the figures are;
+``classify`` passes a canary when those bounds rule out a difference larger than the margin.
+
+Non-inferiority by ratio (``margin_ratio`` R): the same conditional likelihood ratios, for odds
+ratios ``PASS_RATIOS`` x R against R, make a supermartingale while the canary's odds of failing
+are at least R times the baseline's; reaching 1/(1 - confidence) shows it is within R.
 """
 
 from __future__ import annotations
