@@ -363,6 +363,10 @@ def _sequential(metric: dict, baseline: Series, canary: Series, previous: dict |
             f"odds ratio < {margin_ratio:g} (evidence {state.pass_value:.3g} >= "
             f"{1 / pass_alpha:.3g})"
         )
+    # once shown within the margin, it stays shown: the first crossing of an always-valid
+    # bound is a valid verdict whenever it is read (until the failure test says otherwise)
+    if not within and (previous or {}).get("classification") == "pass":
+        within, allowed = True, "shown earlier in this window"
     if within:
         return {
             "phase": "successful",
@@ -479,12 +483,16 @@ def _quantile(metric: dict, baseline: Series, canary: Series, previous: dict | N
             "why": why,
         }
         return {**waiting, **common, "why": waiting["why"] + limit_note}
-    if within:
+    # once shown within the margin, it stays shown: the first crossing of an always-valid
+    # bound is a valid verdict whenever it is read (until the failure test says otherwise)
+    earlier = not within and (previous or {}).get("classification") == "pass"
+    if within or earlier:
+        shown = "reached earlier in this window" if earlier else f"{state.pass_value:.3g}"
         return {
             "phase": "successful",
             "classification": "pass",
             "why": f"Within the margin: {tail}; at {pct} (always valid: evidence "
-            f"{state.pass_value:.3g} >= {1 / (1 - metric['confidence']):.3g}) the canary's share "
+            f"{shown} >= {1 / (1 - metric['confidence']):.3g}) the canary's share "
             f"is below the baseline's, so its {q} is at most {1 + metric['margin']:g}x the "
             "baseline's.",
             **common,

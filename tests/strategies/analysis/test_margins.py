@@ -121,3 +121,15 @@ def test_a_stopped_run_with_an_undecided_metric_is_inconclusive_not_passed():
     verdict = evaluate(template, {"errors": [undecided] * 7}, stopped=True)
     assert verdict.decision == "inconclusive"
     assert "when the analysis was stopped" in verdict.reason
+
+
+def test_once_shown_within_the_margin_a_metric_stays_passed_until_it_fails():
+    [metric] = errors()["metrics"]
+    shown = measure(metric, Series.from_counts(20000, 0), Series.from_counts(1000, 0))
+    assert shown["phase"] == "successful"
+    # two errors since: the bound alone would no longer clear 1 point, the earlier crossing does
+    later = measure(metric, Series.from_counts(21000, 0), Series.from_counts(1050, 2), shown)
+    assert later["phase"] == "successful" and "shown earlier" in later["why"]
+    # but evidence of harm beyond the margin still fails it
+    worse = measure(metric, Series.from_counts(22000, 0), Series.from_counts(1100, 40), later)
+    assert worse["phase"] == "failed"
