@@ -3,10 +3,18 @@
 Per target there are monotonic totals per slot (and per version within a slot), which never go
 away while the target exists (so windows computed from two readings never go negative), and one
 series per instance (kept for the last ``RETIRED_KEPT`` removed instances of the target).
+
+Latency is counted twice: in the coarse Prometheus buckets (``BUCKETS_MS``, what dashboards and
+``histogram_quantile`` expect) and in a log-bucketed sketch in the manner of DDSketch: bucket
+``i`` holds the latencies in (``SKETCH_GAMMA``^(i-1), ``SKETCH_GAMMA``^i] ms, so every bucket is
+2% wide (a quantile read from it is within 1% of the truth) -- a 10% shift of p99 at 50 ms moves
+it across five buckets. Only the buckets that saw a request are stored (a few hundred for
+latencies between 0.5 ms and a minute); the JSON (``latency_ms.sketch``) carries them.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from bisect import bisect_left
 from collections import deque
@@ -17,6 +25,14 @@ BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _BOUNDS_S = tuple(ms / 1000 for ms in BUCKETS_MS)
 CODE_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")  # 1xx responses count as 2xx
 RETIRED_KEPT = 100
+SKETCH_GAMMA = 1.02  # each sketch bucket spans 2%: relative accuracy 1%
+SKETCH_MIN_MS = 0.01  # faster than this counts as this (the first bucket)
+_LOG_GAMMA = math.log(SKETCH_GAMMA)
+
+
+def sketch_index(ms: float) -> int:
+    """The sketch bucket of a latency in milliseconds: (gamma^(i-1), gamma^i]."""
+    return math.ceil(math.log(max(ms, SKETCH_MIN_MS)) / _LOG_GAMMA - 1e-9)
 
 
 def code_class(status: int) -> str:
@@ -26,17 +42,20 @@ def code_class(status: int) -> str:
 class Series:
     """Counts by code class and a latency histogram (non-cumulative buckets, last is +Inf)."""
 
-    __slots__ = ("codes", "buckets", "sum", "count")
+    __slots__ = ("codes", "buckets", "sketch", "sum", "count")
 
     def __init__(self) -> None:
         self.codes = dict.fromkeys(CODE_CLASSES, 0)
         self.buckets = [0] * (len(_BOUNDS_S) + 1)
+        self.sketch: dict[int, int] = {}
         self.sum = 0.0
         self.count = 0
 
     def observe(self, klass: str, seconds: float) -> None:
         self.codes[klass] += 1
         self.buckets[bisect_left(_BOUNDS_S, seconds)] += 1
+        index = sketch_index(seconds * 1000)
+        self.sketch[index] = self.sketch.get(index, 0) + 1
         self.sum += seconds
         self.count += 1
 
@@ -57,6 +76,10 @@ class Series:
                 "buckets": dict(zip(labels, cumulative, strict=True)),
                 "sum": round(self.sum * 1000, 3),
                 "count": self.count,
+                "sketch": {
+                    "gamma": SKETCH_GAMMA,
+                    "counts": {str(i): n for i, n in sorted(self.sketch.items())},
+                },
             },
         }
 

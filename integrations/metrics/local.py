@@ -8,7 +8,10 @@ cursor ``begin`` returns is the first reading, and every ``fetch`` reads again a
 Queries (``MetricQuery.query``):
 
 - ``error_rate``: requests and errors (5xx and connection errors), also as 0/1 observations;
-- ``latency``: the latency histogram in milliseconds (``buckets`` and the exact ``sum``);
+- ``latency``: the latency histogram in milliseconds (``buckets`` and the exact ``sum``): the
+  router's 2%-wide sketch buckets when the agent sends them (every bucket between the fastest
+  and the slowest request seen, empty ones included, so each bucket's lower edge is known),
+  else its 12 coarse Prometheus buckets;
 - ``requests``: the request rate over the window (requests per second), one value.
 
 Each arm reads its slot's counters for its version only (``Arm.version``), so a slot that ran
@@ -99,16 +102,19 @@ def _check(query: MetricQuery) -> None:
 
 
 def _zero() -> dict[str, Any]:
-    return {"requests": {}, "total": 0, "buckets": {}, "sum": 0.0}
+    return {"requests": {}, "total": 0, "buckets": {}, "sum": 0.0, "sketch": {}, "gamma": None}
 
 
 def _counters(raw: dict[str, Any]) -> dict[str, Any]:
     latency = raw.get("latency_ms") or {}
+    sketch = latency.get("sketch") or {}
     return {
         "requests": {k: int(v) for k, v in (raw.get("requests") or {}).items()},
         "total": int(raw.get("total") or 0),
         "buckets": {str(k): int(v) for k, v in (latency.get("buckets") or {}).items()},
         "sum": float(latency.get("sum") or 0.0),
+        "sketch": {int(k): int(v) for k, v in (sketch.get("counts") or {}).items()},
+        "gamma": float(sketch["gamma"]) if sketch.get("gamma") else None,
     }
 
 
@@ -128,12 +134,32 @@ def _delta(before: dict[str, Any], after: dict[str, Any], slot: str) -> dict[str
     for value in cumulative:
         counts.append(max(0, value - previous))
         previous = max(previous, value)
+    sketch = {
+        i: n - before["sketch"].get(i, 0)
+        for i, n in after["sketch"].items()
+        if n > before["sketch"].get(i, 0)
+    }
     return {
         "requests": requests,
         "total": after["total"] - before["total"],
         "buckets": counts,
         "sum": max(0.0, after["sum"] - before["sum"]),
+        "sketch": sketch,
+        "gamma": after.get("gamma"),
     }
+
+
+def sketch_buckets(sketch: dict[int, int], gamma: float) -> list[list]:
+    """Sparse sketch counts -> ``(upper bound, count)`` buckets, every bucket from the fastest to
+    the slowest one seen (empty ones too, so each bucket's lower edge is the previous bound),
+    starting with the first one's lower edge and ending with an empty ``+Inf``."""
+    if not sketch:
+        return [["+Inf", 0]]
+    low, high = min(sketch), max(sketch)
+    out: list[list] = [[gamma ** (low - 1), 0]]
+    out += [[gamma**i, sketch.get(i, 0)] for i in range(low, high + 1)]
+    out.append(["+Inf", 0])
+    return out
 
 
 def _series(query: str, delta: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -150,8 +176,12 @@ def _series(query: str, delta: dict[str, Any], seconds: float) -> dict[str, Any]
             "sum": float(errors),
         }
     if query == "latency":
+        if delta.get("gamma") and (delta["sketch"] or not sum(delta["buckets"])):
+            buckets = sketch_buckets(delta["sketch"], delta["gamma"])
+        else:
+            buckets = [[b, c] for b, c in zip(BUCKETS_MS, delta["buckets"], strict=True)]
         return {
-            "buckets": [[b, c] for b, c in zip(BUCKETS_MS, delta["buckets"], strict=True)],
+            "buckets": buckets,
             "sum": delta["sum"],
             "total": sum(delta["buckets"]),
             "errors": errors,

@@ -15,7 +15,14 @@ By ``MetricQuery.mode``:
   (instant queries at its end, typically ``sum(increase(...[{{window}}]))``), rounded;
 - ``range``: ``/api/v1/query_range`` over the window, one value per ``step``: every point of
   every series returned is an observation (the Mann-Whitney test's sample);
-- ``instant``: ``/api/v1/query`` at the window's end: the value of each series returned.
+- ``instant``: ``/api/v1/query`` at the window's end: the value of each series returned;
+- ``histogram`` (the quantile test): ``/api/v1/query`` at the window's end for a histogram at
+  its native resolution -- either a classic histogram's buckets, a vector with an ``le`` label
+  (``sum by (le) (increase(x_bucket{...}[{{window}}]))``: cumulative counts, made per bucket),
+  or a native (sparse, exponential) histogram (``sum(increase(x{...}[{{window}}]))``: its
+  ``buckets`` as Prometheus sends them). Every bucket the histogram has is used; none is
+  invented between them, so a coarse classic histogram (Prometheus' default buckets are 2-2.5x
+  apart) limits what the test can see, and its verdict says so.
 
 An empty result is no data (an empty series), never an error. Errors: Prometheus refusing the
 query (HTTP 400/422, ``bad_data``) or the credentials is permanent; anything else (down, slow,
@@ -116,6 +123,9 @@ class PrometheusMetrics:
                 "errors": errors,
                 "sum": float(errors),
             }
+        if query.mode == "histogram":
+            data = self._get("/api/v1/query", {"query": promql, "time": f"{end:.3f}"})
+            return histogram(data)
         if query.mode == "range" and end - start >= query.step:
             points = self.range(promql, start, end, query.step)
         else:
@@ -189,6 +199,48 @@ def _values(data: dict[str, Any]) -> list[float]:
     if kind == "matrix":
         return [_number(v) for item in result or [] for _, v in item.get("values") or []]
     return []
+
+
+def histogram(data: dict[str, Any]) -> dict[str, Any]:
+    """A query's answer as one histogram: ``{"buckets": [[upper, count], ...], "total", "sum"}``
+    (non-cumulative, ascending, the last ``+Inf``; several series are added up)."""
+    result = data.get("result") or [] if data.get("resultType") == "vector" else []
+    cumulative: dict[float, float] = {}
+    native: dict[tuple[float, float], float] = {}
+    total_sum = 0.0
+    for item in result:
+        if "histogram" in item:  # a native histogram: [t, {count, sum, buckets}]
+            body = item["histogram"][1]
+            total_sum += _number(body.get("sum", 0))
+            for _, lower, upper, count in body.get("buckets") or []:
+                key = (_number(lower), _number(upper))
+                native[key] = native.get(key, 0.0) + max(0.0, _number(count))
+        elif "le" in (item.get("metric") or {}):
+            bound = _number(item["metric"]["le"])
+            value = _number(item["value"][1])
+            if math.isfinite(value):
+                cumulative[bound] = cumulative.get(bound, 0.0) + value
+    buckets: list[list] = []
+    if native:
+        edge = None
+        for (lower, upper), count in sorted(native.items()):
+            if lower > 0 and (edge is None or lower > edge * (1 + 1e-9)):
+                buckets.append([lower, 0.0])  # the bucket's lower edge, so its width is known
+            buckets.append([upper if math.isfinite(upper) else "+Inf", count])
+            edge = upper
+    elif cumulative:
+        previous = 0.0
+        for bound in sorted(cumulative):
+            count = max(0.0, cumulative[bound] - previous)  # counters reset: never negative
+            previous = max(previous, cumulative[bound])
+            buckets.append([bound if math.isfinite(bound) else "+Inf", count])
+    if buckets and buckets[-1][0] != "+Inf":
+        buckets.append(["+Inf", 0.0])
+    out: dict[str, Any] = {"buckets": [[b, round(c)] for b, c in buckets]}
+    out["total"] = int(sum(c for _, c in out["buckets"]))
+    if native:
+        out["sum"] = total_sum
+    return out
 
 
 def _count(values: list[float]) -> int:

@@ -17,7 +17,12 @@ from releases.models.analysis import (
 
 logger = logging.getLogger(__name__)
 
-MODES = {"sequential": "counts", "mann_whitney": "range", "threshold": "instant"}
+MODES = {
+    "sequential": "counts",
+    "quantile": "histogram",
+    "mann_whitney": "range",
+    "threshold": "instant",
+}
 
 
 # --- providers ----------------------------------------------------------------------------------

@@ -29,8 +29,18 @@ def threshold_text(metric: dict) -> str:
         if metric.get("failure_condition"):
             parts.append(f"fail if {metric['failure_condition']}")
         return "; ".join(parts)
-    if test == "sequential":
-        return f"fail when evidence >= {1 / metric['alpha']:g} (alpha {metric['alpha']:g})"
+    if test in ("sequential", "quantile"):
+        margin = metric.get("margin")
+        within = (
+            f"; pass within {metric['margin_ratio']:g}x"
+            if metric.get("margin_ratio")
+            else f"; pass within {margin:g} points"
+            if test == "sequential" and margin is not None
+            else f"; pass within +{margin:.0%} at p{metric['percentile'] * 100:g}"
+            if margin is not None
+            else ""
+        )
+        return f"fail when evidence >= {1 / metric['alpha']:g} (alpha {metric['alpha']:g}){within}"
     return (
         f"Mann-Whitney {metric['confidence'] * 100:g}% CI beyond ±{metric['tolerance'] * 100:g}% "
         f"of the shift, mean ratio >= {metric['allowed_increase']:g}"

@@ -10,8 +10,12 @@ The semantics are Argo Rollouts' (AnalysisRun), with a score at the end in Kayen
   more than ``consecutive_error_limit`` errors in a row (or one permanent error) make it
   ``error``; more than ``inconclusive_limit`` inconclusive ones make it ``inconclusive``;
 - a measurement below ``min_samples`` is waiting for data, not a verdict: it counts toward
-  nothing, unless it is the metric's last -- then the run is inconclusive, and says how many
-  samples it saw (no data is never a pass, and never a rollback);
+  nothing, unless it is the metric's last (its ``max_count``) -- then the run is inconclusive,
+  and says how many samples it saw (no data is never a pass, and never a rollback);
+- a sequential or quantile measurement that is *undecided* (the data neither rule out a
+  regression larger than the margin nor show one) counts toward nothing either: after its
+  ``count`` the metric keeps looking, up to ``max_count`` (its ``max_duration``); undecided at
+  its last look, the run is inconclusive and says so (no evidence of harm is never a pass);
 - when every metric has taken its ``count`` measurements (or the run is stopped), the latest
   results are scored (``strategies.analysis.score``): pass -> passed, marginal -> inconclusive,
   fail -> failed;
@@ -81,8 +85,14 @@ def due(template: dict, state: dict, history: dict[str, list], now: float) -> li
     return out
 
 
+def _limit(metric: dict) -> int | None:
+    """How many measurements a metric may take (its ``max_count``; templates normalised before
+    margins existed have only ``count``)."""
+    return metric.get("max_count", metric["count"])
+
+
 def _due_action(metric: dict, state: dict, taken: int, now: float) -> str | None:
-    if metric["count"] is not None and taken >= metric["count"]:
+    if _limit(metric) is not None and taken >= _limit(metric):
         return None
     mstate = state["metrics"].setdefault(metric["name"], {"window_start": None, "cursor": None})
     if mstate["window_start"] is None:
@@ -97,7 +107,7 @@ def next_at(template: dict, state: dict, history: dict[str, list]) -> float | No
     times = []
     for metric in template["metrics"]:
         taken = len(history.get(metric["name"], []))
-        if metric["count"] is not None and taken >= metric["count"]:
+        if _limit(metric) is not None and taken >= _limit(metric):
             continue
         mstate = state["metrics"].get(metric["name"]) or {}
         if mstate.get("window_start") is None:
@@ -196,6 +206,13 @@ def evaluate(
             why = results[-1]["why"] if results else "no measurement was taken."
             waiting.append(f"{metric['name']}: {why}")
             continue
+        if results[-1].get("undecided"):
+            looks = len(history.get(metric["name"], []))
+            limit = "when the analysis was stopped" if stopped else "at its maximum duration"
+            waiting.append(
+                f"{metric['name']}: inconclusive {limit} ({looks} looks): {results[-1]['why']}"
+            )
+            continue
         latest[metric["name"]] = results[-1]
     if waiting:
         return Verdict("inconclusive", "inconclusive", " ".join(waiting), None, summaries)
@@ -242,13 +259,23 @@ def _summary(metric: dict, results: list[dict]) -> dict:
         consecutive += 1
     failed = [r for r in results if r["phase"] == "failed"]
     inconclusive = [
-        r for r in results if r["phase"] == "inconclusive" and not r.get("insufficient")
+        r
+        for r in results
+        if r["phase"] == "inconclusive" and not r.get("insufficient") and not r.get("undecided")
     ]
     last = results[-1] if results else None
+    judged = [r for r in results if r["phase"] != "error"]
+    # undecided or still waiting for data: a metric that may look longer is not done
+    undecided = bool(judged) and bool(judged[-1].get("undecided") or judged[-1].get("insufficient"))
+    limit = _limit(metric)
+    done = metric["count"] is not None and len(results) >= metric["count"]
+    if done and undecided and limit is not None and len(results) < limit:
+        done = False  # undecided: keep looking, up to max_count
     return {
         "measurements": len(results),
         "count": metric["count"],
-        "done": metric["count"] is not None and len(results) >= metric["count"],
+        "max_count": limit,
+        "done": done,
         "failed": len(failed),
         "inconclusive": len(inconclusive),
         "errors": sum(1 for r in results if r["phase"] == "error"),

@@ -15,7 +15,12 @@ however many looks are taken, whenever they are taken. So the test may look ever
 stop at the first crossing: its false-rollback rate stays below alpha.
 
 Reported alongside: each arm's error rate with an always-valid (1 - alpha) confidence sequence
-(Robbins' beta-binomial mixture, Jeffreys prior), so a person can see how sure the figures are.
+(Robbins' beta-binomial mixture, Jeffreys prior), so a person can see how sure the figures are;
+``classify`` passes a canary when those bounds rule out a difference larger than the margin.
+
+Non-inferiority by ratio (``margin_ratio`` R): the same conditional likelihood ratios, for odds
+ratios ``PASS_RATIOS`` x R against R, make a supermartingale while the canary's odds of failing
+are at least R times the baseline's; reaching 1/(1 - confidence) shows it is within R.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from dataclasses import dataclass, field
 
 RATIOS = (1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0, 1000.0)
 ALPHA = 0.005
+# non-inferiority by ratio: alternatives at these multiples of the margin's odds ratio
+PASS_RATIOS = (0.8, 0.6, 0.4, 0.2)
 
 
 def _log_choose(n: int, k: int) -> float:
@@ -72,6 +79,7 @@ class SequentialState:
     """The running test: cumulative counts and, per alternative, the log of its martingale."""
 
     log_e: tuple[float, ...] = ()
+    log_pass: tuple[float, ...] = ()  # the evidence for "within margin_ratio" (when given)
     canary_total: int = 0
     canary_errors: int = 0
     baseline_total: int = 0
@@ -85,6 +93,7 @@ class SequentialState:
             return cls()
         return cls(
             log_e=tuple(float(v) for v in data.get("log_e") or ()),
+            log_pass=tuple(float(v) for v in data.get("log_pass") or ()),
             canary_total=int(data.get("canary_total", 0)),
             canary_errors=int(data.get("canary_errors", 0)),
             baseline_total=int(data.get("baseline_total", 0)),
@@ -96,6 +105,7 @@ class SequentialState:
     def to_dict(self) -> dict:
         return {
             "log_e": list(self.log_e),
+            "log_pass": list(self.log_pass),
             "canary_total": self.canary_total,
             "canary_errors": self.canary_errors,
             "baseline_total": self.baseline_total,
@@ -112,6 +122,7 @@ class SequentialState:
         baseline_errors: int,
         *,
         null_ratio: float = 1.0,
+        margin_ratio: float | None = None,
     ) -> SequentialState:
         """The state after a look at CUMULATIVE counts (since the window began): the increments
         since the previous look are what the look adds (a count that went down adds nothing)."""
@@ -121,8 +132,15 @@ class SequentialState:
         d_be = min(d_bt, max(0, baseline_errors - self.baseline_errors))
         step = look_log_ratios(d_ct, d_ce, d_bt, d_be, self.ratios, null_ratio)
         before = self.log_e or (0.0,) * len(self.ratios)
+        log_pass = self.log_pass
+        if margin_ratio:  # odds ratio below margin_ratio: the same conditional test, mirrored
+            passing = look_log_ratios(d_ct, d_ce, d_bt, d_be, PASS_RATIOS, margin_ratio)
+            log_pass = tuple(
+                a + b for a, b in zip(log_pass or (0.0,) * len(passing), passing, strict=True)
+            )
         return SequentialState(
             log_e=tuple(a + b for a, b in zip(before, step, strict=True)),
+            log_pass=log_pass,
             canary_total=max(self.canary_total, canary_total),
             canary_errors=max(self.canary_errors, canary_errors),
             baseline_total=max(self.baseline_total, baseline_total),
@@ -143,6 +161,16 @@ class SequentialState:
 
     def rejects(self, alpha: float = ALPHA) -> bool:
         return self.e_value >= 1 / alpha
+
+    @property
+    def pass_value(self) -> float:
+        """The evidence that the canary's odds of failing are below ``margin_ratio`` times the
+        baseline's (a supermartingale while they are not): 1.0 before any, or without it."""
+        if not self.log_pass:
+            return 1.0
+        if max(self.log_pass) > 700:
+            return math.inf
+        return sum(math.exp(v) for v in self.log_pass) / len(self.log_pass)
 
 
 def rate_interval(errors: int, total: int, alpha: float = ALPHA) -> tuple[float, float] | None:

@@ -34,7 +34,7 @@ from strategies.fields import FieldError, Fields, SpecError, duration, show, who
 
 PROVIDERS = ("local", "prometheus", "cloudwatch")
 LOCAL_QUERIES = ("error_rate", "latency", "requests")
-TESTS = ("sequential", "mann_whitney", "threshold")
+TESTS = ("sequential", "quantile", "mann_whitney", "threshold")
 STATISTICS = ("rate", "mean", "p50", "p95", "p99", "last", "sum", "count")
 DIRECTIONS = ("increase", "decrease", "either")
 BUILTIN_ARGS = ("slot", "version", "target", "service", "environment", "window", "interval")
@@ -50,18 +50,27 @@ DEFAULTS: dict[str, Any] = {
     "consecutive_error_limit": 4,
     "dry_run": False,
     "min_samples": None,  # local provider and request counts: 50; Prometheus values: 1 / 5
+    # how long an undecided metric may keep looking past its ``count`` (sequential, quantile)
+    "max_duration": 300.0,
+    # non-inferiority margins (sequential: absolute error-rate points, or ``margin_ratio``;
+    # quantile: the relative shift of ``percentile`` still tolerated)
+    "margin": None,  # sequential 0.01 (1 point), quantile 0.2 (20%)
+    "margin_ratio": None,
+    "percentile": 0.95,
     # Mann-Whitney (Kayenta's NetflixACAJudge)
     "direction": "increase",
-    "confidence": 0.98,
+    "confidence": None,  # Mann-Whitney 0.98 (two-sided interval); sequential, quantile 0.95
     "tolerance": 0.25,
     "allowed_increase": 1.1,
     "allowed_decrease": 0.9,
     "nan_strategy": "remove",
     "outliers": "keep",
-    # sequential error-rate test
+    # sequential error-rate and latency tests: the false-rollback bound of a whole run
     "alpha": 0.005,
     "null_ratio": 1.0,
 }
+MARGINS = {"sequential": 0.01, "quantile": 0.2}
+CONFIDENCE = {"mann_whitney": 0.98, "sequential": 0.95, "quantile": 0.95}
 JUDGE_DEFAULTS = {"pass_score": 95.0, "marginal_score": 75.0, "groups": {}}
 ARGO_KEYS = {
     "successCondition": "success_condition",
@@ -269,6 +278,10 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
         "group": f.take("group", None, _name),
         "direction": f.take("direction", DEFAULTS["direction"], _choice(DIRECTIONS)),
         "confidence": f.take("confidence", DEFAULTS["confidence"], _number(0.5, 0.9999)),
+        "max_duration": f.take("max_duration", DEFAULTS["max_duration"], duration(positive=True)),
+        "margin": f.take("margin", DEFAULTS["margin"], _number(0, 10)),
+        "margin_ratio": f.take("margin_ratio", DEFAULTS["margin_ratio"], _number(1, 1e6)),
+        "percentile": f.take("percentile", DEFAULTS["percentile"], _number(0.5, 0.999)),
         "tolerance": f.take("tolerance", DEFAULTS["tolerance"], _number(0, 10)),
         "allowed_increase": f.take(
             "allowed_increase", DEFAULTS["allowed_increase"], _number(1, 1e6)
@@ -282,6 +295,7 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
         "null_ratio": f.take("null_ratio", DEFAULTS["null_ratio"], _number(1, 100)),
         "step": f.take("step", None, duration(positive=True)),
     }
+    f.take("max_count", None, lambda v: v)  # derived (count, max_duration): normalised again
     f.finish()
     if m["name"] is None and "name" not in raw:
         errors.append(FieldError(f"{path}.name", "is required"))
@@ -296,6 +310,8 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
             m["test"] = "threshold"
         elif m["provider"] == "local" and m["query"] == "error_rate":
             m["test"] = "sequential"
+        elif m["provider"] == "local" and m["query"] == "latency":
+            m["test"] = "quantile"
         else:
             m["test"] = "mann_whitney"
     test = m["test"]
@@ -311,6 +327,8 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
             f.error("total_query", "only the prometheus provider takes a total_query")
         if test == "sequential" and m["query"] != "error_rate":
             f.error("test", "the sequential test needs request counts: use query 'error_rate'")
+        if test == "quantile" and m["query"] != "latency":
+            f.error("test", "the quantile test needs a latency histogram: use query 'latency'")
     elif test == "sequential" and m["total_query"] is None:
         f.error(
             "total_query",
@@ -338,8 +356,22 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
         m["statistic"] = "rate" if counts else "last" if last else "mean"
     if m["statistic"] == "rate" and not (m["provider"] == "local" and m["query"] == "error_rate"):
         f.error("statistic", "'rate' needs request counts (the local provider's error_rate)")
+    if m["margin_ratio"] is not None and test != "sequential":
+        f.error("margin_ratio", "only the sequential error-rate test takes a margin_ratio")
+    if m["margin"] is None:
+        m["margin"] = MARGINS.get(test)
+    if m["confidence"] is None:
+        m["confidence"] = CONFIDENCE.get(test, 0.98)
+    # an undecided sequential or quantile metric keeps looking after ``count`` up to
+    # ``max_duration``; the other tests decide at every look, so they stop at ``count``
+    if m["count"] is None:
+        m["max_count"] = None
+    elif test in ("sequential", "quantile"):
+        m["max_count"] = max(m["count"], int(m["max_duration"] // m["interval"]))
+    else:
+        m["max_count"] = m["count"]
     if m["min_samples"] is None:
-        counts = test == "sequential" or m["provider"] == "local"
+        counts = test in ("sequential", "quantile") or m["provider"] == "local"
         m["min_samples"] = 50 if counts else 5 if test == "mann_whitney" else 1
     if m["critical"] is None:
         m["critical"] = test != "mann_whitney"  # Kayenta's metrics are not critical by default

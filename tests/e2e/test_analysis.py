@@ -28,6 +28,8 @@ TEMPLATE = {
             "interval": "500ms",
             "count": 10,
             "min_samples": 20,
+            "margin": 0.2,  # shown within 20 points after ~50 clean canary requests
+            "max_duration": "10s",
         }
     ],
 }

@@ -113,3 +113,42 @@ def test_arguments_cannot_break_out_of_a_label_matcher():
     rendered = render('up{job="{{args.job}}"}', {"args.job": 'x"} or vector(1) or up{a="'})
     assert rendered == 'up{job="x\\"} or vector(1) or up{a=\\""}'
     assert escape("a\\b\nc") == "a\\\\b\\nc"
+
+
+BUCKETS = (
+    "sum by (le) (increase("
+    f"switchyard_router_request_duration_seconds_bucket{{{SELECTOR}}}[{{{{window}}}}]))"
+)
+
+
+def test_a_histogram_query_gives_the_buckets_at_their_native_resolution(prometheus, window):
+    start, end = window
+    sample = PrometheusMetrics(address=prometheus).fetch(
+        query(BUCKETS, "histogram"), {}, start, end
+    )
+    canary, baseline = Series.from_dict(sample["canary"]), Series.from_dict(sample["baseline"])
+    bounds = [b for b, _ in canary.buckets]
+    assert bounds == sorted(bounds) and bounds[-1] == float("inf")
+    assert len(bounds) == 12  # the router's classic buckets, every one of them, none invented
+    assert canary.total > 50 and baseline.total > 50
+    assert 0.025 <= canary.quantile(0.5) <= 0.05  # the canary sleeps 30 ms: the 25-50 ms bucket
+
+
+def test_the_quantile_test_says_when_prometheus_buckets_are_too_coarse(prometheus, window):
+    from strategies.analysis.classify import measure
+    from strategies.analysis.template import normalise
+
+    metric = normalise(
+        {
+            "metrics": [
+                {"name": "lat", "provider": "prometheus", "query": BUCKETS, "test": "quantile"}
+            ]
+        }
+    )["metrics"][0]
+    start, end = window
+    sample = PrometheusMetrics(address=prometheus).fetch(
+        query(BUCKETS, "histogram"), {}, start, end
+    )
+    first = measure(metric, sample["baseline"], sample["canary"])  # fixes the thresholds
+    assert first["resolution"]["coarse"]
+    assert "buckets are coarse" in first["why"]

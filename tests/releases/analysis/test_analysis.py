@@ -27,6 +27,8 @@ TEMPLATE = {
             "interval": "500ms",
             "count": 8,
             "min_samples": 20,
+            "margin": 0.1,  # 10 points: shown within it after ~60 clean canary requests
+            "max_duration": "10s",
         },
         {
             "name": "latency",

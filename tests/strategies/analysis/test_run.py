@@ -58,7 +58,7 @@ def test_an_inconclusive_measurement_pauses_unless_the_limit_allows_it():
 
 
 def test_waiting_for_data_counts_for_nothing_until_the_last_measurement():
-    t = template(seq(count=3))
+    t = template(seq(count=3, max_duration=3))
     waiting = result("inconclusive", insufficient=True, why="Not enough data yet: canary 3")
     assert evaluate(t, {"errors": [waiting, waiting]}).decision == "running"
     verdict = evaluate(t, {"errors": [waiting] * 3})
@@ -74,7 +74,7 @@ def test_dry_run_metrics_never_decide():
 def test_non_critical_failures_only_lower_the_final_score():
     t = template(
         seq(count=1),
-        {"name": "lat", "query": "latency", "count": 2},
+        {"name": "lat", "query": "latency", "test": "mann_whitney", "count": 2},
         judge={"pass_score": 95, "marginal_score": 40},
     )
     running = evaluate(t, {"errors": [result("successful")], "lat": [result("failed")]})
@@ -94,7 +94,7 @@ def test_background_analysis_runs_until_stopped():
 
 
 def test_advance_begins_the_window_then_measures_on_the_interval():
-    t = template(seq(initial_delay=2))
+    t = template(seq(initial_delay=2, margin=0.2))  # 0 of 100 errors: within 20 points
     calls = []
 
     def fetch(metric, action, cursor, start, end):
