@@ -25,7 +25,8 @@ def test_a_sequential_measurement_reads_as_requests_errors_and_evidence():
     assert shown["baseline"] == "400 requests · 2 errors (0.5%)"
     assert shown["canary"] == "100 requests · 1 errors (1%)"
     assert shown["evidence"].startswith("evidence ") and shown["evidence"].endswith("< 200")
-    assert "error rate difference 99.5% CI" in shown["shift"]
+    # the interval is the one the pass is judged at (the template's confidence, 95% by default)
+    assert "error rate difference 95% CI" in shown["shift"]
 
 
 def test_a_mann_whitney_measurement_reads_as_percentiles_and_a_shift_with_its_interval():
