@@ -118,8 +118,9 @@ def freeze_check(actor: Actor, target: Target, override_freeze: str | None):
     try:
         policy.require(actor, "deployment.override_freeze", target)
     except Forbidden as exc:
+        who = "This token may not" if "needed_scope" in exc.details else "Only an admin may"
         raise Forbidden(
-            f"{active.message}. Only an admin may override a freeze: {exc.message}",
+            f"{active.message}. {who} override a freeze: {exc.message}",
             details={**active.details(), **exc.details},
         ) from None
     return active
