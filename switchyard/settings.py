@@ -132,6 +132,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "releases.governance.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy
+    "releases.api.boundary.RejectNulMiddleware",  # a NUL in a path would be a 500 on Postgres
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
