@@ -11,4 +11,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "switchyard.settings")
 app = Celery("switchyard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("priority"), Queue("default"))
-app.autodiscover_tasks(["releases"])
+app.autodiscover_tasks(["releases.reconcile", "releases.audit"])  # */tasks.py

@@ -97,6 +97,19 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- the audit trail's signed checkpoints (releases.audit.checkpoints; docs/audit.md) -----------
+AUDIT_CHECKPOINT_KEY = _read("switchyard.E008", env.envsecret, "SWITCHYARD_AUDIT_KEY", "")
+AUDIT_CHECKPOINTS = env.envstr("SWITCHYARD_AUDIT_CHECKPOINTS", "")  # a path, file://, s3://
+AUDIT_S3_ENDPOINT_URL = env.envstr("SWITCHYARD_AUDIT_S3_ENDPOINT_URL", "")  # e.g. MinIO
+AUDIT_CHECKPOINT_EVERY = float(
+    _read("switchyard.E009", env.envint, "SWITCHYARD_AUDIT_CHECKPOINT_SECONDS", 3600)
+)
+if AUDIT_CHECKPOINTS:
+    CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
+        "task": "releases.tasks.audit_checkpoint",
+        "schedule": AUDIT_CHECKPOINT_EVERY,
+    }
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
