@@ -157,7 +157,12 @@ def record_override(actor: Actor, d: Deployment, active, reason: str) -> Deploym
         actor,
         "deployment.freeze_override",
         d,
-        {"window": w.name, "window_id": w.pk, "until": active.until.isoformat(), "reason": reason},
+        {
+            "window": w.name,
+            "window_id": w.pk,
+            "until": None if active.error else active.until.isoformat(),
+            "reason": reason,
+        },
     )
     return record_event(
         d,
