@@ -97,6 +97,9 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# /metrics wants `Authorization: Bearer <it>` when set (switchyard.E012 when exposed without)
+METRICS_TOKEN = env.envsecret("SWITCHYARD_METRICS_TOKEN", "")
+
 # --- the audit trail's signed checkpoints (releases.audit.checkpoints; docs/audit.md) -----------
 AUDIT_CHECKPOINT_KEY = _read("switchyard.E008", env.envsecret, "SWITCHYARD_AUDIT_KEY", "")
 AUDIT_CHECKPOINTS = env.envstr("SWITCHYARD_AUDIT_CHECKPOINTS", "")  # a path, file://, s3://
@@ -119,6 +122,7 @@ CHANNEL_LAYERS = {
 
 # --- the local fleet (embedded deployment target) ---------------------------------------------
 FLEET_URL = env.envstr("FLEET_URL", "http://127.0.0.1:8765")
+FLEET_TOKEN_GIVEN = bool(env.envsecret("FLEET_TOKEN", ""))  # (else derived from SECRET_KEY)
 FLEET_TOKEN = (
     env.envsecret("FLEET_TOKEN", "")
     or hashlib.sha256(f"fleet:{SECRET_KEY}".encode()).hexdigest()[:40]
