@@ -14,7 +14,7 @@ import functools
 from django.urls import re_path
 from ninja import NinjaAPI
 
-from releases.api import catalog, deployments, governance
+from releases.api import catalog, deployments, governance, openapi
 from releases.api.auth import AUTH, StrictJSONParser, install_error_handlers, json_error
 
 
@@ -49,6 +49,10 @@ def _unknown_path(request, *args, **kwargs):
 
 
 class SwitchyardAPI(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):
+        """With each operation's real error responses (``releases.api.openapi``)."""
+        return openapi.truthful(super().get_openapi_schema(*args, **kwargs))
+
     def _get_urls(self):
         urls = super()._get_urls()
         for pattern in urls:

@@ -1,7 +1,8 @@
 """What no request may carry into the database: a NUL character (Postgres refuses it in any text
-value, so it would surface as a 500) in the path or the query string. Refused at the door with
-400 -- as ``{"code", "message", "details"}`` under ``/api/``, as plain text elsewhere. Bodies are
-checked by ``releases.api.auth.StrictJSONParser``; string lengths by each schema's bounds.
+value, so it would surface as a 500) in the path or the query string. Refused at the door: 422
+naming the parameter under ``/api/`` (``{"code", "message", "details"}``, as for any bad
+parameter), 400 as plain text elsewhere. Bodies are checked by
+``releases.api.auth.StrictJSONParser``; string lengths by each schema's bounds.
 """
 
 from __future__ import annotations
@@ -11,6 +12,17 @@ from django.http import HttpResponseBadRequest
 from releases.api.auth import json_error
 
 MESSAGE = "The request's path or query string contains a NUL character (%00)."
+NUL = "\x00"
+
+
+def nul_in(request) -> str | None:
+    """Where a NUL is (``path``, or a query parameter's name), or None."""
+    if NUL in request.path:
+        return "path"
+    for key, values in request.GET.lists():
+        if NUL in key or any(NUL in v for v in values):
+            return key.replace(NUL, "\\x00")
+    return None
 
 
 class RejectNulMiddleware:
@@ -18,16 +30,10 @@ class RejectNulMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        query = request.META.get("QUERY_STRING", "")
-        if (
-            "\x00" in request.path
-            or "%00" in query
-            or any(
-                "\x00" in key or any("\x00" in v for v in values)
-                for key, values in request.GET.lists()
-            )
-        ):
-            if request.path.startswith("/api/"):
-                return json_error(400, "invalid_request", MESSAGE, {"reason": "nul"})
-            return HttpResponseBadRequest(MESSAGE, content_type="text/plain")
-        return self.get_response(request)
+        where = nul_in(request)
+        if where is None:
+            return self.get_response(request)
+        if request.path.startswith("/api/"):
+            errors = [{"path": where, "message": "contains a NUL character"}]
+            return json_error(422, "invalid_request", MESSAGE, {"errors": errors})
+        return HttpResponseBadRequest(MESSAGE, content_type="text/plain")
