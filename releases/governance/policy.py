@@ -305,6 +305,8 @@ def token_allows(scopes, action: str) -> bool:
         return True  # every scope includes reading
     if "write" in scopes and action not in tokens.OWN_SCOPE_ACTIONS:
         return True
+    if "config" in scopes and tokens.scope_for(action) == "config":
+        return True
     return any(action in tokens.SCOPE_ACTIONS.get(s, ()) for s in scopes)
 
 

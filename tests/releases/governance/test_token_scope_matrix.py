@@ -166,3 +166,16 @@ def test_a_ci_token_of_an_admin_cannot_override_a_freeze(db):
     assert response.json()["details"]["narrow_scope"] == "deployment.override_freeze"
     assert "Code freeze" in response.json()["message"]
     assert not FreezeOverride.objects.exists()
+
+
+def test_a_config_token_configures_but_does_not_deploy(db):
+    """The 'config' scope allowed nothing at all: no action was mapped to it."""
+    world = World()
+    token = tokens.create(world.users["superuser"], "terraform", scopes=["config"])[1]
+
+    patched = call("PATCH", "/environments/dev", {"name": "Development"}, token=token)
+    body = {"service": "api", "environment": "dev", "version": "2.0.0"}
+    deployed = call("POST", "/deployments", body, token=token)
+
+    assert patched.status_code == 200, patched.content
+    assert deployed.status_code == 403
