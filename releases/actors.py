@@ -10,6 +10,8 @@ from django.conf import settings
 
 from releases.models import Channel
 
+NAME_MAX = 150
+
 
 def client_address(request) -> str | None:
     """The caller's IP address, or None when it is not one (garbage never reaches an inet
@@ -33,24 +35,30 @@ class Actor:
     channel: str = Channel.SYSTEM
     address: str | None = None
     via: str = ""  # e.g. the API token's name
+    # the ApiToken the request came with: its scopes and places narrow every command's check
+    token: Any = None
 
     @property
     def name(self) -> str:
+        """Who to show: ``user (token name)``, at most NAME_MAX characters (the columns that
+        keep it are varchar(150); a long username with a long token name must not overflow)."""
         if self.user is not None:
             base = self.user.get_username()
-            return f"{base} ({self.via})" if self.via else base
-        return self.via or "switchyard"
+            name = f"{base} ({self.via})" if self.via else base
+        else:
+            name = self.via or "switchyard"
+        return name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
 
     @classmethod
     def system(cls, via: str = "reconciler") -> Actor:
         return cls(user=None, channel=Channel.SYSTEM, via=via)
 
     @classmethod
-    def from_request(cls, request, channel: str, via: str = "") -> Actor:
+    def from_request(cls, request, channel: str, via: str = "", token: Any = None) -> Actor:
         address = client_address(request)
         user = (
             request.user
             if getattr(request, "user", None) and request.user.is_authenticated
             else None
         )
-        return cls(user=user, channel=channel, address=address, via=via)
+        return cls(user=user, channel=channel, address=address, via=via, token=token)

@@ -6,4 +6,4 @@ class SwitchyardConfig(AppConfig):
     verbose_name = "Switchyard"
 
     def ready(self):
-        from switchyard import checks  # noqa: F401  (registers the system checks)
+        from switchyard import checks, exposure  # noqa: F401  (registers the system checks)

@@ -12,9 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "switchyard.settings")
 app = Celery("switchyard")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("priority"), Queue("default"))
-app.autodiscover_tasks(
-    ["releases.reconcile", "flags"]
-)  # releases/reconcile/tasks.py, flags/tasks.py
+app.autodiscover_tasks(["releases.reconcile", "releases.audit", "flags"])  # their tasks.py
 
 
 @worker_init.connect

@@ -103,6 +103,23 @@ CELERY_BEAT_SCHEDULE = {
 # the live pages dropped every ~5 s. The socket timeout must outlast the blocking pop; it stays
 # finite so that a dead Redis is still noticed. tests/e2e/test_live_idle.py keeps a socket idle.
 CHANNEL_LAYER_SOCKET_TIMEOUT = 15.0
+
+# /metrics wants `Authorization: Bearer <it>` when set (switchyard.E012 when exposed without)
+METRICS_TOKEN = env.envsecret("SWITCHYARD_METRICS_TOKEN", "")
+
+# --- the audit trail's signed checkpoints (releases.audit.checkpoints; docs/audit.md) -----------
+AUDIT_CHECKPOINT_KEY = _read("switchyard.E008", env.envsecret, "SWITCHYARD_AUDIT_KEY", "")
+AUDIT_CHECKPOINTS = env.envstr("SWITCHYARD_AUDIT_CHECKPOINTS", "")  # a path, file://, s3://
+AUDIT_S3_ENDPOINT_URL = env.envstr("SWITCHYARD_AUDIT_S3_ENDPOINT_URL", "")  # e.g. MinIO
+AUDIT_CHECKPOINT_EVERY = float(
+    _read("switchyard.E009", env.envint, "SWITCHYARD_AUDIT_CHECKPOINT_SECONDS", 3600)
+)
+if AUDIT_CHECKPOINTS:
+    CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
+        "task": "releases.tasks.audit_checkpoint",
+        "schedule": AUDIT_CHECKPOINT_EVERY,
+    }
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -122,6 +139,7 @@ CHANNEL_LAYERS = {
 
 # --- the local fleet (embedded deployment target) ---------------------------------------------
 FLEET_URL = env.envstr("FLEET_URL", "http://127.0.0.1:8765")
+FLEET_TOKEN_GIVEN = bool(env.envsecret("FLEET_TOKEN", ""))  # (else derived from SECRET_KEY)
 FLEET_TOKEN = (
     env.envsecret("FLEET_TOKEN", "")
     or hashlib.sha256(f"fleet:{SECRET_KEY}".encode()).hexdigest()[:40]
@@ -184,6 +202,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "releases.governance.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy
+    "releases.api.boundary.RejectNulMiddleware",  # a NUL in a path would be a 500 on Postgres
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -10,6 +10,8 @@ from django.conf import settings
 
 from tests import factories
 
+pytest_plugins = ["tests.audit_flush"]  # transactional tests may empty the append-only trail
+
 
 @pytest.fixture(scope="session", autouse=True)
 def redis_server():

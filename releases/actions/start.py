@@ -86,7 +86,7 @@ def start_deployment(
         raise NotFound(f"{service.slug} has no release {version}: create the release first.")
     spec = resolve_strategy(target, strategy)
     overriding = freeze_check(actor, target, override_freeze)
-    return create_deployment(
+    return insert_or_replay(
         actor,
         target=target,
         release=release,
@@ -95,7 +95,22 @@ def start_deployment(
         idempotency_key=idempotency_key,
         awaiting=approvals.needs_approval(target),
         override=(overriding, override_freeze) if overriding else None,
-    ), True
+    )
+
+
+def insert_or_replay(actor: Actor, *, target: Target, idempotency_key: str = "", **fields):
+    """(the new deployment, True); or, when a concurrent retry with the same idempotency key
+    committed first (the insert then fails on the constraints), (that deployment, False)."""
+    try:
+        return create_deployment(
+            actor, target=target, idempotency_key=idempotency_key, **fields
+        ), True
+    except Conflict:
+        if idempotency_key:
+            earlier = Deployment.objects.filter(target=target, idempotency_key=idempotency_key)
+            if (found := earlier.first()) is not None:
+                return found, False
+        raise
 
 
 def freeze_check(actor: Actor, target: Target, override_freeze: str | None):
@@ -118,8 +133,9 @@ def freeze_check(actor: Actor, target: Target, override_freeze: str | None):
     try:
         policy.require(actor, "deployment.override_freeze", target)
     except Forbidden as exc:
+        who = "This token may not" if "needed_scope" in exc.details else "Only an admin may"
         raise Forbidden(
-            f"{active.message}. Only an admin may override a freeze: {exc.message}",
+            f"{active.message}. {who} override a freeze: {exc.message}",
             details={**active.details(), **exc.details},
         ) from None
     return active
@@ -141,7 +157,12 @@ def record_override(actor: Actor, d: Deployment, active, reason: str) -> Deploym
         actor,
         "deployment.freeze_override",
         d,
-        {"window": w.name, "window_id": w.pk, "until": active.until.isoformat(), "reason": reason},
+        {
+            "window": w.name,
+            "window_id": w.pk,
+            "until": None if active.error else active.until.isoformat(),
+            "reason": reason,
+        },
     )
     return record_event(
         d,
@@ -217,10 +238,6 @@ def create_deployment(
                 enqueue_tick(d.pk, priority=rollback_of is not None)
     except IntegrityError:
         active = Deployment.objects.filter(target=target, state__in=ACTIVE_STATES).first()
-        if idempotency_key and active is None:
-            earlier = Deployment.objects.filter(target=target, idempotency_key=idempotency_key)
-            if earlier.exists():
-                return earlier.get()
         which = f"#{active.pk}, {active.state}" if active else "#?"
         raise Conflict(
             f"Another deployment ({which}) is active on {target}: wait for it, or abort it first.",

@@ -1,6 +1,7 @@
 """Django admin for governance: role bindings, environment policies and freeze windows are
-configured here (each change audited, with the values before); approvals and freeze overrides are
-read-only records. The same rules are enforced for every channel in ``releases.actions``.
+shown here read-only (``releases.admin.governed``: they change only where the role rules apply);
+approvals and freeze overrides are read-only records. The same rules are enforced for every
+channel in ``releases.actions``.
 
 The Django admin is for superusers (and staff given model permissions); an environment's admins
 configure through the API (``/api/v1/environments/{slug}/policy``, ``/api/v1/freezes``,
@@ -12,7 +13,8 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from releases.admin.common import AuditedAdmin, ReadOnlyAdmin
+from releases.admin.common import ReadOnlyAdmin
+from releases.admin.governed import GovernanceReadOnlyAdmin
 from releases.models import (
     Approval,
     EnvironmentPolicy,
@@ -24,7 +26,7 @@ from releases.models import (
 
 
 @admin.register(RoleBinding)
-class RoleBindingAdmin(AuditedAdmin):
+class RoleBindingAdmin(GovernanceReadOnlyAdmin):
     audit_name = "role"
     list_display = ("__str__", "role", "user", "group", "environment", "service", "created_at")
     list_filter = ("role", "environment", "service")
@@ -50,7 +52,7 @@ class EnvironmentPolicyForm(forms.ModelForm):
 
 
 @admin.register(EnvironmentPolicy)
-class EnvironmentPolicyAdmin(AuditedAdmin):
+class EnvironmentPolicyAdmin(GovernanceReadOnlyAdmin):
     form = EnvironmentPolicyForm
     audit_name = "policy"
     list_display = POLICY_FIELDS
@@ -58,7 +60,7 @@ class EnvironmentPolicyAdmin(AuditedAdmin):
 
 
 @admin.register(FreezeWindow)
-class FreezeWindowAdmin(AuditedAdmin):
+class FreezeWindowAdmin(GovernanceReadOnlyAdmin):
     audit_name = "freeze"
     list_display = ("name", "environment", "service", "kind", "when", "enabled", "reason")
     list_filter = ("environment", "kind", "enabled")

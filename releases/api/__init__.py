@@ -25,6 +25,7 @@ from releases.api import (
     deployments,
     environments,
     freezes,
+    openapi,
     policies,
     releases,
     roles,
@@ -65,6 +66,10 @@ def _unknown_path(request, *args, **kwargs):
 
 
 class SwitchyardAPI(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):
+        """With each operation's real error responses (``releases.api.openapi``)."""
+        return openapi.truthful(super().get_openapi_schema(*args, **kwargs))
+
     def _get_urls(self):
         urls = super()._get_urls()
         for pattern in urls:

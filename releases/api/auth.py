@@ -122,7 +122,7 @@ def actor_for(request: HttpRequest) -> Actor:
     logged-in user through the dashboard."""
     token = getattr(request, "api_token", None)
     if token is not None:
-        actor = Actor.from_request(request, channel=Channel.API, via=token.name)
+        actor = Actor.from_request(request, channel=Channel.API, via=token.name, token=token)
     else:
         actor = Actor.from_request(request, channel=Channel.UI)
     return actor

@@ -85,6 +85,11 @@ def create_deployment(
             f"The Idempotency-Key header is too long (at most {IDEMPOTENCY_KEY_MAX} characters).",
             details={"errors": [{"path": "Idempotency-Key", "message": "is too long"}]},
         )
+    if not key.isprintable():
+        raise InvalidInput(
+            "The Idempotency-Key header may hold printable characters only.",
+            details={"errors": [{"path": "Idempotency-Key", "message": "is not printable"}]},
+        )
     deployment, created = actions.start_deployment(
         actor_for(request),
         service=service,

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ninja import Field, Schema
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator
+
+from releases.api import strict
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$"
@@ -20,7 +22,18 @@ NOTES_MAX = 20_000
 
 
 class In(Schema):
+    """Unknown fields are errors; integers, numbers and booleans are strict
+    (``releases.api.strict``)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_json_types(cls, value, info):
+        field = cls.model_fields.get(info.field_name)
+        if field is not None:
+            strict.check(value, field.annotation)
+        return value
 
 
 class Out(Schema):

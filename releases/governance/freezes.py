@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Q
 from django.utils import timezone
@@ -26,15 +26,25 @@ logger = logging.getLogger(__name__)
 # --- freezes ----------------------------------------------------------------------------------
 
 
+# a window that cannot be evaluated is in force until someone fixes or disables it
+UNTIL_FIXED = datetime.max.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class ActiveFreeze:
     window: FreezeWindow
     until: datetime
+    error: str = ""  # why the window cannot be evaluated (it then blocks: fail closed)
 
     @property
     def message(self) -> str:
         w = self.window
         where = w.environment.slug + (f" ({w.service.slug})" if w.service_id else "")
+        if self.error:
+            return (
+                f"{where} is frozen by {w.name!r}, which cannot be evaluated ({self.error}): "
+                "fix or disable the window"
+            )
         until = schedule.local_time(self.until, w.timezone)
         return f"{where} is frozen by {w.name!r} until {until}: {w.reason}"
 
@@ -45,8 +55,9 @@ class ActiveFreeze:
                 "id": w.pk,
                 "name": w.name,
                 "reason": w.reason,
-                "when": w.when,
-                "until": self.until.isoformat(),
+                "when": "" if self.error else w.when,
+                "until": None if self.error else self.until.isoformat(),
+                "error": self.error or None,
                 "environment": w.environment.slug,
                 "service": w.service.slug if w.service_id else None,
             }
@@ -67,7 +78,9 @@ def active_freezes(target: Target, now=None) -> list[ActiveFreeze]:
         try:
             until = schedule.active_until(w, now)
         except schedule.FreezeError as exc:  # saved without validation (e.g. a raw insert)
-            logger.warning("freeze window %s cannot be evaluated: %s", w.pk, exc)
+            # fail closed: a window nobody can read blocks until it is fixed or disabled
+            logger.warning("freeze window %s cannot be evaluated (blocking): %s", w.pk, exc)
+            found.append(ActiveFreeze(w, UNTIL_FIXED, error=str(exc)))
             continue
         if until is not None:
             found.append(ActiveFreeze(w, until))

@@ -241,7 +241,7 @@ def require(actor, action: str, obj=None) -> None:
         if actor.channel == Channel.SYSTEM:
             return
         raise not_found(obj) if obj is not None else Forbidden("Sign in first.")
-    check(actor.user, action, obj)
+    check(actor.user, action, obj, token=actor.token)
 
 
 def describe_action(action: str) -> str:
@@ -299,10 +299,14 @@ def visible_deployments(qs, user, token=None):
 def token_allows(scopes, action: str) -> bool:
     """Whether a token with ``scopes`` may do ``action`` (ignoring where)."""
     scopes = set(scopes or ())
-    if not scopes or "write" in scopes:
+    if not scopes:
         return True
     if action.endswith(".view") or action in ANYONE:
         return True  # every scope includes reading
+    if "write" in scopes and action not in tokens.OWN_SCOPE_ACTIONS:
+        return True
+    if "config" in scopes and tokens.scope_for(action) == "config":
+        return True
     return any(action in tokens.SCOPE_ACTIONS.get(s, ()) for s in scopes)
 
 
@@ -311,10 +315,12 @@ def check_token(token, action: str, scope: Scope) -> None:
         return
     if not token_allows(token.scopes, action):
         narrow = tokens.scope_for(action)
+        needed = narrow if action in tokens.OWN_SCOPE_ACTIONS else "write"
+        also = f"the scope {narrow!r}" if needed == narrow else f"'write' (or {narrow!r})"
         raise Forbidden(
             f"This token ({tokens.display(token)}) has the scopes {', '.join(token.scopes)}; "
-            f"{action} needs 'write' (or {narrow!r}).",
-            details={"action": action, "needed_scope": "write", "narrow_scope": narrow},
+            f"{action} needs {also}.",
+            details={"action": action, "needed_scope": needed, "narrow_scope": narrow},
         )
     reading = action.endswith(".view") or action in ANYONE
     for kind, allowed, slug, unbound_ok in (

@@ -34,11 +34,13 @@ MAX_TOKEN_LENGTH = 200
 # user's roles always apply: a scope never grants more). Every scope includes reading.
 SCOPES = {
     "read": "see services, environments, releases and deployments",
-    "write": "also create and change them: releases, deployments, operator commands, targets",
+    "write": "also create and change them: releases, deployments, operator commands, targets "
+    "(not approvals nor freeze overrides: those are scopes of their own)",
     "release.create": "register releases",
     "deployment.create": "start deployments (and retry them)",
     "deployment.operate": "promote, pause, resume, abort and roll back deployments",
     "deployment.approve": "approve and reject deployments",
+    "deployment.override_freeze": "override a freeze window (with a written reason)",
     "config": "configure services, environments, targets, policies, freezes and roles",
 }
 # the actions (``releases.governance.policy``) each narrow scope allows
@@ -53,7 +55,11 @@ SCOPE_ACTIONS = {
         "deployment.rollback",
     ),
     "deployment.approve": ("deployment.approve", "deployment.reject"),
+    "deployment.override_freeze": ("deployment.override_freeze",),
 }
+# actions that "write" does not grant: a token may do them only when given their own scope
+# (or no scopes at all), so a CI token never approves or overrides a freeze by accident
+OWN_SCOPE_ACTIONS = ("deployment.approve", "deployment.reject", "deployment.override_freeze")
 # the scopes a CI job typically needs (``token create --ci``)
 CI_SCOPES = ("release.create", "deployment.create", "deployment.operate")
 

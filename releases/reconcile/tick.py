@@ -36,6 +36,7 @@ or ends are stopped.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -83,7 +84,12 @@ class TickResult:
 
 
 def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """``host:pid:random``, at most 64 characters (``Deployment.lease_owner``): a long host name
+    (a Kubernetes pod's can be 253) keeps its start and a hash of the rest."""
+    host = socket.gethostname()
+    if len(host) > 40:
+        host = f"{host[:31]}~{hashlib.sha256(host.encode()).hexdigest()[:8]}"
+    return f"{host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def role_state(

@@ -24,6 +24,7 @@ import hmac
 import os
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
@@ -167,7 +168,9 @@ def _duration(lines: list[str], where: tuple[str, str]) -> None:
 
 
 def _authorised(request: HttpRequest) -> bool:
-    expected = os.environ.get("SWITCHYARD_METRICS_TOKEN", "")
+    expected = getattr(settings, "METRICS_TOKEN", "") or os.environ.get(
+        "SWITCHYARD_METRICS_TOKEN", ""
+    )
     if not expected:
         return True
     given = request.headers.get("Authorization", "")

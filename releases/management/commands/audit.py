@@ -1,8 +1,11 @@
-"""``manage.py audit verify`` and ``manage.py audit export``.
+"""``manage.py audit verify``, ``manage.py audit checkpoint`` and ``manage.py audit export``.
 
-``verify`` walks the hash chain and exits 1 naming the first row that was altered, removed or
-reordered (0 when intact). ``export`` writes the trail as JSON lines (oldest first), filtered by
-time, action, actor, channel or object; ``--output`` writes to a file instead of stdout.
+``verify`` walks the hash chain and checks every signed checkpoint (``--checkpoints``, default
+``SWITCHYARD_AUDIT_CHECKPOINTS``); it exits 1 naming the first row that was altered, removed or
+reordered, or the checkpoint the table no longer matches (0 when intact). ``checkpoint`` signs
+the chain head and writes it out (``--to``: a path, file://… or s3://bucket/prefix/).
+``export`` writes the trail as JSON lines (oldest first), filtered by time, action, actor,
+channel or object; ``--output`` writes to a file instead of stdout.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from releases import audit
+from releases.audit import checkpoints
 from releases.models import AuditEvent
 
 
@@ -33,8 +37,15 @@ class Command(BaseCommand):
     help = "Verify the audit trail's hash chain, or export it as JSON lines."
 
     def add_arguments(self, parser):
-        sub = parser.add_subparsers(dest="action", required=True, metavar="{verify,export}")
-        sub.add_parser("verify", help="walk the chain; exit 1 naming the first broken row")
+        sub = parser.add_subparsers(
+            dest="action", required=True, metavar="{verify,checkpoint,export}"
+        )
+        verify = sub.add_parser("verify", help="walk the chain; exit 1 naming the first broken row")
+        verify.add_argument(
+            "--checkpoints", help="where the signed checkpoints are (path or s3://)"
+        )
+        checkpoint = sub.add_parser("checkpoint", help="sign the chain head and write it out")
+        checkpoint.add_argument("--to", help="a path, file://… or s3://bucket/prefix/")
         export = sub.add_parser("export", help="write events as JSON lines, oldest first")
         export.add_argument("--since", help="from this date or time (inclusive)")
         export.add_argument("--until", help="up to this date or time (inclusive)")
@@ -47,14 +58,41 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["action"] == "verify":
-            return self.verify()
+            return self.verify(options["checkpoints"])
+        if options["action"] == "checkpoint":
+            return self.checkpoint(options["to"])
         return self.export(options)
 
-    def verify(self):
+    def verify(self, where: str | None):
         verdict = audit.verify()
         if not verdict.ok:
             raise CommandError(str(verdict), returncode=1)
-        self.stdout.write(str(verdict))
+        where = checkpoints.destination(where)
+        if not where:
+            self.stdout.write(
+                f"{verdict} No checkpoints are configured (SWITCHYARD_AUDIT_CHECKPOINTS): the "
+                "chain is only as safe as the database's triggers."
+            )
+            return
+        try:
+            finding = checkpoints.check(checkpoints.store_for(where).read())
+        except checkpoints.CheckpointError as exc:
+            raise CommandError(str(exc), returncode=1) from None
+        if not finding.ok:
+            raise CommandError(finding.problem, returncode=1)
+        self.stdout.write(
+            f"{verdict} It matches all {finding.checked} signed checkpoints at {where}."
+        )
+
+    def checkpoint(self, to: str | None):
+        try:
+            cp = checkpoints.export(to)
+        except checkpoints.CheckpointError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(
+            f"Signed checkpoint: {cp['length']} rows, last #{cp['last_id']} "
+            f"(key id {cp['key_id']}) written to {checkpoints.destination(to)}."
+        )
 
     def export(self, options):
         rows = AuditEvent.objects.order_by("id")

@@ -214,7 +214,8 @@ def test_verify_names_a_reordered_row(trail):
 
 
 def test_the_chain_continues_after_the_head_row_is_lost(trail, admin):
-    AuditChainHead.objects.all().delete()
+    with tampering() as cursor:  # the head refuses DELETE on Postgres (migration 0007)
+        cursor.execute(f"DELETE FROM {AuditChainHead._meta.db_table}")
 
     audit.record(factories.api_actor(admin), "service.update", trail[0])
 

@@ -1,0 +1,97 @@
+"""The error responses each operation really gives, written into the OpenAPI document.
+
+The routers declare ``{codes_4xx: ErrorOut}`` (every 4xx, 402 and 418 included) because the
+errors come from shared exception handlers, not from the views. :func:`truthful` replaces that
+list, per operation, with the codes it can answer:
+
+- 401 -- every operation (auth is on by default);
+- 422 -- any operation that takes input (a parameter or a body): ``invalid_request`` /
+  ``invalid_spec`` with ``details.errors[*].path``;
+- 400 and 413 -- any operation with a body (not JSON, nested too deeply, a NUL; too large);
+- 404 -- an operation with a path parameter, or whose body names objects that must exist;
+- 403 -- every operation that changes something (a role or a token's scope may refuse it);
+- 409 -- the operations listed in :data:`CONFLICTS` (a state, a duplicate, a freeze).
+
+Reading (``GET``) never answers 403: what a caller may not see is 404.
+"""
+
+from __future__ import annotations
+
+import re
+
+ERROR_REF = "#/components/schemas/ErrorOut"
+DESCRIPTIONS = {
+    "400": "the body is not JSON we can store (malformed, nested too deeply, a NUL character)",
+    "401": "no valid API token or session (`not_authenticated`)",
+    "403": "the caller's role or the token's scopes do not allow it (`forbidden`)",
+    "404": "no such object, or the caller may not see it (`not_found`)",
+    "409": "the object's state, a duplicate or a freeze window stands in the way "
+    "(`conflict`, `frozen`, `approval_required`)",
+    "413": "the body is too large (`request_too_large`)",
+    "422": "a field is invalid: `details.errors` lists each by path "
+    "(`invalid_request`, `invalid_spec`)",
+}
+# writes whose body names objects that must exist (beyond the path's)
+BODY_LOOKUPS = {
+    ("POST", "/deployments"),
+    ("POST", "/freezes"),
+    ("POST", "/roles"),
+}
+# operations that may answer 409 (paths relative to the API root; {x} matches any parameter)
+CONFLICTS = {
+    ("POST", "/services"),
+    ("POST", "/environments"),
+    ("PUT", "/services/{}/targets/{}"),
+    ("POST", "/services/{}/releases"),
+    ("POST", "/deployments"),
+    ("POST", "/deployments/{}/promote"),
+    ("POST", "/deployments/{}/pause"),
+    ("POST", "/deployments/{}/resume"),
+    ("POST", "/deployments/{}/abort"),
+    ("POST", "/deployments/{}/rollback"),
+    ("POST", "/deployments/{}/retry"),
+    ("POST", "/deployments/{}/approve"),
+    ("POST", "/deployments/{}/reject"),
+    ("POST", "/roles"),
+    ("POST", "/analysis-templates"),
+    ("DELETE", "/analysis-templates/{}"),
+}
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+ANYONE = {("POST", "/strategies/validate")}  # no object, no role: never 403
+
+
+def _shape(path: str, root: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", path.removeprefix(root))
+
+
+def error_codes(method: str, path: str, op: dict, root: str = "/api/v1") -> set[str]:
+    key = (method, _shape(path, root))
+    parameters = op.get("parameters") or []
+    has_body = "requestBody" in op
+    codes = {"401"}
+    if parameters or has_body:
+        codes.add("422")
+    if has_body:
+        codes |= {"400", "413"}
+    if any(p.get("in") == "path" for p in parameters) or key in BODY_LOOKUPS:
+        codes.add("404")
+    if method in WRITES and key not in ANYONE:
+        codes.add("403")
+    if key in CONFLICTS:
+        codes.add("409")
+    return codes
+
+
+def truthful(schema: dict, root: str = "/api/v1") -> dict:
+    """``schema`` with each operation's 4xx responses replaced by those it really gives."""
+    for path, ops in schema.get("paths", {}).items():
+        for method, op in ops.items():
+            responses = op.setdefault("responses", {})
+            for code in [c for c in responses if str(c).startswith("4")]:
+                del responses[code]
+            for code in sorted(error_codes(method.upper(), path, op, root)):
+                responses[int(code)] = {  # (ninja keys responses by int)
+                    "description": DESCRIPTIONS[code],
+                    "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+                }
+    return schema
