@@ -33,8 +33,11 @@ from integrations.base import (
     ReleaseRef,
     Routing,
     SlotStatus,
+    StaleFence,
     TargetStatus,
 )
+
+FENCE_HEADER = "X-Switchyard-Fence"
 
 TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 _clients: dict[tuple[int, str, str], httpx.Client] = {}
@@ -59,6 +62,10 @@ class _UnknownTarget(IntegrationError):
 
 
 class LocalTarget:
+    # the reconcile loop's fence, (deployment id, claim generation), sent with every change
+    # (``integrations.base.StaleFence``)
+    fence: tuple[int, int] | None = None
+
     def __init__(
         self,
         key: str,
@@ -143,7 +150,10 @@ class LocalTarget:
         where = f"fleet agent at {self.fleet_url}"
         try:
             client = _client_for(self.fleet_url, self._token)
-            response = client.request(method, path, json=body)
+            headers = {}
+            if self.fence is not None and method in ("PUT", "DELETE"):
+                headers[FENCE_HEADER] = f"{self.fence[0]}:{self.fence[1]}"
+            response = client.request(method, path, json=body, headers=headers)
         except httpx.TimeoutException as exc:
             if isinstance(exc, httpx.ConnectTimeout):
                 raise _not_answering(where, exc) from exc
@@ -166,6 +176,8 @@ class LocalTarget:
             return payload
         message = payload.get("message") if isinstance(payload, dict) else None
         message = message or f"HTTP {response.status_code}"
+        if response.status_code == 409 and payload.get("code") == "stale_fence":
+            raise StaleFence(f"{where} refused {method} {path}: {message}")
         if response.status_code >= 500:
             raise IntegrationError(f"{where} failed on {method} {path}: {message}", permanent=False)
         if response.status_code == 401:

@@ -37,7 +37,9 @@ from releases.actions.ticks import (
     record_hold,
     record_integration_error,
     record_tick,
+    record_tick_failure,
     release_claim,
+    renew_claim,
 )
 
 __all__ = [
@@ -59,8 +61,10 @@ __all__ = [
     "record_hold",
     "record_integration_error",
     "record_tick",
+    "record_tick_failure",
     "reject",
     "release_claim",
+    "renew_claim",
     "resolve_strategy",
     "resume",
     "retry",

@@ -1,0 +1,58 @@
+"""The Redis broker transport, with one fix: a worker survives a Redis restart while it holds
+unacknowledged messages.
+
+The cause (celery 5.7.0, kombu 5.7.0, redis-py 8.1; seen 3 times out of 3 and reproduced by
+``tests/e2e/test_broker_restart.py``): when the broker connection drops, celery 5.7's
+``Consumer.on_connection_error_after_connected`` first calls ``connection.collect()`` -- which
+tries to close the channel, fails reading the dead socket *before* the channel is marked closed,
+and then detaches the transport from its ``Connection`` (``transport.client = None``) -- and then,
+new in 5.7, ``connection.close()``. That second close runs ``Channel.close`` again, which now
+restores the unacknowledged messages (``QoS.restore_unacked_once``) and builds a new Redis pool
+from ``transport.client``: ``AttributeError: 'NoneType' object has no attribute 'hostname'``. It
+is not a connection error, so ``ignore_errors`` lets it through and the worker stops with
+"Unrecoverable error". An idle worker survives (nothing to restore); ours is rarely idle, because
+every delayed tick (``countdown``) is an ETA message the worker holds unacknowledged until it is
+due, and every running tick (``acks_late``) holds its own.
+
+The fix: when the connection has already been collected, the channel's close gives up the restore
+(there is no Redis to restore to; the messages stay in Redis's unacked set, which kombu restores
+after ``visibility_timeout`` if the server kept them) and closes. Nothing is lost for Switchyard
+either way: the next tick is due in ``Deployment.next_tick_at`` and the sweep re-enqueues it.
+
+Installed by ``switchyard.celery`` as the transport of ``redis://``, ``rediss://`` and
+``redis+socket://`` URLs (kombu's ``TRANSPORT_ALIASES``). Remove when celery no longer closes a
+collected connection (check with the test above).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kombu import transport as kombu_transports
+from kombu.transport import redis
+
+logger = logging.getLogger(__name__)
+
+
+class Channel(redis.Channel):
+    def close(self):
+        try:
+            super().close()
+        except AttributeError:
+            if getattr(self.connection, "client", None) is not None:
+                raise  # not the collected-connection case: a real bug, let it show
+            self.closed = True
+            logger.warning(
+                "broker connection lost with unacknowledged messages: left to the visibility "
+                "timeout and the sweep (the channel was already collected)"
+            )
+
+
+class Transport(redis.Transport):
+    Channel = Channel
+
+
+def install() -> None:
+    """Make ``redis://``, ``rediss://`` and ``redis+socket://`` use this transport."""
+    for alias in ("redis", "rediss"):
+        kombu_transports.TRANSPORT_ALIASES[alias] = f"{__name__}:Transport"
