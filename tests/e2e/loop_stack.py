@@ -15,6 +15,7 @@ from celery import current_app
 
 from integrations.local.ports import free_port
 from integrations.local.process import start_agent
+from integrations.local.slow_proxy import SlowProxy
 from switchyard import processes
 from switchyard.embedded_redis import _die_with_parent, redis_executable
 from tests.e2e.conftest import LOG_DIR, Stack
@@ -93,17 +94,23 @@ def broker_of_this_process(url: str):
 
 
 @contextmanager
-def loop_stack(settings, *, workers=("worker",), queues="priority,default", log_name="loop"):
+def loop_stack(
+    settings, *, workers=("worker",), queues="priority,default", log_name="loop", slow=None
+):
+    """``slow``: seconds every change to a target is held on its way to the fleet agent (a
+    slowed target, ``integrations.local.slow_proxy``) for the workers; this process talks to the
+    agent directly."""
     log_dir = LOG_DIR / log_name
     log_dir.mkdir(parents=True, exist_ok=True)
     server = RedisServer().start()
     agent = start_agent(token=settings.FLEET_TOKEN, log_path=log_dir / "fleet.log")
     settings.FLEET_URL = agent.url
+    proxy = SlowProxy(agent.url, delay=slow).__enter__() if slow else None
     env = dict(os.environ)
     env.update(
         DATABASE_URL=child_database_url(),
         REDIS_URL=server.url,
-        FLEET_URL=agent.url,
+        FLEET_URL=proxy.url if proxy else agent.url,
         FLEET_TOKEN=settings.FLEET_TOKEN,
         SECRET_KEY=settings.SECRET_KEY,
         SWEEP_INTERVAL_SECONDS="1",
@@ -117,8 +124,26 @@ def loop_stack(settings, *, workers=("worker",), queues="priority,default", log_
             stack = Stack(agent, supervisor)
             stack.redis = server
             stack.log_dir = log_dir
+            stack.proxy = proxy
             yield stack
     finally:
         supervisor.stop()
+        if proxy is not None:
+            proxy.__exit__(None, None, None)
         agent.stop()
         server.stop()
+
+
+def holder(stack, deployment_id) -> str | None:
+    """The supervisor child (worker name) whose pool process holds the deployment's lease."""
+    from releases.models import Deployment
+
+    owner = Deployment.objects.filter(pk=deployment_id).values_list("lease_owner", flat=True)[0]
+    if not owner:
+        return None
+    pid = int(owner.split(":")[-2])
+    try:
+        group = os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+    return next((name for name, proc in stack.supervisor.children if proc.pid == group), None)
