@@ -62,7 +62,10 @@ class SlowProxy:
                         self.command, self.path, content=body, headers=headers
                     )
                 except httpx.HTTPError as exc:
-                    self.send_error(502, f"upstream: {exc}")
+                    try:
+                        self.send_error(502, f"upstream: {exc}")
+                    except OSError:
+                        pass  # the client went away too
                     return
                 try:
                     self.send_response(upstream.status_code)
@@ -78,8 +81,13 @@ class SlowProxy:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address) -> None:
+                pass  # a request cut off by a stop: nothing to report
+
+        self._server = Server(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

@@ -262,6 +262,7 @@ def record_tick_failure(
     actor = Actor.system()
     error = type(exc).__name__
     text = f"{error}: {str(exc)[:500]}"
+    owner = d.lease_owner
     with transaction.atomic():
         try:
             d = locked(d.pk)
@@ -269,6 +270,8 @@ def record_tick_failure(
             return None
         if d.state not in ACTIVE_STATES:
             return None
+        if owner and d.lease_owner != owner:
+            return d.state  # another worker has it now: not this tick's to count
         attempt = d.tick_failures + 1
         final = attempt >= max_attempts
         fields = {"tick_failures": attempt}

@@ -159,7 +159,10 @@ def tick(deployment_id: int) -> TickResult:
         except IntegrationError as exc:
             logger.warning("deployment %s: %s", d.pk, exc.message)
             actions.record_integration_error(d, exc.message, permanent=exc.permanent)
-            wait, priority = TRANSIENT_RETRY_SECONDS, True
+            # a slow or failing target's retries stay off the priority queue unless rolling back
+            # (they would hold the priority worker that aborts and rollbacks count on)
+            wait = TRANSIENT_RETRY_SECONDS
+            priority = exc.permanent or d.state == State.ROLLING_BACK
             recorded_version = None
         except Exception as exc:  # noqa: BLE001 -- a bug: recorded, backed off, bounded
             wait, priority = failures.handle(d, exc)
@@ -167,6 +170,8 @@ def tick(deployment_id: int) -> TickResult:
         finally:
             version = actions.release_claim(deployment_id, owner, wait=wait)
     changed = recorded_version is not None and version != recorded_version
+    if changed:  # urgent only if what landed meanwhile was an abort or a rollback
+        priority = Deployment.objects.filter(pk=deployment_id, state=State.ROLLING_BACK).exists()
     return TickResult(ran=True, wait=wait, priority=priority, changed_meanwhile=changed)
 
 

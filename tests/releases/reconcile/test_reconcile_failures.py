@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from releases.models import Deployment, DeploymentEvent, State
@@ -71,6 +72,17 @@ def test_a_tick_that_hits_a_bug_records_the_error_and_backs_off(target, buggy, s
     assert "'slots'" in event.message
     # the sweep leaves it alone until the backoff is over (no re-enqueue every few seconds)
     assert d.next_tick_at >= before + timedelta(seconds=result.wait * 0.99)
+
+
+def test_the_deployment_page_shows_the_error_of_a_failed_tick(target, buggy, admin, client):
+    live(target)
+    d = started(target)
+    buggy.broken = True
+    tick.tick(d.pk)
+    client.force_login(admin)
+    page = client.get(reverse("deployment", args=[d.pk])).content.decode()
+    assert "tick failed (1 of 5), retrying: KeyError: &#x27;slots&#x27;" in page  # the summary
+    assert "tick 1 of 5 failed: KeyError: &#x27;slots&#x27;" in page  # the event list
 
 
 def test_the_backoff_grows_with_jitter_within_its_bounds(target, buggy, settings):
