@@ -14,9 +14,14 @@ is not a connection error, so ``ignore_errors`` lets it through and the worker s
 every delayed tick (``countdown``) is an ETA message the worker holds unacknowledged until it is
 due, and every running tick (``acks_late``) holds its own.
 
-The fix: when the connection has already been collected, the channel's close gives up the restore
-(there is no Redis to restore to; the messages stay in Redis's unacked set, which kombu restores
-after ``visibility_timeout`` if the server kept them) and closes. Nothing is lost for Switchyard
+The same happens when a tick that ran through the loss finishes after the reconnect and acks its
+message through the old channel (``QoS.ack`` builds a pool from the collected connection).
+
+The fix: a channel whose connection has been collected raises a ``redis.ConnectionError`` when
+it would build a pool -- the error kombu and celery already handle (the close is ignored, the
+ack is logged as failed) -- instead of the ``AttributeError`` they do not. There is no Redis to
+restore to or ack on through that channel; the messages stay in Redis's unacked set, which kombu
+restores after ``visibility_timeout`` if the server kept them. Nothing is lost for Switchyard
 either way: the next tick is due in ``Deployment.next_tick_at`` and the sweep re-enqueues it.
 
 Installed by ``switchyard.celery`` as the transport of ``redis://``, ``rediss://`` and
@@ -26,26 +31,23 @@ collected connection (check with the test above).
 
 from __future__ import annotations
 
-import logging
-
 from kombu import transport as kombu_transports
 from kombu.transport import redis
-
-logger = logging.getLogger(__name__)
+from redis import exceptions as redis_errors
 
 
 class Channel(redis.Channel):
-    def close(self):
-        try:
-            super().close()
-        except AttributeError:
-            if getattr(self.connection, "client", None) is not None:
-                raise  # not the collected-connection case: a real bug, let it show
-            self.closed = True
-            logger.warning(
-                "broker connection lost with unacknowledged messages: left to the visibility "
-                "timeout and the sweep (the channel was already collected)"
+    def _connparams(self, asynchronous=False):
+        if self.connection.client is None:
+            # the channel outlived its connection (collected after a broker loss): whatever it
+            # was about to send -- a restore of unacked messages, the late ack of a tick that ran
+            # through the loss -- fails as the connection error it is, which kombu and celery
+            # handle (logged; the message stays in Redis's unacked set)
+            raise redis_errors.ConnectionError(
+                "broker connection already collected: unacked messages left to the visibility "
+                "timeout and the sweep"
             )
+        return super()._connparams(asynchronous=asynchronous)
 
 
 class Transport(redis.Transport):

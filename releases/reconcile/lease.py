@@ -81,7 +81,10 @@ class Fenced:
     def __init__(self, inner, lease: Lease) -> None:
         self._inner = inner
         self._lease = lease
-        inner.fence = (lease.deployment_id, lease.generation)
+        try:
+            inner.fence = (lease.deployment_id, lease.generation)
+        except AttributeError:  # a provider object that takes no attributes cannot fence
+            pass
 
     def __getattr__(self, name):
         attr = getattr(self._inner, name)

@@ -1,7 +1,10 @@
 """A stack for the reconcile loop's failure tests: its OWN Redis server (a ``redis-server`` this
 test starts on a free loopback port, so it can be stopped and restarted -- never the machine's
 shared one), a fleet agent, Celery beat with a 1 s sweep, and as many workers as the test asks
-for, all sharing this test session's database. The test process enqueues on the same Redis."""
+for, all sharing this test session's database. What this process enqueues goes to the session's
+shared Redis and is never seen by these workers: they get every tick from the sweep (each second)
+-- the harsh case, as if each message were lost -- and no global broker setting of this process
+is switched for a test (which could strand the tests that run after it)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ import time
 from contextlib import contextmanager
 
 import redis
-from celery import current_app
 
 from integrations.local.ports import free_port
 from integrations.local.process import start_agent
@@ -74,26 +76,6 @@ class RedisServer:
 
 
 @contextmanager
-def broker_of_this_process(url: str):
-    """Send this test process's own ticks (actions enqueue after commit) to ``url``."""
-    app = current_app._get_current_object()
-    old = app.conf.broker_url
-
-    def switch(to):
-        app.conf.broker_url = to
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    switch(url)
-    try:
-        yield
-    finally:
-        switch(old)
-
-
-@contextmanager
 def loop_stack(
     settings, *, workers=("worker",), queues="priority,default", log_name="loop", slow=None
 ):
@@ -117,15 +99,14 @@ def loop_stack(
     )
     supervisor = processes.Supervisor(env=env, log_dir=log_dir)
     try:
-        with broker_of_this_process(server.url):
-            for name in workers:
-                supervisor.start(name, processes.worker_command(concurrency=2, queues=queues))
-            supervisor.start("beat", processes.beat_command(log_dir / "beat-schedule"))
-            stack = Stack(agent, supervisor)
-            stack.redis = server
-            stack.log_dir = log_dir
-            stack.proxy = proxy
-            yield stack
+        for name in workers:
+            supervisor.start(name, processes.worker_command(concurrency=2, queues=queues))
+        supervisor.start("beat", processes.beat_command(log_dir / "beat-schedule"))
+        stack = Stack(agent, supervisor)
+        stack.redis = server
+        stack.log_dir = log_dir
+        stack.proxy = proxy
+        yield stack
     finally:
         supervisor.stop()
         if proxy is not None:
