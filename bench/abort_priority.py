@@ -10,7 +10,7 @@ then starts ``--slow`` rolling deployments on targets whose every change takes `
 seconds -- their ticks occupy the default workers -- and aborts the canaries one by one. The
 abort latency is what the client sees: the abort API call returns -> the first moment after which
 every new request is served by the stable release (open-loop traffic through each canary's
-router). A baseline abort (no slow ticks) is measured first in each layout.
+router). Three aborts with no slow ticks are measured first in each layout (the idle figure).
 
 Layouts: ``shared`` is the old one, ``-Q priority,default -c 2`` (priority was only queue order
 inside one pool); ``separate`` is what the demo and docker-compose.yml run now, ``-Q default -c
@@ -58,6 +58,7 @@ SLOW_ROLLING = {
     "progress_deadline": "600s",
     "health": FAST_HEALTH,
 }
+IDLE = 3  # aborts measured before the slow ticks start (the first warms the worker up)
 LAYOUTS = {
     "shared": [("worker", "priority,default", 2)],
     "separate": [("worker", "default", 2), ("worker-priority", "priority", 1)],
@@ -134,7 +135,7 @@ def abort_latency(api: Api, slug: str, deployment_id: int) -> tuple[float, int]:
 def run(layout: str, slow: int, aborts: int, delay: float) -> dict:
     with stack(layout, delay) as (api, proxy):
         api("POST", "/environments", {"slug": "prod", "name": "Prod", "order": 1})
-        fast = [service(api, f"fast-{n}") for n in range(aborts + 1)]
+        fast = [service(api, f"fast-{n}") for n in range(aborts + IDLE)]
         slowed = [service(api, f"slow-{n}") for n in range(slow)]
         firsts = [deploy(api, s, "1.0.0", RECREATE) for s in fast + slowed]
         for d in firsts:
@@ -142,12 +143,16 @@ def run(layout: str, slow: int, aborts: int, delay: float) -> dict:
         canaries = [deploy(api, s, "2.0.0", PAUSED_CANARY) for s in fast]
         for d in canaries:
             api.wait(d["id"], states={"paused"}, timeout=120)
-        baseline, failed = abort_latency(api, fast[0], canaries[0]["id"])
+        baseline, failed = [], 0
+        for slug, d in zip(fast[:IDLE], canaries[:IDLE], strict=True):
+            latency, lost = abort_latency(api, slug, d["id"])
+            baseline.append(latency)
+            failed += lost
         proxy.delay = delay
         busy = [deploy(api, s, "2.0.0", SLOW_ROLLING) for s in slowed]
         time.sleep(delay / 2)  # the slow ticks have the default workers now
         loaded = []
-        for slug, d in zip(fast[1:], canaries[1:], strict=True):
+        for slug, d in zip(fast[IDLE:], canaries[IDLE:], strict=True):
             latency, lost = abort_latency(api, slug, d["id"])
             loaded.append(latency)
             failed += lost
@@ -171,9 +176,10 @@ def main() -> None:
     print(f"\nabort latency (API call returned -> every new request on 1.0.0), {args.slow} slow")
     print(f"deployments holding the default workers, each change to them held {args.delay:g}s:")
     for layout, r in results.items():
-        loaded = r["loaded"]
+        loaded, idle = r["loaded"], r["baseline"]
         print(
-            f"  {layout:9s} baseline {1000 * r['baseline']:7.0f} ms | under load p50 "
+            f"  {layout:9s} idle p50 {1000 * percentile(idle, 0.5):6.0f} ms (of {len(idle)}) | "
+            f"under load p50 "
             f"{1000 * percentile(loaded, 0.5):7.0f} ms, max {1000 * max(loaded):7.0f} ms "
             f"({len(loaded)} aborts) | failed requests {r['failed']} | slowed changes {r['held']}"
         )

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from releases import actions
-from releases.models import Deployment, DeploymentEvent, State
+from releases.models import DeploymentEvent, State
 from tests import factories
 from tests.e2e.loop_stack import holder, loop_stack
 from tests.e2e.test_broker_restart import batch_messages, deploy, finished
@@ -63,7 +63,6 @@ def test_a_worker_killed_mid_tick_is_taken_over_by_the_other_when_its_claim_laps
             what="batch 2",
         )
         victim = stack.wait_for(lambda: holder(stack, d.pk), timeout=30, what="a tick under way")
-        killed_owner = Deployment.objects.get(pk=d.pk).lease_owner
         killed_at = time.monotonic()
         stack.supervisor.kill(victim)  # SIGKILL mid-tick (its change is held in the proxy)
         survivor = stack.wait_for(
@@ -76,7 +75,6 @@ def test_a_worker_killed_mid_tick_is_taken_over_by_the_other_when_its_claim_laps
         done = finished(stack, d, timeout=180)
     print(f"\n{victim} killed mid-tick; {survivor} took over after {taken_over_after:.2f}s")
     assert survivor != victim
-    assert Deployment.objects.get(pk=d.pk).lease_owner != killed_owner
     assert done.state == State.SUCCEEDED, done.message
     starts = [m.split(":")[0] for m in batch_messages(d)]
     assert starts == [f"batch {n} of 4 started" for n in (1, 2, 3, 4)]
