@@ -25,6 +25,22 @@ class IntegrationError(Exception):
         self.permanent = permanent
 
 
+class StaleFence(IntegrationError):
+    """The target refused a routing or scale call whose fencing generation is older than one it
+    has already applied: the caller lost its claim on the deployment to a newer tick and must
+    abandon (nothing was changed).
+
+    Fencing: the reconcile loop sets ``target.fence`` before it acts, a pair ``(deployment id,
+    claim generation)`` that only grows for a target (one claim after another; a newer deployment
+    has a larger id). A provider that can enforce it sends it with every ``ensure_slot``,
+    ``set_weights``, ``set_routing`` and ``remove_slot`` and raises this when refused (the local
+    fleet agent keeps the highest fence applied per target). A provider that cannot ignores it.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message, permanent=True)
+
+
 @dataclass(frozen=True)
 class ReleaseRef:
     """What a slot should run: the release's version and its artifact (provider specific)."""

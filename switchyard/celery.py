@@ -7,6 +7,9 @@ from celery import Celery
 from celery.signals import worker_init
 from kombu import Queue
 
+from switchyard import broker
+
+broker.install()  # the worker survives a Redis restart (switchyard/broker.py says why)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "switchyard.settings")
 
 app = Celery("switchyard")

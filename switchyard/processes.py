@@ -6,6 +6,7 @@ what users run: web (uvicorn), Celery worker and beat, the local fleet agent.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -19,6 +20,11 @@ import httpx
 from switchyard.embedded_redis import _die_with_parent
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+logger = logging.getLogger("switchyard.processes")
+
+RESTART_BACKOFF_FIRST = 1.0  # seconds before restarting a child that died
+RESTART_BACKOFF_MAX = 30.0  # doubling per crash in a row, up to this
+RESTART_STABLE_AFTER = 60.0  # a child that ran this long before dying starts the backoff again
 
 
 def web_command(port: int, host: str = "127.0.0.1") -> list[str]:
@@ -37,7 +43,12 @@ def web_command(port: int, host: str = "127.0.0.1") -> list[str]:
     ]
 
 
-def worker_command(concurrency: int = 2, queues: str = "priority,default") -> list[str]:
+def worker_command(
+    concurrency: int = 2, queues: str = "priority,default", name: str = "worker"
+) -> list[str]:
+    """A Celery worker consuming ``queues``. The demo and the compose file run two: ``default``
+    (every forward tick) and ``priority`` (rollback and abort ticks), so a rollback never waits
+    for a free process behind slow ticks."""
     return [
         sys.executable,
         "-m",
@@ -55,6 +66,8 @@ def worker_command(concurrency: int = 2, queues: str = "priority,default") -> li
         "--without-mingle",
         "-O",
         "fair",
+        "-n",
+        f"{name}@%h",
     ]
 
 
@@ -94,8 +107,56 @@ class Supervisor:
     env: dict = field(default_factory=lambda: dict(os.environ))
     log_dir: Path | None = None
     children: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    # name -> (argv, started at, crashes in a row, restart not before): children restarted by
+    # ``restart_dead`` when they exit
+    restartable: dict = field(default_factory=dict)
+    restarts: dict = field(default_factory=dict)  # name -> how many times it was restarted
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen:
+    def start(self, name: str, argv: list[str], *, restart: bool = False) -> subprocess.Popen:
+        """Start ``argv`` as child ``name``; with ``restart``, ``restart_dead`` brings it back
+        whenever it exits (with backoff)."""
+        proc = self._spawn(name, argv)
+        if restart:
+            self.restartable[name] = [argv, time.monotonic(), 0, 0.0]
+        return proc
+
+    def restart_dead(self, now: float | None = None) -> list[str]:
+        """Restart every restartable child that has exited and whose backoff is over (call it
+        every second or so). A child that crashes again soon waits twice as long next time, up
+        to ``RESTART_BACKOFF_MAX``; one that ran ``RESTART_STABLE_AFTER`` s starts afresh.
+        Returns the names restarted now; each exit and restart is logged."""
+        now = time.monotonic() if now is None else now
+        restarted = []
+        for entry in list(self.children):
+            name, proc = entry
+            policy = self.restartable.get(name)
+            if policy is None or proc.poll() is None:
+                continue
+            argv, started_at, crashes, not_before = policy
+            if not not_before:  # just noticed
+                crashes = 0 if now - started_at >= RESTART_STABLE_AFTER else crashes
+                delay = min(RESTART_BACKOFF_MAX, RESTART_BACKOFF_FIRST * 2**crashes)
+                policy[2], policy[3] = crashes + 1, now + delay
+                logger.warning(
+                    "%s exited with code %s after %.1fs; restarting it in %.1fs",
+                    name,
+                    proc.returncode,
+                    now - started_at,
+                    delay,
+                )
+                continue
+            if now < not_before:
+                continue
+            _signal_group(proc, signal.SIGKILL)  # what is left of its process group
+            self.children.remove(entry)
+            self._spawn(name, argv)
+            policy[1], policy[3] = now, 0.0
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            logger.warning("%s restarted (restart %d)", name, self.restarts[name])
+            restarted.append(name)
+        return restarted
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -115,14 +176,21 @@ class Supervisor:
             preexec_fn=_die_with_parent,
             start_new_session=True,  # its own process group: stop() and kill() reach its children
         )
+        if out is not None:
+            out.close()  # the child has its own copy
         self.children.append((name, proc))
         return proc
 
     def check(self) -> list[str]:
-        """Names of children that have exited."""
-        return [name for name, proc in self.children if proc.poll() is not None]
+        """Names of children that have exited (and are not restarted by ``restart_dead``)."""
+        return [
+            name
+            for name, proc in self.children
+            if proc.poll() is not None and name not in self.restartable
+        ]
 
     def stop(self, timeout: float = 10.0) -> None:
+        self.restartable.clear()
         for _, proc in reversed(self.children):
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -136,13 +204,15 @@ class Supervisor:
         self.children.clear()
 
     def kill(self, name: str) -> None:
-        """SIGKILL a child and its whole process group at once (a crash, for failure tests)."""
+        """SIGKILL a child and its whole process group at once (a crash, for failure tests). A
+        restartable child is left to ``restart_dead``; any other is forgotten."""
         for entry in list(self.children):
             child_name, proc = entry
             if child_name == name:
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait()
-                self.children.remove(entry)
+                if name not in self.restartable:
+                    self.children.remove(entry)
 
     def __enter__(self) -> Supervisor:
         return self

@@ -9,6 +9,11 @@
                                         weights default to null)
     PUT    /targets/{key}/weights       {"weights": ...}: the weights only, the rest kept
 
+Fencing: a change (PUT/DELETE of a slot, routing or weights) may carry
+``X-Switchyard-Fence: <deployment id>:<generation>``, the reconcile loop's claim; the agent keeps
+the highest pair it applied per target (a newer deployment has a larger id) and refuses an older
+one with 409 ``stale_fence``: a stale worker's late call changes nothing.
+
 Every route but ``GET /healthz`` needs ``Authorization: Bearer <token>``. Errors are JSON
 ``{"code", "message", "details"}``: 401 ``not_authenticated``, 400 ``invalid_request`` (with
 ``details.errors`` as ``[{"path", "message"}]``), 404 ``not_found``, 409 ``conflict``.
@@ -138,11 +143,48 @@ async def delete_target(request: web.Request) -> web.Response:
     return web.json_response({"key": target.key, "deleted": True}, status=202)
 
 
+FENCE_HEADER = "X-Switchyard-Fence"
+
+
+def _fence(request: web.Request, target: FleetTarget) -> None:
+    """Refuse a change fenced older than one applied; else remember its fence. Called after the
+    body is read and with no ``await`` before the change is applied (one step of the event loop:
+    no other request slips in between)."""
+    raw = request.headers.get(FENCE_HEADER)
+    if raw is None:
+        return
+    try:
+        owner, _, generation = raw.partition(":")
+        fence = (int(owner), int(generation))
+    except ValueError as exc:
+        message = f"{FENCE_HEADER} must be '<deployment id>:<generation>', got {raw[:40]!r}"
+        raise ApiError(400, "invalid_request", message) from exc
+    if fence < target.fence:
+        log.warning(
+            "%s: refused %s %s fenced %s < %s",
+            target.key,
+            request.method,
+            request.path,
+            fence,
+            target.fence,
+        )
+        raise ApiError(
+            409,
+            "stale_fence",
+            f"fence {raw} is older than {target.fence[0]}:{target.fence[1]}, already applied "
+            f"to {target.key}",
+            fence=list(fence),
+            applied=list(target.fence),
+        )
+    target.fence = fence
+
+
 async def put_slot(request: web.Request) -> web.Response:
     target = _target(request)
     name = request.match_info["slot"]
     validation.check_name("slot", name)
     want = validation.slot_request(await _body(request))
+    _fence(request, target)
     slot = target.slot(name)
     slot.ensure(want.version, want.artifact, want.spec, want.health_raw, want.health, want.replicas)
     request.app[FLEET].save()
@@ -151,6 +193,7 @@ async def put_slot(request: web.Request) -> web.Response:
 
 async def delete_slot(request: web.Request) -> web.Response:
     target = _target(request)
+    _fence(request, target)
     slot = target.slots.get(request.match_info["slot"])
     if slot is not None:
         slot.delete()
@@ -163,6 +206,7 @@ async def delete_slot(request: web.Request) -> web.Response:
 async def put_routing(request: web.Request) -> web.Response:
     target = _target(request)
     routing = validation.routing(await _body(request))
+    _fence(request, target)
     target.set_routing(routing)  # from the next request on, before anything else
     request.app[FLEET].save()
     log.info("%s: routing %s", target.key, routing)
@@ -172,6 +216,7 @@ async def put_routing(request: web.Request) -> web.Response:
 async def put_weights(request: web.Request) -> web.Response:
     target = _target(request)
     weights = validation.weights(await _body(request))
+    _fence(request, target)
     target.set_routing(replace(target.routing, weights=weights))
     request.app[FLEET].save()
     log.info("%s: weights %s", target.key, weights or "even")

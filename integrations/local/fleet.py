@@ -55,6 +55,8 @@ class FleetTarget:
         self.preview = Router(self, fleet.upstream, preview=True)
         self._fleet = fleet
         self._seq = 0
+        # the highest fence applied, (deployment id, claim generation) (control.py); only grows
+        self.fence: tuple[int, int] = (0, 0)
 
     @property
     def routing(self) -> Routing:
@@ -121,6 +123,7 @@ class FleetTarget:
             "preview_port": self.preview.port,
             "weights": self.weights,
             "routing": asdict(self.routing),
+            "fence": list(self.fence),
             "slots": {name: slot.as_json() for name, slot in self.slots.items()},
         }
 
@@ -137,6 +140,7 @@ class FleetTarget:
             "preview_port": self.preview.port,
             "preview_pinned": self.pinned_preview_port is not None,
             "routing": asdict(self.routing),
+            "fence": list(self.fence),
             "slots": {
                 name: slot.desired_state()
                 for name, slot in self.slots.items()
@@ -311,6 +315,7 @@ class Fleet:
                 raise
             target, _ = await self.create_target(key, pinned, preview_pinned)  # any will do
         target.pinned_port, target.pinned_preview_port = pinned, preview_pinned
+        target.fence = tuple(int(n) for n in desired.get("fence") or (0, 0))[:2]
         for name, slot_state in desired.get("slots", {}).items():
             request = validation.slot_request(slot_state)
             target.slot(name).ensure(

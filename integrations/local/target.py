@@ -34,8 +34,11 @@ from integrations.base import (
     ReleaseRef,
     Routing,
     SlotStatus,
+    StaleFence,
     TargetStatus,
 )
+
+FENCE_HEADER = "X-Switchyard-Fence"
 
 TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 _clients: dict[tuple[int, str, str], httpx.Client] = {}
@@ -60,6 +63,10 @@ class _UnknownTarget(IntegrationError):
 
 
 class LocalTarget:
+    # the reconcile loop's fence, (deployment id, claim generation), sent with every change
+    # (``integrations.base.StaleFence``)
+    fence: tuple[int, int] | None = None
+
     def __init__(
         self,
         key: str,
@@ -142,6 +149,9 @@ class LocalTarget:
 
     def _call(self, method: str, path: str, body: Any) -> Any:
         where, what = f"fleet agent at {self.fleet_url}", f"{method} {path}"
+        headers = {}
+        if self.fence is not None and method in ("PUT", "DELETE"):
+            headers[FENCE_HEADER] = f"{self.fence[0]}:{self.fence[1]}"
         response = http.send(
             _client_for(self.fleet_url, self._token),
             method,
@@ -151,6 +161,7 @@ class LocalTarget:
             hint="is `manage.py fleet` running?",
             timeout=TIMEOUT,
             json=body,
+            headers=headers,
         )
         try:
             payload = response.json()
@@ -159,6 +170,9 @@ class LocalTarget:
         if response.is_success:
             return payload
         message = payload.get("message") if isinstance(payload, dict) else None
+        if response.status_code == 409 and isinstance(payload, dict):
+            if payload.get("code") == "stale_fence":
+                raise StaleFence(f"{where} refused {what}: {message or 'a newer tick owns it'}")
         if response.status_code == 404 and path.startswith(self._path):
             raise _UnknownTarget(message or "HTTP 404", permanent=True)
         if response.status_code not in (401, 403) and response.status_code < 500:

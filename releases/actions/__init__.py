@@ -38,7 +38,9 @@ from releases.actions.ticks import (
     record_integration_error,
     record_observed,
     record_tick,
+    record_tick_failure,
     release_claim,
+    renew_claim,
 )
 
 __all__ = [
@@ -61,8 +63,10 @@ __all__ = [
     "record_hold",
     "record_integration_error",
     "record_tick",
+    "record_tick_failure",
     "reject",
     "release_claim",
+    "renew_claim",
     "resolve_strategy",
     "resume",
     "retry",

@@ -22,7 +22,9 @@ from releases.models import (
 
 DEFAULT_STRATEGY = {"kind": "rolling", "replicas": 2}
 SLOTS = ("blue", "green")
-LEASE_SECONDS = 15  # ticks are short: every integration call has a timeout of a few seconds
+# a tick's claim: short, and renewed by the tick's heartbeat while it runs, so a killed worker's
+# claim lapses within LEASE_SECONDS (releases.reconcile.lease)
+LEASE_SECONDS = 2.0
 
 # operator command -> states it may be given in
 ALLOWED = {

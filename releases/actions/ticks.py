@@ -8,11 +8,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from releases import audit
-from releases.actions.common import LEASE_SECONDS, record_event
+from releases.actions.common import LEASE_SECONDS, locked, record_event, save_checked
 from releases.actors import Actor
+from releases.errors import NotFound
 from releases.live import events
 from releases.models import (
     ACTIVE_STATES,
@@ -26,19 +28,41 @@ from releases.models import (
 
 
 def claim(deployment_id: int, owner: str) -> Deployment | None:
-    """Take the deployment's lease if it is active and free; None if another worker holds it."""
+    """Take the deployment's lease if it is active and free; None if another worker holds it.
+
+    Each claim bumps ``lease_generation``, the fencing token the tick sends with its routing and
+    scale calls (``releases.reconcile.lease``). The lease is short (``LEASE_SECONDS``) and renewed
+    by the tick's heartbeat (``renew_claim``): a dead owner's claim lapses in a second or two."""
     now = timezone.now()
     taken = (
         Deployment.objects.filter(pk=deployment_id, state__in=ACTIVE_STATES)
         .exclude(state=State.AWAITING_APPROVAL)
         .exclude(lease_until__gt=now)
-        .update(lease_owner=owner, lease_until=now + timedelta(seconds=LEASE_SECONDS))
+        .update(
+            lease_owner=owner,
+            lease_until=now + timedelta(seconds=LEASE_SECONDS),
+            lease_generation=F("lease_generation") + 1,
+        )
     )
     if not taken:
         return None
-    return Deployment.objects.select_related(
-        "target__service", "target__environment", "release", "from_release"
-    ).get(pk=deployment_id)
+    return (
+        Deployment.objects.select_related(
+            "target__service", "target__environment", "release", "from_release"
+        )
+        .filter(pk=deployment_id, lease_owner=owner)  # not lapsed and taken again meanwhile
+        .first()
+    )
+
+
+def renew_claim(deployment_id: int, owner: str, generation: int) -> bool:
+    """Extend the lease ``owner`` holds with ``generation``; False if it is no longer theirs."""
+    until = timezone.now() + timedelta(seconds=LEASE_SECONDS)
+    return bool(
+        Deployment.objects.filter(
+            pk=deployment_id, lease_owner=owner, lease_generation=generation
+        ).update(lease_until=until)
+    )
 
 
 def release_claim(deployment_id: int, owner: str, *, wait: float | None) -> int | None:
@@ -111,6 +135,7 @@ def record_tick(
             "step": step[:300],
             "weights": weights,
             "message": message,
+            "tick_failures": 0,  # a tick that records ends a run of failures
             "version": d.version + 1,
             "updated_at": now,
         }
@@ -126,7 +151,7 @@ def record_tick(
             fields.update(state=new_state, finished_at=now)
             if cleanup_in is not None:
                 fields["cleanup_at"] = now + timedelta(seconds=cleanup_in)
-        updated = Deployment.objects.filter(pk=d.pk, version=d.version).update(**fields)
+        updated = _held(d).update(**fields)
         if not updated:
             return False
         for name, value in fields.items():
@@ -181,11 +206,15 @@ def record_hold(d: Deployment, *, step_index: int, message: str) -> bool:
     """The environment's policy holds the next step (a freeze window, a step gate waiting for an
     approval): note where and why, once (an event when the reason changes, not every tick).
     Version-checked like ``record_tick``; the engine's progress is left as it was."""
-    if d.step_index == step_index and d.message == message:
+    if d.step_index == step_index and d.message == message and not d.tick_failures:
         return True
     with transaction.atomic():
-        updated = Deployment.objects.filter(pk=d.pk, version=d.version).update(
-            step_index=step_index, message=message, version=d.version + 1, updated_at=timezone.now()
+        updated = _held(d).update(
+            step_index=step_index,
+            message=message,
+            tick_failures=0,
+            version=d.version + 1,
+            updated_at=timezone.now(),
         )
         if not updated:
             return False
@@ -220,6 +249,83 @@ def record_integration_error(d: Deployment, message: str, *, permanent: bool) ->
             if updated:
                 event = record_event(d, "error", message, actor, {"permanent": permanent})
                 events.publish_deployment(d.pk, [event.pk])
+
+
+def _held(d: Deployment):
+    """The row as the tick read it, and -- when the tick holds a lease -- still its own: a tick
+    whose lease lapsed and was taken by another worker writes nothing."""
+    rows = Deployment.objects.filter(pk=d.pk, version=d.version)
+    return rows.filter(lease_owner=d.lease_owner) if d.lease_owner else rows
+
+
+def record_tick_failure(
+    d: Deployment, exc: BaseException, *, retry_in: float, max_attempts: int
+) -> str | None:
+    """A tick failed with an unexpected error (a bug, not an ``IntegrationError``): an event names
+    the error's class and message, and the row counts the failures in a row. The last allowed
+    attempt fails the deployment: a forward or paused rollout rolls back with that reason; a
+    rollback that cannot complete ends failed. Under a short row lock (the count and the state
+    are read and written together, whatever an operator did meanwhile).
+
+    Returns the state the deployment is in afterwards (None if it is gone or no longer active).
+    """
+    actor = Actor.system()
+    error = type(exc).__name__
+    text = f"{error}: {str(exc)[:500]}"
+    owner = d.lease_owner
+    with transaction.atomic():
+        try:
+            d = locked(d.pk)
+        except NotFound:
+            return None
+        if d.state not in ACTIVE_STATES:
+            return None
+        if owner and d.lease_owner != owner:
+            return d.state  # another worker has it now: not this tick's to count
+        attempt = d.tick_failures + 1
+        final = attempt >= max_attempts
+        fields = {"tick_failures": attempt}
+        if not final:
+            fields["message"] = f"tick failed ({attempt} of {max_attempts}), retrying: {text}"
+        elif d.state != State.ROLLING_BACK:
+            reason = f"{text} ({attempt} ticks in a row failed)"
+            fields.update(
+                state=State.ROLLING_BACK,
+                rollback_outcome=State.FAILED,
+                failure_reason=reason,
+                message=reason,
+            )
+        else:
+            reason = f"rollback could not complete: {text} ({attempt} ticks in a row failed)"
+            fields.update(
+                state=State.FAILED,
+                failure_reason=reason,
+                message=reason,
+                finished_at=timezone.now(),
+            )
+        save_checked(d, **fields)
+        data = {
+            "error": error,
+            "message": str(exc)[:500],
+            "attempt": attempt,
+            "max_attempts": max_attempts,
+            "retry_in": None if final else round(retry_in, 3),
+        }
+        created = [
+            record_event(
+                d, "error", f"tick {attempt} of {max_attempts} failed: {text}", actor, data
+            )
+        ]
+        if final and d.state == State.ROLLING_BACK:
+            created.append(record_event(d, "failure", f"rolling back: {d.failure_reason}", actor))
+            audit.record(actor, "deployment.fail", d, {"reason": d.failure_reason})
+        elif final:
+            created.append(
+                record_event(d, "state", f"failed: {d.failure_reason}", actor, {"state": d.state})
+            )
+            audit.record(actor, "deployment.failed", d, {"reason": d.failure_reason})
+        events.publish_deployment(d.pk, [e.pk for e in created])
+    return d.state
 
 
 # --- scaling down a slot kept after a rollback (releases.reconcile.cleanup) -----------------------

@@ -75,6 +75,12 @@ class Deployment(models.Model):
     # the reconcile loop's claim: one worker ticks a deployment at a time
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # fencing token: bumped by every claim and sent (with the id) with every routing/scale call,
+    # so a target refuses a call from a worker whose lease passed to another since
+    # (releases.reconcile.lease)
+    lease_generation = models.PositiveBigIntegerField(default=0)
+    # ticks in a row that failed with an unexpected error (reset by a tick that records)
+    tick_failures = models.PositiveIntegerField(default=0)
     next_tick_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

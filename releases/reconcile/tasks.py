@@ -30,7 +30,7 @@ def advance_deployment(deployment_id: int) -> None:
     if not result.ran:
         return
     if result.changed_meanwhile:
-        queue.enqueue_tick(deployment_id, priority=True)
+        queue.enqueue_tick(deployment_id, priority=result.priority)
     elif result.wait is not None:
         queue.enqueue_tick(deployment_id, priority=result.priority, countdown=result.wait)
 

@@ -44,13 +44,14 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from integrations.base import IntegrationError, Routing, TargetStatus
+from integrations.base import IntegrationError, Routing, StaleFence, TargetStatus
 from releases import actions
 from releases.analysis import runs
 from releases.errors import DomainError
 from releases.governance import approvals, freezes
 from releases.models import Deployment, State
-from releases.reconcile import smoke
+from releases.reconcile import failures, smoke
+from releases.reconcile.lease import Fenced, Lease, LeaseLost
 from releases.targets import integration_for, release_ref
 from strategies.engine import (
     Decision,
@@ -164,19 +165,32 @@ def tick(deployment_id: int) -> TickResult:
     wait: float | None = None
     priority = d.state == State.ROLLING_BACK
     recorded_version = d.version
-    try:
-        if d.state == State.PENDING and not actions.mark_started(d):
-            return TickResult(ran=True, wait=0.0)
-        wait, priority = _tick(d)
-        recorded_version = d.version
-    except IntegrationError as exc:
-        logger.warning("deployment %s: %s", d.pk, exc.message)
-        actions.record_integration_error(d, exc.message, permanent=exc.permanent)
-        wait, priority = TRANSIENT_RETRY_SECONDS, True
-        recorded_version = None
-    finally:
-        version = actions.release_claim(deployment_id, owner, wait=wait)
+    with Lease(d.pk, owner, d.lease_generation) as lease:
+        try:
+            if d.state == State.PENDING and not actions.mark_started(d):
+                return TickResult(ran=True, wait=0.0)
+            wait, priority = _tick(d, lease)
+            recorded_version = d.version
+        except (LeaseLost, StaleFence) as exc:
+            # another worker holds the deployment now: it decides; this tick acts on nothing more
+            logger.warning("deployment %s: tick abandoned: %s", d.pk, exc)
+            return TickResult(ran=False)
+        except IntegrationError as exc:
+            logger.warning("deployment %s: %s", d.pk, exc.message)
+            actions.record_integration_error(d, exc.message, permanent=exc.permanent)
+            # a slow or failing target's retries stay off the priority queue unless rolling back
+            # (they would hold the priority worker that aborts and rollbacks count on)
+            wait = TRANSIENT_RETRY_SECONDS
+            priority = exc.permanent or d.state == State.ROLLING_BACK
+            recorded_version = None
+        except Exception as exc:  # noqa: BLE001 -- a bug: recorded, backed off, bounded
+            wait, priority = failures.handle(d, exc)
+            recorded_version = None
+        finally:
+            version = actions.release_claim(deployment_id, owner, wait=wait)
     changed = recorded_version is not None and version != recorded_version
+    if changed:  # urgent only if what landed meanwhile was an abort or a rollback
+        priority = Deployment.objects.filter(pk=deployment_id, state=State.ROLLING_BACK).exists()
     return TickResult(ran=True, wait=wait, priority=priority, changed_meanwhile=changed)
 
 
@@ -222,12 +236,12 @@ def ends_automatically(spec: dict, step_index: int) -> bool:
     return "pause" in step or "analysis" in step
 
 
-def _tick(d: Deployment) -> tuple[float | None, bool]:
+def _tick(d: Deployment, lease: Lease) -> tuple[float | None, bool]:
     """Returns (seconds to the next tick or None when finished, whether it is urgent)."""
     mode = MODES[d.state]
     spec = d.strategy
     started = time.monotonic()
-    target = integration_for(d.target)
+    target = Fenced(integration_for(d.target), lease)
     early = routing_before_observing(spec, d.progress or {}, mode=mode)
     if early is not None:
         # a rollback whose routing does not depend on what the target looks like: from this call
@@ -259,7 +273,7 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
             return hold.wait, False
     failure = decision.failure or ""
     if failure and mode != "rollback":
-        _route_back(d, spec, decision, started)
+        _route_back(target, d, spec, decision, started)
     plan = decision.route_plan
     if plan is not None and plan == early:
         plan = None  # applied before looking
@@ -303,7 +317,7 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
         failure = _start_analyses(d, decision.start_analysis)
         started_runs = not failure
         if failure:
-            _route_back(d, spec, decision, started)
+            _route_back(target, d, spec, decision, started)
     message = failure if failure and not decision.failure else decision.message
 
     new_state = None
@@ -337,7 +351,8 @@ def _tick(d: Deployment) -> tuple[float | None, bool]:
     )
     logger.debug("tick %s took %.3fs", d.pk, _since(started))
     if not recorded:
-        return 0.0, True
+        lease.check()  # LeaseLost if that is why: another worker has the deployment now
+        return 0.0, True  # an operator command landed during the tick: decide again
     if (
         new_state == State.ROLLING_BACK
         or mode == "rollback"
@@ -366,7 +381,7 @@ def _changed(d: Deployment) -> bool:
     return Deployment.objects.filter(pk=d.pk).values_list("version", flat=True).first() != d.version
 
 
-def _route_back(d: Deployment, spec: dict, decision: Decision, started: float) -> None:
+def _route_back(target, d: Deployment, spec: dict, decision: Decision, started: float) -> None:
     """The rollout failed: for the kinds that switch back, send every new request to the old
     release now -- the rollback's first routing change, before anything is recorded. The
     rollback ticks that follow apply it again (idempotent) and do the rest."""
@@ -374,7 +389,7 @@ def _route_back(d: Deployment, spec: dict, decision: Decision, started: float) -
     if plan is None:
         return
     decided = _since(started)
-    integration_for(d.target).set_routing(routing_for(plan, d))
+    target.set_routing(routing_for(plan, d))
     logger.info(
         "deployment %s failed (%s): routed to the old release %.3fs into the tick, %.3fs after "
         "the decision",

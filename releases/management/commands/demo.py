@@ -43,14 +43,21 @@ class Command(BaseCommand):
             signal.signal(signum, lambda *_: stop.set())
         try:
             fleet_port = urlsplit(settings.FLEET_URL).port or 8765
-            supervisor.start("fleet", processes.fleet_command(fleet_port, settings.FLEET_TOKEN))
-            supervisor.start("worker", processes.worker_command())
+            # every child is restarted if it dies (with backoff, logged): processes.Supervisor
+            fleet = processes.fleet_command(fleet_port, settings.FLEET_TOKEN)
+            supervisor.start("fleet", fleet, restart=True)
+            # forward ticks on the default queue; rollback and abort ticks have their own worker
+            # so they never wait behind slow ticks
+            worker = processes.worker_command(concurrency=2, queues="default", name="worker")
+            supervisor.start("worker", worker, restart=True)
+            priority = processes.worker_command(concurrency=1, queues="priority", name="priority")
+            supervisor.start("worker-priority", priority, restart=True)
             # notifications deliver on their own queue, so a slow receiver never holds a tick
-            supervisor.start("notify", processes.worker_command(1, "notify"))
-            supervisor.start(
-                "beat", processes.beat_command(settings.VAR_DIR / "celerybeat-schedule")
-            )
-            supervisor.start("web", processes.web_command(port))
+            notify = processes.worker_command(concurrency=1, queues="notify", name="notify")
+            supervisor.start("notify", notify, restart=True)
+            beat = processes.beat_command(settings.VAR_DIR / "celerybeat-schedule")
+            supervisor.start("beat", beat, restart=True)
+            supervisor.start("web", processes.web_command(port), restart=True)
             processes.wait_http(f"{settings.FLEET_URL}/healthz")
             targets = demo.seed()
             processes.wait_http(f"http://127.0.0.1:{port}/login/")
@@ -66,10 +73,8 @@ class Command(BaseCommand):
             ports = [t.config["router_port"] for t in targets]
             threading.Thread(target=trickle, args=(ports, rate, stop), daemon=True).start()
             while not stop.is_set():
-                dead = supervisor.check()
-                if dead:
-                    self.stderr.write(f"{', '.join(dead)} exited: see {settings.VAR_DIR / 'logs'}")
-                    break
+                for name in supervisor.restart_dead():
+                    self.stderr.write(f"{name} had exited and was restarted: see its log")
                 stop.wait(1.0)
         except KeyboardInterrupt:
             pass

@@ -1,0 +1,75 @@
+"""The one-machine supervisor (``manage.py demo``) brings back a child that dies, with a backoff
+that doubles while it keeps crashing, and says so in its log. Real child processes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from switchyard import processes
+
+CRASH = [sys.executable, "-c", "import sys; sys.exit(3)"]
+LONG = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def exited(supervisor, name, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc = dict(supervisor.children)[name]
+        if proc.poll() is not None:
+            return proc.returncode
+        time.sleep(0.02)
+    raise AssertionError(f"{name} did not exit")
+
+
+def test_a_killed_child_is_restarted_and_logged(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="switchyard.processes")
+    with processes.Supervisor(log_dir=tmp_path) as supervisor:
+        first = supervisor.start("worker", LONG, restart=True)
+        supervisor.kill("worker")  # SIGKILL, as a crash or the OOM killer would
+        now = time.monotonic()
+        assert supervisor.restart_dead(now) == []  # noticed; the backoff starts
+        assert supervisor.check() == []  # a restartable child is not reported dead
+        assert supervisor.restart_dead(now + processes.RESTART_BACKOFF_FIRST) == ["worker"]
+        second = dict(supervisor.children)["worker"]
+        assert second.pid != first.pid and second.poll() is None
+        assert supervisor.restarts == {"worker": 1}
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("worker exited with code -9" in m for m in messages), messages
+    assert any("worker restarted (restart 1)" in m for m in messages), messages
+
+
+def test_a_child_that_keeps_crashing_waits_longer_each_time(tmp_path):
+    with processes.Supervisor(log_dir=tmp_path) as supervisor:
+        supervisor.start("flaky", CRASH, restart=True)
+        delays = []
+        now = time.monotonic()
+        for _ in range(7):
+            assert exited(supervisor, "flaky") == 3
+            supervisor.restart_dead(now)
+            not_before = supervisor.restartable["flaky"][3]
+            delays.append(round(not_before - now, 3))
+            assert supervisor.restart_dead(not_before - 0.01) == []
+            now = not_before
+            assert supervisor.restart_dead(now) == ["flaky"]
+    first = processes.RESTART_BACKOFF_FIRST
+    assert delays == [min(processes.RESTART_BACKOFF_MAX, first * 2**n) for n in range(7)]
+
+
+def test_a_child_that_ran_a_long_while_before_dying_starts_the_backoff_again(tmp_path):
+    with processes.Supervisor(log_dir=tmp_path) as supervisor:
+        supervisor.start("worker", CRASH, restart=True)
+        supervisor.restartable["worker"][2] = 4  # crashed 4 times in a row before
+        exited(supervisor, "worker")
+        later = supervisor.restartable["worker"][1] + processes.RESTART_STABLE_AFTER
+        supervisor.restart_dead(later)
+        assert supervisor.restartable["worker"][3] - later == processes.RESTART_BACKOFF_FIRST
+
+
+def test_a_child_started_without_restart_is_reported_dead(tmp_path):
+    with processes.Supervisor(log_dir=tmp_path) as supervisor:
+        supervisor.start("once", CRASH)
+        exited(supervisor, "once")
+        assert supervisor.restart_dead() == []
+        assert supervisor.check() == ["once"]
