@@ -11,7 +11,6 @@ resolve nowhere); the docstring of that test says so again.
 from __future__ import annotations
 
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -22,6 +21,7 @@ from releases.models import State
 from releases.reconcile import tick
 from tests import factories
 from tests.integrations.aws.moto import make_ecs_world
+from tests.ticks import tick_until
 
 
 @pytest.fixture
@@ -49,17 +49,6 @@ def deploy(target, version, strategy):
         strategy=strategy,
     )
     return d
-
-
-def tick_until(d, predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = tick.tick(d.pk)
-        d.refresh_from_db()
-        if predicate(d):
-            return d
-        time.sleep(min(0.1, result.wait or 0.02))
-    raise AssertionError(f"timed out waiting for {what}: {d.state} {d.message}")
 
 
 def live(target, version="1.0.0", replicas=2):

@@ -5,8 +5,6 @@ no request runs: the alias' routing is what is checked.)"""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from integrations.aws import session
@@ -18,6 +16,7 @@ from releases.models import State
 from releases.reconcile import tick
 from tests import factories
 from tests.integrations.aws.moto import make_lambda_world
+from tests.ticks import tick_until
 
 
 @pytest.fixture
@@ -40,17 +39,6 @@ def deploy(moto, world, target, version, strategy):
         strategy=strategy,
     )
     return d
-
-
-def tick_until(d, predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = tick.tick(d.pk)
-        d.refresh_from_db()
-        if predicate(d):
-            return d
-        time.sleep(min(0.1, result.wait or 0.02))
-    raise AssertionError(f"timed out waiting for {what}: {d.state} {d.message}")
 
 
 def alias(moto, world):

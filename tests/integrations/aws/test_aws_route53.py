@@ -4,14 +4,12 @@ checked; moto resolves nothing)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from releases import actions
 from releases.models import State
-from releases.reconcile import tick
 from tests import factories
+from tests.ticks import tick_until
 
 
 @pytest.fixture
@@ -50,17 +48,6 @@ def deploy(target, version, strategy):
         strategy=strategy,
     )
     return d
-
-
-def tick_until(d, predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = tick.tick(d.pk)
-        d.refresh_from_db()
-        if predicate(d):
-            return d
-        time.sleep(min(0.1, result.wait or 0.02))
-    raise AssertionError(f"timed out waiting for {what}: {d.state} {d.message}")
 
 
 def test_a_dns_canary_moves_the_record_weights_and_an_abort_restores_them(

@@ -9,7 +9,6 @@ plane."""
 from __future__ import annotations
 
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -23,6 +22,7 @@ from releases.reconcile import tick
 from tests import factories
 from tests.integrations.kubernetes.conftest import http_route, target_config
 from tests.integrations.kubernetes.fake_api import FakeCluster, kubeconfig
+from tests.ticks import tick_until
 
 pytestmark = pytest.mark.django_db
 ROUTE = "gateway.networking.k8s.io", "httproutes", "api"
@@ -55,19 +55,6 @@ def deploy(target, version, strategy, image=None):
         strategy=strategy,
     )
     return d
-
-
-def tick_until(d, predicate, timeout=20.0, what="condition", each=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = tick.tick(d.pk)
-        d.refresh_from_db()
-        if each is not None:
-            each(d)
-        if predicate(d):
-            return d
-        time.sleep(min(0.1, result.wait or 0.02))
-    raise AssertionError(f"timed out waiting for {what}: {d.state} {d.message}")
 
 
 def live(target, version="1.0.0", replicas=2):

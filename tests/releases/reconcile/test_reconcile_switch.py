@@ -4,7 +4,6 @@ person, the abort that routes before it reads, the kept slot and its cleanup, re
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from releases.errors import Conflict
 from releases.models import Deployment, DeploymentEvent, State
 from releases.reconcile import cleanup, tick
 from tests import factories
+from tests.ticks import tick_until
 
 FAST_HEALTH = {"path": "/health", "interval": "100ms", "healthy_threshold": 2}
 LOG = Path(django_settings.BASE_DIR) / "test-output" / "reconcile-fleet.log"
@@ -73,17 +73,6 @@ def deploy(target, version, strategy):
         strategy=strategy,
     )
     return d
-
-
-def tick_until(d, predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = tick.tick(d.pk)
-        d.refresh_from_db()
-        if predicate(d):
-            return d
-        time.sleep(min(0.2, result.wait or 0.05))
-    raise AssertionError(f"timed out waiting for {what}: {d.state} {d.message}")
 
 
 def live(target, version="1.0.0", replicas=2):
