@@ -8,19 +8,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
 from ninja import Field, Router, Status
 from ninja.responses import codes_4xx
 
-from integrations.notify import registry
-from notifications import outbox, secrets
+from notifications import config
+from notifications.config import channel_dict, link_dict, rule_dict
 from notifications.models import ChatUser, Delivery, NotificationChannel, Rule
 from notifications.triggers import TRIGGERS
-from releases import audit
-from releases.api.auth import actor_for, authorize, summarise
-from releases.api.common import InvalidInput
+from releases.api.auth import actor_for, authorize
 from releases.api.schemas import ErrorOut, In, Out
-from releases.errors import Conflict, NotFound
+from releases.errors import NotFound
+
+__all__ = ["channel_dict", "link_dict", "rule_dict", "router"]
 
 router = Router(tags=["notifications"])
 ERRORS = {codes_4xx: ErrorOut}
@@ -63,35 +62,6 @@ class ChannelOut(Out):
     created_at: str | None
 
 
-def channel_dict(c: NotificationChannel) -> dict:
-    return {
-        "id": c.pk,
-        "name": c.name,
-        "kind": c.kind,
-        "config": c.config,
-        "secrets": secrets.describe(c.secrets),
-        "enabled": c.enabled,
-        "disabled_reason": c.disabled_reason,
-        "disabled_at": _ts(c.disabled_at),
-        "created_at": _ts(c.created_at),
-    }
-
-
-def _check(kind: str, config: dict, values: dict) -> None:
-    for name, value in values.items():
-        if isinstance(value, dict) and set(value) != {"env"}:
-            raise InvalidInput(
-                f'The secret {name} must be a string or {{"env": NAME}}.',
-                details={"errors": [{"path": f"secrets.{name}", "message": "is invalid"}]},
-            )
-    errors = [
-        {"path": path, "message": message}
-        for path, message in registry.validate(kind, config, secrets.for_validation(values))
-    ]
-    if errors:
-        raise InvalidInput(summarise(errors, "The channel is invalid"), details={"errors": errors})
-
-
 def get_channel(channel_id: int) -> NotificationChannel:
     channel = NotificationChannel.objects.filter(pk=channel_id).first()
     if channel is None:
@@ -109,21 +79,14 @@ def list_channels(request):
 def create_channel(request, payload: ChannelIn):
     """A channel (admins): its kind's config and secrets are validated by the transport."""
     authorize(request, "notification_channel.create")
-    _check(payload.kind, payload.config, payload.secrets)
-    actor = actor_for(request)
-    try:
-        with transaction.atomic():
-            channel = NotificationChannel.objects.create(
-                name=payload.name,
-                kind=payload.kind,
-                config=payload.config,
-                secrets=secrets.seal(payload.secrets),
-                enabled=payload.enabled,
-                created_by=request.user,
-            )
-            audit.record(actor, "notifications.channel_create", channel, channel_dict(channel))
-    except IntegrityError:
-        raise Conflict(f"A channel named {payload.name!r} exists already.") from None
+    channel = config.create_channel(
+        actor_for(request),
+        name=payload.name,
+        kind=payload.kind,
+        config=payload.config,
+        values=payload.secrets,
+        enabled=payload.enabled,
+    )
     return Status(201, channel_dict(channel))
 
 
@@ -136,52 +99,21 @@ def get_channel_view(request, channel_id: int):
 @router.patch("/notifications/channels/{channel_id}", response={200: ChannelOut, **ERRORS})
 def patch_channel(request, channel_id: int, payload: ChannelPatch):
     authorize(request, "notification_channel.update")
-    channel = get_channel(channel_id)
-    before = channel_dict(channel)
-    values = secrets.stored(channel.secrets)
-    if payload.secrets is not None:
-        for name, value in payload.secrets.items():
-            if value is None:
-                values.pop(name, None)
-            else:
-                values[name] = value
-    config = channel.config if payload.config is None else payload.config
-    _check(channel.kind, config, values)
-    with transaction.atomic():
-        channel.config = config
-        channel.secrets = secrets.seal(values)
-        if payload.name is not None:
-            channel.name = payload.name
-        if payload.enabled is not None:
-            channel.enabled = payload.enabled
-            if payload.enabled:
-                channel.disabled_reason, channel.disabled_at = "", None
-        try:
-            channel.save()
-        except IntegrityError:
-            raise Conflict(f"A channel named {payload.name!r} exists already.") from None
-        audit.record(
-            actor_for(request),
-            "notifications.channel_update",
-            channel,
-            channel_dict(channel),
-            before=before,
-        )
+    channel = config.update_channel(
+        actor_for(request),
+        get_channel(channel_id),
+        name=payload.name,
+        config=payload.config,
+        values=payload.secrets,
+        enabled=payload.enabled,
+    )
     return channel_dict(channel)
 
 
 @router.delete("/notifications/channels/{channel_id}", response={204: None, **ERRORS})
 def delete_channel(request, channel_id: int):
     authorize(request, "notification_channel.delete")
-    channel = get_channel(channel_id)
-    with transaction.atomic():
-        audit.record(
-            actor_for(request),
-            "notifications.channel_delete",
-            channel,
-            before=channel_dict(channel),
-        )
-        channel.delete()
+    config.delete_channel(actor_for(request), get_channel(channel_id))
     return Status(204, None)
 
 
@@ -194,6 +126,7 @@ class DeliveryOut(Out):
     last_error: str
     deployment: int | None
     created_at: str | None
+    event_at: str | None = Field(None, description="when the event happened")
     sent_at: str | None
     next_attempt_at: str | None
 
@@ -208,6 +141,7 @@ def delivery_dict(row: Delivery) -> dict:
         "last_error": row.last_error,
         "deployment": row.deployment_id,
         "created_at": _ts(row.created_at),
+        "event_at": _ts(row.event_at),
         "sent_at": _ts(row.sent_at),
         "next_attempt_at": _ts(row.next_attempt_at),
     }
@@ -217,13 +151,8 @@ def delivery_dict(row: Delivery) -> dict:
 def test_channel(request, channel_id: int):
     """Send a test message (through the outbox: the answer is the queued delivery)."""
     authorize(request, "notification_channel.update")
-    channel = get_channel(channel_id)
-    if not channel.enabled:
-        raise Conflict(
-            f"The channel {channel.name!r} is disabled ({channel.disabled_reason or 'by hand'}): "
-            "fix it and enable it first."
-        )
-    return Status(202, delivery_dict(outbox.send_test(channel, actor_for(request))))
+    delivery = config.send_test(actor_for(request), get_channel(channel_id))
+    return Status(202, delivery_dict(delivery))
 
 
 @router.get(
@@ -235,6 +164,30 @@ def channel_deliveries(request, channel_id: int, limit: int = 50):
     channel = get_channel(channel_id)
     rows = Delivery.objects.filter(channel=channel).order_by("-id")[: max(1, min(limit, 500))]
     return [delivery_dict(r) for r in rows]
+
+
+@router.get(
+    "/notifications/channels/{channel_id}/dead-letters",
+    response={200: list[DeliveryOut], **ERRORS},
+)
+def channel_dead_letters(request, channel_id: int, limit: int = 50):
+    """Deliveries that failed for good (a permanent error, or out of attempts) or were dropped
+    when the channel was disabled, newest first: ``POST /notifications/deliveries/{id}/retry``
+    sends one again."""
+    authorize(request, "notification_channel.view")
+    rows = config.dead_letters(get_channel(channel_id))[: max(1, min(limit, 500))]
+    return [delivery_dict(r) for r in rows]
+
+
+@router.post("/notifications/deliveries/{delivery_id}/retry", response={202: DeliveryOut, **ERRORS})
+def retry_delivery(request, delivery_id: int):
+    """Send a dead letter again from its first attempt (admins; audited). 409 if it is not a
+    dead letter or its channel is disabled."""
+    authorize(request, "notification_channel.update")
+    row = Delivery.objects.select_related("channel").filter(pk=delivery_id).first()
+    if row is None:
+        raise NotFound(f"There is no delivery {delivery_id}.")
+    return Status(202, delivery_dict(config.retry_delivery(actor_for(request), row)))
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -257,27 +210,6 @@ class RuleOut(Out):
     enabled: bool
 
 
-def rule_dict(r: Rule) -> dict:
-    return {
-        "id": r.pk,
-        "channel": r.channel_id,
-        "events": r.events,
-        "services": r.services,
-        "environments": r.environments,
-        "enabled": r.enabled,
-    }
-
-
-def _check_events(events: list[str]) -> None:
-    errors = [
-        {"path": f"events[{i}]", "message": f"is not a moment: use one of {', '.join(TRIGGERS)}"}
-        for i, e in enumerate(events)
-        if e not in TRIGGERS
-    ]
-    if errors:
-        raise InvalidInput(summarise(errors, "The rule is invalid"), details={"errors": errors})
-
-
 @router.get("/notifications/triggers", response={200: dict[str, str], **ERRORS})
 def list_triggers(request):
     """The moments a rule may name, with what each means."""
@@ -294,17 +226,14 @@ def list_rules(request):
 @router.post("/notifications/rules", response={201: RuleOut, **ERRORS})
 def create_rule(request, payload: RuleIn):
     authorize(request, "notification_channel.update")
-    channel = get_channel(payload.channel)
-    _check_events(payload.events)
-    with transaction.atomic():
-        rule = Rule.objects.create(
-            channel=channel,
-            events=payload.events,
-            services=payload.services,
-            environments=payload.environments,
-            enabled=payload.enabled,
-        )
-        audit.record(actor_for(request), "notifications.rule_create", rule, rule_dict(rule))
+    rule = config.create_rule(
+        actor_for(request),
+        get_channel(payload.channel),
+        events=payload.events,
+        services=payload.services,
+        environments=payload.environments,
+        enabled=payload.enabled,
+    )
     return Status(201, rule_dict(rule))
 
 
@@ -314,9 +243,7 @@ def delete_rule(request, rule_id: int):
     rule = Rule.objects.filter(pk=rule_id).first()
     if rule is None:
         raise NotFound(f"There is no rule {rule_id}.")
-    with transaction.atomic():
-        audit.record(actor_for(request), "notifications.rule_delete", rule, before=rule_dict(rule))
-        rule.delete()
+    config.delete_rule(actor_for(request), rule)
     return Status(204, None)
 
 
@@ -337,16 +264,6 @@ class SlackLinkOut(Out):
     how: str
 
 
-def link_dict(link: ChatUser) -> dict:
-    return {
-        "id": link.pk,
-        "team_id": link.team_id,
-        "slack_user_id": link.slack_user_id,
-        "username": link.user.get_username(),
-        "how": link.how,
-    }
-
-
 @router.get("/notifications/slack-links", response={200: list[SlackLinkOut], **ERRORS})
 def list_links(request):
     authorize(request, "notification_channel.view")
@@ -362,18 +279,9 @@ def create_link(request, payload: SlackLinkIn):
     user = get_user_model().objects.filter(username=payload.username, is_active=True).first()
     if user is None:
         raise NotFound(f"There is no user {payload.username!r}.")
-    try:
-        with transaction.atomic():
-            link = ChatUser.objects.create(
-                team_id=payload.team_id,
-                slack_user_id=payload.slack_user_id,
-                user=user,
-                how="explicit",
-                linked_by=request.user.get_username(),
-            )
-            audit.record(actor_for(request), "notifications.slack_link", link, link_dict(link))
-    except IntegrityError:
-        raise Conflict(f"Slack user {payload.slack_user_id} is linked already.") from None
+    link = config.link_slack_user(
+        actor_for(request), team_id=payload.team_id, slack_user_id=payload.slack_user_id, user=user
+    )
     return Status(201, link_dict(link))
 
 
@@ -384,7 +292,5 @@ def delete_link(request, link_id: int):
         raise NotFound(f"There is no Slack link {link_id}.")
     if link.user_id != request.user.pk:
         authorize(request, "chat_user.delete")
-    with transaction.atomic():
-        audit.record(actor_for(request), "notifications.slack_unlink", link, before=link_dict(link))
-        link.delete()
+    config.unlink_slack_user(actor_for(request), link)
     return Status(204, None)

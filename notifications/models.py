@@ -168,7 +168,7 @@ class ChatUser(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_identities"
     )
-    how = models.CharField(max_length=20, default="explicit")  # explicit | verified_email
+    how = models.CharField(max_length=20, default="explicit")  # explicit|link_code|verified_email
     linked_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -181,6 +181,20 @@ class ChatUser(models.Model):
 
     def __str__(self):
         return f"{self.team_id}/{self.slack_user_id} -> {self.user}"
+
+
+class LinkCode(models.Model):
+    """A one-time code a signed-in user got on the Notifications page, redeemed in Slack with
+    ``/switchyard link <code>`` to link that Slack account to theirs. Only its SHA-256 is kept."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    digest = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"link code for {self.user} until {self.expires_at:%H:%M}"
 
 
 class InboundNonce(models.Model):

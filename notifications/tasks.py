@@ -9,6 +9,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -81,15 +82,33 @@ def sweep() -> int:
     return len(due)
 
 
-@shared_task(name="notifications.respond", ignore_result=True)
-def respond(response_url: str, body: dict) -> None:
-    """Answer a Slack click through its ``response_url`` (one try: a lost answer is no loss of
-    state; the deployment's message is updated by the outbox anyway)."""
+RESPOND_ATTEMPTS = 5  # Slack accepts a response_url for 30 minutes; backoff stays well inside
+
+
+@shared_task(name="notifications.respond", bind=True, ignore_result=True, acks_late=True)
+def respond(self, response_url: str, body: dict) -> None:
+    """Answer a Slack click through its ``response_url``. Transient failures (timeouts, refused
+    connections, 408/429/5xx) are retried like the outbox's (exponential backoff with full
+    jitter, never sooner than ``Retry-After``), up to ``RESPOND_ATTEMPTS`` tries; a permanent
+    one (an expired or unknown URL: 4xx) is logged and dropped -- the action itself is done, and
+    the deployment's message is brought up to date by the outbox anyway."""
     import json
 
     from integrations.notify.base import TransportError, post_json
 
     try:
-        post_json(response_url, json.dumps(body).encode(), what="Slack's response_url")
+        post_json(
+            response_url,
+            json.dumps(body).encode(),
+            what="Slack's response_url",
+            timeout=settings.NOTIFY_TIMEOUT,
+        )
     except TransportError as exc:
-        logger.warning("could not answer a Slack click: %s", exc.message)
+        tries = self.request.retries + 1
+        if exc.permanent or tries >= RESPOND_ATTEMPTS:
+            logger.warning("could not answer a Slack click (try %d): %s", tries, exc.message)
+            return
+        logger.info("answering a Slack click failed (try %d), again later: %s", tries, exc.message)
+        raise self.retry(
+            countdown=outbox.backoff(tries, exc.retry_after), max_retries=RESPOND_ATTEMPTS
+        ) from None

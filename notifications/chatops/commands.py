@@ -20,11 +20,15 @@ from releases.errors import DomainError, InvalidRequest, NotFound
 from releases.governance import policy
 from releases.models import ACTIVE_STATES, Channel, Deployment, Environment, Service
 
+LINK_USAGE = (
+    "`/switchyard link <code>`: get the code on the Notifications page (*Link my Slack "
+    "account*); it works once, for 10 minutes."
+)
 OPERATOR = ("promote", "pause", "resume", "abort", "rollback", "approve", "reject")
 USAGE = (
     "Usage: `/switchyard status <service> [env]` · `/switchyard deploy <service> <version> to "
     "<env>` · `/switchyard promote|pause|resume|abort|rollback|approve|reject <id | service env>` "
-    "(a comment after `--`) · `/switchyard help`"
+    "(a comment after `--`) · `/switchyard link <code>` · `/switchyard help`"
 )
 
 
@@ -36,6 +40,7 @@ class Command:
     environment: str = ""
     version: str = ""
     comment: str = ""
+    code: str = ""
 
 
 def parse(text: str) -> Command:
@@ -47,6 +52,10 @@ def parse(text: str) -> Command:
     verb, args = words[0].lower(), words[1:]
     if verb == "status" and 1 <= len(args) <= 2:
         return Command("status", service=args[0], environment=args[1] if len(args) > 1 else "")
+    if verb == "link":
+        if len(args) != 1:
+            raise InvalidRequest(f"Give the link code. {LINK_USAGE}")
+        return Command("link", code=args[0])
     if verb == "deploy" and len(args) == 4 and args[2].lower() == "to":
         return Command("deploy", service=args[0], version=args[1], environment=args[3])
     if verb in OPERATOR:
@@ -138,8 +147,9 @@ def run(actor: Actor, command: Command) -> str:
     try:
         if actor.user is None:
             raise NotFound(
-                "Your Slack account is not linked to a Switchyard user: ask an admin to link it "
-                "on the Notifications page (or use the email your Switchyard account has)."
+                "Your Slack account is not linked to a Switchyard user: get a link code on the "
+                "Notifications page and run `/switchyard link <code>` (or ask an admin to link "
+                "it, or use the email your Switchyard account has)."
             )
         if command.verb == "status":
             return status(actor, command)

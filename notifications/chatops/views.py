@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from integrations.notify.slack.blocks import ACTION_PREFIX, BUTTONS
+from notifications import config
 from notifications.chatops import commands, identity, verify
 from notifications.outbox import NOTIFY_QUEUE
 
@@ -41,13 +42,16 @@ def slash_command(request):
         return _refuse(str(exc))
     form = _form(request)
     team, slack_user = form.get("team_id", ""), form.get("user_id", "")
-    actor = commands.actor_for(
-        identity.user_for(team, slack_user), team, slack_user, form.get("user_name", "")
-    )
     try:
         command = commands.parse(form.get("text", ""))
     except commands.InvalidRequest as exc:
         return JsonResponse({"response_type": "ephemeral", "text": exc.message})
+    if command.verb == "link":  # before any lookup by email: the explicit link is asked for
+        answer = config.redeem_link_code(team, slack_user, command.code, form.get("user_name", ""))
+        return JsonResponse({"response_type": "ephemeral", "text": answer})
+    actor = commands.actor_for(
+        identity.user_for(team, slack_user), team, slack_user, form.get("user_name", "")
+    )
     answer = commands.run(actor, command)
     return JsonResponse({"response_type": "ephemeral", "text": answer})
 

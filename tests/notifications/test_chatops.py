@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import pytest
+from django.utils import timezone
 from slack_sdk.signature import SignatureVerifier
 
-from notifications.models import ChatUser
+from notifications.models import ChatUser, LinkCode
 from releases.models import AuditEvent, Deployment, State
 from tests import factories
 
@@ -192,3 +195,115 @@ def test_an_unverified_email_does_not_link(client, awaiting, dev, settings, fake
     awaiting.refresh_from_db()
     assert awaiting.state == State.AWAITING_APPROVAL
     assert not ChatUser.objects.filter(slack_user_id="U8").exists()
+
+
+# --- self-service link: a one-time code from the page, redeemed in Slack ----------------------
+
+
+def code_for(client, user) -> str:
+    client.force_login(user)
+    page = client.post("/notifications/slack-links/code/", follow=True).content.decode()
+    client.logout()
+    match = re.search(r"/switchyard link ([A-Z0-9]{4}-[A-Z0-9]{4})", page)
+    assert match, page
+    return match.group(1)
+
+
+def test_a_user_links_their_slack_account_with_a_one_time_code(client, awaiting, dev):
+    approver = factories.make_persona("approver", dev)
+    code = code_for(client, approver)
+    assert not LinkCode.objects.filter(digest__icontains=code.replace("-", "")).exists()  # hashed
+    answer = command(client, f"link {code.lower()}", user="U5").json()["text"]
+    assert answer == "Linked: in Switchyard you are now approver."
+    link_row = ChatUser.objects.get(slack_user_id="U5")
+    assert link_row.user == approver and link_row.how == "link_code"
+    audited = AuditEvent.objects.get(action="notifications.slack_link")
+    assert audited.channel == "chat" and audited.actor_name == "approver (slack U5)"
+    # the link is made once: the code does not work again, for anyone
+    assert "unknown, used or expired" in command(client, f"link {code}", user="U6").json()["text"]
+    assert not ChatUser.objects.filter(slack_user_id="U6").exists()
+    # and the Slack user now acts as the approver
+    click(client, "approve", awaiting.pk, user="U5")
+    awaiting.refresh_from_db()
+    assert awaiting.state == State.PENDING
+
+
+def test_an_expired_code_or_a_linked_account_is_refused(client, awaiting, dev, admin):
+    deployer = factories.make_persona("deployer", dev)
+    code = code_for(client, deployer)
+    LinkCode.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert "unknown, used or expired" in command(client, f"link {code}", user="U5").json()["text"]
+    link(admin, "U5")
+    fresh = code_for(client, deployer)
+    answer = command(client, f"link {fresh}", user="U5").json()["text"]
+    assert "already acts as admin" in answer
+    assert ChatUser.objects.get(slack_user_id="U5").user == admin
+    # a new code replaces the unused one
+    newer = code_for(client, deployer)
+    assert newer != fresh and LinkCode.objects.filter(used_at__isnull=True).count() == 1
+    assert "unknown, used or expired" in command(client, f"link {fresh}", user="U9").json()["text"]
+
+
+def test_link_without_a_code_answers_how():
+    from notifications.chatops import commands
+
+    with pytest.raises(commands.InvalidRequest, match="Give the link code"):
+        commands.parse("link")
+    assert commands.parse("link ab12-cd34").code == "ab12-cd34"
+
+
+# --- refusals answer as the UI and API do ------------------------------------------------------
+
+
+def test_a_refused_click_answers_with_the_apis_own_message(client, awaiting, dev, receiver):
+    viewer = factories.make_persona("viewer", dev)
+    link(viewer, "U2")
+    client.force_login(viewer)
+    api = client.post(f"/api/v1/deployments/{awaiting.pk}/approve", {}, "application/json")
+    client.logout()
+    assert api.status_code == 403
+    answer = command(client, f"approve {awaiting.pk}", user="U2").json()["text"]
+    assert answer == f":no_entry: {api.json()['message']}"
+
+
+# --- answers through response_url are retried on transient failures ---------------------------
+
+
+class Flaky:
+    """The loopback stand-in for Slack's response_url (Slack cannot reach here): ``fail`` answers
+    of ``status`` first, then 200."""
+
+    def __init__(self, receiver, fail: int, status: int):
+        self.left = fail
+        receiver.answer = self.answer
+        self.status = status
+
+    def answer(self, request):
+        if self.left > 0:
+            self.left -= 1
+            return self.status, {"ok": False}, {"Retry-After": "0"}
+        return 200, {"ok": True}, {}
+
+
+def test_a_click_answer_is_retried_after_transient_failures(receiver, monkeypatch):
+    from notifications import outbox, tasks
+
+    delays = []
+    monkeypatch.setattr(outbox, "backoff", lambda n, after=None: delays.append((n, after)) or 0)
+    Flaky(receiver, fail=2, status=503)
+    tasks.respond.apply(args=(receiver.url + "/actions/T1", {"text": "Done"}))
+    assert len(receiver.requests) == 3
+    assert receiver.requests[-1]["json"] == {"text": "Done"}
+    assert delays == [(1, 0.0), (2, 0.0)]  # backoff after each failure, Retry-After honoured
+
+
+def test_a_click_answer_gives_up_on_a_permanent_failure_or_after_its_attempts(receiver):
+    from notifications import tasks
+
+    Flaky(receiver, fail=10, status=404)
+    tasks.respond.apply(args=(receiver.url + "/gone", {"text": "Done"}))
+    assert len(receiver.requests) == 1  # an expired response_url: no retry
+    receiver.requests.clear()
+    Flaky(receiver, fail=10, status=502)
+    tasks.respond.apply(args=(receiver.url + "/down", {"text": "Done"}))
+    assert len(receiver.requests) == tasks.RESPOND_ATTEMPTS
