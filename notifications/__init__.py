@@ -14,7 +14,11 @@
   never holds a worker that ticks rollouts);
 - ``chatops``: Slack's interactivity (buttons) and slash command, signed with Slack's signing
   secret, mapped to ``releases.actions`` as the Slack user's linked Switchyard user;
-- ``api`` (channels, rules, test messages, delivery log, Slack links) and ``views`` (the page).
+- ``config``: every change to channels, rules, Slack links (explicit, or a one-time link code
+  redeemed with ``/switchyard link <code>``) and dead-letter retries -- role check, validation,
+  audit -- shared by ``api`` and ``views`` so the page and the API refuse alike;
+- ``api`` (channels, rules, test messages, delivery log, dead letters, Slack links) and ``views``
+  (the page and the channel form).
 
 Subscribes to deployments through the one hook ``releases.live.events.publish_deployment``
 (after commit it enqueues ``notifications.fanout`` by name: ``releases.queue.enqueue_notify``).
