@@ -47,6 +47,8 @@ def test_an_admin_creates_a_channel_from_the_form_and_never_sees_its_secret(clie
         assert page.status_code == 200
         assert TOKEN not in text(page)
     assert "set: stored" in text(client.get(f"/notifications/channels/{channel.pk}/edit/"))
+    nav = text(client.get("/notifications/"))
+    assert '<a href="/notifications/" aria-current="page">Notifications</a>' in nav
 
 
 def test_editing_keeps_an_empty_secret_and_can_swap_it_for_an_environment_variable(client, admin):
