@@ -161,7 +161,15 @@ def update_channel(
     kept); ``enabled=True`` re-enables a channel a permanent error disabled."""
     policy.require(actor, "notification_channel.update")
     before = channel_dict(channel)
-    merged = secrets.stored(channel.secrets) if channel.secrets else {}
+    try:
+        merged = secrets.stored(channel.secrets)
+    except secrets.SecretError as exc:  # the key changed since: only new secrets can help
+        if not values:
+            raise InvalidSettings(
+                f"The channel's secrets cannot be read ({exc}): give them again.",
+                details={"errors": [{"path": "secrets", "message": "cannot be decrypted"}]},
+            ) from None
+        merged = {}
     for key, value in (values or {}).items():
         if value is None:
             merged.pop(key, None)

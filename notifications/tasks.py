@@ -19,6 +19,7 @@ from notifications.models import (
     DeliveryStatus,
     FannedOut,
     InboundNonce,
+    LinkCode,
     NotificationChannel,
 )
 from releases.models import DeploymentEvent
@@ -77,6 +78,7 @@ def sweep() -> int:
             outbox.fanout(deployment_id, pks)
     InboundNonce.objects.filter(at__lt=now - timedelta(minutes=10)).delete()
     FannedOut.objects.filter(at__lt=now - timedelta(days=1)).delete()
+    LinkCode.objects.filter(expires_at__lt=now - timedelta(days=1)).delete()
     if due:
         logger.info("notifications sweep re-enqueued %d delivery(ies)", len(due))
     return len(due)

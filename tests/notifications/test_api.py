@@ -111,3 +111,19 @@ def test_a_viewer_reads_the_page_but_cannot_send_a_test(client, admin, dev):
     assert client.get("/notifications/").status_code == 200
     client.post(f"/notifications/channels/{channel.pk}/test/")
     assert not Delivery.objects.exists()
+
+
+def test_secrets_that_cannot_be_decrypted_are_a_4xx_until_given_again(client, admin):
+    client.force_login(admin)
+    channel = client.post(
+        "/api/v1/notifications/channels", SLACK, content_type="application/json"
+    ).json()
+    NotificationChannel.objects.filter(pk=channel["id"]).update(secrets="gAAAA-not-a-token")
+    url = f"/api/v1/notifications/channels/{channel['id']}"
+    renamed = client.patch(url, {"name": "other"}, content_type="application/json")
+    assert renamed.status_code == 422
+    assert "cannot be read" in renamed.json()["message"]
+    again = client.patch(
+        url, {"secrets": {"bot_token": "xoxb-new"}}, content_type="application/json"
+    )
+    assert again.status_code == 200 and again.json()["secrets"] == {"bot_token": "stored"}
