@@ -27,7 +27,21 @@ RESTART_BACKOFF_MAX = 30.0  # doubling per crash in a row, up to this
 RESTART_STABLE_AFTER = 60.0  # a child that ran this long before dying starts the backoff again
 
 
-def web_command(port: int, host: str = "127.0.0.1") -> list[str]:
+def web_workers() -> int:
+    """How many web processes to run: ``WEB_CONCURRENCY`` if set, else two per core (at least 2,
+    at most 8). Each uvicorn worker serves one synchronous Django view at a time (every sync view
+    shares asgiref's one thread-sensitive executor), and a view spends most of its time waiting
+    on Postgres, so a process per core leaves cores idle: ``docs/serving.md`` has the figures."""
+    configured = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+
+def web_command(port: int, host: str = "127.0.0.1", workers: int | None = None) -> list[str]:
+    """The web server: uvicorn with ``workers`` processes (``web_workers()`` by default) sharing
+    one listening socket; HTTP and WebSockets alike (the channel layer is Redis, so a WebSocket
+    on one process hears events published by any)."""
     return [
         sys.executable,
         "-m",
@@ -37,6 +51,8 @@ def web_command(port: int, host: str = "127.0.0.1") -> list[str]:
         host,
         "--port",
         str(port),
+        "--workers",
+        str(workers or web_workers()),
         "--lifespan",
         "off",
         "--no-access-log",
