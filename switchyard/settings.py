@@ -210,6 +210,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# benchmarks only (bench/api.py): each response says how many SQL queries it made
+if env.envbool("SWITCHYARD_COUNT_QUERIES", False):
+    MIDDLEWARE.insert(0, "switchyard.querycount.QueryCountMiddleware")
 
 ROOT_URLCONF = "switchyard.urls"
 ASGI_APPLICATION = "switchyard.asgi.application"
