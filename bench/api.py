@@ -273,7 +273,7 @@ def seed(services: int, deployments: int, events: int) -> dict:
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"(SELECT max(id) FROM {table}))"
             )
-        c.execute("ANALYZE")
+        c.execute("VACUUM ANALYZE")  # as autovacuum would have, for a history this old
     print(
         f"seeded {services} services x {len(ENVIRONMENTS)} environments, {n_deployments} "
         f"deployments, {n_deployments * per_deployment} events in "
@@ -298,16 +298,24 @@ def explain(services: list[str]) -> str:
 
     out = io.StringIO()
     slug = services[len(services) // 2]
+
+    def page(qs):  # as releases.api.deployments.list_deployments reads a page: ids, then rows
+        return qs.order_by("-id").values_list("pk", flat=True)[:51]
+
+    ids = list(page(_deployments().filter(target__service__slug=slug)))
     queries = {
-        f"GET /deployments?service={slug} (limit 50)": _deployments()
-        .filter(target__service__slug=slug)
-        .order_by("-id")[:51],
-        "GET /deployments (limit 50)": _deployments().order_by("-id")[:51],
-        f"GET /deployments?service={slug}&environment=prod&state=succeeded": _deployments()
-        .filter(target__service__slug=slug, target__environment__slug="prod", state="succeeded")
-        .order_by("-id")[:51],
+        f"GET /deployments?service={slug}: the page's ids": page(
+            _deployments().filter(target__service__slug=slug)
+        ),
+        f"GET /deployments?service={slug}: the page's rows": _deployments().filter(pk__in=ids),
+        "GET /deployments: the page's ids": page(_deployments()),
+        f"GET /deployments?service={slug}&environment=prod&state=succeeded: the ids": page(
+            _deployments().filter(
+                target__service__slug=slug, target__environment__slug="prod", state="succeeded"
+            )
+        ),
         "GET /deployments/{id}/events (one deployment's time line)": DeploymentEvent.objects.filter(
-            deployment_id=12345 % 1000 + 1
+            deployment_id=ids[0]
         ).order_by("id")[:201],
     }
     for title, qs in queries.items():
