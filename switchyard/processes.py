@@ -244,7 +244,7 @@ def _signal_group(proc: subprocess.Popen, signum: int) -> None:
         pass
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
+def wait_http(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:

@@ -84,3 +84,17 @@ def test_a_slow_canary_never_holds_more_than_the_limit_of_mirrored_copies():
         return answered
 
     assert len(asyncio.run(scenario())) >= MAX_IN_FLIGHT
+
+
+def test_a_series_sketch_holds_one_counter_per_bucket_seen_however_many_requests():
+    import math
+    import random
+
+    from integrations.local.stats import SKETCH_GAMMA, SKETCH_MIN_MS, Series
+
+    rng = random.Random(3)
+    series = Series()
+    for _ in range(200_000):  # 0.001 ms .. 60 s, log-uniform
+        series.observe("2xx", math.exp(rng.uniform(math.log(1e-6), math.log(60.0))))
+    most = math.ceil(math.log(60_000 / SKETCH_MIN_MS) / math.log(SKETCH_GAMMA)) + 1
+    assert series.count == 200_000 and len(series.sketch) <= most < 800
