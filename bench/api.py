@@ -505,7 +505,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     workers = args.web_workers or processes.web_workers()
     with processes.Supervisor(env=env, log_dir=var / "logs") as supervisor:
-        supervisor.start("web", processes.web_command(port, workers=workers))
+        supervisor.start("web", processes.web_command(port, workers=workers), env=processes.WEB_ENV)
         processes.wait_http(f"{base}/login/", timeout=60)
         print(
             f"web: uvicorn, {workers} worker processes on {base}; {rate:.0f} req/s for "

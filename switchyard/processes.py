@@ -59,6 +59,11 @@ def web_command(port: int, host: str = "127.0.0.1", workers: int | None = None) 
     ]
 
 
+# the environment of the web processes on top of the supervisor's: a pool of database
+# connections per process (see DATABASE_POOL_MAX in switchyard/settings.py)
+WEB_ENV = {"DATABASE_POOL_MAX": "8"}
+
+
 def worker_command(
     concurrency: int = 2, queues: str = "priority,default", name: str = "worker"
 ) -> list[str]:
@@ -127,10 +132,16 @@ class Supervisor:
     # ``restart_dead`` when they exit
     restartable: dict = field(default_factory=dict)
     restarts: dict = field(default_factory=dict)  # name -> how many times it was restarted
+    child_env: dict = field(default_factory=dict)  # name -> its own variables (``start(env=)``)
 
-    def start(self, name: str, argv: list[str], *, restart: bool = False) -> subprocess.Popen:
-        """Start ``argv`` as child ``name``; with ``restart``, ``restart_dead`` brings it back
-        whenever it exits (with backoff)."""
+    def start(
+        self, name: str, argv: list[str], *, restart: bool = False, env: dict | None = None
+    ) -> subprocess.Popen:
+        """Start ``argv`` as child ``name`` (``env``: variables on top of the supervisor's, for
+        this child only); with ``restart``, ``restart_dead`` brings it back whenever it exits
+        (with backoff)."""
+        if env:
+            self.child_env[name] = dict(env)
         proc = self._spawn(name, argv)
         if restart:
             self.restartable[name] = [argv, time.monotonic(), 0, 0.0]
@@ -179,7 +190,7 @@ class Supervisor:
             out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 -- closed with the child
         # children import this checkout's code, whatever an installed copy says (a worktree, or a
         # venv installed from another clone)
-        env = dict(self.env)
+        env = {**self.env, **self.child_env.get(name, {})}
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(BASE_DIR), env.get("PYTHONPATH", "")) if p
         )
