@@ -403,6 +403,28 @@ async def load(
     return {"results": results, "elapsed": elapsed, "sent": total}
 
 
+def _process(supervisor, name: str):
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with the dev extras
+        return None
+    return next(psutil.Process(p.pid) for n, p in supervisor.children if n == name)
+
+
+def _cpu(proc) -> float:
+    """CPU seconds of ``proc`` and its children (uvicorn's workers) so far."""
+    if proc is None:
+        return float("nan")
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except Exception:  # noqa: BLE001 -- a process that just exited
+            continue
+    return total
+
+
 def report(outcome: dict, rate: float) -> None:
     results = outcome["results"]
     every = [r for rs in results.values() for r in rs]
@@ -432,6 +454,14 @@ def report(outcome: dict, rate: float) -> None:
     )
     errors = [r[1] for r in every if r[1]]
     print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
+    cpu = outcome.get("web_cpu")
+    if cpu == cpu and every:  # not NaN
+        per = 1000 * cpu / len(every)
+        print(
+            f"web server CPU: {cpu:.1f} s for {len(every)} requests = {per:.1f} ms per request "
+            f"(on 2 idle cores that is at most ~{2000 / per:.0f} req/s; the load average "
+            f"while it ran: {os.getloadavg()[0]:.1f})"
+        )
 
 
 def main() -> None:
@@ -514,7 +544,10 @@ def main() -> None:
         )
         # every worker process imports and connects on its first requests: not counted
         asyncio.run(load(base, token, history, min(rate, 100), 3, warmup=True))
+        web = _process(supervisor, "web")
+        cpu_before = _cpu(web)
         outcome = asyncio.run(load(base, token, history, rate, duration))
+        outcome["web_cpu"] = _cpu(web) - cpu_before
         dead = supervisor.check()
     report(outcome, rate)
     if dead:

@@ -29,9 +29,10 @@ RESTART_STABLE_AFTER = 60.0  # a child that ran this long before dying starts th
 
 def web_workers() -> int:
     """How many web processes to run: ``WEB_CONCURRENCY`` if set, else two per core (at least 2,
-    at most 8). Each uvicorn worker serves one synchronous Django view at a time (every sync view
-    shares asgiref's one thread-sensitive executor), and a view spends most of its time waiting
-    on Postgres, so a process per core leaves cores idle: ``docs/serving.md`` has the figures."""
+    at most 8). One process runs Python on one core at a time (the GIL) however many requests it
+    has in flight (Django's ASGI handler gives each request a thread of its own for its sync
+    code), and a request spends part of its time waiting on Postgres, so more processes than
+    cores keep both busy: ``docs/serving.md`` has the figures."""
     configured = os.environ.get("WEB_CONCURRENCY", "").strip()
     if configured.isdigit() and int(configured) > 0:
         return int(configured)
