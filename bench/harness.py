@@ -126,7 +126,7 @@ def stack(name: str, *, workers: int = 2):
         supervisor.start("worker", processes.worker_command(concurrency=workers))
         supervisor.start("beat", processes.beat_command(var / "beat-schedule"))
         web_port = free_port()
-        supervisor.start("web", processes.web_command(web_port))
+        supervisor.start("web", processes.web_command(web_port), env=processes.WEB_ENV)
         base = f"http://127.0.0.1:{web_port}"
         processes.wait_http(f"{env['FLEET_URL']}/healthz")
         processes.wait_http(f"{base}/login/")

@@ -236,7 +236,7 @@ def main() -> None:
     with processes.Supervisor(env=env, log_dir=var / "ws-logs") as supervisor:
         supervisor.start("fleet", processes.fleet_command(fleet_port, env["FLEET_TOKEN"]))
         supervisor.start("worker", processes.worker_command(concurrency=2))
-        supervisor.start("web", processes.web_command(port))
+        supervisor.start("web", processes.web_command(port), env=processes.WEB_ENV)
         processes.wait_http(f"{env['FLEET_URL']}/healthz", timeout=30)
         processes.wait_http(f"{base}/login/", timeout=30)
         os.environ.update(env)

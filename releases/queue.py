@@ -13,6 +13,7 @@ enqueues the tick once Redis answers again.
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import current_app
 
@@ -37,6 +38,8 @@ def enqueue_tick(deployment_id: int, *, priority: bool = False, countdown: float
             queue=PRIORITY_QUEUE if priority else DEFAULT_QUEUE,
             countdown=countdown or None,
             priority=0 if priority else 5,
+            # when the tick is due (epoch seconds): the worker logs how late it started
+            headers={"due_at": time.time() + (countdown or 0)},
         )
     except Exception:  # noqa: BLE001 -- any broker failure: the database still holds the intent
         logger.warning("could not enqueue a tick for deployment %s", deployment_id, exc_info=True)

@@ -12,8 +12,14 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import get_resolver  # noqa: E402
 
 from releases.live.routing import websocket_urlpatterns  # noqa: E402
+
+# Import every view and build the URL resolver (and the API's schema classes) now, once per
+# process, rather than in the first request each web worker serves. Nothing here touches the
+# database or does a request's work.
+get_resolver().url_patterns  # noqa: B018
 
 application = ProtocolTypeRouter(
     {

@@ -27,7 +27,22 @@ RESTART_BACKOFF_MAX = 30.0  # doubling per crash in a row, up to this
 RESTART_STABLE_AFTER = 60.0  # a child that ran this long before dying starts the backoff again
 
 
-def web_command(port: int, host: str = "127.0.0.1") -> list[str]:
+def web_workers() -> int:
+    """How many web processes to run: ``WEB_CONCURRENCY`` if set, else two per core (at least 2,
+    at most 8). One process runs Python on one core at a time (the GIL) however many requests it
+    has in flight (Django's ASGI handler gives each request a thread of its own for its sync
+    code), and a request spends part of its time waiting on Postgres, so more processes than
+    cores keep both busy: ``docs/serving.md`` has the figures."""
+    configured = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+
+def web_command(port: int, host: str = "127.0.0.1", workers: int | None = None) -> list[str]:
+    """The web server: uvicorn with ``workers`` processes (``web_workers()`` by default) sharing
+    one listening socket; HTTP and WebSockets alike (the channel layer is Redis, so a WebSocket
+    on one process hears events published by any)."""
     return [
         sys.executable,
         "-m",
@@ -37,10 +52,17 @@ def web_command(port: int, host: str = "127.0.0.1") -> list[str]:
         host,
         "--port",
         str(port),
+        "--workers",
+        str(workers or web_workers()),
         "--lifespan",
         "off",
         "--no-access-log",
     ]
+
+
+# the environment of the web processes on top of the supervisor's: a pool of database
+# connections per process (see DATABASE_POOL_MAX in switchyard/settings.py)
+WEB_ENV = {"DATABASE_POOL_MAX": "8"}
 
 
 def worker_command(
@@ -111,10 +133,16 @@ class Supervisor:
     # ``restart_dead`` when they exit
     restartable: dict = field(default_factory=dict)
     restarts: dict = field(default_factory=dict)  # name -> how many times it was restarted
+    child_env: dict = field(default_factory=dict)  # name -> its own variables (``start(env=)``)
 
-    def start(self, name: str, argv: list[str], *, restart: bool = False) -> subprocess.Popen:
-        """Start ``argv`` as child ``name``; with ``restart``, ``restart_dead`` brings it back
-        whenever it exits (with backoff)."""
+    def start(
+        self, name: str, argv: list[str], *, restart: bool = False, env: dict | None = None
+    ) -> subprocess.Popen:
+        """Start ``argv`` as child ``name`` (``env``: variables on top of the supervisor's, for
+        this child only); with ``restart``, ``restart_dead`` brings it back whenever it exits
+        (with backoff)."""
+        if env:
+            self.child_env[name] = dict(env)
         proc = self._spawn(name, argv)
         if restart:
             self.restartable[name] = [argv, time.monotonic(), 0, 0.0]
@@ -163,7 +191,7 @@ class Supervisor:
             out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 -- closed with the child
         # children import this checkout's code, whatever an installed copy says (a worktree, or a
         # venv installed from another clone)
-        env = dict(self.env)
+        env = {**self.env, **self.child_env.get(name, {})}
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(BASE_DIR), env.get("PYTHONPATH", "")) if p
         )
@@ -228,7 +256,7 @@ def _signal_group(proc: subprocess.Popen, signum: int) -> None:
         pass
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
+def wait_http(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:

@@ -49,6 +49,19 @@ if _db["ENGINE"].endswith("sqlite3"):
     # a file, not memory, so worker processes started by end-to-end tests see the test data
     _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
     VAR_DIR.mkdir(parents=True, exist_ok=True)
+# A pool of Postgres connections per process (Django's psycopg_pool support), for the web
+# server: under ASGI every request in flight runs its sync code on a thread of its own, with a
+# connection of its own, so without a pool each request connects anew and a burst opens as many
+# connections as requests (Postgres' max_connections then refuses them). DATABASE_POOL_MAX
+# (0: off) is set for the web processes by `manage.py demo`, the benchmarks and
+# docker-compose.yml; requests beyond it wait up to DATABASE_POOL_TIMEOUT seconds for one.
+DATABASE_POOL_MAX = _read("switchyard.E014", env.envint, "DATABASE_POOL_MAX", 0)
+if DATABASE_POOL_MAX > 0 and _db["ENGINE"].endswith("postgresql"):
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX,
+        "timeout": _read("switchyard.E014", env.envint, "DATABASE_POOL_TIMEOUT", 10),
+    }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -210,6 +223,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# benchmarks only (bench/api.py): each response says how many SQL queries it made
+if env.envbool("SWITCHYARD_COUNT_QUERIES", False):
+    MIDDLEWARE.insert(0, "switchyard.querycount.QueryCountMiddleware")
 
 ROOT_URLCONF = "switchyard.urls"
 ASGI_APPLICATION = "switchyard.asgi.application"

@@ -138,3 +138,25 @@ def test_embedded_redis_dies_with_the_process_that_started_it(tmp_path):
     finally:
         if owner.poll() is None:
             owner.kill()
+
+
+def _settings_in_subprocess(extra_env: dict, expression: str) -> str:
+    env = {**os.environ, **extra_env, "DJANGO_SETTINGS_MODULE": "switchyard.settings"}
+    code = f"import django; django.setup(); from django.conf import settings; print({expression})"
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_database_pool_max_gives_postgres_a_connection_pool_per_process():
+    url = "postgres://u:p@127.0.0.1:5432/pooled"
+    options = "settings.DATABASES['default'].get('OPTIONS', {}).get('pool')"
+    pooled = _settings_in_subprocess({"DATABASE_URL": url, "DATABASE_POOL_MAX": "8"}, options)
+    assert pooled == str({"min_size": 1, "max_size": 8, "timeout": 10})
+    assert (
+        _settings_in_subprocess({"DATABASE_URL": url, "DATABASE_POOL_MAX": "0"}, options) == "None"
+    )
+    bad = _settings_in_subprocess(
+        {"DATABASE_URL": url, "DATABASE_POOL_MAX": "many"}, "settings.SETTINGS_ERRORS"
+    )
+    assert "switchyard.E014" in bad and "DATABASE_POOL_MAX" in bad

@@ -27,6 +27,7 @@ from yarl import URL
 from integrations.local.stats import code_class
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
+MAX_IN_FLIGHT = 64  # copies a router has on their way at once; more are dropped (and counted)
 Test = Callable[[str | None], bool]
 
 
@@ -83,10 +84,19 @@ def _holds(parts, method: str, path: str, headers: Mapping[str, str]) -> bool:
 
 
 class Copier:
-    """Sends the copies, each in its own task, and keeps them until they finish."""
+    """Sends the copies, each in its own task, and keeps them until they finish. At most
+    ``limit`` at once: a canary slower than the traffic would otherwise pile up a task, a request
+    body and a connection per copy for up to ``TIMEOUT``; the copies over it are not sent
+    (``dropped`` counts them). A copy is best effort: the user's request never waits for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_IN_FLIGHT) -> None:
         self._tasks: set[asyncio.Task] = set()
+        self.limit = limit
+        self.dropped = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
 
     def send(
         self,
@@ -97,6 +107,9 @@ class Copier:
         body: bytes | None,
         observe: Callable[[Any, str, float], None],
     ) -> None:
+        if len(self._tasks) >= self.limit:
+            self.dropped += 1
+            return
         task = asyncio.get_running_loop().create_task(
             self._copy(session, inst, request.method, request.raw_path, headers, body, observe)
         )

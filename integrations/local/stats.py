@@ -1,8 +1,10 @@
 """Request counters and latency histograms of the routers, as Prometheus text and as JSON.
 
-Per target there are monotonic totals per slot (and per version within a slot), which never go
-away while the target exists (so windows computed from two readings never go negative), and one
-series per instance (kept for the last ``RETIRED_KEPT`` removed instances of the target).
+Per target there are monotonic totals per slot, which never go away while the target exists (so
+windows computed from two readings never go negative), totals per version within a slot (for the
+``VERSIONS_KEPT`` newest versions of the slot, and any version a live instance runs), and one
+series per instance (kept for the last ``RETIRED_KEPT`` removed instances of the target). So a
+target's memory is bounded however many deployments it sees (docs/retention.md).
 
 Latency is counted twice: in the coarse Prometheus buckets (``BUCKETS_MS``, what dashboards and
 ``histogram_quantile`` expect) and in a log-bucketed sketch in the manner of DDSketch: bucket
@@ -25,6 +27,7 @@ BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _BOUNDS_S = tuple(ms / 1000 for ms in BUCKETS_MS)
 CODE_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")  # 1xx responses count as 2xx
 RETIRED_KEPT = 100
+VERSIONS_KEPT = 20  # per slot: the per-version totals of the newest versions it ran
 SKETCH_GAMMA = 1.02  # each sketch bucket spans 2%: relative accuracy 1%
 SKETCH_MIN_MS = 0.01  # faster than this counts as this (the first bucket)
 _LOG_GAMMA = math.log(SKETCH_GAMMA)
@@ -108,13 +111,35 @@ class TargetStats:
         if series is None:
             series = self.instances[instance] = InstanceSeries(slot, instance, version)
             self.slots.setdefault(slot, Series())
-            self.slot_versions.setdefault((slot, version), Series())
+            if (slot, version) not in self.slot_versions:
+                self.slot_versions[(slot, version)] = Series()
+                self._forget_old_versions(slot)
         return series
 
     def observe(self, series: InstanceSeries, klass: str, seconds: float) -> None:
         series.observe(klass, seconds)
         self.slots[series.slot].observe(klass, seconds)
-        self.slot_versions[(series.slot, series.version)].observe(klass, seconds)
+        key = (series.slot, series.version)
+        by_version = self.slot_versions.get(key)
+        if by_version is None:  # a late answer of an instance whose old version was forgotten
+            by_version = self.slot_versions[key] = Series()
+        by_version.observe(klass, seconds)
+
+    def _forget_old_versions(self, slot: str) -> None:
+        """Keep the ``VERSIONS_KEPT`` newest versions' totals of ``slot`` (insertion order is
+        age), and every version a live (not retired) instance of the slot runs."""
+        versions = [v for (s, v) in self.slot_versions if s == slot]
+        if len(versions) <= VERSIONS_KEPT:
+            return
+        retired = set(self._retired)
+        running = {
+            series.version
+            for name, series in self.instances.items()
+            if series.slot == slot and name not in retired
+        }
+        for version in versions[: len(versions) - VERSIONS_KEPT]:
+            if version not in running:
+                del self.slot_versions[(slot, version)]
 
     def retire(self, instance: str) -> None:
         """The instance is gone: keep its series a while, then forget the oldest."""

@@ -8,6 +8,7 @@ code. Ticks are enqueued through ``releases.queue``, never by importing this mod
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from celery import shared_task
@@ -20,12 +21,19 @@ from releases.models import ACTIVE_STATES, Deployment, State
 from releases.reconcile import cleanup, observe, tick
 
 logger = logging.getLogger(__name__)
+lag_logger = logging.getLogger("releases.reconcile.lag")
 
 SWEEP_GRACE_SECONDS = 2
 
 
-@shared_task(name=queue.TICK_TASK, acks_late=True, ignore_result=True)
-def advance_deployment(deployment_id: int) -> None:
+@shared_task(name=queue.TICK_TASK, acks_late=True, ignore_result=True, bind=True)
+def advance_deployment(self, deployment_id: int) -> None:
+    due_at = getattr(self.request, "due_at", None)  # set by releases.queue.enqueue_tick
+    if due_at is not None:
+        # tick lag: due -> started (queueing behind other ticks, a busy worker); bench/scale.py
+        lag_logger.info(
+            "tick lag %.1f ms (deployment %s)", 1000 * (time.time() - due_at), deployment_id
+        )
     result = tick.tick(deployment_id)
     if not result.ran:
         return

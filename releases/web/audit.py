@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.db.models import CharField, Q
 from django.db.models.functions import Cast
@@ -122,15 +123,36 @@ def audit(request):
     )
 
 
+def _page(qs, after: int) -> tuple[str, int, int]:
+    """The next ``EXPORT_CHUNK`` rows of ``qs`` after id ``after`` as JSON lines: (text, last id,
+    rows). Keyset pagination: each page is a query of its own, so no cursor or transaction stays
+    open while the client reads."""
+    page = list(qs.filter(pk__gt=after).order_by("id")[:EXPORT_CHUNK])
+    text = "".join(
+        json.dumps(audit_dict(a), separators=(",", ":"), sort_keys=True) + "\n" for a in page
+    )
+    return text, (page[-1].pk if page else after), len(page)
+
+
 @login_required
 def audit_export(request):
-    """The filtered audit log as JSON lines, streamed (oldest first, so it appends cleanly)."""
+    """The filtered audit log as JSON lines, streamed (oldest first, so it appends cleanly).
+
+    The body is an async generator: under ASGI Django sends each page as it is read, where a sync
+    iterator would first be consumed whole into a list (``StreamingHttpResponse`` does so to serve
+    a sync iterator asynchronously), i.e. the whole export in memory. One page (``EXPORT_CHUNK``
+    rows) is in memory at a time."""
     _check(request)
     qs, _ = filtered(request, request.GET)
 
-    def lines():
-        for a in qs.order_by("id").iterator(chunk_size=EXPORT_CHUNK):
-            yield json.dumps(audit_dict(a), separators=(",", ":"), sort_keys=True) + "\n"
+    async def lines():
+        after = 0
+        while True:
+            text, after, n = await sync_to_async(_page)(qs, after)
+            if text:
+                yield text
+            if n < EXPORT_CHUNK:
+                return
 
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response = StreamingHttpResponse(lines(), content_type="application/jsonl; charset=utf-8")

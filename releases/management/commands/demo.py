@@ -57,7 +57,9 @@ class Command(BaseCommand):
             supervisor.start("notify", notify, restart=True)
             beat = processes.beat_command(settings.VAR_DIR / "celerybeat-schedule")
             supervisor.start("beat", beat, restart=True)
-            supervisor.start("web", processes.web_command(port), restart=True)
+            supervisor.start(
+                "web", processes.web_command(port), restart=True, env=processes.WEB_ENV
+            )
             processes.wait_http(f"{settings.FLEET_URL}/healthz")
             targets = demo.seed()
             processes.wait_http(f"http://127.0.0.1:{port}/login/")

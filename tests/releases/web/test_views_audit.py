@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.urls import reverse
 from django.utils import timezone
 
@@ -35,6 +36,15 @@ def trail(service, dev, prod, admin):
     )
     actions.abort(ui_actor(bob), web.pk, reason="wrong build")
     return {"prod_api": prod_api, "web": web}
+
+
+def body(response) -> bytes:
+    """All of a streamed response (its body is an async iterator)."""
+
+    async def collect():
+        return b"".join([part async for part in response.streaming_content])
+
+    return async_to_sync(collect)()
 
 
 def rows(client, **query) -> set[int]:
@@ -89,7 +99,7 @@ def test_the_export_is_the_same_selection_as_json_lines(client_in, trail):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/jsonl")
     assert "attachment;" in response["Content-Disposition"]
-    lines = b"".join(response.streaming_content).decode().splitlines()
+    lines = body(response).decode().splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["id"] for r in records] == sorted(rows(client_in, environment="prod"))
     abort = next(r for r in records if r["action"] == "deployment.abort")

@@ -1,0 +1,302 @@
+"""Many rollouts at once: canaries with analysis on many local targets, and many live dashboards.
+
+    .venv/bin/python bench/scale.py [--targets 100] [--workers 2] [--dashboards 1000] [--quick]
+
+Part 1 starts the stack of ``bench/harness.py`` (fleet agent, one Celery worker with
+``--workers`` pool processes on the default and priority queues, beat, the web server as
+production runs it; fresh database, loopback only), creates ``--targets`` services with a prod
+target on the local fleet, deploys 1.0.0 to all of them, then sends traffic through every router
+(``--rate`` req/s per router, open loop) and starts a canary of 2.0.0 on every target at once:
+``set_weight 20``, an ``analysis`` step (the canary's error rate against the stable release's,
+every second), ``set_weight 50``, ``pause 2s``. While they run it samples the CPU and memory
+(RSS, with each process's children: uvicorn's workers, Celery's pool) of the worker, the web
+server and the fleet agent (without the application instances it runs, counted apart), every
+second. Prints the tick lag (due -> started, which every worker logs as ``tick lag``) p50/p99/max,
+how long the rollouts took, rollouts per minute, the outcomes, and the CPU and memory figures.
+
+Part 2 runs ``bench/ws.py --clients <dashboards> --rounds 1``: that many WebSocket dashboards on
+one running deployment, event -> client p50/p95/p99.
+
+Clients and servers share this machine. ``--quick``: 5 targets, 50 dashboards (what
+``tests/test_bench_scale.py`` runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.harness import FAST_HEALTH, TERMINAL, create_service, percentile, stack  # noqa: E402
+
+TEMPLATE = {
+    "description": "the canary's error rate against the stable release's, every second",
+    "metrics": [
+        {
+            "name": "errors",
+            "query": "error_rate",
+            "interval": "1s",
+            "count": 5,
+            "min_samples": 5,
+            "margin": 0.3,
+            "max_duration": "20s",
+        }
+    ],
+}
+FIRST = {"kind": "rolling", "replicas": 1, "batch_size": "100%", "health": FAST_HEALTH}
+CANARY = {
+    "kind": "canary",
+    "steps": [
+        {"set_weight": 20},
+        {"analysis": {"template": "scale-errors"}},
+        {"set_weight": 50},
+        {"pause": {"duration": "2s"}},
+    ],
+    "stable_replicas": 1,
+    "canary_replicas": 1,
+    "health": FAST_HEALTH,
+}
+LAG = re.compile(r"tick lag (-?[\d.]+) ms")
+
+
+def _psutil():
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil comes with the dev extras
+        return None
+    return psutil
+
+
+def _tree_usage(proc, skip_children: bool = False) -> tuple[float, int]:
+    """CPU seconds and RSS bytes of ``proc`` and (unless ``skip_children``) its descendants."""
+    procs = [proc] if skip_children else [proc, *proc.children(recursive=True)]
+    cpu, rss = 0.0, 0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            cpu += t.user + t.system
+            rss += p.memory_info().rss
+        except Exception:  # noqa: BLE001 -- a process that just exited
+            continue
+    return cpu, rss
+
+
+class Sampler:
+    """CPU and memory of the stack's processes, once a second, in a thread."""
+
+    ROLES = (
+        (("uvicorn",), "web"),
+        (("celery", " worker "), "worker"),
+        (("integrations.local.agent",), "fleet"),
+    )
+
+    def __init__(self):
+        self.psutil = _psutil()
+        self.samples: list[dict] = []
+        self.stop = threading.Event()
+        self.procs: dict = {}
+        if self.psutil is not None:
+            for child in self.psutil.Process(os.getpid()).children():
+                cmd = " ".join(child.cmdline()) + " "
+                for needles, role in self.ROLES:
+                    if all(n in cmd for n in needles):
+                        self.procs[role] = child
+
+    def _read(self) -> dict:
+        out = {"t": time.monotonic()}
+        for role, proc in self.procs.items():
+            out[role] = _tree_usage(proc, skip_children=role == "fleet")
+        if "fleet" in self.procs:
+            cpu, rss = _tree_usage(self.procs["fleet"])
+            own_cpu, own_rss = out["fleet"]
+            out["instances"] = (cpu - own_cpu, rss - own_rss)
+        return out
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.samples.append(self._read())
+            self.stop.wait(1.0)
+
+    def __enter__(self):
+        if self.psutil is not None:
+            threading.Thread(target=self.run, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.psutil is not None:
+            self.samples.append(self._read())
+
+    def report(self) -> None:
+        if len(self.samples) < 2:
+            print("CPU and memory: psutil is not installed; not sampled")
+            return
+        first, last = self.samples[0], self.samples[-1]
+        wall = last["t"] - first["t"]
+        print(f"\nCPU (share of one core, mean over {wall:.0f}s) and RSS (max):")
+        for role in ("worker", "web", "fleet", "instances"):
+            if role not in last:
+                continue
+            cpu = (last[role][0] - first[role][0]) / wall
+            rss = max(s[role][1] for s in self.samples if role in s)
+            label = {
+                "worker": "worker (celery, pool included)",
+                "web": "web (uvicorn, workers included)",
+                "fleet": "fleet agent (routers, control API)",
+                "instances": "application instances (all)",
+            }[role]
+            print(f"  {label:38} CPU {100 * cpu:6.1f}%   RSS {rss / 2**20:8.1f} MiB")
+
+
+async def traffic(endpoints: list[str], rate: float, stop: asyncio.Event) -> dict:
+    """Open-loop GETs through every router, ``rate`` per second each."""
+    import aiohttp
+
+    counts = {"ok": 0, "failed": 0}
+    interval = 1.0 / rate
+
+    async def one(session, url):
+        try:
+            async with session.get(url) as response:
+                await response.read()
+                counts["ok" if response.status < 500 else "failed"] += 1
+        except (aiohttp.ClientError, TimeoutError):
+            counts["failed"] += 1
+
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(
+        timeout=timeout, connector=aiohttp.TCPConnector(limit=256)
+    ) as session:
+        tasks: set = set()
+        next_at = time.monotonic()
+        while not stop.is_set():
+            for url in endpoints:
+                task = asyncio.create_task(one(session, url))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return counts
+
+
+def rollouts(args) -> None:
+    with stack("scale", workers=args.workers) as api:
+        log = ROOT / "var" / "bench" / "scale" / "logs" / "worker.log"
+        api("PUT", "/analysis-templates/scale-errors", TEMPLATE)
+        slugs = [f"svc-{n:03d}" for n in range(args.targets)]
+        for slug in slugs:
+            create_service(api, slug, ["1.0.0", "2.0.0"], {"sample": {"latency_ms": 5}})
+        started = time.monotonic()
+        first = [api.deploy(slug, "prod", "1.0.0", FIRST)["id"] for slug in slugs]
+        for pk in first:
+            assert api.wait(pk, timeout=600)["state"] == "succeeded", f"first deploy {pk}"
+        print(f"{len(slugs)} targets live on 1.0.0 in {time.monotonic() - started:.1f}s")
+        endpoints = [
+            api("GET", f"/services/{slug}/targets/prod")["endpoint"].rstrip("/") + "/"
+            for slug in slugs
+        ]
+        lag_offset = log.stat().st_size if log.exists() else 0
+
+        async def main():
+            stop = asyncio.Event()
+            load = asyncio.create_task(traffic(endpoints, args.rate, stop))
+            await asyncio.sleep(2.0)  # both sides have requests before the canaries start
+            with Sampler() as sampler:
+                began = time.monotonic()
+                ids = [
+                    (await asyncio.to_thread(api.deploy, slug, "prod", "2.0.0", CANARY))["id"]
+                    for slug in slugs
+                ]
+                submitted = time.monotonic() - began
+                states = {}
+                deadline = time.monotonic() + args.timeout
+                while len(states) < len(ids) and time.monotonic() < deadline:
+                    for pk in ids:
+                        if pk not in states:
+                            d = await asyncio.to_thread(api, "GET", f"/deployments/{pk}")
+                            if d["state"] in TERMINAL:
+                                states[pk] = (d["state"], time.monotonic() - began)
+                    await asyncio.sleep(0.5)
+            stop.set()
+            return ids, states, submitted, await load, sampler
+
+        ids, states, submitted, counts, sampler = asyncio.run(main())
+        with open(log, encoding="utf-8", errors="replace") as fh:
+            fh.seek(lag_offset)
+            lags = [float(m.group(1)) for m in LAG.finditer(fh.read())]
+    done = [t for _, t in states.values()]
+    outcomes: dict[str, int] = {}
+    for state, _ in states.values():
+        outcomes[state] = outcomes.get(state, 0) + 1
+    print(
+        f"\n{len(ids)} canaries with analysis, {args.workers} worker processes, "
+        f"{args.rate:g} req/s through each of {len(endpoints)} routers:"
+    )
+    print(f"  all {len(ids)} submitted in {submitted:.1f}s; outcomes {outcomes}")
+    if len(states) < len(ids):
+        print(f"  NOT FINISHED after {args.timeout:.0f}s: {len(ids) - len(states)}")
+    if done:
+        print(
+            f"  finished: first {min(done):.1f}s, median {statistics.median(done):.1f}s, "
+            f"last {max(done):.1f}s; {60 * len(done) / max(done):.0f} rollouts per minute"
+        )
+    if lags:
+        print(
+            f"  tick lag (due -> started) over {len(lags)} ticks: "
+            f"p50 {percentile(lags, 0.5):.0f} ms  p99 {percentile(lags, 0.99):.0f} ms  "
+            f"max {max(lags):.0f} ms"
+        )
+    else:
+        print("  tick lag: no 'tick lag' lines in the worker log")
+    print(f"  user traffic: {counts['ok']} answered, {counts['failed']} failed (5xx or no answer)")
+    sampler.report()
+
+
+def dashboards(args) -> None:
+    print(f"\nlive page: {args.dashboards} dashboards on one deployment (bench/ws.py)", flush=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "bench/ws.py",
+            "--clients",
+            str(args.dashboards),
+            "--rounds",
+            "1",
+            "--timeout",
+            str(args.timeout),
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--targets", type=int)
+    parser.add_argument("--workers", type=int, default=2, help="Celery pool processes")
+    parser.add_argument("--rate", type=float, default=5.0, help="req/s through each router")
+    parser.add_argument("--dashboards", type=int)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--skip-dashboards", action="store_true")
+    args = parser.parse_args()
+    args.targets = args.targets or (5 if args.quick else 100)
+    args.dashboards = args.dashboards or (50 if args.quick else 1000)
+    rollouts(args)
+    if not args.skip_dashboards:
+        dashboards(args)
+
+
+if __name__ == "__main__":
+    main()
