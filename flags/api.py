@@ -16,16 +16,44 @@ from __future__ import annotations
 
 from typing import Any
 
-from ninja import NinjaAPI, Schema, Status
+from ninja import NinjaAPI, Status
 from ninja.errors import HttpError
 
 from flags import actions, governance, plans, sdk, stale
 from flags.models import Flag, FlagSetting, FlagType, RolloutPlan, Segment, ValueKind
+from releases.api import openapi
 from releases.api.auth import AUTH, StrictJSONParser, actor_for, install_error_handlers
+from releases.api.schemas import In  # unknown fields are errors; JSON types strict
 from releases.errors import NotFound
 from releases.models import Environment
 
-api = NinjaAPI(
+# beyond what each operation's shape says (releases.api.openapi): people with no role anywhere
+# get 404 from every operation (flags.governance); these may conflict (a duplicate key, an
+# archived flag, a stale ``version``, an open plan, a plan's state)
+RULES = openapi.Rules(
+    body_lookups=frozenset({("POST", "/sdk-tokens")}),
+    conflicts=frozenset(
+        {
+            ("POST", "/flags"),
+            ("PUT", "/flags/{}/environments/{}"),
+            ("POST", "/flags/{}/environments/{}/kill"),
+            ("POST", "/flags/{}/environments/{}/restore"),
+            ("POST", "/flags/{}/environments/{}/rollout"),
+            ("POST", "/flags/{}/environments/{}/plan"),
+            ("POST", "/flags/{}/environments/{}/plan/{}"),
+        }
+    ),
+    always=frozenset({"401", "404"}),
+)
+
+
+class FlagsAPI(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):
+        """With each operation's real error responses, in the releases API's error shape."""
+        return openapi.truthful(super().get_openapi_schema(*args, **kwargs), rules=RULES)
+
+
+api = FlagsAPI(
     title="Switchyard flags API",
     version="1",
     urls_namespace="flags-api",
@@ -37,7 +65,7 @@ api = NinjaAPI(
 install_error_handlers(api)
 
 
-class FlagIn(Schema):
+class FlagIn(In):
     key: str
     flag_type: str = FlagType.RELEASE
     kind: str = ValueKind.BOOLEAN
@@ -45,42 +73,43 @@ class FlagIn(Schema):
     default_value: Any = None
 
 
-class FlagPatch(Schema):
-    description: str | None = None
-    flag_type: str | None = None
-    default_value: Any = None
-    impression_data: bool | None = None
+class FlagPatch(In):
+    # absent: unchanged; never null (a null description was a 500: the column is NOT NULL)
+    description: str = None
+    flag_type: str = None
+    default_value: Any = None  # null is a value here (checked against the flag's kind)
+    impression_data: bool = None
 
 
-class SettingIn(Schema):
+class SettingIn(In):
     enabled: bool | None = None
     strategies: list[Any] | None = None
     variants: list[Any] | None = None
     version: int | None = None
 
 
-class KillIn(Schema):
+class KillIn(In):
     reason: str = ""
 
 
-class RolloutIn(Schema):
+class RolloutIn(In):
     percent: int
 
 
-class PlanIn(Schema):
+class PlanIn(In):
     steps: list[Any]
 
 
-class ReasonIn(Schema):
+class ReasonIn(In):
     reason: str = ""
 
 
-class SegmentIn(Schema):
+class SegmentIn(In):
     constraints: list[Any]
     description: str = ""
 
 
-class TokenIn(Schema):
+class TokenIn(In):
     environment: str
     name: str
 

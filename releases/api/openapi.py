@@ -12,14 +12,19 @@ list, per operation, with the codes it can answer:
 - 403 -- every operation that changes something (a role or a token's scope may refuse it);
 - 409 -- the operations listed in :data:`CONFLICTS` (a state, a duplicate, a freeze).
 
-Reading (``GET``) never answers 403: what a caller may not see is 404.
+Reading (``GET``) never answers 403: what a caller may not see is 404. Another API built on
+these errors (the flags API) passes its own :class:`Rules`.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+from releases.api.schemas import ErrorOut
 
 ERROR_REF = "#/components/schemas/ErrorOut"
+REF_TEMPLATE = "#/components/schemas/{model}"
 DESCRIPTIONS = {
     "400": "the body is not JSON we can store (malformed, nested too deeply, a NUL character)",
     "401": "no valid API token or session (`not_authenticated`)",
@@ -36,6 +41,8 @@ BODY_LOOKUPS = {
     ("POST", "/deployments"),
     ("POST", "/freezes"),
     ("POST", "/roles"),
+    ("POST", "/notifications/rules"),  # its channel
+    ("POST", "/notifications/slack-links"),  # its Switchyard user
 }
 # operations that may answer 409 (paths relative to the API root; {x} matches any parameter)
 CONFLICTS = {
@@ -55,6 +62,10 @@ CONFLICTS = {
     ("POST", "/roles"),
     ("POST", "/analysis-templates"),
     ("DELETE", "/analysis-templates/{}"),
+    ("POST", "/notifications/channels"),  # a channel's name is taken
+    ("PATCH", "/notifications/channels/{}"),
+    ("POST", "/notifications/channels/{}/test"),  # the channel is disabled
+    ("POST", "/notifications/slack-links"),  # the Slack user is linked already
 }
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 ANYONE = {("POST", "/strategies/validate")}  # no object, no role: never 403
@@ -64,32 +75,51 @@ def _shape(path: str, root: str) -> str:
     return re.sub(r"\{[^}]+\}", "{}", path.removeprefix(root))
 
 
-def error_codes(method: str, path: str, op: dict, root: str = "/api/v1") -> set[str]:
+@dataclass(frozen=True)
+class Rules:
+    """What an API's operations may answer beyond what their shape says: those whose body
+    names objects that must exist (404), those that can conflict (409), and codes every
+    operation may give."""
+
+    body_lookups: frozenset = frozenset(BODY_LOOKUPS)
+    conflicts: frozenset = frozenset(CONFLICTS)
+    always: frozenset = frozenset({"401"})
+
+
+RELEASES = Rules()
+
+
+def error_codes(
+    method: str, path: str, op: dict, root: str = "/api/v1", rules: Rules = RELEASES
+) -> set[str]:
     key = (method, _shape(path, root))
     parameters = op.get("parameters") or []
     has_body = "requestBody" in op
-    codes = {"401"}
+    codes = set(rules.always)
     if parameters or has_body:
         codes.add("422")
     if has_body:
         codes |= {"400", "413"}
-    if any(p.get("in") == "path" for p in parameters) or key in BODY_LOOKUPS:
+    if any(p.get("in") == "path" for p in parameters) or key in rules.body_lookups:
         codes.add("404")
     if method in WRITES and key not in ANYONE:
         codes.add("403")
-    if key in CONFLICTS:
+    if key in rules.conflicts:
         codes.add("409")
     return codes
 
 
-def truthful(schema: dict, root: str = "/api/v1") -> dict:
+def truthful(schema: dict, root: str = "/api/v1", rules: Rules = RELEASES) -> dict:
     """``schema`` with each operation's 4xx responses replaced by those it really gives."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    if "ErrorOut" not in components:  # an API whose routers never named it (flags)
+        components["ErrorOut"] = ErrorOut.model_json_schema(ref_template=REF_TEMPLATE)
     for path, ops in schema.get("paths", {}).items():
         for method, op in ops.items():
             responses = op.setdefault("responses", {})
             for code in [c for c in responses if str(c).startswith("4")]:
                 del responses[code]
-            for code in sorted(error_codes(method.upper(), path, op, root)):
+            for code in sorted(error_codes(method.upper(), path, op, root, rules)):
                 responses[int(code)] = {  # (ninja keys responses by int)
                     "description": DESCRIPTIONS[code],
                     "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},

@@ -4,12 +4,14 @@ pydantic's lax mode turns ``false`` into ``0``, ``"3"`` into ``3`` and ``1`` int
 a JSON API that is a silent misreading (``{"order": false}`` stored ``order: 0``). :func:`check`
 is run by ``releases.api.schemas.In`` before every field's own validation: an integer field
 takes a JSON integer (``3``, or ``3.0`` as JSON Schema allows), a number field a JSON number, a
-boolean field ``true`` or ``false`` -- inside lists and optionals too. Anything else is a 422
+boolean field ``true`` or ``false``, a date, time or date-time field a string (pydantic would
+read ``0`` as the Unix epoch) -- inside lists and optionals too. Anything else is a 422
 naming the field.
 """
 
 from __future__ import annotations
 
+import datetime
 import enum
 import types
 import typing
@@ -18,6 +20,7 @@ from typing import Any, get_args, get_origin
 NOT_INT = "must be a whole number (a JSON integer, not {kind})"
 NOT_NUMBER = "must be a number (not {kind})"
 NOT_BOOL = "must be true or false (not {kind})"
+NOT_TIME = "must be an ISO 8601 string (not {kind})"
 
 
 def _kind(value: Any) -> str:
@@ -58,6 +61,9 @@ def check(value: Any, annotation: Any) -> None:
         integral = isinstance(value, float) and value.is_integer()
         if type(value) is not int and not integral:
             raise ValueError(NOT_INT.format(kind=_kind(value)))
+    elif issubclass(annotation, (datetime.date, datetime.time)):
+        if not isinstance(value, str):
+            raise ValueError(NOT_TIME.format(kind=_kind(value)))
     elif annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(NOT_NUMBER.format(kind=_kind(value)))

@@ -8,8 +8,10 @@ import signal
 import httpx
 import pytest
 
+from integrations.base import Routing, StaleFence
 from integrations.local.ports import free_port
 from integrations.local.process import start_agent
+from integrations.local.target import LocalTarget
 from tests.integrations.fleet_helpers import Control, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -106,3 +108,30 @@ def test_a_restarted_agent_brings_back_the_routing_and_the_preview_port(tmp_path
         assert status["preview_port"] == preview_port
         answer = httpx.get(status["preview_endpoint"] + "/")
         assert answer.headers["X-Switchyard-Version"] == "4.2"
+
+
+def test_a_restarted_agent_still_refuses_a_change_fenced_older_than_one_it_applied(tmp_path):
+    """The agent keeps the highest fence (deployment id, claim generation) it applied with the
+    target's state, so a stale worker's call that lands after the agent restarted is refused as
+    it would have been before (docs/loop.md, "Leases: short, renewed, fenced")."""
+    state_dir, token = str(tmp_path / "state"), "fence-token"
+    with start_agent(log_path=str(tmp_path / "first.log"), state_dir=state_dir, token=token) as a:
+        control = Control(a)
+        control.create_target("fenced")
+        control.close()
+        target = LocalTarget("fenced", {}, fleet_url=a.url, token=token)
+        target.fence = (5, 3)
+        target.set_routing(Routing(weights=None, stable_slot="blue"))
+
+    with start_agent(log_path=str(tmp_path / "second.log"), state_dir=state_dir, token=token) as a:
+        target = LocalTarget("fenced", {}, fleet_url=a.url, token=token)
+        wait_until(lambda: Control(a).status("fenced"), what="the target restored")
+        target.fence = (5, 2)  # the same deployment's older claim
+        with pytest.raises(StaleFence):
+            target.set_routing(Routing(weights=None, stable_slot="green"))
+        with pytest.raises(StaleFence):
+            target.remove_slot("blue")
+        assert target.status().routing.stable_slot == "blue"
+        target.fence = (5, 3)  # the claim that was applied goes on
+        target.set_routing(Routing(weights=None, stable_slot="green"))
+        assert target.status().routing.stable_slot == "green"

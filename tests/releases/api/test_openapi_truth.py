@@ -54,6 +54,19 @@ def test_every_operation_with_input_documents_422_and_each_error_has_the_error_s
         ("POST", "/api/v1/deployments/{id}/pause", {"401", "403", "404", "409", "422"}),
         ("POST", "/api/v1/strategies/validate", {"400", "401", "413", "422"}),
         ("POST", "/api/v1/services", {"400", "401", "403", "409", "413", "422"}),
+        # the body names a channel / a user that must exist; a name or a Slack user taken
+        ("POST", "/api/v1/notifications/rules", {"400", "401", "403", "404", "413", "422"}),
+        (
+            "POST",
+            "/api/v1/notifications/slack-links",
+            {"400", "401", "403", "404", "409", "413", "422"},
+        ),
+        ("POST", "/api/v1/notifications/channels", {"400", "401", "403", "409", "413", "422"}),
+        (
+            "POST",
+            "/api/v1/notifications/channels/{channel_id}/test",
+            {"401", "403", "404", "409", "422"},
+        ),
     ],
 )
 def test_the_error_codes_of_some_operations(schema, method, path, codes):
@@ -101,6 +114,28 @@ def test_a_boolean_field_takes_only_booleans(token, value):
 
     assert response.status_code == 422, response.content
     assert response.json()["details"]["errors"][0]["path"] == "allow_self_approval"
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("starts_at", 0),
+        ("starts_at", 1893456000),  # the same moment as the string it replaces, as a Unix time
+        ("starts_at", 1.5),
+        ("starts_at", True),
+        ("ends_at", 1893542400),
+        ("ends_at", 1.9e9),
+    ],
+)
+def test_a_date_time_field_takes_only_a_string(token, dev, field, value):
+    """schemathesis found ``"starts_at": 0`` stored as 1970-01-01 (pydantic reads a number as
+    a Unix time); the document says a date-time string."""
+    freeze = {"name": "n", "environment": "dev", "reason": "r", "kind": "one_off",
+              "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-02T00:00:00Z"}  # fmt: skip
+    response = send("POST", "/freezes", {**freeze, field: value}, token)
+
+    assert response.status_code == 422, response.content
+    assert response.json()["details"]["errors"][0]["path"] == field
 
 
 def test_well_typed_values_still_pass(token, dev):
