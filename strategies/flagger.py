@@ -15,8 +15,9 @@ Flagger's analysis runs a loop: every ``interval`` it checks the metrics and mov
   (``set_canary_scale: {weight: 100}``) with no traffic, the pause, then the switch;
 - the built-in metrics ``request-success-rate`` (``thresholdRange.min``, a percentage) and
   ``request-duration`` (``thresholdRange.max``, the p99 in milliseconds) become a background
-  analysis of the built-in template ``request-metrics`` (``BUILTIN_TEMPLATE``, seeded by the
-  migration ``releases/0009_compat``) with arguments ``max-error-rate`` and ``max-duration``;
+  analysis of the built-in template ``request-metrics`` (``BUILTIN_TEMPLATE``, which
+  ``releases.analysis.templates`` stores the first time a run needs it) with arguments
+  ``max-error-rate`` and ``max-duration``;
   ``threshold`` (the failed checks that roll back) becomes the analysis' ``failure_limit``
   (``threshold - 1`` failures tolerated, per metric) and ``interval`` its metrics' interval;
 - webhooks of type ``confirm-rollout`` / ``confirm-promotion`` (Flagger's manual gates, opened
@@ -498,7 +499,7 @@ def _number(value: float) -> str:
     return text or "0"
 
 
-# The built-in template Flagger's built-in metrics run as (seeded by releases/0009_compat): the
+# The built-in template Flagger's built-in metrics run as (releases.analysis.templates.BUILTIN): the
 # new release's error rate and p99 latency, each checked against its ceiling at every interval.
 BUILTIN_TEMPLATE_SPEC: dict[str, Any] = {
     "args": [

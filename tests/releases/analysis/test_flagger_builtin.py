@@ -1,5 +1,5 @@
-"""Flagger's built-in metrics run as the template ``request-metrics`` (seeded by the migration
-releases/0009_compat), and a reference's ``failure_limit`` / ``interval`` (Flagger's threshold and
+"""Flagger's built-in metrics run as the built-in template ``request-metrics`` (stored the first
+time a run needs it), and a reference's ``failure_limit`` / ``interval`` (Flagger's threshold and
 interval) replace the template's in the run that starts; a pasted Flagger Canary validates
 against the stored templates through the API."""
 
@@ -11,6 +11,7 @@ import pytest
 
 from releases.actions import validate_strategy
 from releases.analysis import runs
+from releases.errors import InvalidSpec
 from releases.models.analysis import AnalysisTemplate
 from strategies import flagger
 from strategies.analysis.template import normalise
@@ -20,7 +21,10 @@ from tests.strategies.test_flagger import PODINFO
 pytestmark = pytest.mark.django_db
 
 
-def test_the_migration_seeds_the_builtin_template():
+def test_the_builtin_template_is_stored_when_a_run_first_needs_it(target):
+    assert not AnalysisTemplate.objects.filter(name=flagger.BUILTIN_TEMPLATE).exists()
+    runs.start(factories.make_deployment(target, "2.0"), flagger.BUILTIN_TEMPLATE, key="b")
+
     template = AnalysisTemplate.objects.get(name=flagger.BUILTIN_TEMPLATE)
     assert template.spec == normalise(flagger.BUILTIN_TEMPLATE_SPEC)
 
@@ -52,10 +56,13 @@ def test_a_flagger_canary_validates_against_the_stored_templates():
     spec = validate_strategy(canary, provider="local")
     assert spec["analysis"]["template"] == flagger.BUILTIN_TEMPLATE
 
-    AnalysisTemplate.objects.filter(name=flagger.BUILTIN_TEMPLATE).delete()
-    with pytest.raises(Exception) as caught:
+    assert not AnalysisTemplate.objects.exists()  # validating stores nothing
+    canary["spec"]["analysis"]["metrics"][0]["thresholdRange"]["min"] = 101
+    with pytest.raises(InvalidSpec) as caught:
         validate_strategy(canary)
-    assert caught.value.details["errors"][0]["path"] == "spec.analysis.metrics.template"
+    assert caught.value.details["errors"][0]["path"] == (
+        "spec.analysis.metrics[0].thresholdRange.min"
+    )
 
 
 def test_the_api_names_a_flagger_load_test_webhook_as_not_supported(client, admin):
