@@ -4,8 +4,8 @@
 "spec": {"args": [...], "metrics": [...], "dryRun": [...]}}`` (or just its ``spec``) becomes the
 template ``strategies.analysis.template`` reads: ``args`` as they are; each metric's Argo keys
 (``successCondition``, ``failureLimit`` and its old name ``maxFailures``, ``initialDelay``...)
-by ``template``'s own translation; ``provider: {prometheus: {address, query}}`` as ours; the
-template's ``dryRun: [{metricName: NAME}]`` (``"*"`` for all) as ``dry_run`` on those metrics.
+by ``template``'s own translation; ``provider: {prometheus: {address, query}}`` and
+``provider: {web: {url, jsonPath}}`` as ours; the template's ``dryRun: [{metricName: NAME}]`` (``"*"`` for all) as ``dry_run`` on those metrics.
 
 What has no counterpart here is refused naming the key and what to use instead
 (``UNSUPPORTED``, ``PROVIDERS_LATER``): every key of Argo's template is either translated or
@@ -26,7 +26,6 @@ KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
 METRIC_ALIASES = {"maxFailures": "failureLimit"}
 PROVIDERS_LATER = {
     "job": "the job provider (a Kubernetes Job) is not supported yet",
-    "web": "the web provider (a JSON HTTP endpoint) is not supported yet",
     "datadog": "the Datadog provider is not supported",
     "newRelic": "the New Relic provider is not supported",
     "wavefront": "the Wavefront provider is not supported",
@@ -44,6 +43,17 @@ UNSUPPORTED = {
     "measurementRetention": "is not supported: every measurement of a run is kept; remove it",
 }
 PROMETHEUS_KEYS = ("address", "query")
+WEB_KEYS = {"url": "address", "jsonPath": "query"}
+WEB_LATER = {
+    "method": "only GET is supported: remove it (or set GET)",
+    "body": "is not supported: the endpoint is read with a GET",
+    "jsonBody": "is not supported: the endpoint is read with a GET",
+    "headers": "is not supported in the template: put headers (credentials) in the settings' "
+    "WEB_METRICS_HEADERS (URL prefix -> headers)",
+    "timeoutSeconds": "is not supported per metric: set WEB_METRICS_TIMEOUT (default 10 s)",
+    "insecure": "is not supported: remove it",
+    "authentication": "is not supported: put credentials in WEB_METRICS_HEADERS",
+}
 PROMETHEUS_LATER = {
     "timeout": "is not supported: queries here time out after 10 s; remove it",
     "headers": "is not supported: put credentials in the Prometheus provider's settings",
@@ -208,6 +218,8 @@ def _provider(value: Any, path: str, errors: list[FieldError]) -> dict[str, Any]
     if kind in PROVIDERS_LATER:
         errors.append(FieldError(f"{path}.{kind}", PROVIDERS_LATER[kind] + PROVIDER_ADVICE))
         return {"provider": "local", "query": "error_rate"}  # a stand-in: refused anyway
+    if kind == "web" and isinstance(options, dict):
+        return _web(options, f"{path}.web", errors)
     if kind != "prometheus" or not isinstance(options, dict):
         return {"provider": value}
     out: dict[str, Any] = {"provider": "prometheus"}
@@ -218,6 +230,22 @@ def _provider(value: Any, path: str, errors: list[FieldError]) -> dict[str, Any]
             errors.append(FieldError(f"{path}.prometheus.{key}", PROMETHEUS_LATER[key]))
         else:
             errors.append(FieldError(f"{path}.prometheus.{key}", f"unknown key {show(key)}"))
+    return out
+
+
+def _web(options: dict[str, Any], path: str, errors: list[FieldError]) -> dict[str, Any]:
+    out: dict[str, Any] = {"provider": "web", "query": "$"}  # no jsonPath: the whole answer
+    for key, inner in options.items():
+        if key in WEB_KEYS:
+            out[WEB_KEYS[key]] = inner
+        elif key == "method" and inner == "GET":
+            continue
+        elif key in WEB_LATER:
+            errors.append(FieldError(f"{path}.{key}", WEB_LATER[key]))
+        else:
+            errors.append(FieldError(f"{path}.{key}", f"unknown key {show(key)}"))
+    if "url" not in options:
+        errors.append(FieldError(f"{path}.url", "is required: the JSON endpoint's URL"))
     return out
 
 

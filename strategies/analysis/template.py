@@ -32,7 +32,7 @@ from typing import Any
 from strategies.analysis import expr
 from strategies.fields import FieldError, Fields, SpecError, duration, show, whole
 
-PROVIDERS = ("local", "prometheus", "cloudwatch")
+PROVIDERS = ("local", "prometheus", "cloudwatch", "web")
 LOCAL_QUERIES = ("error_rate", "latency", "requests")
 TESTS = ("sequential", "quantile", "mann_whitney", "threshold")
 STATISTICS = ("rate", "mean", "p50", "p95", "p99", "last", "sum", "count")
@@ -347,12 +347,15 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
     for key in ("success_condition", "failure_condition"):
         if m[key]:
             _check_condition(f, key, m[key], declared)
+    if m["provider"] == "web":
+        _check_web(f, m)
     for key in ("query", "total_query", "address"):
         if m[key]:
-            _check_placeholders(f, key, m[key], declared, builtins=key != "address")
+            web_url = key == "address" and m["provider"] == "web"  # per arm, like a query
+            _check_placeholders(f, key, m[key], declared, builtins=key != "address" or web_url)
     if m["statistic"] is None:
         counts = m["provider"] == "local" and m["query"] == "error_rate" or test == "sequential"
-        last = m["provider"] in ("prometheus", "cloudwatch")
+        last = m["provider"] in ("prometheus", "cloudwatch", "web")
         m["statistic"] = "rate" if counts else "last" if last else "mean"
     if m["statistic"] == "rate" and not (m["provider"] == "local" and m["query"] == "error_rate"):
         f.error("statistic", "'rate' needs request counts (the local provider's error_rate)")
@@ -388,6 +391,27 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
     if len(errors) > before:
         return None
     return m
+
+
+def _check_web(f: Fields, m: dict) -> None:
+    """A web metric: ``address`` is the endpoint's URL, ``query`` a JSONPath into its answer."""
+    address = m["address"]
+    if not address:
+        f.error("address", "is required: the URL of the JSON endpoint (http:// or https://)")
+    elif not re.match(r"https?://[^/\s{}]+", address):
+        f.error("address", f"must be an http:// or https:// URL, got {show(address)}")
+    if m["total_query"] is not None:
+        f.error("total_query", "only the prometheus provider takes a total_query")
+    if m["query"]:
+        from jsonpath_ng import parse as parse_path
+
+        path = m["query"].strip()
+        if path.startswith("{") and path.endswith("}"):
+            path = path[1:-1].strip()
+        try:
+            parse_path(PLACEHOLDER.sub("x", path))
+        except Exception as exc:  # noqa: BLE001 -- jsonpath-ng raises several kinds
+            f.error("query", f"is not a JSONPath like '$.data.ok': {exc}")
 
 
 def _check_condition(f: Fields, key: str, text: str, declared: set[str]) -> None:

@@ -68,7 +68,7 @@ def test_analysis_template_keys_we_lack_are_named_at_the_manifest_path():
     assert all("unknown" not in e.message for e in caught.value.errors)
 
 
-@pytest.mark.parametrize("provider", ["job", "web", "datadog", "newRelic", "cloudWatch"])
+@pytest.mark.parametrize("provider", ["job", "datadog", "newRelic", "cloudWatch"])
 def test_metric_providers_we_lack_are_named_with_what_to_use(provider):
     raw = template_manifest()
     raw["spec"]["metrics"][0]["provider"] = {provider: {}}
@@ -77,6 +77,55 @@ def test_metric_providers_we_lack_are_named_with_what_to_use(provider):
     ((error,),) = [caught.value.errors]
     assert error.path == f"spec.metrics[0].provider.{provider}"
     assert "use a prometheus query, or the local provider's error_rate / latency" in error.message
+
+
+def web_manifest(**web) -> dict:
+    raw = template_manifest(successCondition="result == true")
+    raw["spec"]["metrics"][0]["provider"] = {"web": web}
+    return raw
+
+
+def test_the_web_provider_is_translated_url_to_address_and_json_path_to_query():
+    # argo-rollouts docs/analysis/web.md
+    raw = web_manifest(
+        url="http://my-server.com/api/v1/measurement?service={{args.svc}}",
+        jsonPath="{$.data.ok}",
+        method="GET",
+    )
+    (metric,) = argo_template.normalise(raw)["metrics"]
+
+    assert (metric["provider"], metric["query"], metric["statistic"]) == (
+        "web",
+        "{$.data.ok}",
+        "last",
+    )
+    assert metric["address"] == "http://my-server.com/api/v1/measurement?service={{args.svc}}"
+
+
+@pytest.mark.parametrize(
+    ("web", "path", "words"),
+    [
+        (
+            {"url": "http://x/", "headers": [{"key": "Authorization", "value": "t"}]},
+            "headers",
+            "WEB_METRICS_HEADERS",
+        ),
+        ({"url": "http://x/", "method": "POST", "jsonBody": {"a": 1}}, "method", "only GET"),
+        ({"url": "http://x/", "timeoutSeconds": 20}, "timeoutSeconds", "WEB_METRICS_TIMEOUT"),
+        ({"jsonPath": "{$.ok}"}, "url", "is required"),
+        ({"url": "http://x/", "jsonPath": "{$..[}"}, None, "not a JSONPath"),
+        ({"url": "ftp://x/"}, None, "http:// or https://"),
+    ],
+)
+def test_what_the_web_provider_does_not_do_is_named(web, path, words):
+    with pytest.raises(SpecError) as caught:
+        argo_template.normalise(web_manifest(**web))
+    errors = {e.path: e.message for e in caught.value.errors}
+    if path is not None:
+        assert words in errors[f"spec.metrics[0].provider.web.{path}"], errors
+    else:
+        assert any(words in message for message in errors.values()), errors
+    assert all("unknown" not in message for message in errors.values())
 
 
 # --- Argo's condition forms --------------------------------------------------------------------

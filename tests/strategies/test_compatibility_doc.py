@@ -54,7 +54,7 @@ FIELDS = {
         *spec_analysis.ARGO_UNSUPPORTED,
     ),
     "AnalysisTemplate metric": argo_template.METRIC_FIELDS,
-    "metric providers": ("prometheus", *argo_template.PROVIDERS_LATER),
+    "metric providers": ("prometheus", "web", *argo_template.PROVIDERS_LATER),
     "Flagger Canary spec": flagger.SPEC_FIELDS,
     "Flagger analysis": flagger.ANALYSIS_FIELDS,
     "Flagger metrics": (*flagger.BUILTIN_METRICS, "templateRef"),
@@ -211,10 +211,12 @@ def paste(section: str, field: str) -> list[tuple[str, str]]:
             )
         else:
             provider = SAMPLES["AnalysisTemplate metric"]["provider"]["prometheus"]
+            if field == "web":
+                provider = {"url": "http://127.0.0.1:8080/health", "jsonPath": "{$.ok}"}
             metric = {
                 "name": "m",
                 "successCondition": "result < 1",
-                "provider": {field: provider if field == "prometheus" else {}},
+                "provider": {field: provider if field in ("prometheus", "web") else {}},
             }
             argo_template.normalise({"kind": "AnalysisTemplate", "spec": {"metrics": [metric]}})
     except SpecError as exc:
