@@ -5,7 +5,8 @@
 template ``strategies.analysis.template`` reads: ``args`` as they are; each metric's Argo keys
 (``successCondition``, ``failureLimit`` and its old name ``maxFailures``, ``initialDelay``...)
 by ``template``'s own translation; ``provider: {prometheus: {address, query}}`` and
-``provider: {web: {url, jsonPath}}`` as ours; the template's ``dryRun: [{metricName: NAME}]`` (``"*"`` for all) as ``dry_run`` on those metrics.
+``provider: {web: {url, jsonPath}}`` as ours; the template's ``dryRun: [{metricName: NAME}]``
+(``"*"`` for all) as ``dry_run`` on those metrics.
 
 What has no counterpart here is refused naming the key and what to use instead
 (``UNSUPPORTED``, ``PROVIDERS_LATER``): every key of Argo's template is either translated or
