@@ -155,15 +155,32 @@ def _args(value: Any, path: str, errors: list[FieldError]) -> Any:
                 )
             )
         if isinstance(item, dict) and "valueFrom" in item:
-            errors.append(
-                FieldError(
-                    f"{path}[{index}].valueFrom",
-                    "is not supported yet (it reads a Kubernetes Secret or field): give the "
-                    "value when the analysis starts (the step's args) or as 'value'",
-                )
-            )
-            item = {k: v for k, v in item.items() if k != "valueFrom"}
+            item = _value_from(item, f"{path}[{index}].valueFrom", errors)
         out.append(item)
+    return out
+
+
+def _value_from(item: dict[str, Any], path: str, errors: list[FieldError]) -> dict[str, Any]:
+    """Argo's ``valueFrom: {secretKeyRef: {name, key}}`` as our ``secret`` (read from the secret
+    store named in the settings at each measurement); a ``fieldRef`` is refused."""
+    out = {k: v for k, v in item.items() if k != "valueFrom"}
+    source = item["valueFrom"]
+    ref = source.get("secretKeyRef") if isinstance(source, dict) else None
+    if isinstance(source, dict) and set(source) == {"secretKeyRef"} and isinstance(ref, dict):
+        out["secret"] = {k: v for k, v in ref.items() if k in ("name", "key")}
+        return out
+    if isinstance(source, dict) and "fieldRef" in source:
+        errors.append(
+            FieldError(
+                f"{path}.fieldRef",
+                "is not supported (it reads a field of the Rollout's pods): give the value when "
+                "the analysis starts (the step's args) or as 'value'",
+            )
+        )
+    else:
+        errors.append(
+            FieldError(path, f"must be like {{secretKeyRef: {{name, key}}}}, got {show(source)}")
+        )
     return out
 
 

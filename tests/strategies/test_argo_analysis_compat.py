@@ -54,12 +54,14 @@ def test_analysis_template_keys_we_lack_are_named_at_the_manifest_path():
     raw = template_manifest(consecutiveSuccessLimit=3, count="{{args.count}}")
     raw["spec"]["metrics"][0]["provider"]["prometheus"]["timeout"] = 5
     raw["spec"]["measurementRetention"] = [{"metricName": "*", "limit": 5}]
-    raw["spec"]["args"].append({"name": "token", "valueFrom": {"secretKeyRef": {"name": "s"}}})
+    raw["spec"]["args"].append(
+        {"name": "pod", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    )
     with pytest.raises(SpecError) as caught:
         argo_template.normalise(raw)
     paths = [e.path for e in caught.value.errors]
     assert paths == [
-        "spec.args[1].valueFrom",
+        "spec.args[1].valueFrom.fieldRef",
         "spec.metrics[0].provider.prometheus.timeout",
         "spec.metrics[0].consecutiveSuccessLimit",
         "spec.metrics[0].count",
@@ -77,6 +79,22 @@ def test_metric_providers_we_lack_are_named_with_what_to_use(provider):
     ((error,),) = [caught.value.errors]
     assert error.path == f"spec.metrics[0].provider.{provider}"
     assert "use a prometheus query, or the local provider's error_rate / latency" in error.message
+
+
+def test_a_secret_key_ref_argument_is_a_secret_read_at_each_measurement():
+    raw = template_manifest()
+    secret = {"secretKeyRef": {"name": "prom-creds", "key": "token"}}
+    raw["spec"]["args"].append({"name": "token", "valueFrom": secret})
+    args = argo_template.normalise(raw)["args"]
+    assert args[1] == {
+        "name": "token",
+        "value": None,
+        "secret": {"name": "prom-creds", "key": "token"},
+    }
+    raw["spec"]["args"][1]["valueFrom"] = {"secretKeyRef": {"name": "prom-creds"}}
+    with pytest.raises(SpecError) as caught:
+        argo_template.normalise(raw)
+    assert [e.path for e in caught.value.errors] == ["spec.args[1].secret"]
 
 
 def web_manifest(**web) -> dict:
