@@ -31,6 +31,8 @@ MODES = {
 
 def source_for(metric: dict, deployment: Deployment):
     """The metric's provider, with its own settings (``integrations.metrics``)."""
+    if metric["provider"] == "job":  # run by the target's provider (a process on the local fleet)
+        return build_metrics("job", runner=deployment.target.provider)
     return build_metrics(
         metric["provider"], target=deployment.target.key, address=metric.get("address")
     )

@@ -17,6 +17,7 @@ May import: ``strategies.analysis.template``, ``strategies.fields``.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from strategies.analysis import template
@@ -26,7 +27,6 @@ from strategies.fields import FieldError, show
 KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
 METRIC_ALIASES = {"maxFailures": "failureLimit"}
 PROVIDERS_LATER = {
-    "job": "the job provider (a Kubernetes Job) is not supported yet",
     "datadog": "the Datadog provider is not supported",
     "newRelic": "the New Relic provider is not supported",
     "wavefront": "the Wavefront provider is not supported",
@@ -236,6 +236,8 @@ def _provider(value: Any, path: str, errors: list[FieldError]) -> dict[str, Any]
     if kind in PROVIDERS_LATER:
         errors.append(FieldError(f"{path}.{kind}", PROVIDERS_LATER[kind] + PROVIDER_ADVICE))
         return {"provider": "local", "query": "error_rate"}  # a stand-in: refused anyway
+    if kind == "job" and isinstance(options, dict):
+        return _job(options, f"{path}.job", errors)
     if kind == "web" and isinstance(options, dict):
         return _web(options, f"{path}.web", errors)
     if kind != "prometheus" or not isinstance(options, dict):
@@ -264,6 +266,47 @@ def _web(options: dict[str, Any], path: str, errors: list[FieldError]) -> dict[s
             errors.append(FieldError(f"{path}.{key}", f"unknown key {show(key)}"))
     if "url" not in options:
         errors.append(FieldError(f"{path}.url", "is required: the JSON endpoint's URL"))
+    return out
+
+
+def _job(options: dict[str, Any], path: str, errors: list[FieldError]) -> dict[str, Any]:
+    """Argo's ``job: {spec: <a Kubernetes Job spec>}`` as our job metric: its one container's
+    ``command`` + ``args`` (with its ``env`` values) as the command the target's provider runs;
+    the image, restart policy and back-off describe the Kubernetes Job and are not used."""
+    out: dict[str, Any] = {"provider": "job", "query": "true"}  # a stand-in if refused
+    where = f"{path}.spec.template.spec.containers"
+    spec = options.get("spec") if isinstance(options.get("spec"), dict) else {}
+    pod = (spec.get("template") or {}).get("spec") if isinstance(spec.get("template"), dict) else {}
+    containers = pod.get("containers") if isinstance(pod, dict) else None
+    if not isinstance(containers, list) or len(containers) != 1:
+        errors.append(
+            FieldError(where, "must hold exactly one container (its command is what runs here)")
+        )
+        return out
+    container = containers[0] if isinstance(containers[0], dict) else {}
+    command = [*(container.get("command") or []), *(container.get("args") or [])]
+    if not command or not all(isinstance(word, str | int | float) for word in command):
+        errors.append(
+            FieldError(
+                f"{where}[0].command",
+                "is required: give the command (and args) to run here (an image's entrypoint "
+                "is not run)",
+            )
+        )
+        return out
+    env = []
+    for index, item in enumerate(container.get("env") or []):
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and "value" in item:
+            env.append(f"{item['name']}={item['value']}")
+        else:
+            errors.append(
+                FieldError(
+                    f"{where}[0].env[{index}]",
+                    "only env entries with a value are supported: give the value (secrets: a "
+                    "template argument with valueFrom.secretKeyRef, passed in the command)",
+                )
+            )
+    out["query"] = shlex.join([*(["env", *env] if env else []), *map(str, command)])
     return out
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from strategies.analysis import expr
 from strategies.fields import FieldError, Fields, SpecError, duration, show, whole
 
-PROVIDERS = ("local", "prometheus", "cloudwatch", "web")
+PROVIDERS = ("local", "prometheus", "cloudwatch", "web", "job")
 LOCAL_QUERIES = ("error_rate", "latency", "requests")
 TESTS = ("sequential", "quantile", "mann_whitney", "threshold")
 STATISTICS = ("rate", "mean", "p50", "p95", "p99", "last", "sum", "count")
@@ -341,6 +341,14 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
     if len(errors) > before:
         return None
 
+    if m["provider"] == "job":  # a job passes when its command exits 0 (the observation 1)
+        if m["test"] not in (None, "threshold"):
+            f.error("test", "a job metric is judged by its exit status: leave 'test' out")
+        if not (m["success_condition"] or m["failure_condition"]):
+            m["success_condition"] = "canary == 1"
+        for key in ("address", "total_query"):
+            if m[key] is not None:
+                f.error(key, "a job metric takes its command as 'query' only")
     conditions = m["success_condition"] or m["failure_condition"]
     if m["test"] is None:
         if conditions:
@@ -392,7 +400,7 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
             _check_placeholders(f, key, m[key], declared, builtins=key != "address" or web_url)
     if m["statistic"] is None:
         counts = m["provider"] == "local" and m["query"] == "error_rate" or test == "sequential"
-        last = m["provider"] in ("prometheus", "cloudwatch", "web")
+        last = m["provider"] in ("prometheus", "cloudwatch", "web", "job")
         m["statistic"] = "rate" if counts else "last" if last else "mean"
     if m["statistic"] == "rate" and not (m["provider"] == "local" and m["query"] == "error_rate"):
         f.error("statistic", "'rate' needs request counts (the local provider's error_rate)")

@@ -70,7 +70,7 @@ def test_analysis_template_keys_we_lack_are_named_at_the_manifest_path():
     assert all("unknown" not in e.message for e in caught.value.errors)
 
 
-@pytest.mark.parametrize("provider", ["job", "datadog", "newRelic", "cloudWatch"])
+@pytest.mark.parametrize("provider", ["datadog", "newRelic", "cloudWatch"])
 def test_metric_providers_we_lack_are_named_with_what_to_use(provider):
     raw = template_manifest()
     raw["spec"]["metrics"][0]["provider"] = {provider: {}}
@@ -95,6 +95,43 @@ def test_a_secret_key_ref_argument_is_a_secret_read_at_each_measurement():
     with pytest.raises(SpecError) as caught:
         argo_template.normalise(raw)
     assert [e.path for e in caught.value.errors] == ["spec.args[1].secret"]
+
+
+def job_manifest(**container) -> dict:
+    raw = template_manifest()
+    job = {"spec": {"backoffLimit": 1, "template": {"spec": {"containers": [container]}}}}
+    raw["spec"]["metrics"][0]["provider"] = {"job": job}
+    return raw
+
+
+def test_the_job_provider_runs_its_containers_command():
+    # argo-rollouts examples/analysis-templates.yaml
+    raw = job_manifest(
+        name="sleep",
+        image="alpine:3.8",
+        command=["sh", "-c"],
+        args=["exit 0"],
+        env=[{"name": "MODE", "value": "smoke"}],
+    )
+    (metric,) = argo_template.normalise(raw)["metrics"]
+
+    assert (metric["provider"], metric["query"]) == ("job", "env MODE=smoke sh -c 'exit 0'")
+    assert metric["test"] == "threshold" and metric["success_condition"] == "canary == 1"
+
+
+def test_a_job_without_a_command_or_with_secret_env_is_named():
+    raw = job_manifest(name="t", image="example/endtest:0.2.1")
+    with pytest.raises(SpecError) as caught:
+        argo_template.normalise(raw)
+    assert [e.path for e in caught.value.errors] == [
+        "spec.metrics[0].provider.job.spec.template.spec.containers[0].command"
+    ]
+    secret = {"valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+    raw = job_manifest(name="t", command=["true"], env=[{"name": "TOKEN", **secret}])
+    with pytest.raises(SpecError) as caught:
+        argo_template.normalise(raw)
+    (error,) = caught.value.errors
+    assert error.path.endswith("containers[0].env[0]") and "secretKeyRef" in error.message
 
 
 def web_manifest(**web) -> dict:

@@ -54,7 +54,7 @@ FIELDS = {
         *spec_analysis.ARGO_UNSUPPORTED,
     ),
     "AnalysisTemplate metric": argo_template.METRIC_FIELDS,
-    "metric providers": ("prometheus", "web", *argo_template.PROVIDERS_LATER),
+    "metric providers": ("prometheus", "web", "job", *argo_template.PROVIDERS_LATER),
     "Flagger Canary spec": flagger.SPEC_FIELDS,
     "Flagger analysis": flagger.ANALYSIS_FIELDS,
     "Flagger metrics": (*flagger.BUILTIN_METRICS, "templateRef"),
@@ -213,10 +213,18 @@ def paste(section: str, field: str) -> list[tuple[str, str]]:
             provider = SAMPLES["AnalysisTemplate metric"]["provider"]["prometheus"]
             if field == "web":
                 provider = {"url": "http://127.0.0.1:8080/health", "jsonPath": "{$.ok}"}
+            if field == "job":
+                container = {
+                    "name": "t",
+                    "image": "alpine",
+                    "command": ["sh", "-c"],
+                    "args": ["true"],
+                }
+                provider = {"spec": {"template": {"spec": {"containers": [container]}}}}
             metric = {
                 "name": "m",
                 "successCondition": "result < 1",
-                "provider": {field: provider if field in ("prometheus", "web") else {}},
+                "provider": {field: provider if field in ("prometheus", "web", "job") else {}},
             }
             argo_template.normalise({"kind": "AnalysisTemplate", "spec": {"metrics": [metric]}})
     except SpecError as exc:
