@@ -6,13 +6,15 @@ Flagger's analysis runs a loop: every ``interval`` it checks the metrics and mov
 
 - progressive traffic shifting (``stepWeight`` up to ``maxWeight``, or ``stepWeights``): a
   ``set_weight`` step per weight, each followed by a ``pause`` of ``interval``; then promotion;
+- with ``iterations``, the new release first runs at full size beside the old one
+  (``set_canary_scale: {weight: 100}``), as Flagger scales its canary Deployment up;
 - A/B testing (``iterations`` with ``match``): one ``set_header_route`` per match (Flagger ORs its
   matches, ours ANDs the headers within one route), then a pause of ``iterations`` x ``interval``;
   a cookie match is Flagger's ``cookie`` header regex and is kept as one;
 - blue/green mirroring (``iterations`` with ``mirror: true``): a ``set_mirror_route`` copying
   ``mirrorWeight``% (default 100) of the requests to the new release, then the pause;
-- blue/green (``iterations`` alone): the new release scaled to full size beside the old one
-  (``set_canary_scale: {weight: 100}``) with no traffic, the pause, then the switch;
+- blue/green (``iterations`` alone): the new release with no traffic for the pause, then the
+  switch;
 - the built-in metrics ``request-success-rate`` (``thresholdRange.min``, a percentage) and
   ``request-duration`` (``thresholdRange.max``, the p99 in milliseconds) become a background
   analysis of the built-in template ``request-metrics`` (``BUILTIN_TEMPLATE``, which
@@ -227,6 +229,8 @@ def _analysis(
     steps: list[dict[str, Any]] = []
     if "first" in gates:
         steps.append({"pause": {}})
+    if iterations is not None and not weights:  # Flagger runs the new release at full size
+        steps.append({"set_canary_scale": {"weight": 100}})
     if mirror is True:
         paths.append((f"steps[{len(steps)}].set_mirror_route.percentage", f"{at}.mirrorWeight"))
         steps.append(
@@ -253,8 +257,6 @@ def _analysis(
         steps += [{"set_weight": weight}, {"pause": {"duration": interval}}]
     if iterations is not None and interval is not None:
         paths.append((f"steps[{len(steps)}]", f"{at}.iterations"))
-        if match is None and mirror is not True:  # blue/green: the new release, full size, idle
-            steps.append({"set_canary_scale": {"weight": 100}})
         steps.append({"pause": {"duration": iterations * interval}})
     if "last" in gates:
         steps.append({"pause": {}})

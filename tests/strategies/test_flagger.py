@@ -135,6 +135,7 @@ def test_ab_testing_is_one_header_route_per_match_then_iterations_times_interval
     spec = normalise(AB_TEST)
 
     assert spec["steps"] == [
+        {"set_canary_scale": {"weight": 100}},
         {
             "set_header_route": {
                 "name": "flagger-ab-1",
@@ -168,16 +169,17 @@ def test_mirroring_copies_mirror_weight_percent_then_waits_the_iterations():
         )
     )
 
-    assert spec["steps"][0] == {
+    assert spec["steps"][0] == {"set_canary_scale": {"weight": 100}}
+    assert spec["steps"][1] == {
         "set_mirror_route": {
             "name": "flagger-mirror",
             "percentage": 100,
             "match": [{"method": None, "path": None, "headers": {}}],
         }
     }
-    assert spec["steps"][1] == {"pause": {"duration": 600.0}}
+    assert spec["steps"][2] == {"pause": {"duration": 600.0}}
     assert "mirroring" in required_capabilities(spec)
-    assert "every request" in describe_steps(spec)[0]
+    assert "every request" in describe_steps(spec)[1]
 
 
 def test_blue_green_runs_the_new_release_full_size_without_traffic_for_the_iterations():
