@@ -3,7 +3,8 @@
 ``KINDS`` maps each available ``kind`` to how its keys are read and how its steps are worded;
 ``blue_green`` and ``canary`` (``strategies.spec_bluegreen``, ``strategies.spec_canary``) are also
 accepted in Argo Rollouts' ``{"blueGreen": {...}}`` / ``{"canary": {...}}`` shape and translated,
-with errors naming the key the user wrote.
+with errors naming the key the user wrote; a whole Argo Rollouts ``Rollout`` manifest
+(``strategies.argo_rollout``) and a Flagger ``Canary`` (``strategies.flagger``) are read too.
 
 A normalised spec has every default filled in and durations as float seconds; counts that may be
 percentages (``batch_size``, ``max_surge``, ``max_unavailable``) keep the user's int or "NN%".
