@@ -62,17 +62,6 @@ def normalise(raw: dict[str, Any], read: Callable[[dict[str, Any]], dict[str, An
     spec it translates to (``strategies.spec.normalise``). Raises SpecError at the manifest's
     paths."""
     errors: list[FieldError] = []
-    if str(raw.get("apiVersion", "")).startswith("flagger.app/"):
-        raise SpecError(
-            [
-                FieldError(
-                    "apiVersion",
-                    "Flagger's Canary is not supported yet: write its analysis as a canary spec "
-                    "(set_weight steps with pauses of its interval, a background analysis), see "
-                    "docs/compatibility.md",
-                )
-            ]
-        )
     if raw.get("kind") != "Rollout" or not str(raw.get("apiVersion", API_GROUP)).startswith(
         API_GROUP
     ):

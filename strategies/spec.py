@@ -3,7 +3,8 @@
 ``KINDS`` maps each available ``kind`` to how its keys are read and how its steps are worded;
 ``blue_green`` and ``canary`` (``strategies.spec_bluegreen``, ``strategies.spec_canary``) are also
 accepted in Argo Rollouts' ``{"blueGreen": {...}}`` / ``{"canary": {...}}`` shape and translated,
-with errors naming the key the user wrote.
+with errors naming the key the user wrote; a whole Argo Rollouts ``Rollout`` manifest
+(``strategies.argo_rollout``) and a Flagger ``Canary`` (``strategies.flagger``) are read too.
 
 A normalised spec has every default filled in and durations as float seconds; counts that may be
 percentages (``batch_size``, ``max_surge``, ``max_unavailable``) keep the user's int or "NN%".
@@ -21,7 +22,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from strategies import argo_canary, argo_rollout, spec_analysis, spec_bluegreen, spec_canary
+from strategies import (
+    argo_canary,
+    argo_rollout,
+    flagger,
+    spec_analysis,
+    spec_bluegreen,
+    spec_canary,
+)
 from strategies.argo import Translation, repath
 from strategies.fields import (
     FieldError,
@@ -85,6 +93,8 @@ def normalise(raw: Any, *, templates: TemplateCheck | None = None) -> dict[str, 
     ``templates`` (optional) checks each analysis reference against the stored templates."""
     if not isinstance(raw, dict):
         raise SpecError([FieldError("", f"must be an object, got {show(raw)}")])
+    if flagger.is_manifest(raw):  # a Flagger Canary, pasted as it is
+        return _flagger(raw, templates)
     if argo_rollout.is_manifest(raw):  # a whole Argo Rollouts Rollout, pasted as it is
         return argo_rollout.normalise(raw, lambda inner: normalise(inner, templates=templates))
     errors: list[FieldError] = []
@@ -114,6 +124,26 @@ def normalise(raw: Any, *, templates: TemplateCheck | None = None) -> dict[str, 
                     for sub, message in templates(name, ref["args"]):
                         ours.append(FieldError(f"{at}.{sub}" if sub else at, message))
     errors += repath(ours, paths)
+    if errors:
+        raise SpecError(errors)
+    return out
+
+
+def _flagger(raw: dict[str, Any], templates: TemplateCheck | None) -> dict[str, Any]:
+    errors: list[FieldError] = []
+    translated = flagger.translate(raw, errors)
+    if translated is None:
+        raise SpecError(errors)
+    inner, paths = translated
+    try:
+        out = normalise(inner, templates=templates)
+    except SpecError as exc:
+        # a problem already named at Flagger's key is not repeated in our words
+        named = {e.path for e in errors}
+        ours = exc.errors
+        if errors and not inner.get("steps"):  # no steps: Flagger's keys were wrong, as said
+            ours = [e for e in ours if e.path != "steps"]
+        errors += [e for e in repath(ours, paths) if e.path not in named]
     if errors:
         raise SpecError(errors)
     return out

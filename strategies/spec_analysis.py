@@ -17,6 +17,10 @@ analysis adds ``start_at_step`` (the index into ``steps``, 0-based like Argo's
 Argo Rollouts' ``{"templates": [{"templateName": "error-rate"}, ...], "args": [{"name":
 "max-errors", "value": "0.05"}], "startingStep": 2}`` is translated (several templates too), and
 ``valueFrom`` arguments (read from Kubernetes objects) are refused.
+
+An optional ``failure_limit`` (a whole number) and ``interval`` (a duration) replace those of
+every metric of the templates for this analysis (Flagger's ``threshold`` and ``interval``,
+``strategies.flagger``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import re
 from typing import Any
 
 from strategies.argo import Translation
-from strategies.fields import FieldError, Fields, show, whole
+from strategies.fields import FieldError, Fields, duration, show, whole
 
 TEMPLATE_NAME = re.compile(r"[-a-zA-Z0-9_]{1,63}")
 # an Argo value already reported as wrong while translating (so it is not reported twice)
@@ -67,6 +71,11 @@ def read_ref(
         out["templates"] = several
     if background:
         out["start_at_step"] = fields.take("start_at_step", 0, whole(0))
+    # replace each metric's failure_limit / interval (Flagger's threshold and interval)
+    if "failure_limit" in value:
+        out["failure_limit"] = fields.take("failure_limit", None, whole(0))
+    if "interval" in value:
+        out["interval"] = fields.take("interval", None, duration(positive=True))
     fields.finish()
     return out
 

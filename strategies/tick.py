@@ -151,6 +151,7 @@ class Tick:
                         "template": template,
                         "args": dict(ref.get("args") or {}),
                         "step_index": step_index,
+                        **_overrides(ref),
                     }
                 )
                 verdicts.append(("running", "starting"))
@@ -330,3 +331,10 @@ def _parts(key: str, ref: dict[str, Any]) -> list[tuple[str, str]]:
 def _is_part(candidate: str, key: str) -> bool:
     head, _, tail = candidate.rpartition(".")
     return head == key and tail.isdigit()
+
+
+def _overrides(ref: dict[str, Any]) -> dict[str, Any]:
+    """What a reference replaces in every metric of its templates (``failure_limit``,
+    ``interval``: Flagger's ``threshold`` and ``interval``), as the start request's key."""
+    given = {k: ref[k] for k in ("failure_limit", "interval") if ref.get(k) is not None}
+    return {"overrides": given} if given else {}

@@ -3,7 +3,9 @@ lazily.
 
 - ``local``: the local fleet's router counters (``integrations.metrics.local``);
 - ``prometheus``: PromQL over Prometheus' HTTP API (``integrations.metrics.prometheus``);
-- ``cloudwatch``: CloudWatch GetMetricData and alarm states (``integrations.metrics.cloudwatch``).
+- ``cloudwatch``: CloudWatch GetMetricData and alarm states (``integrations.metrics.cloudwatch``);
+- ``web``: a JSON HTTP endpoint read with a JSONPath (``integrations.metrics.web``);
+- ``job``: a command run by the target's provider (``integrations.metrics.job``).
 
 Each implements ``integrations.base.MetricsSource`` and reads its own settings (the fleet
 agent's URL and token, ``PROMETHEUS_URL``) through its settings function; what a template's
@@ -29,6 +31,14 @@ PROVIDERS = {
     "cloudwatch": (
         "integrations.metrics.cloudwatch.CloudWatchMetrics",
         "integrations.aws.config.settings_options",
+    ),
+    "web": (
+        "integrations.metrics.web.WebMetrics",
+        "integrations.metrics.web.settings_options",
+    ),
+    "job": (
+        "integrations.metrics.job.JobMetrics",
+        "integrations.metrics.job.settings_options",
     ),
 }
 

@@ -4,6 +4,7 @@ every bad field by path, the analysis templates it names among them."""
 from __future__ import annotations
 
 from integrations import registry
+from releases.analysis.templates import builtin_spec
 from releases.errors import InvalidSpec
 from releases.models import AnalysisTemplate
 from strategies import codedeploy
@@ -67,7 +68,8 @@ def _check_analysis_template(name: str, args: dict[str, str]) -> list[tuple[str,
     """What is wrong with running the analysis template ``name`` with ``args`` (a spec's
     analysis reference): [(path under the reference, message)], [] if it can run."""
     template = AnalysisTemplate.objects.filter(name=name).first()
-    if template is None:
+    spec = template.spec if template is not None else builtin_spec(name)
+    if spec is None:
         return [
             (
                 "template",
@@ -76,7 +78,7 @@ def _check_analysis_template(name: str, args: dict[str, str]) -> list[tuple[str,
             )
         ]
     try:
-        resolve_args(normalise_template(template.spec), args)
+        resolve_args(normalise_template(spec), args)
     except TemplateError as exc:
         return [(error.path, error.message) for error in exc.errors]
     return []

@@ -75,14 +75,25 @@ def start(
     key: str,
     step_index: int | None = None,
     now: float | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> AnalysisRun:
-    """Start the analysis ``key`` of ``deployment`` (or return it if it is already running)."""
+    """Start the analysis ``key`` of ``deployment`` (or return it if it is already running).
+    ``overrides`` (the spec's reference: ``failure_limit``, ``interval``, from Flagger's
+    ``threshold`` and ``interval``) replace those keys of every metric of the template."""
     running = AnalysisRun.objects.filter(deployment=deployment, key=key, phase="running").first()
     if running is not None:
         return running
     template = get_template(template_name)
     try:
-        spec = normalise(template.spec)  # stored templates are normalised; defaults may grow
+        spec = template.spec
+        if overrides:
+            derived = ("step", "max_count") if "interval" in overrides else ("max_count",)
+            metrics = [
+                {**{k: v for k, v in m.items() if k not in derived}, **overrides}
+                for m in spec["metrics"]
+            ]
+            spec = {**spec, "metrics": metrics}
+        spec = normalise(spec)  # stored templates are normalised; defaults may grow
         bound_args = resolve_args(spec, args)
         spec = bind(spec, bound_args)
     except TemplateError as exc:

@@ -10,6 +10,7 @@ from typing import Any
 
 from integrations.base import Arm, IntegrationError, MetricQuery
 from integrations.metrics import build_metrics
+from releases.analysis import secrets
 from releases.models import Deployment
 from releases.models.analysis import (
     AnalysisRun,
@@ -30,6 +31,8 @@ MODES = {
 
 def source_for(metric: dict, deployment: Deployment):
     """The metric's provider, with its own settings (``integrations.metrics``)."""
+    if metric["provider"] == "job":  # run by the target's provider (a process on the local fleet)
+        return build_metrics("job", runner=deployment.target.provider)
     return build_metrics(
         metric["provider"], target=deployment.target.key, address=metric.get("address")
     )
@@ -65,7 +68,10 @@ def fetcher(run: AnalysisRun, deployment: Deployment):
             source = sources.get(metric["name"])
             if source is None:
                 source = sources[metric["name"]] = source_for(metric, deployment)
-            query = metric_query(metric, deployment, run.args or {})
+            # secret arguments are read now and handed to the provider, never stored
+            query = metric_query(
+                metric, deployment, {**(run.args or {}), **secrets.values(run.spec)}
+            )
             if action == "begin":
                 return {"cursor": source.begin(query)}
             return source.fetch(query, cursor or {}, start, end)

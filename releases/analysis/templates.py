@@ -10,7 +10,14 @@ from releases.errors import DomainError, NotFound
 from releases.models.analysis import (
     AnalysisTemplate,
 )
+from strategies import flagger
 from strategies.analysis.template import TemplateError, normalise
+
+# templates Switchyard ships, stored the first time a run needs one (and then like any other:
+# an admin may replace it): Flagger's built-in metrics (strategies.flagger)
+BUILTIN: dict[str, tuple[str, dict[str, Any]]] = {
+    flagger.BUILTIN_TEMPLATE: (flagger.BUILTIN_TEMPLATE_DESCRIPTION, flagger.BUILTIN_TEMPLATE_SPEC),
+}
 
 
 class InvalidTemplate(DomainError):
@@ -37,8 +44,17 @@ def validate_template(spec: Any) -> dict:
         raise invalid_template(exc, "The analysis template is invalid") from None
 
 
+def builtin_spec(name: str) -> dict[str, Any] | None:
+    """The normalised spec of the built-in template ``name``, None if there is none."""
+    return normalise(BUILTIN[name][1]) if name in BUILTIN else None
+
+
 def get_template(name: str) -> AnalysisTemplate:
     template = AnalysisTemplate.objects.filter(name=name).first()
+    if template is None and name in BUILTIN:
+        template, _ = AnalysisTemplate.objects.get_or_create(
+            name=name, defaults={"description": BUILTIN[name][0], "spec": builtin_spec(name)}
+        )
     if template is None:
         raise NotFound(f"There is no analysis template {name!r}.", details={"template": name})
     return template

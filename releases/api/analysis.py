@@ -2,7 +2,9 @@
 the analysis runs of a deployment, with their working.
 
     GET    /analysis-templates                  {"items": [...], "next": null}
-    POST   /analysis-templates                  {"name", "description", "args", "metrics", "judge"}
+    POST   /analysis-templates                  {"name", "description", "args", "metrics", "judge"},
+                                                or an Argo Rollouts AnalysisTemplate /
+                                                ClusterAnalysisTemplate manifest, as it is
     GET    /analysis-templates/{name}
     PUT    /analysis-templates/{name}           create or replace (200 replaced, 201 created)
     DELETE /analysis-templates/{name}           204 (runs keep their snapshot)
@@ -16,13 +18,18 @@ A template that is not valid is 422 ``invalid_template`` listing each problem by
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from django.db import transaction
 from ninja import Field, Router, Status
 
 from releases import audit
-from releases.analysis.templates import InvalidTemplate, get_template, validate_template
+from releases.analysis.templates import (
+    InvalidTemplate,
+    get_template,
+    invalid_template,
+    validate_template,
+)
 from releases.api.auth import actor_for, authorize
 from releases.api.common import ERRORS, created_or_conflict
 from releases.api.deployments import get_deployment
@@ -30,6 +37,8 @@ from releases.api.schemas import In, Out
 from releases.errors import NotFound
 from releases.live.runs import analysis_list, run_dict
 from releases.models.analysis import AnalysisRun, AnalysisTemplate
+from strategies.analysis import argo_template
+from strategies.analysis.template import TemplateError
 
 router = Router()
 
@@ -46,6 +55,16 @@ class TemplateBody(In):
 
 class TemplateIn(TemplateBody):
     name: str = Field(..., pattern=NAME_PATTERN, examples=["error-rate"])
+
+
+class ArgoTemplateIn(In):
+    """An Argo Rollouts ``AnalysisTemplate`` / ``ClusterAnalysisTemplate``, pasted as it is: the
+    template is named by ``metadata.name`` and read from ``spec`` (docs/compatibility.md)."""
+
+    apiVersion: str = Field(..., examples=["argoproj.io/v1alpha1"], max_length=100)  # noqa: N815
+    kind: Literal["AnalysisTemplate", "ClusterAnalysisTemplate"]
+    metadata: dict[str, Any] = Field(..., description="its name is the template's name")
+    spec: dict[str, Any] = Field(..., description="args, metrics, dryRun")
 
 
 class TemplateOut(Out):
@@ -97,6 +116,30 @@ def _spec(payload: TemplateBody) -> dict:
     return validate_template(raw)
 
 
+def _from_argo(payload: ArgoTemplateIn) -> tuple[str, str, dict]:
+    """(name, description, normalised spec) of an Argo manifest; 422 naming its own paths."""
+    manifest = payload.model_dump()
+    name = argo_template.name(manifest)
+    if name is None or not re.fullmatch(NAME_PATTERN, name):
+        message = (
+            "is required: the template's name (1-63 lowercase letters, digits and '-'), got "
+            f"{name!r}"
+        )
+        raise InvalidTemplate(
+            f"The analysis template is invalid at metadata.name: {message}.",
+            details={"errors": [{"path": "metadata.name", "message": message}]},
+        )
+    annotations = payload.metadata.get("annotations")
+    description = ""
+    if isinstance(annotations, dict) and isinstance(annotations.get("description"), str):
+        description = annotations["description"][:2000]
+    try:
+        spec = argo_template.normalise(manifest)
+    except TemplateError as exc:
+        raise invalid_template(exc, "The analysis template is invalid") from None
+    return name, description, spec
+
+
 # --- templates ----------------------------------------------------------------------------------
 
 
@@ -107,16 +150,18 @@ def list_templates(request):
 
 
 @router.post("/analysis-templates", response={201: TemplateOut, **ERRORS}, tags=["analysis"])
-def create_template(request, payload: TemplateIn):
-    """Create a template; 409 if the name is taken, 422 ``invalid_template`` if it is wrong."""
+def create_template(request, payload: TemplateIn | ArgoTemplateIn):
+    """Create a template (ours, or an Argo Rollouts AnalysisTemplate manifest as it is); 409 if
+    the name is taken, 422 ``invalid_template`` if it is wrong."""
     authorize(request, "analysis_template.create")
-    spec = _spec(payload)
+    if isinstance(payload, ArgoTemplateIn):
+        name, description, spec = _from_argo(payload)
+    else:
+        name, description, spec = payload.name, payload.description, _spec(payload)
     with created_or_conflict(
-        f"An analysis template called {payload.name!r} already exists.", template=payload.name
+        f"An analysis template called {name!r} already exists.", template=name
     ):
-        template = AnalysisTemplate.objects.create(
-            name=payload.name, description=payload.description, spec=spec
-        )
+        template = AnalysisTemplate.objects.create(name=name, description=description, spec=spec)
         audit.record(
             actor_for(request), "analysis_template.create", template, template_dict(template)
         )

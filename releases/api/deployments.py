@@ -329,7 +329,8 @@ def list_events(
 
 @router.post("/strategies/validate", response={200: StrategyOut, **ERRORS}, tags=["strategies"])
 def validate_strategy(request, payload: StrategyIn):
-    """Check a strategy spec (ours, or Argo Rollouts' ``canary``/``blueGreen``): the normalised
+    """Check a strategy spec (ours, Argo Rollouts' ``canary``/``blueGreen`` or a whole Rollout, or
+    a Flagger Canary): the normalised
     spec and its planned steps, or 422 ``invalid_spec`` listing every error by path."""
     authorize(request, "strategy.validate")
     if payload.provider is not None and payload.provider not in registry.PROVIDERS:

@@ -411,6 +411,7 @@ def _start_analyses(d: Deployment, requests: list[dict]) -> str:
                 request.get("args"),
                 key=request["key"],
                 step_index=request.get("step_index"),
+                overrides=request.get("overrides"),
             )
         except DomainError as exc:
             key = key_words(request["key"])

@@ -4,8 +4,9 @@
 "spec": {"args": [...], "metrics": [...], "dryRun": [...]}}`` (or just its ``spec``) becomes the
 template ``strategies.analysis.template`` reads: ``args`` as they are; each metric's Argo keys
 (``successCondition``, ``failureLimit`` and its old name ``maxFailures``, ``initialDelay``...)
-by ``template``'s own translation; ``provider: {prometheus: {address, query}}`` as ours; the
-template's ``dryRun: [{metricName: NAME}]`` (``"*"`` for all) as ``dry_run`` on those metrics.
+by ``template``'s own translation; ``provider: {prometheus: {address, query}}`` and
+``provider: {web: {url, jsonPath}}`` as ours; the template's ``dryRun: [{metricName: NAME}]``
+(``"*"`` for all) as ``dry_run`` on those metrics.
 
 What has no counterpart here is refused naming the key and what to use instead
 (``UNSUPPORTED``, ``PROVIDERS_LATER``): every key of Argo's template is either translated or
@@ -16,6 +17,7 @@ May import: ``strategies.analysis.template``, ``strategies.fields``.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from strategies.analysis import template
@@ -25,8 +27,6 @@ from strategies.fields import FieldError, show
 KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate")
 METRIC_ALIASES = {"maxFailures": "failureLimit"}
 PROVIDERS_LATER = {
-    "job": "the job provider (a Kubernetes Job) is not supported yet",
-    "web": "the web provider (a JSON HTTP endpoint) is not supported yet",
     "datadog": "the Datadog provider is not supported",
     "newRelic": "the New Relic provider is not supported",
     "wavefront": "the Wavefront provider is not supported",
@@ -44,6 +44,17 @@ UNSUPPORTED = {
     "measurementRetention": "is not supported: every measurement of a run is kept; remove it",
 }
 PROMETHEUS_KEYS = ("address", "query")
+WEB_KEYS = {"url": "address", "jsonPath": "query"}
+WEB_LATER = {
+    "method": "only GET is supported: remove it (or set GET)",
+    "body": "is not supported: the endpoint is read with a GET",
+    "jsonBody": "is not supported: the endpoint is read with a GET",
+    "headers": "is not supported in the template: put headers (credentials) in the settings' "
+    "WEB_METRICS_HEADERS (URL prefix -> headers)",
+    "timeoutSeconds": "is not supported per metric: set WEB_METRICS_TIMEOUT (default 10 s)",
+    "insecure": "is not supported: remove it",
+    "authentication": "is not supported: put credentials in WEB_METRICS_HEADERS",
+}
 PROMETHEUS_LATER = {
     "timeout": "is not supported: queries here time out after 10 s; remove it",
     "headers": "is not supported: put credentials in the Prometheus provider's settings",
@@ -144,15 +155,32 @@ def _args(value: Any, path: str, errors: list[FieldError]) -> Any:
                 )
             )
         if isinstance(item, dict) and "valueFrom" in item:
-            errors.append(
-                FieldError(
-                    f"{path}[{index}].valueFrom",
-                    "is not supported yet (it reads a Kubernetes Secret or field): give the "
-                    "value when the analysis starts (the step's args) or as 'value'",
-                )
-            )
-            item = {k: v for k, v in item.items() if k != "valueFrom"}
+            item = _value_from(item, f"{path}[{index}].valueFrom", errors)
         out.append(item)
+    return out
+
+
+def _value_from(item: dict[str, Any], path: str, errors: list[FieldError]) -> dict[str, Any]:
+    """Argo's ``valueFrom: {secretKeyRef: {name, key}}`` as our ``secret`` (read from the secret
+    store named in the settings at each measurement); a ``fieldRef`` is refused."""
+    out = {k: v for k, v in item.items() if k != "valueFrom"}
+    source = item["valueFrom"]
+    ref = source.get("secretKeyRef") if isinstance(source, dict) else None
+    if isinstance(source, dict) and set(source) == {"secretKeyRef"} and isinstance(ref, dict):
+        out["secret"] = {k: v for k, v in ref.items() if k in ("name", "key")}
+        return out
+    if isinstance(source, dict) and "fieldRef" in source:
+        errors.append(
+            FieldError(
+                f"{path}.fieldRef",
+                "is not supported (it reads a field of the Rollout's pods): give the value when "
+                "the analysis starts (the step's args) or as 'value'",
+            )
+        )
+    else:
+        errors.append(
+            FieldError(path, f"must be like {{secretKeyRef: {{name, key}}}}, got {show(source)}")
+        )
     return out
 
 
@@ -208,6 +236,10 @@ def _provider(value: Any, path: str, errors: list[FieldError]) -> dict[str, Any]
     if kind in PROVIDERS_LATER:
         errors.append(FieldError(f"{path}.{kind}", PROVIDERS_LATER[kind] + PROVIDER_ADVICE))
         return {"provider": "local", "query": "error_rate"}  # a stand-in: refused anyway
+    if kind == "job" and isinstance(options, dict):
+        return _job(options, f"{path}.job", errors)
+    if kind == "web" and isinstance(options, dict):
+        return _web(options, f"{path}.web", errors)
     if kind != "prometheus" or not isinstance(options, dict):
         return {"provider": value}
     out: dict[str, Any] = {"provider": "prometheus"}
@@ -218,6 +250,63 @@ def _provider(value: Any, path: str, errors: list[FieldError]) -> dict[str, Any]
             errors.append(FieldError(f"{path}.prometheus.{key}", PROMETHEUS_LATER[key]))
         else:
             errors.append(FieldError(f"{path}.prometheus.{key}", f"unknown key {show(key)}"))
+    return out
+
+
+def _web(options: dict[str, Any], path: str, errors: list[FieldError]) -> dict[str, Any]:
+    out: dict[str, Any] = {"provider": "web", "query": "$"}  # no jsonPath: the whole answer
+    for key, inner in options.items():
+        if key in WEB_KEYS:
+            out[WEB_KEYS[key]] = inner
+        elif key == "method" and inner == "GET":
+            continue
+        elif key in WEB_LATER:
+            errors.append(FieldError(f"{path}.{key}", WEB_LATER[key]))
+        else:
+            errors.append(FieldError(f"{path}.{key}", f"unknown key {show(key)}"))
+    if "url" not in options:
+        errors.append(FieldError(f"{path}.url", "is required: the JSON endpoint's URL"))
+    return out
+
+
+def _job(options: dict[str, Any], path: str, errors: list[FieldError]) -> dict[str, Any]:
+    """Argo's ``job: {spec: <a Kubernetes Job spec>}`` as our job metric: its one container's
+    ``command`` + ``args`` (with its ``env`` values) as the command the target's provider runs;
+    the image, restart policy and back-off describe the Kubernetes Job and are not used."""
+    out: dict[str, Any] = {"provider": "job", "query": "true"}  # a stand-in if refused
+    where = f"{path}.spec.template.spec.containers"
+    spec = options.get("spec") if isinstance(options.get("spec"), dict) else {}
+    pod = (spec.get("template") or {}).get("spec") if isinstance(spec.get("template"), dict) else {}
+    containers = pod.get("containers") if isinstance(pod, dict) else None
+    if not isinstance(containers, list) or len(containers) != 1:
+        errors.append(
+            FieldError(where, "must hold exactly one container (its command is what runs here)")
+        )
+        return out
+    container = containers[0] if isinstance(containers[0], dict) else {}
+    command = [*(container.get("command") or []), *(container.get("args") or [])]
+    if not command or not all(isinstance(word, str | int | float) for word in command):
+        errors.append(
+            FieldError(
+                f"{where}[0].command",
+                "is required: give the command (and args) to run here (an image's entrypoint "
+                "is not run)",
+            )
+        )
+        return out
+    env = []
+    for index, item in enumerate(container.get("env") or []):
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and "value" in item:
+            env.append(f"{item['name']}={item['value']}")
+        else:
+            errors.append(
+                FieldError(
+                    f"{where}[0].env[{index}]",
+                    "only env entries with a value are supported: give the value (secrets: a "
+                    "template argument with valueFrom.secretKeyRef, passed in the command)",
+                )
+            )
+    out["query"] = shlex.join([*(["env", *env] if env else []), *map(str, command)])
     return out
 
 

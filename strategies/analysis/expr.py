@@ -88,12 +88,15 @@ class InvalidExpression(ValueError):
 
 
 def _translate(text: str) -> str:
-    """Argo's ``&&``, ``||``, ``!`` and ``#`` as Python's ``and``, ``or``, ``not`` and a name,
-    outside quoted text (which is kept as it is, to be refused as not a number)."""
+    """Argo's ``&&``, ``||``, ``!``, ``#``, ``true`` and ``false`` as Python's ``and``, ``or``,
+    ``not``, a name, 1 and 0, outside quoted text (which is kept as it is, to be refused as not
+    a number)."""
     parts = re.split(r"""("[^"]*"|'[^']*')""", text)
     for index in range(0, len(parts), 2):
         part = parts[index].replace("&&", " and ").replace("||", " or ")
-        parts[index] = re.sub(r"!(?!=)", " not ", part.replace("#", f" {ITEM} "))
+        part = re.sub(r"!(?!=)", " not ", part.replace("#", f" {ITEM} "))
+        # Argo's true / false: a true/false measurement (the web provider's) is 1 / 0 here
+        parts[index] = re.sub(r"\bfalse\b", "0", re.sub(r"\btrue\b", "1", part))
     return "".join(parts)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 from strategies.analysis import expr
 from strategies.fields import FieldError, Fields, SpecError, duration, show, whole
 
-PROVIDERS = ("local", "prometheus", "cloudwatch")
+PROVIDERS = ("local", "prometheus", "cloudwatch", "web", "job")
 LOCAL_QUERIES = ("error_rate", "latency", "requests")
 TESTS = ("sequential", "quantile", "mann_whitney", "threshold")
 STATISTICS = ("rate", "mean", "p50", "p95", "p99", "last", "sum", "count")
@@ -156,6 +156,18 @@ def normalise(raw: Any) -> dict[str, Any]:
     args = _args(top, errors)
     declared = {a["name"] for a in args or []}
     metrics = _metrics(top, errors, declared)
+    secrets = {a["name"] for a in args or [] if a.get("secret")}
+    for index, metric in enumerate(metrics):
+        for key in ("success_condition", "failure_condition"):
+            for name in PLACEHOLDER.findall(metric.get(key) or ""):
+                if name.startswith("args.") and name[5:] in secrets:
+                    errors.append(
+                        FieldError(
+                            f"metrics[{index}].{key}",
+                            f"{{{{{name}}}}} is a secret: use it in a query or address only "
+                            "(a condition is stored with the run)",
+                        )
+                    )
     judge = _judge(top, errors)
     top.finish()
     if errors:
@@ -189,7 +201,11 @@ def _args(top: Fields, errors: list[FieldError]) -> list[dict]:
         fields = Fields(item, path, errors)
         name = fields.take("name", None, _name)
         value = fields.take("value", None, _arg_value)  # None: required when the run starts
+        secret = fields.take("secret", None, _secret)
         fields.finish()
+        if secret is not None and value is not None:
+            errors.append(FieldError(f"{path}.secret", "give 'value' or 'secret', not both"))
+            continue
         if name is None:
             if "name" not in item:
                 errors.append(FieldError(f"{path}.name", "is required"))
@@ -199,8 +215,29 @@ def _args(top: Fields, errors: list[FieldError]) -> list[dict]:
             errors.append(FieldError(f"{path}.name", f"{name!r} is {what}"))
             continue
         seen.add(name)
-        out.append({"name": name, "value": value})
+        out.append({"name": name, "value": value, **({"secret": secret} if secret else {})})
     return out
+
+
+def secret_args(template: dict) -> dict[str, dict[str, str]]:
+    """The template's arguments read from the secret store: name -> {"name", "key"}."""
+    return {a["name"]: a["secret"] for a in template.get("args") or [] if a.get("secret")}
+
+
+def _secret(value: Any) -> dict[str, str] | None:
+    """Converter: where a secret argument is read, ``{"name": "token", "key": "api-key"}``
+    (Argo's ``secretKeyRef``); its value is read when a measurement is taken, never stored."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"name", "key"}:
+        raise ValueError(f'must be like {{"name": "token", "key": "api-key"}}, got {show(value)}')
+    for part in ("name", "key"):
+        text = value[part]
+        if not isinstance(text, str) or not re.fullmatch(
+            r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,252}", text
+        ):
+            raise ValueError(f"{part} must be a secret's {part} (letters, digits, '-', '_', '.')")
+    return {"name": value["name"], "key": value["key"]}
 
 
 def _name(value: Any) -> str:
@@ -304,6 +341,14 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
     if len(errors) > before:
         return None
 
+    if m["provider"] == "job":  # a job passes when its command exits 0 (the observation 1)
+        if m["test"] not in (None, "threshold"):
+            f.error("test", "a job metric is judged by its exit status: leave 'test' out")
+        if not (m["success_condition"] or m["failure_condition"]):
+            m["success_condition"] = "canary == 1"
+        for key in ("address", "total_query"):
+            if m[key] is not None:
+                f.error(key, "a job metric takes its command as 'query' only")
     conditions = m["success_condition"] or m["failure_condition"]
     if m["test"] is None:
         if conditions:
@@ -347,12 +392,15 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
     for key in ("success_condition", "failure_condition"):
         if m[key]:
             _check_condition(f, key, m[key], declared)
+    if m["provider"] == "web":
+        _check_web(f, m)
     for key in ("query", "total_query", "address"):
         if m[key]:
-            _check_placeholders(f, key, m[key], declared, builtins=key != "address")
+            web_url = key == "address" and m["provider"] == "web"  # per arm, like a query
+            _check_placeholders(f, key, m[key], declared, builtins=key != "address" or web_url)
     if m["statistic"] is None:
         counts = m["provider"] == "local" and m["query"] == "error_rate" or test == "sequential"
-        last = m["provider"] in ("prometheus", "cloudwatch")
+        last = m["provider"] in ("prometheus", "cloudwatch", "web", "job")
         m["statistic"] = "rate" if counts else "last" if last else "mean"
     if m["statistic"] == "rate" and not (m["provider"] == "local" and m["query"] == "error_rate"):
         f.error("statistic", "'rate' needs request counts (the local provider's error_rate)")
@@ -388,6 +436,27 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
     if len(errors) > before:
         return None
     return m
+
+
+def _check_web(f: Fields, m: dict) -> None:
+    """A web metric: ``address`` is the endpoint's URL, ``query`` a JSONPath into its answer."""
+    address = m["address"]
+    if not address:
+        f.error("address", "is required: the URL of the JSON endpoint (http:// or https://)")
+    elif not re.match(r"https?://[^/\s{}]+|\{\{\s*args\.", address):  # or a whole-URL argument
+        f.error("address", f"must be an http:// or https:// URL, got {show(address)}")
+    if m["total_query"] is not None:
+        f.error("total_query", "only the prometheus provider takes a total_query")
+    if m["query"]:
+        from jsonpath_ng import parse as parse_path
+
+        path = m["query"].strip()
+        if path.startswith("{") and path.endswith("}"):
+            path = path[1:-1].strip()
+        try:
+            parse_path(PLACEHOLDER.sub("x", path))
+        except Exception as exc:  # noqa: BLE001 -- jsonpath-ng raises several kinds
+            f.error("query", f"is not a JSONPath like '$.data.ok': {exc}")
 
 
 def _check_condition(f: Fields, key: str, text: str, declared: set[str]) -> None:
@@ -461,6 +530,13 @@ def resolve_args(template: dict, given: dict[str, Any] | None) -> dict[str, str]
     out = {}
     for arg in template.get("args") or []:
         name = arg["name"]
+        if arg.get("secret"):  # read from the secret store at each measurement, never stored
+            if name in given:
+                given.pop(name)
+                errors.append(
+                    FieldError(f"args.{name}", "is a secret: it is read from the secret store")
+                )
+            continue
         if name in given:
             value = given.pop(name)
             try:

@@ -392,3 +392,23 @@ def test_promote_skips_a_running_batch_analysis():
     fleet.advance(1.0)
     promoted = decide(rolling(), progress, fleet.observe(), mode="forward", intent="promote")
     assert promoted.stop_analysis == ["batch-1"] and promoted.progress["batch"] == 2
+
+
+def test_a_reference_with_failure_limit_and_interval_asks_for_its_run_with_those_overrides():
+    """Flagger's threshold and interval (strategies.flagger) travel with the start request, so
+    the run measures every interval and rolls back at the threshold-th failed check."""
+    background = {**ERRORS, "failure_limit": 4, "interval": "30s"}
+    spec = canary({"set_weight": 20}, {"pause": {"duration": 60}}, analysis=background)
+    fleet = Fleet(stable=2, analysis_outcome=outcome({}))
+    first, _, _ = run(
+        fleet, spec, {}, mode="forward", limit=20, stop=until(lambda d: d.start_analysis)
+    )
+    assert first.start_analysis == [
+        {
+            "key": "background",
+            "template": "error-rate",
+            "args": {"max": "0.05"},
+            "step_index": None,
+            "overrides": {"failure_limit": 4, "interval": 30.0},
+        }
+    ]

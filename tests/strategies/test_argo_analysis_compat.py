@@ -54,12 +54,14 @@ def test_analysis_template_keys_we_lack_are_named_at_the_manifest_path():
     raw = template_manifest(consecutiveSuccessLimit=3, count="{{args.count}}")
     raw["spec"]["metrics"][0]["provider"]["prometheus"]["timeout"] = 5
     raw["spec"]["measurementRetention"] = [{"metricName": "*", "limit": 5}]
-    raw["spec"]["args"].append({"name": "token", "valueFrom": {"secretKeyRef": {"name": "s"}}})
+    raw["spec"]["args"].append(
+        {"name": "pod", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    )
     with pytest.raises(SpecError) as caught:
         argo_template.normalise(raw)
     paths = [e.path for e in caught.value.errors]
     assert paths == [
-        "spec.args[1].valueFrom",
+        "spec.args[1].valueFrom.fieldRef",
         "spec.metrics[0].provider.prometheus.timeout",
         "spec.metrics[0].consecutiveSuccessLimit",
         "spec.metrics[0].count",
@@ -68,7 +70,7 @@ def test_analysis_template_keys_we_lack_are_named_at_the_manifest_path():
     assert all("unknown" not in e.message for e in caught.value.errors)
 
 
-@pytest.mark.parametrize("provider", ["job", "web", "datadog", "newRelic", "cloudWatch"])
+@pytest.mark.parametrize("provider", ["datadog", "newRelic", "cloudWatch"])
 def test_metric_providers_we_lack_are_named_with_what_to_use(provider):
     raw = template_manifest()
     raw["spec"]["metrics"][0]["provider"] = {provider: {}}
@@ -77,6 +79,108 @@ def test_metric_providers_we_lack_are_named_with_what_to_use(provider):
     ((error,),) = [caught.value.errors]
     assert error.path == f"spec.metrics[0].provider.{provider}"
     assert "use a prometheus query, or the local provider's error_rate / latency" in error.message
+
+
+def test_a_secret_key_ref_argument_is_a_secret_read_at_each_measurement():
+    raw = template_manifest()
+    secret = {"secretKeyRef": {"name": "prom-creds", "key": "token"}}
+    raw["spec"]["args"].append({"name": "token", "valueFrom": secret})
+    args = argo_template.normalise(raw)["args"]
+    assert args[1] == {
+        "name": "token",
+        "value": None,
+        "secret": {"name": "prom-creds", "key": "token"},
+    }
+    raw["spec"]["args"][1]["valueFrom"] = {"secretKeyRef": {"name": "prom-creds"}}
+    with pytest.raises(SpecError) as caught:
+        argo_template.normalise(raw)
+    assert [e.path for e in caught.value.errors] == ["spec.args[1].secret"]
+
+
+def job_manifest(**container) -> dict:
+    raw = template_manifest()
+    job = {"spec": {"backoffLimit": 1, "template": {"spec": {"containers": [container]}}}}
+    raw["spec"]["metrics"][0]["provider"] = {"job": job}
+    return raw
+
+
+def test_the_job_provider_runs_its_containers_command():
+    # argo-rollouts examples/analysis-templates.yaml
+    raw = job_manifest(
+        name="sleep",
+        image="alpine:3.8",
+        command=["sh", "-c"],
+        args=["exit 0"],
+        env=[{"name": "MODE", "value": "smoke"}],
+    )
+    (metric,) = argo_template.normalise(raw)["metrics"]
+
+    assert (metric["provider"], metric["query"]) == ("job", "env MODE=smoke sh -c 'exit 0'")
+    assert metric["test"] == "threshold" and metric["success_condition"] == "canary == 1"
+
+
+def test_a_job_without_a_command_or_with_secret_env_is_named():
+    raw = job_manifest(name="t", image="example/endtest:0.2.1")
+    with pytest.raises(SpecError) as caught:
+        argo_template.normalise(raw)
+    assert [e.path for e in caught.value.errors] == [
+        "spec.metrics[0].provider.job.spec.template.spec.containers[0].command"
+    ]
+    secret = {"valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+    raw = job_manifest(name="t", command=["true"], env=[{"name": "TOKEN", **secret}])
+    with pytest.raises(SpecError) as caught:
+        argo_template.normalise(raw)
+    (error,) = caught.value.errors
+    assert error.path.endswith("containers[0].env[0]") and "secretKeyRef" in error.message
+
+
+def web_manifest(**web) -> dict:
+    raw = template_manifest(successCondition="result == true")
+    raw["spec"]["metrics"][0]["provider"] = {"web": web}
+    return raw
+
+
+def test_the_web_provider_is_translated_url_to_address_and_json_path_to_query():
+    # argo-rollouts docs/analysis/web.md
+    raw = web_manifest(
+        url="http://my-server.com/api/v1/measurement?service={{args.svc}}",
+        jsonPath="{$.data.ok}",
+        method="GET",
+    )
+    (metric,) = argo_template.normalise(raw)["metrics"]
+
+    assert (metric["provider"], metric["query"], metric["statistic"]) == (
+        "web",
+        "{$.data.ok}",
+        "last",
+    )
+    assert metric["address"] == "http://my-server.com/api/v1/measurement?service={{args.svc}}"
+
+
+@pytest.mark.parametrize(
+    ("web", "path", "words"),
+    [
+        (
+            {"url": "http://x/", "headers": [{"key": "Authorization", "value": "t"}]},
+            "headers",
+            "WEB_METRICS_HEADERS",
+        ),
+        ({"url": "http://x/", "method": "POST", "jsonBody": {"a": 1}}, "method", "only GET"),
+        ({"url": "http://x/", "timeoutSeconds": 20}, "timeoutSeconds", "WEB_METRICS_TIMEOUT"),
+        ({"jsonPath": "{$.ok}"}, "url", "is required"),
+        ({"url": "http://x/", "jsonPath": "{$..[}"}, None, "not a JSONPath"),
+        ({"url": "ftp://x/"}, None, "http:// or https://"),
+    ],
+)
+def test_what_the_web_provider_does_not_do_is_named(web, path, words):
+    with pytest.raises(SpecError) as caught:
+        argo_template.normalise(web_manifest(**web))
+    errors = {e.path: e.message for e in caught.value.errors}
+    if path is not None:
+        assert words in errors[f"spec.metrics[0].provider.web.{path}"], errors
+    else:
+        assert any(words in message for message in errors.values()), errors
+    assert all("unknown" not in message for message in errors.values())
 
 
 # --- Argo's condition forms --------------------------------------------------------------------

@@ -137,3 +137,54 @@ def test_an_outsider_cannot_see_a_deployments_analysis(outsider_api, viewer_api,
     missing = assert_error(outsider_api.get(f"/analysis-runs/{run.pk}"), 404, "not_found")
     assert "analysis run" in missing["message"]
     assert_error(viewer_api.get("/analysis-runs/999999"), 404)
+
+
+# --- an Argo Rollouts AnalysisTemplate manifest, pasted as it is -------------------------------
+
+
+def argo_documents(name):
+    import yaml
+
+    from tests.strategies.test_argo_examples import FOLDER
+
+    return list(yaml.safe_load_all((FOLDER / name).read_text()))
+
+
+def test_post_takes_a_whole_argo_analysis_template_manifest(api):
+    manifest = argo_documents("appmesh-canary-rollout.yaml")[0]
+    assert manifest["kind"] == "AnalysisTemplate"
+
+    created = api.post("/analysis-templates", manifest)
+
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["name"] == "success-rate"
+    assert body["args"] == [{"name": "envoy_cluster_name", "value": None}]
+    (metric,) = body["metrics"]
+    assert (metric["provider"], metric["failure_limit"], metric["interval"]) == (
+        "prometheus",
+        3,
+        300.0,
+    )
+    assert AnalysisTemplate.objects.get(name="success-rate").spec["metrics"][0]["query"]
+    assert AuditEvent.objects.filter(action="analysis_template.create").count() == 1
+    assert_error(api.post("/analysis-templates", manifest), 409, "conflict")
+
+
+def test_a_cluster_analysis_template_manifest_is_taken_too(api):
+    manifest = argo_documents("appmesh-canary-rollout.yaml")[0]
+    manifest = {**manifest, "kind": "ClusterAnalysisTemplate", "metadata": {"name": "cluster-sr"}}
+
+    assert api.post("/analysis-templates", manifest).status_code == 201
+
+
+def test_a_manifest_is_refused_at_its_own_paths(api):
+    manifest = argo_documents("analysis-templates.yaml")[0]  # the job provider
+
+    response = api.post("/analysis-templates", manifest)
+
+    body = assert_error(response, 422, "invalid_template")
+    assert error_paths(response) == ["spec.metrics[0].provider.job"]
+    assert "not supported" in body["message"]
+    unnamed = {**manifest, "metadata": {}}
+    assert error_paths(api.post("/analysis-templates", unnamed)) == ["metadata.name"]
