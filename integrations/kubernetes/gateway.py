@@ -62,6 +62,7 @@ class GatewayAPI(Router):
             return
         route["metadata"]["annotations"] = {**annotations, m.ROUTING_ANNOTATION: note}
         route.setdefault("spec", {})["rules"] = wanted
+        self.t.guard(route, route, f"update HTTPRoute {self.t.namespace}/{self.t.router['route']}")
         self.t.cluster.call(
             f"update HTTPRoute {self.t.namespace}/{self.t.router['route']}",
             self.t.cluster.custom.replace_namespaced_custom_object,

@@ -38,6 +38,7 @@ class Istio(Router):
 
     def _replace(self, kind, name, body):
         group, version, plural = kind
+        self.t.guard(body, body, f"update {plural} {self.t.namespace}/{name}")
         self.t.cluster.call(
             f"update {plural} {self.t.namespace}/{name}",
             self.t.cluster.custom.replace_namespaced_custom_object,
@@ -109,6 +110,7 @@ class Istio(Router):
                 },
                 "spec": {"host": self.t.service, "subsets": subsets},
             }
+            self.t.guard(None, body, f"create DestinationRule {self.t.namespace}/{name}")
             self.t.cluster.call(
                 f"create DestinationRule {self.t.namespace}/{name}",
                 self.t.cluster.custom.create_namespaced_custom_object,
