@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any
 
-from integrations.aws import taskdefs
+from integrations.aws import fencing, taskdefs
 from integrations.aws.alb import Forward, percentages
 from integrations.aws.config import options_for
 from integrations.aws.errors import calling
@@ -51,6 +51,9 @@ _endpoints_lock = threading.Lock()
 
 
 class EcsTarget:
+    # the reconcile loop's fence (``integrations.aws.fencing``): tagged on listeners and services
+    fence: tuple[int, int] | None = None
+
     def __init__(self, key: str, config: dict[str, Any] | None, **settings: Any) -> None:
         self.key = key
         self.config = dict(config or {})
@@ -92,6 +95,7 @@ class EcsTarget:
         if not change:
             return
         name = self._slot(slot)["service"]
+        self._claim(service)
         with calling("ecs", "UpdateService", self._service_text(name)):
             self.ecs.update_service(cluster=self.cluster, service=name, **change)
         if "desiredCount" in change and self.forward.is_even():
@@ -161,6 +165,7 @@ class EcsTarget:
         service = self._services([slot])[slot]
         if int(service.get("desiredCount", 0)) == 0:
             return
+        self._claim(service)
         with calling("ecs", "UpdateService", self._service_text(name)):
             self.ecs.update_service(cluster=self.cluster, service=name, desiredCount=0)
 
@@ -279,8 +284,25 @@ class EcsTarget:
         if unknown:
             self._slot(unknown[0])
         forward.write(
-            {s["target_group_arn"]: int(weights.get(n, 0)) for n, s in self.slots.items()}
+            {s["target_group_arn"]: int(weights.get(n, 0)) for n, s in self.slots.items()},
+            fence=self.fence,
         )
+
+    def _claim(self, service: dict[str, Any]) -> None:
+        """Refuse a scale or revision change fenced older than the service's tag records;
+        record a newer fence before the change (``integrations.aws.fencing``)."""
+        if self.fence is None:
+            return
+        arn, what = service["serviceArn"], self._service_text(service["serviceName"])
+        with calling("ecs", "ListTagsForResource", what):
+            tags = self.ecs.list_tags_for_resource(resourceArn=arn).get("tags") or []
+        recorded = next((t["value"] for t in tags if t.get("key") == fencing.FENCE_TAG), None)
+        if fencing.check(self.fence, recorded, what):
+            with calling("ecs", "TagResource", what):
+                self.ecs.tag_resource(
+                    resourceArn=arn,
+                    tags=[{"key": fencing.FENCE_TAG, "value": fencing.text(self.fence)}],
+                )
 
     def _write_even(self) -> None:
         services = self._services(list(self.slots))
