@@ -134,7 +134,13 @@ PROVIDERS: dict[str, Provider] = {
         settings="integrations.kubernetes.config.settings_options",
         # what some router can do; each target's router says what it can (capabilities_for)
         capabilities=Capabilities(
-            weights=True, preview=True, header_rules=True, cookie_rules=True, instance_health=True
+            weights=True,
+            preview=True,
+            header_rules=True,
+            header_routes=True,
+            cookie_rules=True,
+            mirroring=True,
+            instance_health=True,
         ),
         capabilities_for="integrations.kubernetes.config.capabilities_for",
         describe="integrations.kubernetes.config.describe",

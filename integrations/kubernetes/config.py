@@ -60,13 +60,24 @@ NAME_MAX = 45  # room for "-preview" and "-green" within the 63 characters of a 
 CAPABILITIES = {
     "service-selector": Capabilities(switch=True, preview=True, instance_health=True),
     "gateway-api": Capabilities(
-        weights=True, preview=True, header_rules=True, instance_health=True
+        weights=True,
+        preview=True,
+        header_rules=True,
+        header_routes=True,
+        mirroring=True,
+        instance_health=True,
     ),
     "ingress-nginx": Capabilities(
         weights=True, preview=True, header_rules=True, cookie_rules=True, instance_health=True
     ),
     "istio": Capabilities(
-        weights=True, preview=True, header_rules=True, cookie_rules=True, instance_health=True
+        weights=True,
+        preview=True,
+        header_rules=True,
+        header_routes=True,
+        cookie_rules=True,
+        mirroring=True,
+        instance_health=True,
     ),
 }
 # what the provider can do with some router (the registry's answer when no config is known)
