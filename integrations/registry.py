@@ -132,6 +132,7 @@ PROVIDERS: dict[str, Provider] = {
         target="integrations.kubernetes.target.KubernetesTarget",
         validator="integrations.kubernetes.config.validate_config",
         settings="integrations.kubernetes.config.settings_options",
+        metrics="integrations.kubernetes.metrics.KubernetesMetrics",
         # what some router can do; each target's router says what it can (capabilities_for)
         capabilities=Capabilities(
             weights=True,
@@ -209,14 +210,18 @@ def build_metrics_source(provider: str, key: str, **extra: Any) -> MetricsSource
     return None if cls is None else cls(target=key, **{**options(provider), **extra})
 
 
-def read_counters(provider: str, keys: list[str]) -> dict[str, dict] | None:
-    """Monotonic request counters of these targets for the live charts (``{key: reading}``, see
-    ``integrations.metrics.local``), or None when the provider's metrics cannot give them."""
+def read_counters(
+    provider: str, keys: list[str], configs: dict[str, dict] | None = None
+) -> dict[str, dict] | None:
+    """Request counters of these targets for the live charts (``{key: reading}``, see
+    ``releases.live.charts``), or None when the provider's metrics cannot give them.
+    ``configs`` holds each target's config (where a cluster's Prometheus or a load balancer's
+    CloudWatch metrics are found)."""
     cls = metrics_class(provider)
     reader = getattr(cls, "read_counters", None)
     if reader is None:
         return None
-    return reader(keys, **options(provider))
+    return reader(keys, configs=configs or {}, **options(provider))
 
 
 def capabilities(provider: str, config: dict | None = None) -> Capabilities:

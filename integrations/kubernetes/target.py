@@ -53,6 +53,7 @@ class KubernetesTarget:
         *,
         kubeconfig: str | None = None,
         timeout: float = 5.0,
+        **_: Any,  # the provider's other settings (prometheus_url: the metrics' own)
     ) -> None:
         self.key = key
         self.config = dict(config or {})
