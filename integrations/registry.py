@@ -99,7 +99,8 @@ PROVIDERS: dict[str, Provider] = {
         ),
     ),
     # AWS (integrations.aws, docs/aws.md): weights through the ALB listener / Lambda alias /
-    # Route 53 records; a preview through an ALB test listener; no header, cookie or sticky rules
+    # Route 53 records; a preview through an ALB test listener; header and cookie rules (and
+    # header routes, exact or prefix) as ALB listener rules; no sticky users
     "aws-ecs": Provider(
         name="aws-ecs",
         label="AWS ECS behind an ALB",
@@ -107,7 +108,9 @@ PROVIDERS: dict[str, Provider] = {
         validator="integrations.aws.config.validate_ecs",
         settings="integrations.aws.config.settings_options",
         metrics="integrations.metrics.cloudwatch.CloudWatchMetrics",
-        capabilities=Capabilities(weights=True, preview=True),
+        capabilities=Capabilities(
+            weights=True, preview=True, header_rules=True, header_routes=True, cookie_rules=True
+        ),
     ),
     "aws-lambda": Provider(
         name="aws-lambda",

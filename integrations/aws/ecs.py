@@ -21,8 +21,9 @@ service's deployment for that task definition, or the service's running count le
 other revisions' deployments), capped by its healthy targets once the target group has any
 registered (an approximation while old tasks of the same service still drain from the target
 group); unhealthy targets and failed tasks (all of them once ECS' circuit breaker marks the
-rollout FAILED) count as failed. ``remove_slot`` scales the service to 0. Header, cookie and
-sticky routing are not offered (``integrations.registry``).
+rollout FAILED) count as failed. ``remove_slot`` scales the service to 0. Header and cookie
+rules (and Argo-style header routes) are listener rules forwarding to a slot's target group
+(``alb_rules``); sticky routing is not offered (``integrations.registry``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 from integrations.aws import fencing, taskdefs
 from integrations.aws.alb import Forward, percentages
+from integrations.aws.alb_rules import DEFAULT_PRIORITY, HeaderRules, wanted_rules
 from integrations.aws.config import options_for
 from integrations.aws.errors import calling
 from integrations.aws.session import client
@@ -110,19 +112,12 @@ class EcsTarget:
         self.forward.mark(even=False)
 
     def set_routing(self, routing: Routing) -> None:
-        refused = [
-            what
-            for what, value in (
-                ("header", routing.header),
-                ("cookie", routing.cookie),
-                ("sticky_key", routing.sticky_key),
-            )
-            if value
-        ]
-        if refused:
+        if routing.sticky_key:
             raise IntegrationError(
-                f"the aws-ecs provider cannot route by {', '.join(refused)}", permanent=True
+                "the aws-ecs provider cannot route by sticky_key", permanent=True
             )
+        groups = {name: s["target_group_arn"] for name, s in self.slots.items()}
+        rules = wanted_rules(routing, groups)  # refused (permanent) before anything is written
         self.set_weights(routing.weights)  # production traffic first: the timed path
         if self.test is not None:
             if routing.preview_slot:
@@ -134,6 +129,13 @@ class EcsTarget:
                 "a preview needs a test listener: set the target's test_listener_arn",
                 permanent=True,
             )
+        # header and cookie rules after the weights (an abort's 100% stable lands first)
+        HeaderRules(
+            self.elb,
+            self._listener_arn(),
+            base_rule_arn=self.config.get("rule_arn"),
+            priority=int(self.config.get("header_rule_priority") or DEFAULT_PRIORITY),
+        ).apply(rules)
 
     def status(self) -> TargetStatus:
         names = list(self.slots)
