@@ -14,7 +14,9 @@ last call that changed it, and a call with an older fence is refused before anyt
   an ECS service: the same tag, before ``UpdateService``. Neither API has a conditional write,
   so a stale call checked in the instant before a newer one's tag lands can still follow it:
   the window is one API round trip, and the lease check before every call
-  (``releases.reconcile.lease``) closes most of it.
+  (``releases.reconcile.lease``) closes most of it;
+- Route 53 weighted records: a TXT record beside them, changed in the same change batch as the
+  weights (``integrations.aws.route53``).
 """
 
 from __future__ import annotations

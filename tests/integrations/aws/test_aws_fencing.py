@@ -80,3 +80,28 @@ def test_a_stale_lambda_alias_update_is_refused(moto):
     assert not (live.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
     assert json.loads(live["Description"])["fence"] == "7:3"
     assert newer.status().slots["green"].desired == 1
+
+
+def test_a_stale_route53_weight_change_is_refused(moto):
+    from integrations.aws.route53 import Route53Target
+
+    r53 = moto.client("route53")
+    zone = r53.create_hosted_zone(Name="example.com", CallerReference="f1")["HostedZone"]["Id"]
+    config = {
+        "hosted_zone_id": zone.split("/")[-1],
+        "record_name": "www.example.com",
+        "ttl": 30,
+        "slots": {"blue": {"value": "blue.example.com"}, "green": {"value": "green.example.com"}},
+    }
+    stale, newer = pair(Route53Target, "web.prod", config)
+    newer.ensure_slot("blue", ReleaseRef("1.0.0"), 1)
+    newer.ensure_slot("green", ReleaseRef("2.0.0"), 1)
+    with pytest.raises(StaleFence):  # 7:3 has written: a 7:2 change is refused
+        stale.set_weights({"blue": 50, "green": 50})
+    newer.set_routing(ABORT)
+    with pytest.raises(StaleFence):
+        stale.set_weights({"blue": 50, "green": 50})
+    assert newer.status().weights == {"blue": 100, "green": 0}
+    sets = r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    fence = [s for s in sets if s["Name"].startswith("_switchyard-fence.")]
+    assert [s["ResourceRecords"][0]["Value"] for s in fence] == ['"7:3"']
