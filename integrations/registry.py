@@ -99,7 +99,8 @@ PROVIDERS: dict[str, Provider] = {
         ),
     ),
     # AWS (integrations.aws, docs/aws.md): weights through the ALB listener / Lambda alias /
-    # Route 53 records; a preview through an ALB test listener; no header, cookie or sticky rules
+    # Route 53 records; a preview through an ALB test listener; header and cookie rules (and
+    # header routes, exact or prefix) as ALB listener rules; no sticky users
     "aws-ecs": Provider(
         name="aws-ecs",
         label="AWS ECS behind an ALB",
@@ -107,7 +108,9 @@ PROVIDERS: dict[str, Provider] = {
         validator="integrations.aws.config.validate_ecs",
         settings="integrations.aws.config.settings_options",
         metrics="integrations.metrics.cloudwatch.CloudWatchMetrics",
-        capabilities=Capabilities(weights=True, preview=True),
+        capabilities=Capabilities(
+            weights=True, preview=True, header_rules=True, header_routes=True, cookie_rules=True
+        ),
     ),
     "aws-lambda": Provider(
         name="aws-lambda",
@@ -132,9 +135,16 @@ PROVIDERS: dict[str, Provider] = {
         target="integrations.kubernetes.target.KubernetesTarget",
         validator="integrations.kubernetes.config.validate_config",
         settings="integrations.kubernetes.config.settings_options",
+        metrics="integrations.kubernetes.metrics.KubernetesMetrics",
         # what some router can do; each target's router says what it can (capabilities_for)
         capabilities=Capabilities(
-            weights=True, preview=True, header_rules=True, cookie_rules=True, instance_health=True
+            weights=True,
+            preview=True,
+            header_rules=True,
+            header_routes=True,
+            cookie_rules=True,
+            mirroring=True,
+            instance_health=True,
         ),
         capabilities_for="integrations.kubernetes.config.capabilities_for",
         describe="integrations.kubernetes.config.describe",
@@ -203,14 +213,18 @@ def build_metrics_source(provider: str, key: str, **extra: Any) -> MetricsSource
     return None if cls is None else cls(target=key, **{**options(provider), **extra})
 
 
-def read_counters(provider: str, keys: list[str]) -> dict[str, dict] | None:
-    """Monotonic request counters of these targets for the live charts (``{key: reading}``, see
-    ``integrations.metrics.local``), or None when the provider's metrics cannot give them."""
+def read_counters(
+    provider: str, keys: list[str], configs: dict[str, dict] | None = None
+) -> dict[str, dict] | None:
+    """Request counters of these targets for the live charts (``{key: reading}``, see
+    ``releases.live.charts``), or None when the provider's metrics cannot give them.
+    ``configs`` holds each target's config (where a cluster's Prometheus or a load balancer's
+    CloudWatch metrics are found)."""
     cls = metrics_class(provider)
     reader = getattr(cls, "read_counters", None)
     if reader is None:
         return None
-    return reader(keys, **options(provider))
+    return reader(keys, configs=configs or {}, **options(provider))
 
 
 def capabilities(provider: str, config: dict | None = None) -> Capabilities:

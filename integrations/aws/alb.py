@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from integrations.aws import fencing
 from integrations.aws.errors import calling
 
 EVEN_TAG = "switchyard:weights"
@@ -37,8 +38,10 @@ class Forward:
             actions = listener["Listeners"][0]["DefaultActions"]
         return forward_weights(actions)
 
-    def write(self, weights: dict[str, int]) -> None:
-        """Forward by these target group weights (every target group named, zeros included)."""
+    def write(self, weights: dict[str, int], fence: tuple[int, int] | None = None) -> None:
+        """Forward by these target group weights (every target group named, zeros included);
+        refused (``StaleFence``) when the listener or rule records a newer ``fence``."""
+        self.claim(fence)
         action = {
             "Type": "forward",
             "ForwardConfig": {
@@ -55,11 +58,25 @@ class Forward:
             with calling("elasticloadbalancing", "ModifyListener", self.what):
                 self.elb.modify_listener(ListenerArn=self.listener_arn, DefaultActions=[action])
 
-    def is_even(self) -> bool:
+    def tags(self) -> dict[str, str]:
         with calling("elasticloadbalancing", "DescribeTags", self.what):
             described = self.elb.describe_tags(ResourceArns=[self.arn])["TagDescriptions"]
-        tags = {t["Key"]: t["Value"] for d in described for t in d.get("Tags", [])}
-        return tags.get(EVEN_TAG) == "even"
+        return {t["Key"]: t["Value"] for d in described for t in d.get("Tags", [])}
+
+    def is_even(self) -> bool:
+        return self.tags().get(EVEN_TAG) == "even"
+
+    def claim(self, fence: tuple[int, int] | None) -> None:
+        """Refuse an older ``fence`` than the listener's (or rule's) tag records; record a
+        newer one before the write it fences (``integrations.aws.fencing``)."""
+        if fence is None:
+            return
+        if fencing.check(fence, self.tags().get(fencing.FENCE_TAG), self.what):
+            with calling("elasticloadbalancing", "AddTags", self.what):
+                self.elb.add_tags(
+                    ResourceArns=[self.arn],
+                    Tags=[{"Key": fencing.FENCE_TAG, "Value": fencing.text(fence)}],
+                )
 
     def mark(self, even: bool) -> None:
         with calling("elasticloadbalancing", "AddTags", self.what):

@@ -34,6 +34,7 @@ ECS_KEYS = COMMON_KEYS + (
     "container",
     "endpoint",
     "preview_endpoint",
+    "header_rule_priority",
 )
 LAMBDA_KEYS = COMMON_KEYS + ("function_name", "alias", "endpoint")
 ROUTE53_KEYS = COMMON_KEYS + ("hosted_zone_id", "record_name", "record_type", "ttl", "slots")
@@ -147,6 +148,13 @@ def validate_ecs(config: Any) -> list[tuple[str, str]]:
         if value is not None and (not isinstance(value, str) or not pattern.match(value)):
             errors.append((key, f"is not an Application Load Balancer {key[:-4]} ARN"))
     errors += _slots(config, {"service": None, "target_group_arn": TG_ARN})
+    priority = config.get("header_rule_priority")
+    if priority is not None and (
+        isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 49980
+    ):
+        errors.append(
+            ("header_rule_priority", "must be a listener rule priority, 1..49980 (20 are used)")
+        )
     return errors
 
 

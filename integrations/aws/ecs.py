@@ -21,8 +21,9 @@ service's deployment for that task definition, or the service's running count le
 other revisions' deployments), capped by its healthy targets once the target group has any
 registered (an approximation while old tasks of the same service still drain from the target
 group); unhealthy targets and failed tasks (all of them once ECS' circuit breaker marks the
-rollout FAILED) count as failed. ``remove_slot`` scales the service to 0. Header, cookie and
-sticky routing are not offered (``integrations.registry``).
+rollout FAILED) count as failed. ``remove_slot`` scales the service to 0. Header and cookie
+rules (and Argo-style header routes) are listener rules forwarding to a slot's target group
+(``alb_rules``); sticky routing is not offered (``integrations.registry``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ import threading
 import time
 from typing import Any
 
-from integrations.aws import taskdefs
+from integrations.aws import fencing, taskdefs
 from integrations.aws.alb import Forward, percentages
+from integrations.aws.alb_rules import DEFAULT_PRIORITY, HeaderRules, wanted_rules
 from integrations.aws.config import options_for
 from integrations.aws.errors import calling
 from integrations.aws.session import client
@@ -51,6 +53,9 @@ _endpoints_lock = threading.Lock()
 
 
 class EcsTarget:
+    # the reconcile loop's fence (``integrations.aws.fencing``): tagged on listeners and services
+    fence: tuple[int, int] | None = None
+
     def __init__(self, key: str, config: dict[str, Any] | None, **settings: Any) -> None:
         self.key = key
         self.config = dict(config or {})
@@ -92,6 +97,7 @@ class EcsTarget:
         if not change:
             return
         name = self._slot(slot)["service"]
+        self._claim(service)
         with calling("ecs", "UpdateService", self._service_text(name)):
             self.ecs.update_service(cluster=self.cluster, service=name, **change)
         if "desiredCount" in change and self.forward.is_even():
@@ -106,19 +112,12 @@ class EcsTarget:
         self.forward.mark(even=False)
 
     def set_routing(self, routing: Routing) -> None:
-        refused = [
-            what
-            for what, value in (
-                ("header", routing.header),
-                ("cookie", routing.cookie),
-                ("sticky_key", routing.sticky_key),
-            )
-            if value
-        ]
-        if refused:
+        if routing.sticky_key:
             raise IntegrationError(
-                f"the aws-ecs provider cannot route by {', '.join(refused)}", permanent=True
+                "the aws-ecs provider cannot route by sticky_key", permanent=True
             )
+        groups = {name: s["target_group_arn"] for name, s in self.slots.items()}
+        rules = wanted_rules(routing, groups)  # refused (permanent) before anything is written
         self.set_weights(routing.weights)  # production traffic first: the timed path
         if self.test is not None:
             if routing.preview_slot:
@@ -130,6 +129,13 @@ class EcsTarget:
                 "a preview needs a test listener: set the target's test_listener_arn",
                 permanent=True,
             )
+        # header and cookie rules after the weights (an abort's 100% stable lands first)
+        HeaderRules(
+            self.elb,
+            self._listener_arn(),
+            base_rule_arn=self.config.get("rule_arn"),
+            priority=int(self.config.get("header_rule_priority") or DEFAULT_PRIORITY),
+        ).apply(rules)
 
     def status(self) -> TargetStatus:
         names = list(self.slots)
@@ -161,6 +167,7 @@ class EcsTarget:
         service = self._services([slot])[slot]
         if int(service.get("desiredCount", 0)) == 0:
             return
+        self._claim(service)
         with calling("ecs", "UpdateService", self._service_text(name)):
             self.ecs.update_service(cluster=self.cluster, service=name, desiredCount=0)
 
@@ -279,8 +286,25 @@ class EcsTarget:
         if unknown:
             self._slot(unknown[0])
         forward.write(
-            {s["target_group_arn"]: int(weights.get(n, 0)) for n, s in self.slots.items()}
+            {s["target_group_arn"]: int(weights.get(n, 0)) for n, s in self.slots.items()},
+            fence=self.fence,
         )
+
+    def _claim(self, service: dict[str, Any]) -> None:
+        """Refuse a scale or revision change fenced older than the service's tag records;
+        record a newer fence before the change (``integrations.aws.fencing``)."""
+        if self.fence is None:
+            return
+        arn, what = service["serviceArn"], self._service_text(service["serviceName"])
+        with calling("ecs", "ListTagsForResource", what):
+            tags = self.ecs.list_tags_for_resource(resourceArn=arn).get("tags") or []
+        recorded = next((t["value"] for t in tags if t.get("key") == fencing.FENCE_TAG), None)
+        if fencing.check(self.fence, recorded, what):
+            with calling("ecs", "TagResource", what):
+                self.ecs.tag_resource(
+                    resourceArn=arn,
+                    tags=[{"key": fencing.FENCE_TAG, "value": fencing.text(self.fence)}],
+                )
 
     def _write_even(self) -> None:
         services = self._services(list(self.slots))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from integrations.aws import fencing
 from integrations.aws.alb import percentages
 from integrations.aws.config import options_for
 from integrations.aws.errors import calling
@@ -44,6 +45,9 @@ _active_versions: set[tuple] = set()  # (options, function, version) seen Active
 
 
 class LambdaTarget:
+    # the reconcile loop's fence (``integrations.aws.fencing``): kept in each alias' description
+    fence: tuple[int, int] | None = None
+
     def __init__(self, key: str, config: dict[str, Any] | None, **settings: Any) -> None:
         self.key = key
         self.config = dict(config or {})
@@ -61,10 +65,12 @@ class LambdaTarget:
             note = _note(current)
             if note.get("release") == release.version:
                 if note.get("replicas") != replicas:
-                    self._point(slot, current["FunctionVersion"], release.version, replicas, True)
+                    self._point(
+                        slot, current["FunctionVersion"], release.version, replicas, current
+                    )
                 return
         version = self._publish(release)
-        self._point(slot, version, release.version, replicas, current is not None)
+        self._point(slot, version, release.version, replicas, current)
 
     def set_weights(self, weights: dict[str, int] | None) -> None:
         aliases = self._aliases()
@@ -97,10 +103,13 @@ class LambdaTarget:
             "FunctionVersion": primary,
             "RoutingConfig": {"AdditionalVersionWeights": extra},
         }
-        if self.alias in aliases:
+        current = aliases.get(self.alias)
+        if current is not None:
+            self._fenced(request, current, _note(current), self._alias_text())
             with calling("lambda", "UpdateAlias", self._alias_text()):
                 self.lam.update_alias(**request)
         else:
+            self._fenced(request, None, {}, self._alias_text())
             with calling("lambda", "CreateAlias", self._alias_text()):
                 self.lam.create_alias(**request)
 
@@ -153,7 +162,7 @@ class LambdaTarget:
         if current is None or not _note(current).get("replicas"):
             return
         note = _note(current)
-        self._point(slot, current["FunctionVersion"], note.get("release", ""), 0, True)
+        self._point(slot, current["FunctionVersion"], note.get("release", ""), 0, current)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -206,14 +215,31 @@ class LambdaTarget:
             _active_versions.add(key)
         return active
 
-    def _point(self, slot: str, version: str, release: str, replicas: int, exists: bool) -> None:
+    def _fenced(
+        self, request: dict[str, Any], current: dict[str, Any] | None, note: dict, what: str
+    ) -> None:
+        """Refuse (``StaleFence``) when ``current`` records a newer fence; else record ours in
+        the request's description and make the update conditional on the alias' revision."""
+        if self.fence is None:
+            return
+        fencing.check(self.fence, _note(current or {}).get("fence"), what)
+        request["Description"] = json.dumps({**note, "fence": fencing.text(self.fence)})
+        if current is not None and current.get("RevisionId"):
+            request["RevisionId"] = current["RevisionId"]
+
+    def _point(
+        self, slot: str, version: str, release: str, replicas: int, current: dict | None
+    ) -> None:
+        note = {"release": release, "replicas": replicas}
         request = {
             "FunctionName": self.function,
             "Name": SLOT_PREFIX + slot,
             "FunctionVersion": version,
-            "Description": json.dumps({"release": release, "replicas": replicas}),
+            "Description": json.dumps(note),
         }
         what = f"alias {SLOT_PREFIX + slot} of function {self.function}"
+        self._fenced(request, current, note, what)
+        exists = current is not None
         if exists:
             with calling("lambda", "UpdateAlias", what):
                 self.lam.update_alias(**request)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from integrations.aws import fencing
 from integrations.aws.alb import percentages
 from integrations.aws.config import options_for
 from integrations.aws.errors import calling
@@ -42,6 +43,9 @@ TTL_NOTE = "resolvers may keep the old answer that long after a change"
 
 
 class Route53Target:
+    # the reconcile loop's fence (``integrations.aws.fencing``): a TXT record beside the slots'
+    fence: tuple[int, int] | None = None
+
     def __init__(self, key: str, config: dict[str, Any] | None, **settings: Any) -> None:
         self.key = key
         self.config = dict(config or {})
@@ -148,6 +152,7 @@ class Route53Target:
     def _records(self) -> dict[str, dict[str, Any]]:
         weighted: dict[str, dict[str, Any]] = {}
         notes: dict[str, dict[str, Any]] = {}
+        fence: dict[str, Any] | None = None
         note_names = {self._note_name(s): s for s in self.slots}
         what = f"hosted zone {self.zone}"
         with calling("route53", "ListResourceRecordSets", what):
@@ -163,13 +168,43 @@ class Route53Target:
                     "weight": int(record.get("Weight", 0)),
                     "value": (record.get("ResourceRecords") or [{}])[0].get("Value", ""),
                 }
+            elif name == self._fence_name() and record["Type"] == "TXT":
+                fence = record
             elif name in note_names and record["Type"] == "TXT":
                 raw = (record.get("ResourceRecords") or [{}])[0].get("Value", '""')
                 try:
                     notes[note_names[name]] = json.loads(json.loads(raw))
                 except ValueError:
                     pass
+        self._fence_record = fence
         return {"weighted": weighted, "notes": notes}
+
+    def _fence_name(self) -> str:
+        return f"_{PREFIX}fence.{self.name}"
+
+    def _fence_changes(self) -> list[dict[str, Any]]:
+        """Refuse (``StaleFence``) when the fence record (read by the ``_records`` before this
+        change) holds a newer fence; else the batch's first change writes ours: a CREATE when
+        there was none (the batch, applied all or nothing, then fails if another tick created it
+        meanwhile), else an UPSERT. (A DELETE-as-read + CREATE pair would make every change
+        conditional on Route 53, but moto refuses that pair, so it could not be tested: the
+        check-then-write window is one round trip, as for the ALB's tags.)"""
+        if self.fence is None:
+            return []
+        current = getattr(self, "_fence_record", None)
+        raw = ((current or {}).get("ResourceRecords") or [{}])[0].get("Value", '""')
+        try:
+            recorded = json.loads(raw)
+        except ValueError:
+            recorded = None
+        fencing.check(self.fence, recorded, f"{self.name} in zone {self.zone}")
+        record = {
+            "Name": self._fence_name(),
+            "Type": "TXT",
+            "TTL": self.ttl,
+            "ResourceRecords": [{"Value": json.dumps(fencing.text(self.fence))}],
+        }
+        return [{"Action": "UPSERT" if current else "CREATE", "ResourceRecordSet": record}]
 
     def _note_name(self, slot: str) -> str:
         return f"_{PREFIX}{slot}.{self.name}"
@@ -203,6 +238,7 @@ class Route53Target:
     def _change(self, changes: list[dict[str, Any]]) -> None:
         if not changes:
             return
+        changes = [*self._fence_changes(), *changes]
         with calling("route53", "ChangeResourceRecordSets", f"{self.name} in zone {self.zone}"):
             self.r53.change_resource_record_sets(
                 HostedZoneId=self.zone,

@@ -11,7 +11,9 @@
       "port": 80, "target_port": 8080,            # its port, and the pods' (default: 80, 8080)
       "router": {"kind": "gateway-api", "route": "api"},
       "url": "https://api.example.com",           # optional: where users reach it (shown)
-      "preview_url": "http://api-preview.shop"    # optional: where smoke checks reach the preview
+      "preview_url": "http://api-preview.shop",   # optional: where smoke checks reach the preview
+      "prometheus_url": "http://prometheus.monitoring:9090"  # optional: the cluster's Prometheus,
+                                                  # for the live charts (else PROMETHEUS_URL)
     }
 
 Routers: ``{"kind": "service-selector"}`` (blue-green by the Service's selector),
@@ -45,6 +47,7 @@ KNOWN_KEYS = (
     "router",
     "url",
     "preview_url",
+    "prometheus_url",
     "progress_deadline_seconds",
 )
 ROUTERS = {
@@ -60,13 +63,24 @@ NAME_MAX = 45  # room for "-preview" and "-green" within the 63 characters of a 
 CAPABILITIES = {
     "service-selector": Capabilities(switch=True, preview=True, instance_health=True),
     "gateway-api": Capabilities(
-        weights=True, preview=True, header_rules=True, instance_health=True
+        weights=True,
+        preview=True,
+        header_rules=True,
+        header_routes=True,
+        mirroring=True,
+        instance_health=True,
     ),
     "ingress-nginx": Capabilities(
         weights=True, preview=True, header_rules=True, cookie_rules=True, instance_health=True
     ),
     "istio": Capabilities(
-        weights=True, preview=True, header_rules=True, cookie_rules=True, instance_health=True
+        weights=True,
+        preview=True,
+        header_rules=True,
+        header_routes=True,
+        cookie_rules=True,
+        mirroring=True,
+        instance_health=True,
     ),
 }
 # what the provider can do with some router (the registry's answer when no config is known)
@@ -136,7 +150,7 @@ def validate_config(config: Any) -> list[tuple[str, str]]:
         errors += _template_errors(config["template"])
     if "router" in config:
         errors += _router_errors(config["router"])
-    for key in ("url", "preview_url"):
+    for key in ("url", "preview_url", "prometheus_url"):
         value = config.get(key)
         if value is not None and not (isinstance(value, str) and value.startswith("http")):
             errors.append((key, f"must be an http(s) URL, got {value!r}"))
@@ -220,11 +234,13 @@ def _router_errors(router: Any) -> list[tuple[str, str]]:
 
 
 def settings_options() -> dict[str, Any]:
-    """The provider's own settings: which kubeconfig file holds the contexts, and the timeout
-    of every API call (``KUBERNETES_KUBECONFIG``, ``KUBERNETES_TIMEOUT``)."""
+    """The provider's own settings: which kubeconfig file holds the contexts, the timeout of
+    every API call and the Prometheus the live charts read when a target names none
+    (``KUBERNETES_KUBECONFIG``, ``KUBERNETES_TIMEOUT``, ``PROMETHEUS_URL``)."""
     from django.conf import settings  # read when a target is built, never at import
 
     return {
         "kubeconfig": getattr(settings, "KUBERNETES_KUBECONFIG", "") or None,
         "timeout": float(getattr(settings, "KUBERNETES_TIMEOUT", 5.0)),
+        "prometheus_url": getattr(settings, "PROMETHEUS_URL", "") or "",
     }

@@ -38,6 +38,7 @@ class Istio(Router):
 
     def _replace(self, kind, name, body):
         group, version, plural = kind
+        self.t.guard(body, body, f"update {plural} {self.t.namespace}/{name}")
         self.t.cluster.call(
             f"update {plural} {self.t.namespace}/{name}",
             self.t.cluster.custom.replace_namespaced_custom_object,
@@ -79,16 +80,36 @@ class Istio(Router):
                             "route": [self._destination(slot)],
                         }
                     )
-        if routing.weights is None:
-            routes.append({"route": [self._destination(None)]})
-        else:
-            routes.append(
-                {
-                    "route": [
-                        self._destination(s, int(w)) for s, w in sorted(routing.weights.items())
-                    ]
+        if canary:
+            # Argo's setHeaderRoute: a request matching every header of a route -> the canary
+            for route in routing.header_routes or ():
+                headers = {
+                    str(m["header"]).lower(): dict(m["value"]) for m in route.get("match") or ()
                 }
-            )
+                routes.append(
+                    {
+                        "name": str(route["name"]),
+                        "match": [{"headers": headers}],
+                        "route": [self._destination(canary)],
+                    }
+                )
+        if routing.weights is None:
+            default = [self._destination(None)]
+        else:
+            default = [self._destination(s, int(w)) for s, w in sorted(routing.weights.items())]
+        if canary:
+            # Argo's setMirrorRoute: the matching requests go where the weights say, and a copy
+            # of ``percentage``% of them to the canary subset (its answer dropped by the proxy)
+            for mirror in routing.mirror_routes or ():
+                entry: dict[str, Any] = {"name": str(mirror["name"])}
+                matches = [_istio_match(m) for m in mirror.get("match") or ()]
+                if matches:
+                    entry["match"] = matches
+                entry["route"] = [dict(r, destination=dict(r["destination"])) for r in default]
+                entry["mirror"] = {"host": self.t.service, "subset": canary}
+                entry["mirrorPercentage"] = {"value": float(mirror.get("percentage", 100))}
+                routes.append(entry)
+        routes.append({"route": default})
         return routes
 
     def _ensure_subsets(self, slots: set[str]) -> None:
@@ -109,6 +130,7 @@ class Istio(Router):
                 },
                 "spec": {"host": self.t.service, "subsets": subsets},
             }
+            self.t.guard(None, body, f"create DestinationRule {self.t.namespace}/{name}")
             self.t.cluster.call(
                 f"create DestinationRule {self.t.namespace}/{name}",
                 self.t.cluster.custom.create_namespaced_custom_object,
@@ -152,3 +174,17 @@ class Istio(Router):
                 break
             weights[subset] = int(route.get("weight", 100))
         return weights, routing_from(vs)
+
+
+def _istio_match(match: dict[str, Any]) -> dict[str, Any]:
+    """A mirror route's match (``integrations.base.Routing.mirror_routes``) as an Istio
+    ``HTTPMatchRequest``: method and path as ``method`` / ``uri``, headers by lowercase name."""
+    out: dict[str, Any] = {}
+    if match.get("method"):
+        out["method"] = dict(match["method"])
+    if match.get("path"):
+        out["uri"] = dict(match["path"])
+    headers = match.get("headers") or {}
+    if headers:
+        out["headers"] = {str(k).lower(): dict(v) for k, v in headers.items()}
+    return out

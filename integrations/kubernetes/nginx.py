@@ -62,6 +62,9 @@ class IngressNginx(Router):
             )
         if spec != stable_ing.get("spec"):
             stable_ing["spec"] = spec
+            self.t.guard(
+                stable_ing, stable_ing, f"update Ingress {self.t.namespace}/{ingress_name}"
+            )
             self.t.cluster.call(
                 f"update Ingress {self.t.namespace}/{ingress_name}",
                 self.t.cluster.networking.replace_namespaced_ingress,
@@ -94,6 +97,7 @@ class IngressNginx(Router):
         }
         current = self._read(self.canary_name, missing_ok=True)
         if current is None:
+            self.t.guard(None, wanted, f"create Ingress {self.t.namespace}/{self.canary_name}")
             self.t.cluster.call(
                 f"create Ingress {self.t.namespace}/{self.canary_name}",
                 self.t.cluster.networking.create_namespaced_ingress,
@@ -109,6 +113,7 @@ class IngressNginx(Router):
         if current_notes == annotations and current.get("spec") == canary_spec:
             return
         wanted["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
+        self.t.guard(current, wanted, f"update Ingress {self.t.namespace}/{self.canary_name}")
         self.t.cluster.call(
             f"update Ingress {self.t.namespace}/{self.canary_name}",
             self.t.cluster.networking.replace_namespaced_ingress,

@@ -10,7 +10,8 @@ from the object itself, so a hand edit on the cluster shows.
   route by header: asked to, it refuses (permanent), though the capability check refuses such a
   spec before it starts.
 - ``gateway-api``: the HTTPRoute the config names gets our ``rules``: one rule per header value
-  (``always`` -> the canary slot's Service, ``never`` -> the stable one), then the default rule
+  (``always`` -> the canary slot's Service, ``never`` -> the stable one), one per header route
+  (-> the canary), one per mirror route (a ``RequestMirror`` filter), then the default rule
   whose ``backendRefs`` carry the weights over the slot Services ``<name>-<slot>`` (``weights``
   None: one backendRef to the target's Service, which selects every slot).
 - ``ingress-nginx``: the stable Ingress the config names routes to the stable slot's Service; a
@@ -45,7 +46,12 @@ def routing_from(obj: dict[str, Any] | None) -> Routing | None:
         data = json.loads(raw) if raw else None
     except ValueError:
         return None
-    return Routing(**data) if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    for key in ("header_routes", "mirror_routes"):  # JSON has lists; a Routing holds tuples
+        if isinstance(data.get(key), list):
+            data[key] = tuple(data[key])
+    return Routing(**data)
 
 
 def split(routing: Routing) -> tuple[str | None, str | None, int]:
@@ -86,6 +92,8 @@ class Router:
             "header_rules": routing.header,
             "cookie_rules": routing.cookie,
             "sticky": routing.sticky_key,
+            "header_routes": ", ".join(r.get("name", "?") for r in routing.header_routes or ()),
+            "mirroring": ", ".join(r.get("name", "?") for r in routing.mirror_routes or ()),
         }
         weights = [w for w in (routing.weights or {}).values() if w]
         if len(weights) > 1:
@@ -94,7 +102,8 @@ class Router:
             if value and not getattr(can, name):
                 raise IntegrationError(
                     f"the {self.kind} router cannot do {name.replace('_', ' ')} ({value}): "
-                    "use a router that can (gateway-api, ingress-nginx) or change the strategy",
+                    "use a router that can (gateway-api, istio, ingress-nginx) or change the "
+                    "strategy",
                     permanent=True,
                 )
 

@@ -27,6 +27,7 @@ from typing import Any
 from integrations.base import IntegrationError, ReleaseRef, Routing, TargetStatus
 from integrations.kubernetes import manifests as m
 from integrations.kubernetes.client import Cluster
+from integrations.kubernetes.fencing import guard
 from integrations.kubernetes.pods import slot_status
 from integrations.kubernetes.routers import router_class, routing_annotation, routing_from
 
@@ -41,6 +42,10 @@ TEMPLATE_TTL = 60.0
 
 
 class KubernetesTarget:
+    # the reconcile loop's fence, (deployment id, claim generation): every write carries it and
+    # is refused when the object holds a newer one (``integrations.kubernetes.fencing``)
+    fence: tuple[int, int] | None = None
+
     def __init__(
         self,
         key: str,
@@ -48,6 +53,7 @@ class KubernetesTarget:
         *,
         kubeconfig: str | None = None,
         timeout: float = 5.0,
+        **_: Any,  # the provider's other settings (prometheus_url: the metrics' own)
     ) -> None:
         self.key = key
         self.config = dict(config or {})
@@ -83,6 +89,7 @@ class KubernetesTarget:
         wanted["metadata"]["annotations"][SPEC_HASH] = digest
         current = self._read_deployment(name)
         if current is None:
+            self.guard(None, wanted, f"create Deployment {self.namespace}/{name}")
             self.cluster.call(
                 f"create Deployment {self.namespace}/{name}",
                 self.cluster.apps.create_namespaced_deployment,
@@ -93,6 +100,7 @@ class KubernetesTarget:
             notes = current["metadata"].get("annotations") or {}
             if notes.get(SPEC_HASH) != digest or current["spec"].get("replicas") != replicas:
                 wanted["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+                self.guard(current, wanted, f"update Deployment {self.namespace}/{name}")
                 self.cluster.call(
                     f"update Deployment {self.namespace}/{name}",
                     self.cluster.apps.replace_namespaced_deployment,
@@ -163,6 +171,7 @@ class KubernetesTarget:
         if current is None or current["spec"].get("replicas") == 0:
             return
         current["spec"]["replicas"] = 0
+        self.guard(current, current, f"scale Deployment {self.namespace}/{name} to 0")
         self.cluster.call(
             f"scale Deployment {self.namespace}/{name} to 0",
             self.cluster.apps.replace_namespaced_deployment,
@@ -172,6 +181,11 @@ class KubernetesTarget:
         )
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def guard(self, current: dict[str, Any] | None, body: dict[str, Any], what: str) -> None:
+        """Refuse (``StaleFence``) a write whose fence is older than ``current``'s; stamp
+        ``body`` with ours (``integrations.kubernetes.fencing``)."""
+        guard(self.fence, current, body, f"{what} on cluster {self.cluster.name}")
 
     def _service_url(self, service: str) -> str:
         return f"http://{service}.{self.namespace}.svc.cluster.local:{self.port}"
@@ -243,6 +257,7 @@ class KubernetesTarget:
             )
             if note is not None:
                 wanted["metadata"]["annotations"] = {m.ROUTING_ANNOTATION: note}
+            self.guard(None, wanted, f"create Service {self.namespace}/{name}")
             self.cluster.call(
                 f"create Service {self.namespace}/{name}",
                 self.cluster.core.create_namespaced_service,
@@ -256,6 +271,7 @@ class KubernetesTarget:
                 if note is not None:
                     annotations = current["metadata"].get("annotations") or {}
                     current["metadata"]["annotations"] = {**annotations, m.ROUTING_ANNOTATION: note}
+                self.guard(current, current, f"update Service {self.namespace}/{name}")
                 self.cluster.call(
                     f"update Service {self.namespace}/{name}",
                     self.cluster.core.replace_namespaced_service,

@@ -26,8 +26,10 @@ arms. No datapoints is an empty series. Errors are those of ``integrations.aws.e
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +38,16 @@ from integrations.aws.errors import calling
 from integrations.aws.session import client
 from integrations.base import IntegrationError, MetricQuery
 
+logger = logging.getLogger(__name__)
+
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
+WINDOW = 60  # the live charts' period: the ALB's metrics are per minute
+CHART_METRICS = {
+    "requests": ("RequestCount", "Sum"),
+    "5xx": ("HTTPCode_Target_5XX_Count", "Sum"),
+    "p95": ("TargetResponseTime", "p95"),
+    "p99": ("TargetResponseTime", "p99"),
+}
 HIGH_RESOLUTION = (1, 5, 10, 30)
 SLOT_VERSION = "@slot-version"
 
@@ -47,6 +58,77 @@ class CloudWatchMetrics:
         self.options = options_for({}, settings)
         self.cw = client("cloudwatch", self.options)
         self._lambda = None
+
+    @classmethod
+    def read_counters(
+        cls, keys: list[str], *, configs: dict[str, dict] | None = None, **settings: Any
+    ) -> dict[str, dict]:
+        """The live charts' readings of ``aws-ecs`` targets: per slot, the ALB's counts for the
+        slot's target group over the last complete CloudWatch period (``WINDOW`` seconds), as a
+        windowed reading (``releases.live.charts``): ``RequestCount``, ``HTTPCode_Target_5XX_Count``
+        (as 5xx) and ``TargetResponseTime`` p95/p99 (ms). Two GetMetricData calls per target
+        (the percentiles apart: a source that cannot compute them, as moto cannot, leaves the
+        chart its rates).
+        Targets of other kinds (a Lambda alias, Route 53 records) have no live charts here."""
+        out = {}
+        for key in keys:
+            config = (configs or {}).get(key) or {}
+            dims = alb_dimensions(config)
+            if not dims:
+                continue
+            source = cls(target=key, **{**settings, "region": config.get("region")})
+            try:
+                reading = source.window_reading(dims)
+            except IntegrationError as exc:
+                logger.warning("live charts of %s: %s", key, exc.message)
+                continue
+            if reading is not None:
+                out[key] = reading
+        return out
+
+    def window_reading(self, dims: dict[str, dict[str, str]]) -> dict[str, Any] | None:
+        """The latest period with requests, per slot (None when no slot had any lately)."""
+        end = time.time()
+        # periods aligned to the minute, as CloudWatch rounds a start time down to it
+        start = (end // WINDOW - 5) * WINDOW
+        counts, quantiles, periods = {}, {}, {}
+        for slot, dimensions in dims.items():
+            for name, (metric, stat) in CHART_METRICS.items():
+                spec = {
+                    "namespace": "AWS/ApplicationELB",
+                    "metric": metric,
+                    "stat": stat,
+                    "dimensions": dimensions,
+                }
+                (quantiles if name in ("p95", "p99") else counts)[f"{slot}|{name}"] = spec
+        found = self._get_timed(counts, start, end, WINDOW)
+        try:  # percentiles apart: without them the chart still has its rates
+            found.update(self._get_timed(quantiles, start, end, WINDOW))
+        except IntegrationError as exc:
+            logger.info("live charts of %s: no latency percentiles: %s", self.target, exc.message)
+            found.update(dict.fromkeys(quantiles, []))
+        for key, points in found.items():
+            if key.endswith("|requests"):
+                periods.update({t: None for t, _ in points})
+        if not periods:
+            return None
+        latest = max(periods)
+        slots = {}
+        for slot in dims:
+            at = {name: dict(found[f"{slot}|{name}"]).get(latest) for name in CHART_METRICS}
+            total = round(at["requests"] or 0)
+            errors = min(total, round(at["5xx"] or 0))
+            counts: dict[str, Any] = {
+                "requests": {"2xx": total - errors, "5xx": errors},
+                "total": total,
+            }
+            quantiles = {
+                q: round(1000 * at[q], 3) for q in ("p95", "p99") if at[q] is not None and total
+            }
+            if quantiles:
+                counts["quantiles_ms"] = quantiles
+            slots[slot] = counts
+        return {"time": latest.timestamp() + WINDOW, "window": WINDOW, "slots": slots}
 
     def begin(self, query: MetricQuery) -> dict[str, Any]:
         return {}  # CloudWatch keeps history
@@ -153,6 +235,14 @@ class CloudWatchMetrics:
     def _get(
         self, specs: dict[str, dict[str, Any]], start: float, end: float, period: int
     ) -> dict[str, list[float]]:
+        return {
+            name: [v for _, v in points]
+            for name, points in self._get_timed(specs, start, end, period).items()
+        }
+
+    def _get_timed(
+        self, specs: dict[str, dict[str, Any]], start: float, end: float, period: int
+    ) -> dict[str, list[tuple[datetime, float]]]:
         ids = {name: f"m{i}" for i, name in enumerate(specs)}
         queries = [
             {
@@ -188,7 +278,7 @@ class CloudWatchMetrics:
                     )
                     found[result["Id"]].extend(pairs)
         return {
-            name: [float(v) for _, v in sorted(found[ids[name]]) if math.isfinite(v)]
+            name: [(t, float(v)) for t, v in sorted(found[ids[name]]) if math.isfinite(v)]
             for name in specs
         }
 
@@ -217,3 +307,20 @@ def _period(seconds: float) -> int:
         if seconds <= period:
             return period
     return 60 * math.ceil(seconds / 60)
+
+
+def alb_dimensions(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per slot, the ALB metrics' dimensions of an ``aws-ecs`` target's config: the load
+    balancer (from the listener's or rule's ARN) and the slot's target group; {} for a config
+    without them."""
+    arn = config.get("listener_arn") or config.get("rule_arn") or ""
+    match = re.search(r":listener(?:-rule)?/(app/[^/]+/[^/]+)/", arn)
+    slots = config.get("slots") or {}
+    if not match or not isinstance(slots, dict):
+        return {}
+    out = {}
+    for slot, spec in slots.items():
+        group = re.search(r":(targetgroup/[^/]+/[^/]+)$", (spec or {}).get("target_group_arn", ""))
+        if group:
+            out[slot] = {"LoadBalancer": match.group(1), "TargetGroup": group.group(1)}
+    return out

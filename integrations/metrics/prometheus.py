@@ -138,6 +138,11 @@ class PrometheusMetrics:
         data = self._get("/api/v1/query", {"query": promql, "time": f"{at:.3f}"})
         return _values(data)
 
+    def vector(self, promql: str, at: float) -> list[dict[str, Any]]:
+        """An instant query's series as Prometheus sends them (``{"metric", "value"}``)."""
+        data = self._get("/api/v1/query", {"query": promql, "time": f"{at:.3f}"})
+        return list(data.get("result") or []) if data.get("resultType") == "vector" else []
+
     def range(self, promql: str, start: float, end: float, step: float) -> list[float]:
         step = max(step, (end - start) / MAX_POINTS)
         params = {

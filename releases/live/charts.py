@@ -15,7 +15,20 @@ reading and the target's previous one, divided by the time between them (the age
   the open-ended last bucket is reported as the largest finite bound; None without requests.
 
 A counter that went backwards (the agent restarted) gives no sample: the new reading becomes the
-baseline. Rounds never overlap (a short Redis lock), so deltas are never taken twice.
+baseline.
+
+Two kinds of reading come from the providers, through the same ``read_counters`` call:
+
+- monotonic counters (``{"time", "slots": {slot: {"requests", "total", "buckets",
+  "versions"}}}``): the local fleet's agent, and a kubernetes target's Prometheus (the totals of
+  its router's standard request metrics, ``integrations.kubernetes.metrics``); a sample is the
+  difference between two readings, as above;
+- windowed counts (the same, plus ``"window": seconds``): what happened during the window that
+  ends at ``time``, as CloudWatch reports a period (``integrations.metrics.cloudwatch``); a sample
+  is that window alone (none when the window is the one already sampled). Such a slot may carry
+  its latency quantiles as ``"quantiles_ms": {"p95", "p99"}`` instead of buckets.
+
+Rounds never overlap (a short Redis lock), so deltas are never taken twice.
 
 Where samples live: Redis, one sorted set per target scored by time and trimmed to
 ``WINDOW_SECONDS`` on every write, plus the previous reading. Not a model: a sample every 2 s per
@@ -110,9 +123,30 @@ def slot_sample(before: dict | None, after: dict, seconds: float) -> dict | None
     }
 
 
+def window_sample(previous: dict | None, reading: dict) -> dict | None:
+    """The sample of a windowed reading (counts over ``reading["window"]`` seconds ending at
+    ``reading["time"]``), or None when that window was already sampled."""
+    if previous is not None and previous.get("time") == reading["time"]:
+        return None
+    seconds = float(reading["window"])
+    slots = {}
+    for name, counts in reading["slots"].items():
+        sample = slot_sample(None, {"buckets": {}, "versions": {}, **counts}, seconds)
+        if sample is None:
+            return None
+        for q in ("p95", "p99"):
+            given = (counts.get("quantiles_ms") or {}).get(q)
+            if sample[f"{q}_ms"] is None and given is not None:
+                sample[f"{q}_ms"] = round(float(given), 2)
+        slots[name] = sample
+    return {"t": round(reading["time"], 3), "slots": slots}
+
+
 def make_sample(previous: dict | None, reading: dict) -> dict | None:
     """The sample between a target's previous reading and this one, or None (no previous one,
-    too close together, or a counter reset)."""
+    too close together, or a counter reset); a windowed reading is its own sample."""
+    if reading.get("window"):
+        return window_sample(previous, reading)
     if previous is None:
         return None
     seconds = reading["time"] - previous["time"]
@@ -215,11 +249,13 @@ def read_providers(targets: list[Target]) -> dict[str, dict]:
     (``integrations.registry.read_counters``); providers whose metrics cannot give counters are
     skipped (their targets have no live charts)."""
     by_provider: dict[str, list[str]] = {}
+    configs: dict[str, dict] = {}
     for t in targets:
         by_provider.setdefault(t.provider, []).append(t.key)
+        configs[t.key] = t.config or {}
     counters: dict[str, dict] = {}
     for provider, keys in by_provider.items():
-        counters.update(registry.read_counters(provider, keys) or {})
+        counters.update(registry.read_counters(provider, keys, configs) or {})
     return counters
 
 

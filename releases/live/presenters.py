@@ -94,6 +94,11 @@ def release_dict(r: Release) -> dict:
     }
 
 
+def runs_on(t: Target) -> str:
+    """Where a target runs, in a few words ("" when its provider does not say)."""
+    return registry.describe(t.provider, t.config)
+
+
 def target_dict(t: Target) -> dict:
     return {
         "service": t.service.slug,
@@ -102,7 +107,7 @@ def target_dict(t: Target) -> dict:
         "config": t.config,
         "strategy": t.strategy or None,
         "endpoint": t.endpoint or None,
-        "runs_on": registry.describe(t.provider, t.config),
+        "runs_on": runs_on(t),
         "stable_version": t.stable_release.version if t.stable_release_id else None,
         "stable_slot": t.stable_slot,
         "slots": slots_view(t),

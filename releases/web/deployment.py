@@ -25,7 +25,7 @@ from releases import actions
 from releases.actors import Actor
 from releases.errors import DomainError, Forbidden, NotFound
 from releases.live import charts
-from releases.live.presenters import deployment_dict
+from releases.live.presenters import deployment_dict, runs_on
 from releases.models import ACTIVE_STATES, Channel, Deployment, State
 from releases.web.common import (
     deployments,
@@ -260,6 +260,9 @@ def deployment(request, pk: int):
             "d": d,
             "state_label": words(d.state),
             "target": d.target,
+            # where it runs, when its provider says: a kubernetes target's cluster, namespace
+            # and router ("prod-eu · shop/api · istio"), as on the board
+            "runs_on": runs_on(d.target),
             "slots": _slots(d.target.observed),
             "steps": steps,
             "pause": pause,

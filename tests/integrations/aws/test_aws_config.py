@@ -73,7 +73,7 @@ def test_route53_needs_a_zone_a_name_and_slots_with_values():
 @pytest.mark.parametrize(
     ("provider", "capabilities"),
     [
-        ("aws-ecs", ["weights", "preview"]),
+        ("aws-ecs", ["weights", "preview", "header_rules", "header_routes", "cookie_rules"]),
         ("aws-lambda", ["weights"]),
         ("aws-route53", ["weights"]),
     ],

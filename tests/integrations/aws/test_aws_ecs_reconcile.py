@@ -123,7 +123,11 @@ def test_an_abort_writes_100_percent_stable_to_the_listener_first(moto, world, e
     with session.journal() as calls:
         tick.tick(d.pk)
     d.refresh_from_db()
-    name, params = calls[0]  # the tick's very first AWS call
+    # the tick's very first AWS call but for the fence check on the listener's tags, which
+    # comes before every routing write (integrations.aws.fencing)
+    fence = ("elasticloadbalancing:DescribeTags", "elasticloadbalancing:AddTags")
+    assert [n for n, _ in calls[:2]] == list(fence)
+    name, params = calls[2]
     assert name == "elasticloadbalancing:ModifyListener"
     groups = params["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
     assert {g["TargetGroupArn"]: g["Weight"] for g in groups} == {
@@ -246,10 +250,46 @@ def test_an_unknown_codedeploy_configuration_is_refused_naming_the_known_ones(ec
     assert "ECSLinear10PercentEvery1Minutes" in error["message"]
 
 
-def test_header_routing_is_refused_for_the_ecs_provider(ecs_target):
+def test_sticky_users_are_refused_for_the_ecs_provider(ecs_target):
     from releases.errors import InvalidSpec
 
-    spec = {"kind": "canary", "steps": [{"set_weight": 5}], "route": {"header": "X-Canary"}}
+    spec = {"kind": "canary", "steps": [{"set_weight": 5}], "route": {"sticky_key": "cookie:u"}}
     with pytest.raises(InvalidSpec) as caught:
         actions.validate_strategy(spec, provider="aws-ecs")
-    assert caught.value.details["missing_capabilities"] == ["header_rules"]
+    assert caught.value.details["missing_capabilities"] == ["sticky"]
+
+
+def test_a_canary_with_a_header_rule_writes_it_on_the_listener_and_removes_it(
+    moto, world, ecs_target
+):
+    """``route.header`` through the reconcile loop: while the canary runs, a listener rule sends
+    ``X-Canary: always`` to the canary's target group (``never`` to the stable one); when it
+    ends, the rules are gone and the listener forwards 100% to the new slot."""
+    live(ecs_target)
+    spec = {
+        "kind": "canary",
+        "steps": [{"set_weight": 10}, {"pause": {}}],
+        "route": {"header": "X-Canary"},
+        "stable_replicas": 2,
+    }
+    d = deploy(ecs_target, "2.0.0", spec)
+    d = tick_until(d, lambda d: d.state == State.PAUSED, what="the pause at 10%")
+    elb = moto.client("elbv2")
+    rules = [
+        r
+        for r in elb.describe_rules(ListenerArn=world.listener_arn)["Rules"]
+        if r["Priority"] != "default"
+    ]
+    slot_of = {arn: slot for slot, arn in world.target_groups.items()}
+    seen = {
+        r["Conditions"][0]["HttpHeaderConfig"]["Values"][0]: slot_of[
+            r["Actions"][0]["TargetGroupArn"]
+        ]
+        for r in rules
+    }
+    assert seen == {"always": d.canary_slot, "never": d.stable_slot}
+    actions.promote(factories.api_actor(), d.pk)
+    d = tick_until(d, lambda d: d.state == State.SUCCEEDED, what="success")
+    rules = elb.describe_rules(ListenerArn=world.listener_arn)["Rules"]
+    assert [r["Priority"] for r in rules] == ["default"]
+    assert weights(moto, world.listener_arn, world)[d.canary_slot] == 100

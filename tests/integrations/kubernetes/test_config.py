@@ -70,7 +70,14 @@ def test_capabilities_follow_the_router():
     gateway = capabilities_for(target_config())
     nginx = capabilities_for(target_config({"kind": "ingress-nginx", "ingress": "api"}))
     assert selector.names() == ["switch", "preview", "instance_health"]
-    assert gateway.names() == ["weights", "preview", "header_rules", "instance_health"]
+    assert gateway.names() == [
+        "weights",
+        "preview",
+        "header_rules",
+        "header_routes",
+        "mirroring",
+        "instance_health",
+    ]
     assert nginx.names() == [
         "weights",
         "preview",

@@ -291,3 +291,59 @@ def test_a_canary_on_each_weighted_router_and_its_abort(k8s, kubeconfig_path, ro
     assert (method, path) == ("PUT", ROUTER_OBJECTS[router["kind"]])
     assert provider.status().weights == {d.stable_slot: 100, d.canary_slot: 0}
     assert d.state == State.ABORTED
+
+
+def test_header_and_mirror_route_steps_on_istio_through_the_loop(k8s):
+    """Argo's setHeaderRoute / setMirrorRoute as canary steps on the istio router: the
+    VirtualService gets the named routes while the step is in force, and loses them at the end."""
+    target = kube_target(router={"kind": "istio", "virtual_service": "api"})
+    live(target)
+    spec = {
+        "kind": "canary",
+        "stable_replicas": 2,
+        "steps": [
+            {"set_weight": 10},
+            {
+                "set_header_route": {
+                    "name": "beta",
+                    "match": [{"header": "X-Beta", "value": {"exact": "yes"}}],
+                }
+            },
+            {
+                "set_mirror_route": {
+                    "name": "dark",
+                    "percentage": 20,
+                    "match": [{"method": {"exact": "GET"}}],
+                }
+            },
+            {"pause": {}},
+        ],
+    }
+    d = tick_until(deploy(target, "2.0.0", spec), lambda d: d.state == State.PAUSED)
+    http = k8s.get("networking.istio.io", "virtualservices", "api")["spec"]["http"]
+    assert [r.get("name") for r in http] == ["beta", "dark", None]
+    canary = {"host": "api", "subset": d.canary_slot}
+    assert http[0]["route"] == [{"destination": canary}]
+    assert http[1]["mirror"] == canary and http[1]["mirrorPercentage"] == {"value": 20.0}
+    assert http[1]["route"] == http[2]["route"]  # the mirrored requests follow the weights
+    assert {r["destination"]["subset"]: r["weight"] for r in http[2]["route"]} == {
+        d.stable_slot: 90,
+        d.canary_slot: 10,
+    }
+    actions.promote(factories.api_actor(), d.pk)
+    tick_until(d, lambda d: d.state == State.SUCCEEDED, what="success")
+    http = k8s.get("networking.istio.io", "virtualservices", "api")["spec"]["http"]
+    assert [r.get("name") for r in http] == [None]
+
+
+def test_a_mirror_step_is_refused_at_creation_on_a_router_that_cannot(k8s):
+    from releases.errors import InvalidSpec
+
+    target = kube_target(router={"kind": "ingress-nginx", "ingress": "api"})
+    spec = {
+        "kind": "canary",
+        "steps": [{"set_mirror_route": {"name": "dark", "percentage": 5, "match": []}}],
+    }
+    with pytest.raises(InvalidSpec) as refused:
+        deploy(target, "2.0.0", spec)
+    assert refused.value.details["missing_capabilities"] == ["mirroring"]

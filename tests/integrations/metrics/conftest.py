@@ -3,18 +3,11 @@ requests) and, for the Prometheus tests, a real Prometheus scraping the agent.""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
-import time
-from pathlib import Path
-
-import httpx
 import pytest
 
-from integrations.local.ports import free_port
 from integrations.local.process import start_agent
 from tests.integrations.fleet_helpers import Control, fire
+from tests.prometheus import run_prometheus
 
 KEY = "api.analysis"
 
@@ -36,49 +29,9 @@ def fleet(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def prometheus(fleet):
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip(
-            "the prometheus binary is absent: `apt-get install -y prometheus` (.ci/run does)"
-        )
     agent, _, _ = fleet
-    port = free_port()
-    with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "prometheus.yml"
-        config.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            "scrape_configs:\n"
-            "  - job_name: fleet\n"
-            "    scrape_interval: 1s\n"
-            f"    authorization: {{credentials: {agent.token}}}\n"
-            f"    static_configs: [{{targets: ['127.0.0.1:{agent.port}']}}]\n"
-        )
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={folder}/data",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(Path(folder) / "prometheus.log", "wb"),  # noqa: SIM115
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-            else:
-                raise AssertionError("Prometheus did not become ready")
-            yield url
-        finally:
-            process.terminate()
-            process.wait(10)
+    with run_prometheus(f"127.0.0.1:{agent.port}", token=agent.token) as url:
+        yield url
 
 
 def send(endpoint: str, count: int) -> None:

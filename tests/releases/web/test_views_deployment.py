@@ -397,3 +397,21 @@ def test_an_outsider_learns_nothing(client, live, prod):
         f'data-deployment-row="{live.pk}"'
         not in client.get(reverse("deployments")).content.decode()
     )
+
+
+# --- where it runs --------------------------------------------------------------------------------
+
+
+def test_the_page_of_a_kubernetes_deployment_shows_cluster_namespace_and_router(client_in):
+    from tests.integrations.kubernetes.conftest import target_config
+
+    config = target_config({"kind": "istio", "virtual_service": "api"})
+    target = factories.make_target(provider="kubernetes", config=config)
+    d = factories.make_deployment(target, "1.0.0")
+    html = page(client_in, d)
+    assert "Runs on" in html
+    assert "dev · shop/api · istio" in html
+
+
+def test_a_local_deployment_page_has_no_runs_on_line(client_in, live):
+    assert "Runs on" not in page(client_in, live)
