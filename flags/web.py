@@ -15,8 +15,15 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from flags import actions, governance, stale
-from flags.models import EXPECTED_LIFETIME_DAYS, EvaluationCount, Flag, FlagSetting, RolloutPlan
+from flags import actions, experiments, governance, stale
+from flags.models import (
+    EXPECTED_LIFETIME_DAYS,
+    EvaluationCount,
+    Experiment,
+    Flag,
+    FlagSetting,
+    RolloutPlan,
+)
 from releases.actors import Actor
 from releases.errors import DomainError, NotFound
 from releases.models import AuditEvent, Channel, Environment
@@ -77,6 +84,9 @@ def flag_detail(request, key: str):
     plans = {}
     for plan in RolloutPlan.objects.filter(flag=flag).order_by("id"):  # the latest wins
         plans[plan.environment_id] = plan
+    tests = {}
+    for test in Experiment.objects.filter(flag=flag).order_by("id"):  # the latest wins
+        tests[test.environment_id] = test
     environments = []
     for env in Environment.objects.order_by("order"):
         try:
@@ -90,6 +100,7 @@ def flag_detail(request, key: str):
                 "setting": settings.get(env.pk),
                 "may_change": may_change,
                 "plan": plans.get(env.pk),
+                "experiment": tests.get(env.pk),
             }
         )
     setting_ids = [str(s.pk) for s in settings.values()]
@@ -107,6 +118,64 @@ def flag_detail(request, key: str):
             "history": history,
             "stale": next((f["reasons"] for f in stale.report() if f["key"] == flag.key), None),
         },
+    )
+
+
+def _percent(value, signed=False) -> str:
+    if value is None:
+        return "?"
+    text = f"{value * 100:+.2f} %" if signed else f"{value * 100:.2f} %"
+    return text.replace("-", "\u2212")
+
+
+def _hours(hours) -> str:
+    if hours is None:
+        return "more than 90 days"
+    if hours < 48:
+        return f"about {hours} h"
+    return f"about {round(hours / 24)} days"
+
+
+def _readable(result: dict) -> dict:
+    """The result with the figures as the page shows them."""
+    for v in result["variants"]:
+        v["rate_text"] = _percent(v["rate"]) if v["rate"] is not None else "no exposures"
+        v["interval_text"] = (
+            f"{_percent(v['interval'][0])} to {_percent(v['interval'][1])}" if v["interval"] else ""
+        )
+        if not v["control"]:
+            low, high = v["lift_interval"]
+            v["lift_text"] = _percent(v["lift"], signed=True) if v["lift"] is not None else "?"
+            low_text = (
+                "below " + _percent(v["lift_at_grid_ends"][0], True)
+                if low is None
+                else _percent(low, True)
+            )
+            high_text = (
+                "above " + _percent(v["lift_at_grid_ends"][1], True)
+                if high is None
+                else _percent(high, True)
+            )
+            v["lift_interval_text"] = f"{low_text} to {high_text}"
+            v["needed_text"] = _hours(v["hours_needed"])
+            v["needed_mde_text"] = _hours(v["hours_needed_at_mde"])
+    return result
+
+
+@login_required
+def experiment_page(request, key: str, env: str):
+    """An experiment's result: rates with intervals, the lift, the sample-ratio check, the
+    sequential verdict and the time still needed at today's traffic."""
+    _visible(request)
+    flag = Flag.objects.filter(key=key).first()
+    environment = Environment.objects.filter(slug=env).first()
+    row = experiments.open_or_latest(flag, environment) if flag and environment else None
+    if row is None:
+        raise Http404(f"{key} has no experiment in {env}.")
+    return render(
+        request,
+        "flags/experiment.html",
+        {"flag": flag, "environment": environment, "r": _readable(experiments.result(row))},
     )
 
 
