@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from flags import actions, experiments, governance, stale
+from flags import actions, experiments, governance, plans, stale
 from flags.models import (
     EXPECTED_LIFETIME_DAYS,
     EvaluationCount,
@@ -81,9 +81,9 @@ def flag_detail(request, key: str):
     if flag is None:
         raise Http404(f"There is no flag {key!r}.")
     settings = {s.environment_id: s for s in FlagSetting.objects.filter(flag=flag)}
-    plans = {}
+    latest = {}
     for plan in RolloutPlan.objects.filter(flag=flag).order_by("id"):  # the latest wins
-        plans[plan.environment_id] = plan
+        latest[plan.environment_id] = plan
     tests = {}
     for test in Experiment.objects.filter(flag=flag).order_by("id"):  # the latest wins
         tests[test.environment_id] = test
@@ -99,7 +99,8 @@ def flag_detail(request, key: str):
                 "environment": env,
                 "setting": settings.get(env.pk),
                 "may_change": may_change,
-                "plan": plans.get(env.pk),
+                "plan": latest.get(env.pk),
+                "timeline": timeline(latest.get(env.pk)),
                 "experiment": tests.get(env.pk),
             }
         )
@@ -177,6 +178,63 @@ def experiment_page(request, key: str, env: str):
         "flags/experiment.html",
         {"flag": flag, "environment": environment, "r": _readable(experiments.result(row))},
     )
+
+
+PLAN_MOVES = {"promote", "step-back", "abort"}
+
+
+@login_required
+@require_POST
+def plan_button(request, key: str, env: str, move: str):
+    """Promote, step back or abort the open rollout plan (one click, through ``flags.plans``)."""
+    if move not in PLAN_MOVES:
+        raise Http404("No such move.")
+    actor = Actor.from_request(request, channel=Channel.UI)
+    plan = (
+        RolloutPlan.objects.select_related("flag", "environment")
+        .filter(flag__key=key, environment__slug=env, state__in=plans.OPEN)
+        .first()
+    )
+    if plan is None:
+        raise Http404(f"{key} has no open rollout plan in {env}.")
+    reason = request.POST.get("reason", "")[:300]
+    try:
+        if move == "promote":
+            plans.promote(actor, plan)
+        elif move == "step-back":
+            plans.step_back(actor, plan, reason)
+        else:
+            plans.abort(actor, plan, reason)
+        messages.success(request, f"{key} in {env}: plan {move} done.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect("flag", key=key)
+
+
+def timeline(plan: RolloutPlan | None) -> list[dict]:
+    """The plan's steps as the page draws them: done, current or next."""
+    if plan is None:
+        return []
+    out = []
+    for i, step in enumerate(plan.steps):
+        if step.get("cleanup"):
+            label = "cleanup: remove the flag from the code"
+        else:
+            label = f"{step['percent']} %"
+        notes = []
+        if step.get("gate"):
+            notes.append(f"gate: {step['gate']} verdict")
+        if step.get("pause"):
+            notes.append(
+                f"hold {step['pause'] // 60} min"
+                if step["pause"] < 7200
+                else f"hold {step['pause'] // 3600} h"
+            )
+        where = "done" if i < plan.step_index else "current" if i == plan.step_index else "next"
+        if plan.state == "completed" and i == plan.step_index:
+            where = "done"
+        out.append({"label": label, "notes": ", ".join(notes), "where": where})
+    return out
 
 
 @login_required
