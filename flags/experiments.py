@@ -26,7 +26,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from flags import governance
+from flags import governance, live
 from flags.engine import experiment as stats
 from flags.models import Experiment, ExperimentCount, ExperimentState, FlagSetting
 from releases import audit
@@ -90,6 +90,7 @@ def start(
                 {"control": control, "variants": variants, "goal": goal, "mde": mde},
                 object_repr=f"{flag.key} in {environment.slug}",
             )
+            live.publish(flag.pk)
     except IntegrityError as exc:
         raise Conflict(
             f"{flag.key} already has a running experiment in {environment.slug}."
@@ -113,6 +114,7 @@ def stop(actor, experiment: Experiment) -> Experiment:
             {"decided": row.decided},
             object_repr=f"{experiment.flag.key} in {experiment.environment.slug}",
         )
+        live.publish(row.flag_id)
     return row
 
 

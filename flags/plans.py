@@ -25,7 +25,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from flags import actions, experiments, governance
+from flags import actions, experiments, governance, live
 from flags.models import Experiment, ExperimentState, FlagSetting, PlanState, RolloutPlan
 from releases import audit
 from releases.actors import Actor
@@ -125,6 +125,7 @@ def _audit(actor, plan, action, data=None):
         {"step": plan.step_index, "percent": plan.percent, "state": plan.state, **(data or {})},
         object_repr=f"{plan.flag.key} in {plan.environment.slug}",
     )
+    live.publish(plan.flag_id)
 
 
 def start(actor, flag, environment, steps) -> RolloutPlan:
