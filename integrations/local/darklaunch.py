@@ -47,9 +47,12 @@ class Side:
         self._hash = hashlib.sha256()  # a retry starts the body again
 
     def as_json(self) -> dict[str, Any]:
-        if self.error is not None:
-            return {"error": self.error, "ms": _ms(self.seconds)}
-        return {"status": self.status, "digest": (self.digest or "")[:12], "ms": _ms(self.seconds)}
+        return {
+            "status": self.status if self.error is None else None,
+            "digest": (self.digest or "")[:12] if self.error is None else None,
+            "error": self.error,
+            "ms": _ms(self.seconds),
+        }
 
 
 def _ms(seconds: float | None) -> float | None:
