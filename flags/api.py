@@ -241,17 +241,6 @@ def plan_out(p: RolloutPlan) -> dict:
     }
 
 
-def _open_plan(key: str, env: str) -> RolloutPlan:
-    plan = (
-        RolloutPlan.objects.select_related("flag", "environment")
-        .filter(flag__key=key, environment__slug=env, state__in=plans.OPEN)
-        .first()
-    )
-    if plan is None:
-        raise NotFound(f"{key} has no open rollout plan in {env}.")
-    return plan
-
-
 @api.post("/flags/{key}/environments/{env}/plan", response={201: dict}, tags=["plans"])
 def start_plan(request, key: str, env: str, body: PlanIn):
     environment = _environment(env)
@@ -281,7 +270,7 @@ def move_plan(request, key: str, env: str, move: str, body: ReasonIn):
         raise NotFound(f"A plan can promote, step-back or abort, not {move!r}.")
     environment = _environment(env)
     _check(request, "flag.change", environment)
-    plan = _open_plan(key, env)
+    plan = plans.open_plan(key, env)
     args = () if move == "promote" else (body.reason,)
     return plan_out(moves[move](actor_for(request), plan, *args))
 

@@ -29,7 +29,7 @@ from flags import actions, experiments, governance, live
 from flags.models import Experiment, ExperimentState, FlagSetting, PlanState, RolloutPlan
 from releases import audit
 from releases.actors import Actor
-from releases.errors import Conflict, InvalidSpec
+from releases.errors import Conflict, InvalidSpec, NotFound
 from strategies.durations import parse_duration
 
 OPEN = (PlanState.ACTIVE, PlanState.PAUSED)
@@ -115,6 +115,18 @@ def decide(plan: RolloutPlan, killed: bool, now, verdict: str | None = None) -> 
     if pause is not None and over:
         return "advance"
     return "wait"
+
+
+def open_plan(key: str, env: str) -> RolloutPlan:
+    """The flag's open plan in the environment; NotFound if it has none."""
+    plan = (
+        RolloutPlan.objects.select_related("flag", "environment")
+        .filter(flag__key=key, environment__slug=env, state__in=OPEN)
+        .first()
+    )
+    if plan is None:
+        raise NotFound(f"{key} has no open rollout plan in {env}.")
+    return plan
 
 
 def _audit(actor, plan, action, data=None):

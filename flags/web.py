@@ -190,13 +190,10 @@ def plan_button(request, key: str, env: str, move: str):
     if move not in PLAN_MOVES:
         raise Http404("No such move.")
     actor = Actor.from_request(request, channel=Channel.UI)
-    plan = (
-        RolloutPlan.objects.select_related("flag", "environment")
-        .filter(flag__key=key, environment__slug=env, state__in=plans.OPEN)
-        .first()
-    )
-    if plan is None:
-        raise Http404(f"{key} has no open rollout plan in {env}.")
+    try:
+        plan = plans.open_plan(key, env)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
     reason = request.POST.get("reason", "")[:300]
     try:
         if move == "promote":

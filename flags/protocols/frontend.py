@@ -15,16 +15,15 @@ which environment; evaluations are counted as OFREP's are.
 
 from __future__ import annotations
 
-import hashlib
 import json
 
-from django.http import HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from flags import sdk, state
 from flags.engine import evaluate
 from flags.protocols import unleash
-from flags.protocols.common import environment_or_401, json_body
+from flags.protocols.common import environment_or_401, etag_answer, json_body
 
 NAMED = ("userId", "sessionId", "remoteAddress", "environment", "appName", "currentTime")
 
@@ -110,13 +109,7 @@ def toggles(request):
         )
     sdk.flush_if_due()
     body = json.dumps({"toggles": out}, separators=(",", ":")).encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    if request.headers.get("If-None-Match") == etag:
-        response = HttpResponse(status=304)
-    else:
-        response = HttpResponse(body, content_type="application/json")
-    response["ETag"] = etag
-    return response
+    return etag_answer(request, body)
 
 
 metrics = unleash.metrics
