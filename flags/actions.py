@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from flags import governance, state, validation
+from flags import governance, live, state, validation
 from flags.models import Flag, FlagSetting, FlagType, Revision, Segment, ValueKind
 from releases import audit
 from releases.errors import Conflict, InvalidRequest, NotFound
@@ -168,6 +168,7 @@ def _change(actor, flag, environment, action, apply, *, version=None, data=None)
             before=before,
             object_repr=f"{flag.key} in {environment.slug}",
         )
+        live.publish(flag.pk)
     return setting
 
 

@@ -6,6 +6,8 @@ the same auth (API token or session), parser and JSON errors (``releases.api.aut
   (any subset; ``version`` guards against lost updates, 409 when stale);
 - ``POST /flags/{key}/environments/{env}/kill`` (``{"reason"}``), ``/restore``,
   ``/rollout`` (``{"percent"}``);
+- ``POST /flags/{key}/environments/{env}/experiment`` (``{"control", "goal", "mde",
+  "alpha"}``), ``GET …/experiment`` (the result), ``POST …/experiment/stop``;
 - ``GET /flags/stale``; ``GET /segments``, ``PUT /segments/{name}``;
 - ``POST /sdk-tokens`` (``{"environment", "name"}``; the token is in the answer, once).
 
@@ -19,7 +21,7 @@ from typing import Any
 from ninja import NinjaAPI, Status
 from ninja.errors import HttpError
 
-from flags import actions, governance, plans, sdk, stale
+from flags import actions, experiments, governance, plans, sdk, stale
 from flags.models import Flag, FlagSetting, FlagType, RolloutPlan, Segment, ValueKind
 from releases.api import openapi
 from releases.api.auth import AUTH, StrictJSONParser, actor_for, install_error_handlers
@@ -102,6 +104,13 @@ class PlanIn(In):
 
 class ReasonIn(In):
     reason: str = ""
+
+
+class ExperimentIn(In):
+    control: str
+    goal: str = ""
+    mde: float = 0.05
+    alpha: float = 0.05
 
 
 class SegmentIn(In):
@@ -261,17 +270,6 @@ def plan_out(p: RolloutPlan) -> dict:
     }
 
 
-def _open_plan(key: str, env: str) -> RolloutPlan:
-    plan = (
-        RolloutPlan.objects.select_related("flag", "environment")
-        .filter(flag__key=key, environment__slug=env, state__in=plans.OPEN)
-        .first()
-    )
-    if plan is None:
-        raise NotFound(f"{key} has no open rollout plan in {env}.")
-    return plan
-
-
 @api.post("/flags/{key}/environments/{env}/plan", response={201: dict}, tags=["plans"])
 def start_plan(request, key: str, env: str, body: PlanIn):
     environment = _environment(env)
@@ -301,9 +299,46 @@ def move_plan(request, key: str, env: str, move: str, body: ReasonIn):
         raise NotFound(f"A plan can promote, step-back or abort, not {move!r}.")
     environment = _environment(env)
     _check(request, "flag.change", environment)
-    plan = _open_plan(key, env)
+    plan = plans.open_plan(key, env)
     args = () if move == "promote" else (body.reason,)
     return plan_out(moves[move](actor_for(request), plan, *args))
+
+
+@api.post("/flags/{key}/environments/{env}/experiment", response={201: dict}, tags=["experiments"])
+def start_experiment(request, key: str, env: str, body: ExperimentIn):
+    environment = _environment(env)
+    _check(request, "flag.change", environment)
+    row = experiments.start(
+        actor_for(request),
+        actions.flag_by_key(key),
+        environment,
+        body.control,
+        goal=body.goal,
+        mde=body.mde,
+        alpha=body.alpha,
+    )
+    return Status(201, experiments.result(row))
+
+
+def _experiment(key: str, env: str):
+    environment = _environment(env)
+    row = experiments.open_or_latest(actions.flag_by_key(key), environment)
+    if row is None:
+        raise NotFound(f"{key} has no experiment in {env}.")
+    return row
+
+
+@api.get("/flags/{key}/environments/{env}/experiment", tags=["experiments"])
+def get_experiment(request, key: str, env: str):
+    _check(request, "flag.view")
+    return experiments.result(_experiment(key, env))
+
+
+@api.post("/flags/{key}/environments/{env}/experiment/stop", tags=["experiments"])
+def stop_experiment(request, key: str, env: str):
+    environment = _environment(env)
+    _check(request, "flag.change", environment)
+    return experiments.result(experiments.stop(actor_for(request), _experiment(key, env)))
 
 
 @api.get("/segments", tags=["segments"])

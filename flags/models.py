@@ -223,3 +223,68 @@ class RolloutPlan(models.Model):
     @property
     def percent(self) -> int:
         return self.steps[self.step_index]["percent"]
+
+
+class ExperimentState(models.TextChoices):
+    RUNNING = "running", "running"
+    STOPPED = "stopped", "stopped"
+
+
+class Experiment(models.Model):
+    """An A/B test on a flag's variants in one environment (``flags.experiments``): SDKs and
+    services report exposures and conversions per variant; the result is judged by a
+    sequential test whose running state is kept here, advanced one closed minute at a time."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="experiments")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    control = models.CharField(max_length=100)  # the variant the others are compared with
+    # the variants and their weights when it started: [{"name", "weight"}] (the SRM check's
+    # expected shares)
+    variants = models.JSONField()
+    goal = models.CharField(max_length=100, blank=True)  # what a conversion is, in words
+    alpha = models.FloatField(default=0.05)
+    mde = models.FloatField(default=0.05)  # the smallest relative lift worth detecting
+    state = models.CharField(
+        max_length=16, choices=ExperimentState.choices, default=ExperimentState.RUNNING
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    started_by = models.CharField(max_length=150, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    # the sequential tests, per treatment: {"<variant>": {"up": {...}, "down": {...}}}
+    sequential = models.JSONField(default=dict, blank=True)
+    looked_until = models.DateTimeField(null=True, blank=True)  # minutes before it are counted
+    # the first verdict each treatment reached: {"<variant>": {"verdict", "at"}}
+    decided = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flag", "environment"],
+                condition=models.Q(state="running"),
+                name="one_running_experiment_per_flag_environment",
+            )
+        ]
+
+    def __str__(self):
+        return f"experiment on {self.flag_id} in {self.environment_id}"
+
+
+class ExperimentCount(models.Model):
+    """Exposures and conversions of one variant of an experiment, per minute."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="counts")
+    minute = models.DateTimeField()
+    variant = models.CharField(max_length=100)
+    exposures = models.BigIntegerField(default=0)
+    conversions = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["experiment", "minute", "variant"], name="experiment_count_once"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.experiment_id} {self.variant} {self.minute:%H:%M}"

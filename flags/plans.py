@@ -7,6 +7,13 @@ a pause has run out; it never moves a plan whose flag's kill switch is pulled --
 plan instead, and a person decides (``promote``, ``step_back``, ``abort``). Reaching the last
 step completes the plan, and the flag page then reminds you to remove the flag from the code.
 
+A step may be gated (``"gate": "experiment"``): it holds until the flag's running experiment
+there (``flags.experiments``) has a verdict -- ``better`` moves on (once its pause, if any, is
+over), ``worse`` steps back automatically (the previous percentage, paused, for a person), a
+sample-ratio mismatch pauses the plan. A plan may end with a cleanup step
+(``{"cleanup": true, "pause": "14d"}``, after 100 %): it stays open, reminds (message, audit)
+when its pause is over, and completes when someone confirms the flag is out of the code.
+
 Every move goes through ``flags.actions.set_rollout`` (roles, audit trail, revision) and is
 recorded on the plan; ``decide`` is the pure decision the tick makes.
 """
@@ -18,14 +25,18 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from flags import actions, governance
-from flags.models import FlagSetting, PlanState, RolloutPlan
+from flags import actions, experiments, governance, live
+from flags.models import Experiment, ExperimentState, FlagSetting, PlanState, RolloutPlan
 from releases import audit
 from releases.actors import Actor
-from releases.errors import Conflict, InvalidSpec
+from releases.errors import Conflict, InvalidSpec, NotFound
 from strategies.durations import parse_duration
 
 OPEN = (PlanState.ACTIVE, PlanState.PAUSED)
+
+
+GATES = ("experiment",)
+REMINDER = "Cleanup overdue"
 
 
 def check_steps(raw) -> list[dict]:
@@ -38,8 +49,25 @@ def check_steps(raw) -> list[dict]:
     out, last = [], 0
     for i, step in enumerate(raw):
         at = f"steps[{i}]"
-        if not isinstance(step, dict) or set(step) - {"percent", "pause"}:
-            errors.append({"path": at, "message": 'must be {"percent": 10, "pause": "10m"}'})
+        if not isinstance(step, dict) or set(step) - {"percent", "pause", "gate", "cleanup"}:
+            errors.append(
+                {"path": at, "message": '{"percent": 10, "pause": "10m", "gate": "experiment"}'}
+            )
+            continue
+        pause = step.get("pause")
+        try:
+            seconds = None if pause is None else parse_duration(pause)
+        except ValueError as exc:
+            errors.append({"path": f"{at}.pause", "message": str(exc)})
+            seconds = None
+        if step.get("cleanup") is not None:
+            if step["cleanup"] is not True or set(step) - {"cleanup", "pause"}:
+                errors.append(
+                    {"path": at, "message": 'a cleanup step is {"cleanup": true, "pause"}'}
+                )
+            elif i != len(raw) - 1 or last != 100:
+                errors.append({"path": at, "message": "the cleanup step comes last, after 100"})
+            out.append({"percent": 100, "pause": seconds, "gate": None, "cleanup": True})
             continue
         percent = step.get("percent")
         if not isinstance(percent, int) or isinstance(percent, bool) or not 0 < percent <= 100:
@@ -48,13 +76,10 @@ def check_steps(raw) -> list[dict]:
             errors.append({"path": f"{at}.percent", "message": "must rise at every step"})
         else:
             last = percent
-        pause = step.get("pause")
-        try:
-            seconds = None if pause is None else parse_duration(pause)
-        except ValueError as exc:
-            errors.append({"path": f"{at}.pause", "message": str(exc)})
-            seconds = None
-        out.append({"percent": percent, "pause": seconds})
+        gate = step.get("gate")
+        if gate is not None and gate not in GATES:
+            errors.append({"path": f"{at}.gate", "message": f"one of {', '.join(GATES)}"})
+        out.append({"percent": percent, "pause": seconds, "gate": gate, "cleanup": False})
     if last != 100:
         errors.append(
             {
@@ -67,15 +92,41 @@ def check_steps(raw) -> list[dict]:
     return out
 
 
-def decide(plan: RolloutPlan, killed: bool, now) -> str:
-    """What the tick does with an active plan: "pause" (its flag was killed), "advance" (the
-    step's pause is over), or "wait"."""
+def decide(plan: RolloutPlan, killed: bool, now, verdict: str | None = None) -> str:
+    """What the tick does with an active plan: "pause" (its flag was killed, or the step's
+    experiment shows a sample-ratio mismatch), "step_back" (the step's experiment shows the
+    change is worse), "advance" (the pause is over and the gate, if any, passed), "remind" (a
+    cleanup step's pause is over), or "wait". ``verdict`` is the step's experiment's overall
+    verdict (None: no experiment)."""
     if killed:
         return "pause"
-    pause = plan.steps[plan.step_index]["pause"]
-    if pause is not None and now >= plan.step_started_at + timedelta(seconds=pause):
+    step = plan.steps[plan.step_index]
+    pause = step["pause"]
+    over = pause is None or now >= plan.step_started_at + timedelta(seconds=pause)
+    if step.get("cleanup"):
+        reminded = plan.message.startswith(REMINDER)
+        return "remind" if pause is not None and over and not reminded else "wait"
+    if step.get("gate") == "experiment":
+        if verdict == "worse":
+            return "step_back"
+        if verdict == "sample_ratio_mismatch":
+            return "pause"
+        return "advance" if verdict == "better" and over else "wait"
+    if pause is not None and over:
         return "advance"
     return "wait"
+
+
+def open_plan(key: str, env: str) -> RolloutPlan:
+    """The flag's open plan in the environment; NotFound if it has none."""
+    plan = (
+        RolloutPlan.objects.select_related("flag", "environment")
+        .filter(flag__key=key, environment__slug=env, state__in=OPEN)
+        .first()
+    )
+    if plan is None:
+        raise NotFound(f"{key} has no open rollout plan in {env}.")
+    return plan
 
 
 def _audit(actor, plan, action, data=None):
@@ -86,6 +137,7 @@ def _audit(actor, plan, action, data=None):
         {"step": plan.step_index, "percent": plan.percent, "state": plan.state, **(data or {})},
         object_repr=f"{plan.flag.key} in {plan.environment.slug}",
     )
+    live.publish(plan.flag_id)
 
 
 def start(actor, flag, environment, steps) -> RolloutPlan:
@@ -123,7 +175,10 @@ def _move(actor, plan_id, action, *, index=None, state=None, message=""):
             actions.set_rollout(actor, plan.flag, plan.environment, percent)
             plan.step_index, plan.step_started_at = index, timezone.now()
         plan.state = state or plan.state
-        if plan.state == PlanState.ACTIVE and plan.step_index == len(plan.steps) - 1:
+        step = plan.steps[plan.step_index]
+        if step.get("cleanup") and plan.state == PlanState.ACTIVE and not message:
+            message = "At 100 %: remove the flag from the code, then confirm the cleanup step."
+        elif plan.state == PlanState.ACTIVE and plan.step_index == len(plan.steps) - 1:
             plan.state = PlanState.COMPLETED
             message = message or "At 100 %: remove the flag from the code, then archive it."
         plan.message = message[:300]
@@ -133,8 +188,21 @@ def _move(actor, plan_id, action, *, index=None, state=None, message=""):
 
 
 def promote(actor, plan: RolloutPlan) -> RolloutPlan:
-    """The next step now (a paused plan resumes)."""
+    """The next step now (a paused plan resumes); at a cleanup step: the flag is out of the
+    code, the plan is complete."""
     governance.require(actor, "flag.change", plan.environment)
+    if plan.steps[plan.step_index].get("cleanup"):
+        with transaction.atomic():
+            plan = _locked(plan.pk)
+            if plan.state not in OPEN:
+                raise Conflict(f"The plan is {plan.state}.", details={"state": plan.state})
+            plan.state = PlanState.COMPLETED
+            plan.message = (
+                f"Cleanup confirmed by {actor.name}: archive the flag once no environment needs it."
+            )[:300]
+            plan.save()
+            _audit(actor, plan, "flag.plan.cleanup", {"message": plan.message})
+        return plan
     return _move(
         actor, plan.pk, "flag.plan.promote", index=plan.step_index + 1, state=PlanState.ACTIVE
     )
@@ -174,6 +242,18 @@ def abort(actor, plan: RolloutPlan, reason: str = "") -> RolloutPlan:
     return plan
 
 
+def _gate_verdict(plan: RolloutPlan, now) -> str | None:
+    """The overall verdict of the running experiment a gated step waits for (None: none)."""
+    if plan.steps[plan.step_index].get("gate") != "experiment":
+        return None
+    row = Experiment.objects.filter(
+        flag=plan.flag, environment=plan.environment, state=ExperimentState.RUNNING
+    ).first()
+    if row is None:
+        return None
+    return experiments.result(row, now)["verdict"]["state"]
+
+
 def tick(now=None) -> int:
     """Move every active plan whose pause is over (safe to run twice, from any worker: each
     plan is re-read under its row lock). Returns how many plans moved."""
@@ -188,15 +268,31 @@ def tick(now=None) -> int:
             killed = FlagSetting.objects.filter(
                 flag=plan.flag, environment=plan.environment, killed_at__isnull=False
             ).exists()
-            move = decide(plan, killed, now)
+            verdict = _gate_verdict(plan, now)
+            move = decide(plan, killed, now, verdict)
         if move == "pause":
             _move(
                 actor,
                 plan_id,
                 "flag.plan.hold",
                 state=PlanState.PAUSED,
-                message="held: the kill switch is pulled",
+                message="held: the kill switch is pulled"
+                if killed
+                else "held: the experiment's sample ratio does not match its weights",
             )
+            moved += 1
+        elif move == "step_back":
+            step_back(actor, plan, "stepped back: the experiment's verdict is worse")
+            moved += 1
+        elif move == "remind":
+            with transaction.atomic():
+                plan = _locked(plan_id)
+                plan.message = (
+                    f"{REMINDER}: the flag is at 100 % since "
+                    f"{plan.step_started_at:%Y-%m-%d}; remove it from the code."
+                )
+                plan.save(update_fields=["message"])
+                _audit(actor, plan, "flag.plan.remind", {"message": plan.message})
             moved += 1
         elif move == "advance":
             _move(actor, plan_id, "flag.plan.advance", index=plan.step_index + 1)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from flags import plans
+from flags import experiments, plans
 
 
 @shared_task(name="flags.tasks.advance_plans", ignore_result=True)
 def advance_plans() -> int:
     """Move rollout plans whose step's pause is over (beat runs it every sweep interval)."""
     return plans.tick()
+
+
+@shared_task(name="flags.tasks.look_experiments", ignore_result=True)
+def look_experiments() -> int:
+    """Advance running experiments' sequential tests over the minutes closed since the last
+    look, so a verdict's time does not depend on someone opening the page."""
+    return experiments.look_all()

@@ -15,8 +15,15 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from flags import actions, governance, stale
-from flags.models import EXPECTED_LIFETIME_DAYS, EvaluationCount, Flag, FlagSetting, RolloutPlan
+from flags import actions, experiments, governance, plans, stale
+from flags.models import (
+    EXPECTED_LIFETIME_DAYS,
+    EvaluationCount,
+    Experiment,
+    Flag,
+    FlagSetting,
+    RolloutPlan,
+)
 from releases.actors import Actor
 from releases.errors import DomainError, NotFound
 from releases.models import AuditEvent, Channel, Environment
@@ -74,9 +81,12 @@ def flag_detail(request, key: str):
     if flag is None:
         raise Http404(f"There is no flag {key!r}.")
     settings = {s.environment_id: s for s in FlagSetting.objects.filter(flag=flag)}
-    plans = {}
+    latest = {}
     for plan in RolloutPlan.objects.filter(flag=flag).order_by("id"):  # the latest wins
-        plans[plan.environment_id] = plan
+        latest[plan.environment_id] = plan
+    tests = {}
+    for test in Experiment.objects.filter(flag=flag).order_by("id"):  # the latest wins
+        tests[test.environment_id] = test
     environments = []
     for env in Environment.objects.order_by("order"):
         try:
@@ -89,7 +99,9 @@ def flag_detail(request, key: str):
                 "environment": env,
                 "setting": settings.get(env.pk),
                 "may_change": may_change,
-                "plan": plans.get(env.pk),
+                "plan": latest.get(env.pk),
+                "timeline": timeline(latest.get(env.pk)),
+                "experiment": tests.get(env.pk),
             }
         )
     setting_ids = [str(s.pk) for s in settings.values()]
@@ -108,6 +120,118 @@ def flag_detail(request, key: str):
             "stale": next((f["reasons"] for f in stale.report() if f["key"] == flag.key), None),
         },
     )
+
+
+def _percent(value, signed=False) -> str:
+    if value is None:
+        return "?"
+    text = f"{value * 100:+.2f} %" if signed else f"{value * 100:.2f} %"
+    return text.replace("-", "\u2212")
+
+
+def _hours(hours) -> str:
+    if hours is None:
+        return "more than 90 days"
+    if hours < 48:
+        return f"about {hours} h"
+    return f"about {round(hours / 24)} days"
+
+
+def _readable(result: dict) -> dict:
+    """The result with the figures as the page shows them."""
+    for v in result["variants"]:
+        v["rate_text"] = _percent(v["rate"]) if v["rate"] is not None else "no exposures"
+        v["interval_text"] = (
+            f"{_percent(v['interval'][0])} to {_percent(v['interval'][1])}" if v["interval"] else ""
+        )
+        if not v["control"]:
+            low, high = v["lift_interval"]
+            v["lift_text"] = _percent(v["lift"], signed=True) if v["lift"] is not None else "?"
+            low_text = (
+                "below " + _percent(v["lift_at_grid_ends"][0], True)
+                if low is None
+                else _percent(low, True)
+            )
+            high_text = (
+                "above " + _percent(v["lift_at_grid_ends"][1], True)
+                if high is None
+                else _percent(high, True)
+            )
+            v["lift_interval_text"] = f"{low_text} to {high_text}"
+            v["needed_text"] = _hours(v["hours_needed"])
+            v["needed_mde_text"] = _hours(v["hours_needed_at_mde"])
+    return result
+
+
+@login_required
+def experiment_page(request, key: str, env: str):
+    """An experiment's result: rates with intervals, the lift, the sample-ratio check, the
+    sequential verdict and the time still needed at today's traffic."""
+    _visible(request)
+    flag = Flag.objects.filter(key=key).first()
+    environment = Environment.objects.filter(slug=env).first()
+    row = experiments.open_or_latest(flag, environment) if flag and environment else None
+    if row is None:
+        raise Http404(f"{key} has no experiment in {env}.")
+    return render(
+        request,
+        "flags/experiment.html",
+        {"flag": flag, "environment": environment, "r": _readable(experiments.result(row))},
+    )
+
+
+PLAN_MOVES = {"promote", "step-back", "abort"}
+
+
+@login_required
+@require_POST
+def plan_button(request, key: str, env: str, move: str):
+    """Promote, step back or abort the open rollout plan (one click, through ``flags.plans``)."""
+    if move not in PLAN_MOVES:
+        raise Http404("No such move.")
+    actor = Actor.from_request(request, channel=Channel.UI)
+    try:
+        plan = plans.open_plan(key, env)
+    except NotFound as exc:
+        raise Http404(exc.message) from exc
+    reason = request.POST.get("reason", "")[:300]
+    try:
+        if move == "promote":
+            plans.promote(actor, plan)
+        elif move == "step-back":
+            plans.step_back(actor, plan, reason)
+        else:
+            plans.abort(actor, plan, reason)
+        messages.success(request, f"{key} in {env}: plan {move} done.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect("flag", key=key)
+
+
+def timeline(plan: RolloutPlan | None) -> list[dict]:
+    """The plan's steps as the page draws them: done, current or next."""
+    if plan is None:
+        return []
+    out = []
+    for i, step in enumerate(plan.steps):
+        if step.get("cleanup"):
+            label = "cleanup: remove the flag from the code"
+        else:
+            label = f"{step['percent']} %"
+        notes = []
+        if step.get("gate"):
+            notes.append(f"gate: {step['gate']} verdict")
+        if step.get("pause"):
+            notes.append(
+                f"hold {step['pause'] // 60} min"
+                if step["pause"] < 7200
+                else f"hold {step['pause'] // 3600} h"
+            )
+        where = "done" if i < plan.step_index else "current" if i == plan.step_index else "next"
+        if plan.state == "completed" and i == plan.step_index:
+            where = "done"
+        out.append({"label": label, "notes": ", ".join(notes), "where": where})
+    return out
 
 
 @login_required

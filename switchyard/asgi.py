@@ -14,6 +14,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
+from flags.live import websocket_urlpatterns as flag_websockets  # noqa: E402
 from releases.live.routing import websocket_urlpatterns  # noqa: E402
 
 # Import every view and build the URL resolver (and the API's schema classes) now, once per
@@ -25,7 +26,7 @@ application = ProtocolTypeRouter(
     {
         "http": ASGIStaticFilesHandler(django_asgi),
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns + flag_websockets))
         ),
     }
 )

@@ -104,6 +104,7 @@ METRICS_INTERVAL = 2.0
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "releases.tasks.sweep", "schedule": SWEEP_INTERVAL},
     "flag-plans": {"task": "flags.tasks.advance_plans", "schedule": SWEEP_INTERVAL},
+    "flag-experiments": {"task": "flags.tasks.look_experiments", "schedule": 30.0},
     "sample-metrics": {
         "task": "releases.tasks.sample_metrics",
         "schedule": METRICS_INTERVAL,

@@ -9,12 +9,14 @@ lands in the same bucket here as in any Unleash SDK:
 - ``constraints``: the constraint operators (IN / NOT_IN, string, numeric, date, semver;
   inverted, case-insensitive) and their validation;
 - ``evaluate``: strategies, segments, variants and the result (enabled, variant, reason);
-- ``stale``: which flags have outlived what their type expects.
+- ``stale``: which flags have outlived what their type expects;
+- ``experiment``: A/B statistics (rates, lift, sample-ratio check, the sequential verdict on
+  the canary judge's ``strategies.analysis.sequential``, the time still needed).
 
 The reference is Unleash's own engine (Yggdrasil, which the ``UnleashClient`` package runs);
 ``tests/flags`` checks agreement on thousands of generated contexts.
-May import: the standard library, ``mmh3`` and ``semver``. Never Django, ``releases``,
-``integrations``.
+May import: the standard library, ``mmh3``, ``semver`` and the pure ``strategies``.
+Never Django, ``releases``, ``integrations``.
 """
 
 from flags.engine.evaluate import (

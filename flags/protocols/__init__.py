@@ -1,5 +1,8 @@
-"""The SDK-facing endpoints: Unleash's client API (``unleash``) and the OpenFeature Remote
-Evaluation Protocol (``ofrep``), mounted by ``urls``. Plain Django views (no session, no CSRF:
-SDK tokens authenticate), each answering from ``flags.state``'s cached document.
-May import: ``flags.state``, ``flags.sdk``, ``flags.engine``, ``flags.models``.
+"""The SDK-facing endpoints: Unleash's client API (``unleash``) and frontend API
+(``frontend``), the OpenFeature Remote Evaluation Protocol (``ofrep``) and the experiment events
+(``experiments``), mounted by ``urls``. Plain Django views (no session, no CSRF: SDK tokens
+authenticate), each answering from ``flags.state``'s cached document (events: into
+``flags.experiments``).
+May import: ``flags.state``, ``flags.sdk``, ``flags.engine``, ``flags.models``,
+``flags.experiments``.
 """

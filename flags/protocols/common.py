@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 from flags import sdk
 
@@ -29,3 +30,14 @@ def json_body(request):
     if not raw.strip():
         return None
     return json.loads(raw)
+
+
+def etag_answer(request, body: bytes) -> HttpResponse:
+    """``body`` as JSON with an ``ETag`` over it; 304 when ``If-None-Match`` already has it."""
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    if request.headers.get("If-None-Match") == etag:
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(body, content_type="application/json")
+    response["ETag"] = etag
+    return response

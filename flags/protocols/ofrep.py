@@ -16,16 +16,15 @@ flag's default value.
 
 from __future__ import annotations
 
-import hashlib
 import json
 
-from django.http import HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from flags import sdk, state
 from flags.engine import evaluate
-from flags.protocols.common import environment_or_401, json_body
+from flags.protocols.common import environment_or_401, etag_answer, json_body
 
 TOP_LEVEL = ("userId", "sessionId", "remoteAddress", "environment", "appName", "currentTime")
 
@@ -146,13 +145,7 @@ def evaluate_all(request):
     body = json.dumps(
         {"flags": flags, "metadata": {"revision": snapshot.revision}}, separators=(",", ":")
     ).encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    if request.headers.get("If-None-Match") == etag:
-        response = HttpResponse(status=304)
-    else:
-        response = HttpResponse(body, content_type="application/json")
-    response["ETag"] = etag
-    return response
+    return etag_answer(request, body)
 
 
 @require_GET

@@ -28,7 +28,9 @@ def read_counters(
     timeout: httpx.Timeout = TIMEOUT,
     client: httpx.Client | None = None,
 ) -> dict:
-    """``{target_key: {"time": unix seconds, "slots": {slot: counters}}}``; raises
+    """``{target_key: {"time": unix seconds, "slots": {slot: counters}, "dark_launch": the
+    router's comparison of mirrored answers (``integrations.local.darklaunch``), once it has
+    compared any}}``; raises
     ``IntegrationError`` (permanent when the agent refuses the token)."""
     body = read_raw(fleet_url, token, timeout=timeout, client=client)
     return {key: _target(value) for key, value in (body.get("targets") or {}).items()}
@@ -72,4 +74,7 @@ def _target(raw: dict[str, Any]) -> dict[str, Any]:
                 for version, series in (slot.get("versions") or {}).items()
             },
         }
-    return {"time": float(raw.get("time") or 0.0), "slots": slots}
+    reading = {"time": float(raw.get("time") or 0.0), "slots": slots}
+    if (raw.get("dark_launch") or {}).get("compared"):  # mirrored answers compared (a dark launch)
+        reading["dark_launch"] = raw["dark_launch"]
+    return reading

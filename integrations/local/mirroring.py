@@ -9,7 +9,8 @@ A route (``integrations.base.Routing.mirror_routes``) is ``{"name", "percentage"
 matches (all of a match's parts), or always when ``match`` is empty. Which requests are copied
 is drawn at random per request. Only requests whose body is in hand (up to the router's buffer
 limit) are copied. The copies are counted in the canary instance's request statistics, so an
-analysis of the new release measures the mirrored traffic too.
+analysis of the new release measures the mirrored traffic too, and each copy's answer is
+compared with the user's (``integrations.local.darklaunch``: status, body digest, latency).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -106,28 +108,44 @@ class Copier:
         headers: Any,
         body: bytes | None,
         observe: Callable[[Any, str, float], None],
+        pair: Any = None,
     ) -> None:
+        """``pair`` (``darklaunch.Pair``): the copy's answer is compared with the user's."""
         if len(self._tasks) >= self.limit:
             self.dropped += 1
             return
         task = asyncio.get_running_loop().create_task(
-            self._copy(session, inst, request.method, request.raw_path, headers, body, observe)
+            self._copy(
+                session, inst, request.method, request.raw_path, headers, body, observe, pair
+            )
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _copy(self, session, inst, method, raw_path, headers, body, observe) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+    async def _copy(self, session, inst, method, raw_path, headers, body, observe, pair) -> None:
+        clock = time.perf_counter
+        started = clock()
         url = URL(inst.base_url + raw_path, encoded=True)
+        side = pair.mirror if pair is not None else None
         try:
             async with session.request(
                 method, url, headers=headers, data=body, allow_redirects=False, timeout=TIMEOUT
             ) as answer:
-                await answer.read()  # dropped: the user was answered by the routed slot
-                observe(inst.series, code_class(answer.status), loop.time() - started)
-        except (aiohttp.ClientError, TimeoutError):
-            observe(inst.series, "error", loop.time() - started)
+                data = await answer.read()  # the user was answered by the routed slot
+                seconds = clock() - started
+                observe(inst.series, code_class(answer.status), seconds)
+                if side is not None:
+                    side.feed(data)
+                    side.done(answer.status, seconds)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            observe(inst.series, "error", clock() - started)
+            if side is not None:
+                side.failed(exc, clock() - started)
+        finally:
+            if pair is not None:
+                if side.status is None and side.error is None:
+                    side.failed("cancelled", clock() - started)
+                pair.finish()
 
     async def close(self) -> None:
         for task in list(self._tasks):

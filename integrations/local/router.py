@@ -142,7 +142,6 @@ class Router:
         else:
             cookies = request.cookies if rules.uses_cookies else None
             prefer = rules.preferred_slot(request.headers, cookies)
-        method = request.method
         body: Any = None
         buffered = True
         if request.body_exists:
@@ -158,9 +157,24 @@ class Router:
         headers["X-Forwarded-For"] = f"{forwarded}, {remote}" if forwarded else remote
         headers.setdefault("X-Forwarded-Host", request.host)
         headers.setdefault("X-Forwarded-Proto", request.scheme)
+        pair = None
         if rules.mirrors and buffered and not self.preview:
-            self._mirror(request, rules, headers, body)
+            pair = self._mirror(request, rules, headers, body)
+        if pair is None:
+            return await self._route(request, target, rules, prefer, headers, body, buffered)
+        try:
+            return await self._route(
+                request, target, rules, prefer, headers, body, buffered, pair.stable
+            )
+        finally:  # the user's answer is out (or failed): the pair is judged when both are in
+            if pair.stable.status is None and pair.stable.error is None:
+                pair.stable.failed("no answer", 0.0)
+            pair.finish()
 
+    async def _route(
+        self, request, target, rules, prefer, headers, body, buffered, side=None
+    ) -> web.StreamResponse:
+        method = request.method
         failed = None
         for _ in range(2):
             if self.preview:
@@ -182,7 +196,7 @@ class Router:
                 )
             if inst is None:
                 break
-            outcome = await self._forward(request, inst, headers, body, buffered)
+            outcome = await self._forward(request, inst, headers, body, buffered, side)
             if not isinstance(outcome, Exception):
                 return outcome
             failed = inst
@@ -205,15 +219,18 @@ class Router:
             )
         return self._failure(failed, outcome)
 
-    def _mirror(self, request: web.BaseRequest, rules: Any, headers: Any, body: Any) -> None:
-        """A copy to an instance of the canary slot when a mirror route wants this request."""
+    def _mirror(self, request: web.BaseRequest, rules: Any, headers: Any, body: Any) -> Any:
+        """A copy to an instance of the canary slot when a mirror route wants this request: the
+        ``darklaunch.Pair`` its answer will be compared in (None: no copy)."""
         if not any(m.wants(request.method, request.path, request.headers) for m in rules.mirrors):
-            return
+            return None
         inst = self._balancer.choose_in(self.target.slots.get(rules.routing.canary_slot))
-        if inst is not None:
-            self._copier.send(
-                self._session, inst, request, headers, body, self.target.stats.observe
-            )
+        if inst is None:
+            return None
+        stats = self.target.stats
+        pair = stats.dark.pair(request.method, request.path)
+        self._copier.send(self._session, inst, request, headers, body, stats.observe, pair)
+        return pair
 
     def _failure(self, inst: Any, exc: Exception) -> web.Response:
         timed_out = isinstance(exc, TimeoutError)
@@ -236,9 +253,16 @@ class Router:
         headers["X-Switchyard-Instance"] = inst.id
 
     async def _forward(
-        self, request: web.BaseRequest, inst: Any, headers: Any, body: Any, buffered: bool
+        self,
+        request: web.BaseRequest,
+        inst: Any,
+        headers: Any,
+        body: Any,
+        buffered: bool,
+        side: Any = None,
     ) -> web.StreamResponse | Exception:
-        """The instance's answer, or the exception that kept it from answering."""
+        """The instance's answer, or the exception that kept it from answering. ``side``
+        (``darklaunch.Side``): what the user got, for a mirrored request's comparison."""
         loop_time = time.perf_counter  # uvloop's loop.time() only has millisecond resolution
         stats = self.target.stats
         series = inst.series
@@ -252,6 +276,8 @@ class Router:
                 )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 stats.observe(series, "error", loop_time() - started)
+                if side is not None:
+                    side.failed(exc, loop_time() - started)
                 return exc
             klass = code_class(upstream.status)
             out: web.StreamResponse | None = None
@@ -268,6 +294,9 @@ class Router:
                     )
                     self._mark(out.headers, inst)
                     stats.observe(series, klass, loop_time() - started)
+                    if side is not None:
+                        side.feed(data)
+                        side.done(upstream.status, loop_time() - started)
                     return out
                 out = web.StreamResponse(
                     status=upstream.status,
@@ -279,11 +308,17 @@ class Router:
                 if not no_body:
                     async for chunk in upstream.content.iter_any():
                         await out.write(chunk)
+                        if side is not None:
+                            side.feed(chunk)
                 await out.write_eof()
                 stats.observe(series, klass, loop_time() - started)
+                if side is not None:
+                    side.done(upstream.status, loop_time() - started)
                 return out
             except (aiohttp.ClientError, TimeoutError) as exc:  # the instance broke off
                 stats.observe(series, "error", loop_time() - started)
+                if side is not None:
+                    side.failed(exc, loop_time() - started)
                 if out is not None and out.prepared:
                     raise  # too late for a clean error: drop the client connection
                 return exc

@@ -23,6 +23,8 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+from integrations.local.darklaunch import DarkStats
+
 BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _BOUNDS_S = tuple(ms / 1000 for ms in BUCKETS_MS)
 CODE_CLASSES = ("2xx", "3xx", "4xx", "5xx", "error")  # 1xx responses count as 2xx
@@ -104,6 +106,7 @@ class TargetStats:
         self.slot_versions: dict[tuple[str, str], Series] = {}
         self.instances: dict[str, InstanceSeries] = {}
         self.unrouted = 0  # requests answered 503 because no instance was ready
+        self.dark = DarkStats()  # mirrored answers compared with the users' (a dark launch)
         self._retired: deque[str] = deque()
 
     def for_instance(self, slot: str, instance: str, version: str) -> InstanceSeries:
@@ -235,4 +238,9 @@ def stats_json(ts: TargetStats, instances: Iterable[Any]) -> dict[str, Any]:
                 "state": inst.state,
                 "inflight": inst.inflight,
             }
-    return {"time": time.time(), "unrouted": ts.unrouted, "slots": slots}
+    return {
+        "time": time.time(),
+        "unrouted": ts.unrouted,
+        "slots": slots,
+        "dark_launch": ts.dark.as_json(),
+    }

@@ -14,6 +14,9 @@ reading and the target's previous one, divided by the time between them (the age
   the histogram bucket that holds them (as Prometheus' ``histogram_quantile`` does); a quantile in
   the open-ended last bucket is reported as the largest finite bound; None without requests.
 
+A provider that compares mirrored answers with the users' (the local router's dark launch) adds
+its running totals as the sample's ``dark_launch``, passed through as it reads them.
+
 A counter that went backwards (the agent restarted) gives no sample: the new reading becomes the
 baseline.
 
@@ -158,7 +161,10 @@ def make_sample(previous: dict | None, reading: dict) -> dict | None:
         if sample is None:
             return None
         slots[name] = sample
-    return {"t": round(reading["time"], 3), "slots": slots}
+    sample = {"t": round(reading["time"], 3), "slots": slots}
+    if reading.get("dark_launch"):  # the router's running comparison of mirrored answers
+        sample["dark_launch"] = reading["dark_launch"]
+    return sample
 
 
 # --- storage --------------------------------------------------------------------------------------

@@ -460,6 +460,36 @@
     });
     var empty = $("[data-metrics-empty]");
     if (empty) empty.hidden = samples.length > 0;
+    drawDarkLaunch(samples.length ? samples[samples.length - 1].dark_launch : null);
+  }
+
+  // the router's comparison of mirrored answers with the users' (a dark launch)
+  function drawDarkLaunch(dl) {
+    var panel = $("[data-dark-launch]");
+    if (!panel || !dl) return;
+    panel.hidden = false;
+    var lat = dl.latency_ms || {};
+    var values = {
+      compared: dl.compared, status_mismatches: dl.status_mismatches,
+      body_mismatches: dl.body_mismatches, mirror_errors: dl.mirror_errors,
+      mismatch_rate: dl.mismatch_rate == null ? "—" : Math.round(100 * dl.mismatch_rate) + "%",
+      stable_p50: lat.stable_p50, mirror_p50: lat.mirror_p50, difference_p50: lat.difference_p50,
+      stable_p99: lat.stable_p99, mirror_p99: lat.mirror_p99
+    };
+    Object.keys(values).forEach(function (key) {
+      var out = panel.querySelector('[data-dl="' + key + '"]');
+      if (out) out.textContent = values[key] == null ? "—" : String(values[key]);
+    });
+    var list = panel.querySelector("[data-dl-samples]");
+    if (list) {
+      list.replaceChildren.apply(list, (dl.samples || []).map(function (s) {
+        var li = document.createElement("li");
+        var side = function (x) { return x.status != null ? x.status : x.error; };
+        li.textContent = s.kind + " · " + s.method + " " + s.path + " · stable " + side(s.stable) +
+          " · canary " + side(s.mirror);
+        return li;
+      }));
+    }
   }
 
   function scheduleDraw() {

@@ -6,6 +6,7 @@ instances over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -115,3 +116,53 @@ def test_the_router_copies_matching_requests_to_the_canary_and_answers_from_the_
         what="30 copies on the canary slot",
     )
     assert control.status("mr.shop")["routing"]["mirror_routes"] == [POSTS]
+
+
+def dark_launch(control, key) -> dict:
+    return control.metrics_json()["targets"][key]["dark_launch"]
+
+
+@pytest.mark.timeout(120)
+def test_the_router_compares_each_copy_with_the_users_answer_and_never_delays_it(control):
+    """A dark launch as Scientist runs one: the canary (2.0) answers /health like the stable
+    slot, /version differently (the body) and / with 500s after 300 ms; users get the stable
+    answers at the stable speed, and the router counts each kind of difference."""
+    endpoint = control.create_target("dl.shop")
+    control.ensure("dl.shop", "blue", "1.0", 1)
+    control.ensure("dl.shop", "green", "2.0", 1, {"error_rate": 1.0, "latency_ms": 300})
+    control.wait_ready("dl.shop", "blue", 1)
+    control.wait_ready("dl.shop", "green", 1)
+    everything = {"name": "all", "percentage": 100, "match": []}
+    control.set_routing(
+        "dl.shop",
+        {"blue": 100, "green": 0},
+        stable_slot="blue",
+        canary_slot="green",
+        mirror_routes=[everything],
+    )
+    health = fire(endpoint + "/health", 10)
+    versions = fire(endpoint + "/version", 10)
+
+    async def index(count: int):
+        async with httpx.AsyncClient(timeout=5) as client:
+            answers = []
+            for _ in range(count):  # one at a time: each one's own latency
+                answers.append(await client.get(endpoint + "/"))
+            return answers
+
+    started = time.perf_counter()
+    answers = asyncio.run(index(10))
+    per_request = (time.perf_counter() - started) / 10
+    assert {a.status for a in health} == {200} and {a.status for a in versions} == {200}
+    assert {(a.status_code, a.json()["version"]) for a in answers} == {(200, "1.0")}
+    assert per_request < 0.15  # the copies' 300 ms never reach the user
+    wait_until(lambda: dark_launch(control, "dl.shop")["compared"] == 30, what="30 pairs")
+    dark = dark_launch(control, "dl.shop")
+    assert (dark["matched"], dark["body_mismatches"], dark["status_mismatches"]) == (10, 10, 10)
+    assert dark["mirror_errors"] == dark["stable_errors"] == 0
+    assert dark["mismatch_rate"] == pytest.approx(20 / 30)
+    assert dark["latency_ms"]["mirror_p99"] >= 300 > dark["latency_ms"]["stable_p99"]
+    kinds = {s["kind"] for s in dark["samples"]}
+    assert kinds == {"body", "status"}
+    status = next(s for s in dark["samples"] if s["kind"] == "status")
+    assert status["stable"]["status"] == 200 and status["mirror"]["status"] == 500
