@@ -204,6 +204,11 @@ class DeploymentIn(In):
         description="admins only: deploy during a freeze window; why it cannot wait (audited, "
         "shown on the deployment)",
     )
+    redeploy: bool = Field(
+        False,
+        description="deploy the version already live in the environment again (every instance "
+        "is replaced); without it that is refused with 409 `already_live`",
+    )
 
 
 class StepOut(Schema):
