@@ -144,7 +144,17 @@
 
   // --- the deployment -------------------------------------------------------------------------
 
+  // what each side is called now (releases/web/deployment.py split_words says the same)
+  function splitWords(state) {
+    if (state === "succeeded") return { stable: "previous", canary: "stable" };
+    if (["rolled_back", "aborted", "failed", "rejected"].indexOf(state) >= 0) {
+      return { stable: "stable", canary: "retired" };
+    }
+    return { stable: "stable", canary: "canary" };
+  }
+
   function applySplit(d) {
+    var called = splitWords(d.state);
     var weights = d.weights || {};
     var has = Object.keys(weights).length > 0;
     var shares = {
@@ -159,7 +169,10 @@
       var span = seg.querySelector("span");
       var slot = d.slots ? d.slots[role] : role;
       if (span) span.textContent = slot + " " + shares[role] + "%";
-      label.push(role + " " + slot + " " + shares[role] + "%");
+      label.push(called[role] + " " + slot + " " + shares[role] + "%");
+    });
+    document.querySelectorAll("[data-called]").forEach(function (node) {
+      node.textContent = called[node.dataset.called];
     });
     bar.setAttribute("aria-label", label.join(", "));
     document.querySelectorAll("[data-w]").forEach(function (node) {
