@@ -13,7 +13,7 @@ from ninja import Field, Schema
 from pydantic import ConfigDict, field_validator
 
 from releases.api import strict
-from releases.api.strategy_schema import StrategySpec
+from releases.api.strategy_schema import StrategySpec, StrategyToCheck
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$"
@@ -294,7 +294,7 @@ class EventPage(Schema):
 
 
 class StrategyIn(In):
-    strategy: StrategySpec = Field(
+    strategy: StrategyToCheck = Field(
         description="our spec or Argo Rollouts' ({'canary': {...}} / {'blueGreen': {...}})",
         examples=[{"kind": "rolling", "replicas": 4, "batch_size": "25%"}],
     )

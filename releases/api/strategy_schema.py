@@ -1,8 +1,9 @@
 """The strategy spec as the OpenAPI document types it: one schema per kind (a union discriminated by
 ``kind``), beside Argo Rollouts' spellings and CodeDeploy's configuration names.
 
-These models only *describe*: fields typed ``StrategySpec`` skip pydantic's validation
-(``SkipValidation``) and the value reaches ``strategies.spec`` as sent, so that every error keeps
+These models only *describe*: a field typed ``StrategySpec`` checks only that it holds a JSON
+object (``PlainValidator``, whose input type is what the document shows) and the value reaches
+``strategies.spec`` as sent, so that every error keeps
 the API's ``invalid_spec`` shape with its path (../shared/API.md), and a default or a new key
 is checked in one place. Keep them in step with ``strategies/spec*.py``.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
 Duration = Annotated[
     str | float, Field(description='a duration: "30s", "5m", "1h30m", or seconds as a number')
@@ -172,5 +173,26 @@ Ours = Annotated[
     Field(discriminator="kind"),
 ]
 
+
+def _an_object(value: Any) -> Any:
+    """The one check made here: a strategy is a JSON object (the rest is strategies.spec's)."""
+    if not isinstance(value, dict):
+        raise ValueError('a strategy is a JSON object, e.g. {"kind": "rolling"}')
+    return value
+
+
 # described in the OpenAPI document, validated by strategies.spec (see the module docstring)
-StrategySpec = SkipValidation[Ours | CodeDeployStrategy | ArgoRolloutsStrategy]
+StrategySpec = Annotated[
+    dict[str, Any],
+    PlainValidator(
+        _an_object, json_schema_input_type=Ours | CodeDeployStrategy | ArgoRolloutsStrategy
+    ),
+]
+
+# POST /strategies/validate takes anything and says what is wrong with it as invalid_spec
+StrategyToCheck = Annotated[
+    Any,
+    PlainValidator(
+        lambda value: value, json_schema_input_type=Ours | CodeDeployStrategy | ArgoRolloutsStrategy
+    ),
+]

@@ -155,6 +155,9 @@
 
   function applySplit(d) {
     var called = splitWords(d.state);
+    // the charts' window follows the deployment (chartWindow)
+    if (box && d.started_at) box.dataset.started = Date.parse(d.started_at) / 1000;
+    if (box && d.finished_at) box.dataset.finished = Date.parse(d.finished_at) / 1000;
     var weights = d.weights || {};
     var has = Object.keys(weights).length > 0;
     var shares = {
@@ -450,10 +453,43 @@
   });
   var drawPending = false;
 
+  // the window follows the deployment: from its start (or the last 15 minutes, all that is
+  // kept, for a long one) to now, or to shortly after it finished
+  function chartWindow() {
+    var clockNow = Date.now() / 1000;
+    var started = Number(box.dataset.started) || null;
+    var finished = Number(box.dataset.finished) || null;
+    var end = finished ? Math.min(clockNow, finished + 30) : clockNow;
+    var start = started ? Math.max(started - 10, clockNow - WINDOW) : end - WINDOW;
+    return { start: Math.min(start, end - 60), end: end, ended: !!finished && end < clockNow };
+  }
+
+  // marks where a step, a weight change or a state change happened (from the events list)
+  var MARKED = { step: 1, state: 1, failure: 1, intent: 1, promote: 1, rollback: 1 };
+  function chartMarks() {
+    var marks = [];
+    document.querySelectorAll("[data-events] li[data-event-id]").forEach(function (li) {
+      var kind = li.querySelector(".ev-kind");
+      var time = li.querySelector("time[datetime]");
+      if (!kind || !time || !MARKED[kind.textContent.trim()]) return;
+      var text = (li.querySelector(".ev-msg") || li).textContent.trim();
+      var weight = /(\d+)\s*%/.exec(text);
+      var step = /step (\d+)/.exec(text);
+      marks.push({
+        t: Date.parse(time.getAttribute("datetime")) / 1000,
+        label: weight ? weight[1] + "%" : step ? "step " + step[1] : kind.textContent.trim(),
+        title: time.textContent + " " + text
+      });
+    });
+    return marks;
+  }
+
   function drawCharts() {
     drawPending = false;
-    var now = Date.now() / 1000;
-    samples = samples.filter(function (s) { return s.t >= now - WINDOW; });
+    var win = chartWindow();
+    var now = win.end;
+    var marks = chartMarks();
+    samples = samples.filter(function (s) { return s.t >= Date.now() / 1000 - WINDOW; });
     Object.keys(charts).forEach(function (key) {
       var series = {};
       ["stable", "canary"].forEach(function (role) {
@@ -462,7 +498,7 @@
           return [s.t, slot ? slot[key] : null];
         });
       });
-      charts[key].chart.draw(series, now);
+      charts[key].chart.draw(series, now, { start: win.start, marks: marks, ended: win.ended });
       var latest = samples.length ? samples[samples.length - 1] : null;
       ["stable", "canary"].forEach(function (role) {
         var out = charts[key].figure.querySelector('[data-latest="' + role + '"]');

@@ -47,6 +47,11 @@ def test_errors_keep_the_api_shape_and_argo_still_goes_through(api):
     assert_error(response, 422, "invalid_spec")
     assert {"steps[0].set_weight", "colour"} <= set(error_paths(response))
     assert_error(api.post("/strategies/validate", {"strategy": "canary"}), 422, "invalid_spec")
+    # POST /deployments still wants an object (422 invalid_request, as before the types)
+    not_object = api.post(
+        "/deployments", {"service": "api", "environment": "dev", "version": "1.0.0", "strategy": []}
+    )
+    assert_error(not_object, 422, "invalid_request")
     argo = {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}
     answer = api.post("/strategies/validate", {"strategy": argo})
     assert answer.status_code == 200, answer.json()
