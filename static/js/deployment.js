@@ -344,6 +344,7 @@
     applySplit(d);
     applySteps(d);
     renderAnalysis(d.analysis);
+    watchRuns(d.analysis);
     applyAttention(d);
     if (changedState) refreshActions();
   }
@@ -532,12 +533,92 @@
     scheduleDraw();
   }
 
+  // --- the analysis charts: each measurement, baseline vs canary, and the metric's limit --------
+
+  var runCharts = $("[data-analysis-charts]");
+  var drawnRuns = {}; // "<run id>:<metric>" -> chart
+  var loading = false, loadAgain = null, runsSig = null;
+
+  function loadRunCharts(ids) {
+    if (!runCharts || !ids.length) return;
+    if (loading) { loadAgain = ids; return; }
+    loading = true;
+    var id = ids[ids.length - 1]; // the latest run
+    fetch("/api/v1/analysis-runs/" + Number(id), {
+      credentials: "same-origin", headers: { Accept: "application/json" }
+    }).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (run) { if (run) drawRunCharts(run); })
+      .catch(function () {})
+      .then(function () {
+        loading = false;
+        if (loadAgain) { var again = loadAgain; loadAgain = null; loadRunCharts(again); }
+      });
+  }
+
+  function drawRunCharts(run) {
+    Object.keys(drawnRuns).forEach(function (key) {
+      if (key.split(":")[0] !== String(run.id)) { drawnRuns[key].figure.remove(); delete drawnRuns[key]; }
+    });
+    (run.metrics || []).forEach(function (m) {
+      var key = run.id + ":" + m.name;
+      var entry = drawnRuns[key];
+      if (!entry) {
+        var plot = el("div", { class: "plot", "data-plot": "" });
+        var figure = el("figure", { class: "chart", "data-analysis-chart": m.name },
+          el("figcaption", null,
+            el("span", { class: "chart-title", text: run.name + ": " + m.name + (m.unit ? " (" + m.unit + ")" : "") }),
+            el("span", { class: "legend" },
+              el("span", { class: "key key-stable" }, el("i", { "aria-hidden": "true" }), "baseline"), " ",
+              el("span", { class: "key key-canary" }, el("i", { "aria-hidden": "true" }), "canary"), " ",
+              el("span", { class: "key key-limit" }, el("i", { "aria-hidden": "true" }), "limit"))),
+          plot);
+        runCharts.append(figure);
+        entry = drawnRuns[key] = {
+          figure: figure,
+          chart: S.chart(plot, {
+            label: m.name + ": each measurement, baseline against canary, and the limit",
+            format: function (v) { return Math.abs(v) < 1 ? v.toFixed(3) : v.toFixed(0); },
+            gap: 1e9, height: 120
+          })
+        };
+      }
+      var history = m.history || [];
+      var points = history.map(function (h) {
+        var value = h.value || {};
+        return { t: Date.parse(h.taken_at) / 1000, b: value.baseline, c: value.canary, limit: h.limit };
+      }).filter(function (p) { return !isNaN(p.t); });
+      var series = {
+        stable: points.map(function (p) { return [p.t, typeof p.b === "number" ? p.b : null]; }),
+        canary: points.map(function (p) { return [p.t, typeof p.c === "number" ? p.c : null]; }),
+        limit: points.map(function (p) { return [p.t, typeof p.limit === "number" ? p.limit : null]; })
+      };
+      var first = points.length ? points[0].t : Date.now() / 1000;
+      var last = points.length ? points[points.length - 1].t : first;
+      entry.figure.dataset.measurements = points.length;
+      entry.chart.draw(series, last + 1, { start: first - 1, ended: true });
+    });
+  }
+
+  function runIds(runs) {
+    return (runs || []).map(function (r) { return r.id; });
+  }
+
+  function watchRuns(runs) {
+    var sig = JSON.stringify((runs || []).map(function (r) {
+      return [r.id, r.phase, (r.metrics || []).map(function (m) { return m.measurements; })];
+    }));
+    if (sig === runsSig) return;
+    runsSig = sig;
+    loadRunCharts(runIds(runs));
+  }
+
   // --- start ----------------------------------------------------------------------------------
 
   setInterval(tickCountdown, 1000);
   setInterval(scheduleDraw, 5000); // the time axis moves on even without samples
   tickCountdown();
   drawCharts();
+  if (runCharts && runCharts.dataset.runs) loadRunCharts(runCharts.dataset.runs.split(" "));
   if ("WebSocket" in window) {
     S.live(function () {
       var query = "?after=" + lastEvent;

@@ -149,6 +149,13 @@ def test_an_analysed_canary_reads_right_at_both_widths_and_after_a_rollback(worl
     expect(latency.locator("[data-side=canary]")).to_contain_text(re.compile(r"p95 [\d.]+ ms"))
     expect(latency.locator("[data-shift]")).to_contain_text(re.compile(r"shift .* ms"))
     expect(latency.locator("[data-shift]")).to_contain_text("98% CI")
+    # 6. a chart per metric: each measurement, baseline against canary, and the errors' limit
+    errors_chart = page.locator('[data-analysis-chart="errors"]')
+    expect(errors_chart.locator("path.line-canary")).to_have_count(1)
+    expect(errors_chart.locator("path.line-stable")).to_have_count(1)
+    expect(errors_chart.locator("path.line-limit")).to_have_count(1)  # baseline + margin
+    expect(page.locator('[data-analysis-chart="latency"] path.line-canary')).to_have_count(1)
+    assert int(errors_chart.get_attribute("data-measurements")) >= 2
     # the same table, drawn by the page's script from a live message
     page.reload()
     page.evaluate("window.__sameDocument = true")
