@@ -60,6 +60,7 @@ def make_deployment(target=None, version="1.0.0", strategy=None, actor=None):
         environment=target.environment,
         version=version,
         strategy=strategy or {"kind": "rolling", "replicas": 2},
+        redeploy=True,  # tests deploy 1.0.0 over and over; people must say "redeploy"
     )
     return deployment
 

@@ -58,13 +58,15 @@ def start_deployment(
     reason: str = "",
     idempotency_key: str = "",
     override_freeze: str | None = None,
+    redeploy: bool = False,
 ) -> tuple[Deployment, bool]:
     """Create a deployment of ``version`` to ``service`` in ``environment``.
 
     Returns (deployment, created). A repeated ``idempotency_key`` returns the first deployment.
     Needs the deployer role there. During a freeze window it raises Frozen, unless an admin
     gives ``override_freeze`` (a written reason, audited and shown on the deployment). When the
-    environment's policy requires approvals it starts in ``awaiting_approval``.
+    environment's policy requires approvals it starts in ``awaiting_approval``. Deploying the
+    version already live there replaces every instance: it needs ``redeploy`` said explicitly.
     """
     policy.require(actor, "deployment.create", Target(service=service, environment=environment))
     target = (
@@ -84,6 +86,13 @@ def start_deployment(
     release = Release.objects.filter(service=service, version=version).first()
     if release is None:
         raise NotFound(f"{service.slug} has no release {version}: create the release first.")
+    if target.stable_release_id == release.pk and not redeploy:
+        raise Conflict(
+            f"{service.slug} {version} is already live in {environment.slug}: deploying it again "
+            "replaces every instance. Say so explicitly (redeploy) if that is what you want.",
+            details={"live_version": version, "redeploy": False},
+            code="already_live",
+        )
     spec = resolve_strategy(target, strategy)
     overriding = freeze_check(actor, target, override_freeze)
     return insert_or_replay(
@@ -274,6 +283,7 @@ def retry(actor: Actor, deployment_id: int, *, reason: str = "") -> Deployment:
         version=d.release.version,
         strategy=d.strategy,
         reason=reason or f"retry of deployment #{d.pk}",
+        redeploy=True,  # retrying is asking for this release again
     )
     with transaction.atomic():
         event = record_event(

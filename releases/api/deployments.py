@@ -75,7 +75,8 @@ def create_deployment(
     """Start deploying ``version`` to the service in the environment: 201 with the deployment.
     With an ``Idempotency-Key`` already used on this target: 200 with that earlier deployment.
     409 ``conflict`` while another deployment is active on the target (``details.active_deployment``
-    names it); 422 ``invalid_spec`` for a bad strategy (``details.errors[*].path``)."""
+    names it), 409 ``already_live`` for the version already live there unless ``redeploy`` is
+    true; 422 ``invalid_spec`` for a bad strategy (``details.errors[*].path``)."""
     service, environment = get_service(payload.service), get_environment(payload.environment)
     # where it would deploy (actions.start_deployment finds the target, or says there is none)
     authorize(request, "deployment.create", Target(service=service, environment=environment))
@@ -99,6 +100,7 @@ def create_deployment(
         reason=payload.reason,
         idempotency_key=key,
         override_freeze=payload.override_freeze,
+        redeploy=payload.redeploy,
     )
     return Status(201 if created else 200, deployment_dict(get_deployment(deployment.pk)))
 

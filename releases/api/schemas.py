@@ -13,6 +13,7 @@ from ninja import Field, Schema
 from pydantic import ConfigDict, field_validator
 
 from releases.api import strict
+from releases.api.strategy_schema import StrategySpec, StrategyToCheck
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$"
@@ -130,7 +131,7 @@ class TargetIn(In):
     config: dict[str, Any] = Field(
         default_factory=dict, description="the provider's settings, e.g. local: router_port"
     )
-    strategy: dict[str, Any] | None = Field(
+    strategy: StrategySpec | None = Field(
         None, description="the default strategy spec for deployments to this target"
     )
 
@@ -194,7 +195,7 @@ class DeploymentIn(In):
     service: str = Field(min_length=1, max_length=63, examples=["api"])
     environment: str = Field(min_length=1, max_length=63, examples=["prod"])
     version: str = Field(min_length=1, max_length=128, examples=["1.4.2"])
-    strategy: dict[str, Any] | None = Field(
+    strategy: StrategySpec | None = Field(
         None, description="default: the target's, else the service's, else the environment's"
     )
     reason: str = Field("", max_length=REASON_MAX)
@@ -203,6 +204,11 @@ class DeploymentIn(In):
         max_length=REASON_MAX,
         description="admins only: deploy during a freeze window; why it cannot wait (audited, "
         "shown on the deployment)",
+    )
+    redeploy: bool = Field(
+        False,
+        description="deploy the version already live in the environment again (every instance "
+        "is replaced); without it that is refused with 409 `already_live`",
     )
 
 
@@ -288,7 +294,7 @@ class EventPage(Schema):
 
 
 class StrategyIn(In):
-    strategy: Any = Field(
+    strategy: StrategyToCheck = Field(
         description="our spec or Argo Rollouts' ({'canary': {...}} / {'blueGreen': {...}})",
         examples=[{"kind": "rolling", "replicas": 4, "batch_size": "25%"}],
     )

@@ -198,6 +198,7 @@ def deployment_summary(d: Deployment) -> dict:
         "stable_version": d.from_release.version if d.from_release_id else None,
         "target_version": d.release.version,
         "pause": pause_dict(d),
+        "rollback_of": d.rollback_of_id,  # lists mark a rollback and the deployment it undoes
         "created_by": d.created_by.get_username() if d.created_by_id else None,
         "created_at": _ts(d.created_at),
         "finished_at": _ts(d.finished_at),

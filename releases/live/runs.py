@@ -5,6 +5,8 @@ values and never run or judge an analysis, so ``releases.analysis`` can publish 
 
 from __future__ import annotations
 
+import re
+
 from releases.live import readable
 from releases.models import Deployment
 from releases.models.analysis import (
@@ -49,6 +51,26 @@ def threshold_text(metric: dict) -> str:
     )
 
 
+def limit_of(metric: dict, value: dict) -> float | None:
+    """Where the canary's statistic would start to count against it, for the analysis chart's
+    threshold line: the baseline plus the margin (sequential), times 1 + the margin (quantile),
+    times the allowed increase (Mann-Whitney), or a threshold condition's number; None if none."""
+    seen = value.get("value") or {}
+    base = seen.get("baseline")
+    test, margin = metric.get("test"), metric.get("margin")
+    if isinstance(base, int | float):
+        if test == "sequential" and margin is not None:
+            return base + margin
+        if test == "quantile" and margin is not None:
+            return base * (1 + margin)
+        if test == "mann_whitney" and metric.get("direction", "increase") == "increase":
+            return base * metric.get("allowed_increase", 1.0)
+    if test == "threshold":
+        found = re.search(r"[<>]=?\s*(-?\d+(?:\.\d+)?)", metric.get("success_condition") or "")
+        return float(found.group(1)) if found else None
+    return None
+
+
 def run_dict(run: AnalysisRun, *, measurements: bool = False) -> dict:
     """A run as the API and the WebSocket show it (see releases.live.events for the shape)."""
     rows = list(run.measurements.order_by("metric", "index"))
@@ -81,7 +103,13 @@ def run_dict(run: AnalysisRun, *, measurements: bool = False) -> dict:
         }
         if measurements:
             item["history"] = [
-                {"index": m.index, "phase": m.phase, "taken_at": _iso(m.taken_at), **m.value}
+                {
+                    "index": m.index,
+                    "phase": m.phase,
+                    "taken_at": _iso(m.taken_at),
+                    **m.value,
+                    "limit": limit_of(metric, m.value),
+                }
                 for m in taken
             ]
         metrics.append(item)

@@ -137,10 +137,17 @@ def state_reason(d: Deployment, name: str) -> str:
     return ""
 
 
+# shown only while a gate waits for a decision: with no approval to give, they are noise
+GATE_COMMANDS = ("approve", "reject")
+
+
 def actions_for(request, d: Deployment, steps: list[str]) -> list[Action]:
     out = []
     for name, cmd in COMMANDS.items():
-        reason = state_reason(d, name) or refusal(request, f"deployment.{cmd.command}", d)
+        off_by_state = state_reason(d, name)
+        if name in GATE_COMMANDS and off_by_state:
+            continue
+        reason = off_by_state or refusal(request, f"deployment.{cmd.command}", d)
         out.append(
             Action(
                 name=name,
@@ -171,21 +178,40 @@ def _load(request, pk: int) -> Deployment:
     return d
 
 
+def split_words(state: str) -> dict[str, str]:
+    """What each side of the split is called now: once a rollout has shipped, the new release's
+    slot is the stable one (as the Instances card says); once it has been undone, the canary's
+    slot is retired. static/js/deployment.js (splitWords) says the same live."""
+    if state == State.SUCCEEDED:
+        return {"stable": "previous", "canary": "stable"}
+    if state in (State.ROLLED_BACK, State.ABORTED, State.FAILED, State.REJECTED):
+        return {"stable": "stable", "canary": "retired"}
+    return {"stable": "stable", "canary": "canary"}
+
+
 def _split(d: Deployment) -> list[dict]:
-    """The traffic split bar: one segment per slot, stable first."""
+    """The traffic split bar: one segment per slot, the slot that served before first."""
     weights = d.weights or {}
     if weights:
         stable, canary = weights.get("stable", 0), weights.get("canary", 0)
     else:  # nothing routed yet: whatever ran before still serves everything
         stable, canary = (100 if d.from_release_id else 0), 0
+    called = split_words(d.state)
     return [
         {
             "role": "stable",
+            "label": called["stable"],
             "slot": d.stable_slot,
             "version": d.from_release.version if d.from_release_id else "",
             "weight": stable,
         },
-        {"role": "canary", "slot": d.canary_slot, "version": d.release.version, "weight": canary},
+        {
+            "role": "canary",
+            "label": called["canary"],
+            "slot": d.canary_slot,
+            "version": d.release.version,
+            "weight": canary,
+        },
     ]
 
 

@@ -22,11 +22,45 @@ from releases.actors import Actor
 from releases.errors import DomainError, InvalidSpec
 from releases.governance import freezes
 from releases.models import ACTIVE_STATES, Channel, Deployment, Release, Target
+from releases.models.analysis import AnalysisTemplate
 from releases.web.common import refusal, visible, visible_deployments
 from releases.web.deployment import steps_of
 
 RECENT = 20
 REASON_MAX = 500
+
+# the strategy builder's starting points, one per kind (docs/dashboard.md shows the same; a canary
+# gets an analysis step with the first analysis template when there is one: static/js/builder.js)
+EXAMPLES = {
+    "canary": {
+        "kind": "canary",
+        "stable_replicas": 2,
+        "steps": [
+            {"set_weight": 10},
+            {"pause": {"duration": "30s"}},
+            {"set_weight": 50},
+            {"pause": {}},
+        ],
+    },
+    "blue_green": {
+        "kind": "blue_green",
+        "replicas": 2,
+        "preview_replicas": 1,
+        "smoke": [{"path": "/health", "status": 200}],
+        "auto_promote": "30s",
+        "scale_down_delay": "30s",
+    },
+    "rolling": {
+        "kind": "rolling",
+        "replicas": 4,
+        "batch_size": "25%",
+        "max_surge": 1,
+        "max_unavailable": 0,
+        "min_ready": "5s",
+        "progress_deadline": "10m",
+    },
+    "recreate": {"kind": "recreate", "replicas": 2},
+}
 
 
 def _release(request, service: str, version: str) -> Release:
@@ -139,6 +173,15 @@ def _page(request, r: Release, *, env: str = "", form=None, errors=None, status=
         "form": form,
         "errors": errors if errors is not None else default_errors,
         "default_invalid": bool(default_errors) and errors is None,
+        "builder": {
+            "examples": EXAMPLES,
+            "templates": list(
+                AnalysisTemplate.objects.order_by("name").values_list("name", flat=True)
+            ),
+            "provider": chosen["target"].provider if chosen else None,
+            "validate_url": "/api/v1/strategies/validate",
+            "source": strategy_source(chosen["target"]) if chosen else "",
+        },
         **extra,
     }
     return render(request, "releases/release.html", context, status=status)
@@ -168,8 +211,8 @@ def parse_strategy(text: str) -> dict | None:
 @require_POST
 @login_required
 def deploy(request, service: str, version: str):
-    """POST the "Deploy to..." form: ``environment``, ``strategy`` (JSON), ``reason``, and
-    ``check`` to only validate."""
+    """POST the "Deploy to..." form: ``environment``, ``strategy`` (JSON), ``reason``,
+    ``redeploy`` (the version already live there, again), and ``check`` to only validate."""
     r = _release(request, service, version)
     env = request.POST.get("environment", "")
     form = {
@@ -213,6 +256,8 @@ def deploy(request, service: str, version: str):
             reason=form["reason"],
             # governance: blank means "no override" (the freeze's message says who may)
             override_freeze=request.POST.get("override_freeze", "").strip()[:REASON_MAX] or None,
+            # the version already live here: only with the "redeploy" box ticked
+            redeploy=request.POST.get("redeploy") == "1",
         )
     except InvalidSpec as exc:
         errors = exc.details.get("errors", [])

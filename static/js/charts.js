@@ -1,7 +1,11 @@
 /* Switchyard charts: a tiny SVG time-series line chart, no dependencies.
  *
  *   var chart = Switchyard.chart(element, {format: function (v) {...}, window: 900});
- *   chart.draw({stable: [[t, v], ...], canary: [[t, v], ...]}, now);
+ *   chart.draw({stable: [[t, v], ...], canary: [[t, v], ...]}, now, {start: t0, marks: [...]});
+ *
+ * With ``start`` the x axis runs from it to ``now`` (the deployment's own window) and is labelled
+ * with clock times; ``marks`` ({t, label, title}) are drawn as dashed vertical lines (where a step
+ * or a weight change happened), each with its short label and a tooltip.
  *
  * Times are unix seconds; a null value, or a gap longer than `gap` seconds, breaks the line.
  * The x axis is the last `window` seconds up to `now`; the y axis starts at 0 and ends at a
@@ -40,8 +44,16 @@
     var pad = { top: 8, right: 8, bottom: 18, left: 46 };
     var last = null;
 
-    function draw(series, now) {
-      last = [series, now];
+    function clock(t) {
+      var d = new Date(t * 1000);
+      return String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0") +
+        ":" + String(d.getSeconds()).padStart(2, "0");
+    }
+
+    function draw(series, now, extra) {
+      extra = extra || {};
+      last = [series, now, extra];
+      var span = extra.start != null ? Math.max(60, now - extra.start) : windowSeconds;
       var width = Math.max(200, Math.round(element.clientWidth || 320));
       var root = svg("svg", {
         viewBox: "0 0 " + width + " " + height,
@@ -53,7 +65,7 @@
       });
       var plotW = width - pad.left - pad.right;
       var plotH = height - pad.top - pad.bottom;
-      var start = now - windowSeconds;
+      var start = now - span;
       var max = 0;
       var names = Object.keys(series);
       names.forEach(function (name) {
@@ -62,7 +74,7 @@
         });
       });
       var top = niceCeiling(Math.max(max * 1.1, options.minTop || 0));
-      function x(t) { return pad.left + ((t - start) / windowSeconds) * plotW; }
+      function x(t) { return pad.left + ((t - start) / span) * plotW; }
       function y(v) { return pad.top + plotH - (v / top) * plotH; }
 
       // grid and y labels: 0, half, top
@@ -73,14 +85,30 @@
         label.textContent = format(v);
         root.appendChild(label);
       });
-      // x labels: minutes before now
-      [windowSeconds, (windowSeconds * 2) / 3, windowSeconds / 3, 0].forEach(function (ago) {
+      // x labels: minutes before now, or (the deployment's window) clock times
+      [span, (span * 2) / 3, span / 3, 0].forEach(function (ago) {
         var label = svg("text", {
           x: x(now - ago), y: height - 4, class: "axis",
-          "text-anchor": ago === windowSeconds ? "start" : ago === 0 ? "end" : "middle"
+          "text-anchor": ago === span ? "start" : ago === 0 ? "end" : "middle"
         });
-        label.textContent = ago === 0 ? "now" : "−" + Math.round(ago / 60) + " min";
+        if (ago === 0 && !extra.ended) label.textContent = "now";
+        else if (extra.start != null) label.textContent = clock(now - ago);
+        else label.textContent = "−" + Math.round(ago / 60) + " min";
         root.appendChild(label);
+      });
+      // marks: where a step or a weight change happened
+      (extra.marks || []).forEach(function (m) {
+        if (m.t < start || m.t > now) return;
+        var xx = Math.round(x(m.t)) + 0.5;
+        var g = svg("g", { class: "mark", "data-mark": m.label });
+        var title = svg("title", {});
+        title.textContent = m.title || m.label;
+        g.appendChild(title);
+        g.appendChild(svg("line", { x1: xx, x2: xx, y1: pad.top, y2: pad.top + plotH, class: "mark-line" }));
+        var text = svg("text", { x: xx + 3, y: pad.top + 9, class: "mark-label" });
+        text.textContent = m.label;
+        g.appendChild(text);
+        root.appendChild(g);
       });
 
       names.forEach(function (name) {
@@ -111,7 +139,7 @@
         var now = element.clientWidth;
         if (last && Math.abs(now - width) > 4) {
           width = now;
-          draw(last[0], last[1]);
+          draw(last[0], last[1], last[2]);
         }
       }).observe(element);
     }

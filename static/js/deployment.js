@@ -144,7 +144,20 @@
 
   // --- the deployment -------------------------------------------------------------------------
 
+  // what each side is called now (releases/web/deployment.py split_words says the same)
+  function splitWords(state) {
+    if (state === "succeeded") return { stable: "previous", canary: "stable" };
+    if (["rolled_back", "aborted", "failed", "rejected"].indexOf(state) >= 0) {
+      return { stable: "stable", canary: "retired" };
+    }
+    return { stable: "stable", canary: "canary" };
+  }
+
   function applySplit(d) {
+    var called = splitWords(d.state);
+    // the charts' window follows the deployment (chartWindow)
+    if (box && d.started_at) box.dataset.started = Date.parse(d.started_at) / 1000;
+    if (box && d.finished_at) box.dataset.finished = Date.parse(d.finished_at) / 1000;
     var weights = d.weights || {};
     var has = Object.keys(weights).length > 0;
     var shares = {
@@ -159,7 +172,10 @@
       var span = seg.querySelector("span");
       var slot = d.slots ? d.slots[role] : role;
       if (span) span.textContent = slot + " " + shares[role] + "%";
-      label.push(role + " " + slot + " " + shares[role] + "%");
+      label.push(called[role] + " " + slot + " " + shares[role] + "%");
+    });
+    document.querySelectorAll("[data-called]").forEach(function (node) {
+      node.textContent = called[node.dataset.called];
     });
     bar.setAttribute("aria-label", label.join(", "));
     document.querySelectorAll("[data-w]").forEach(function (node) {
@@ -328,6 +344,7 @@
     applySplit(d);
     applySteps(d);
     renderAnalysis(d.analysis);
+    watchRuns(d.analysis);
     applyAttention(d);
     if (changedState) refreshActions();
   }
@@ -437,10 +454,43 @@
   });
   var drawPending = false;
 
+  // the window follows the deployment: from its start (or the last 15 minutes, all that is
+  // kept, for a long one) to now, or to shortly after it finished
+  function chartWindow() {
+    var clockNow = Date.now() / 1000;
+    var started = Number(box.dataset.started) || null;
+    var finished = Number(box.dataset.finished) || null;
+    var end = finished ? Math.min(clockNow, finished + 30) : clockNow;
+    var start = started ? Math.max(started - 10, clockNow - WINDOW) : end - WINDOW;
+    return { start: Math.min(start, end - 60), end: end, ended: !!finished && end < clockNow };
+  }
+
+  // marks where a step, a weight change or a state change happened (from the events list)
+  var MARKED = { step: 1, state: 1, failure: 1, intent: 1, promote: 1, rollback: 1 };
+  function chartMarks() {
+    var marks = [];
+    document.querySelectorAll("[data-events] li[data-event-id]").forEach(function (li) {
+      var kind = li.querySelector(".ev-kind");
+      var time = li.querySelector("time[datetime]");
+      if (!kind || !time || !MARKED[kind.textContent.trim()]) return;
+      var text = (li.querySelector(".ev-msg") || li).textContent.trim();
+      var weight = /(\d+)\s*%/.exec(text);
+      var step = /step (\d+)/.exec(text);
+      marks.push({
+        t: Date.parse(time.getAttribute("datetime")) / 1000,
+        label: weight ? weight[1] + "%" : step ? "step " + step[1] : kind.textContent.trim(),
+        title: time.textContent + " " + text
+      });
+    });
+    return marks;
+  }
+
   function drawCharts() {
     drawPending = false;
-    var now = Date.now() / 1000;
-    samples = samples.filter(function (s) { return s.t >= now - WINDOW; });
+    var win = chartWindow();
+    var now = win.end;
+    var marks = chartMarks();
+    samples = samples.filter(function (s) { return s.t >= Date.now() / 1000 - WINDOW; });
     Object.keys(charts).forEach(function (key) {
       var series = {};
       ["stable", "canary"].forEach(function (role) {
@@ -449,7 +499,7 @@
           return [s.t, slot ? slot[key] : null];
         });
       });
-      charts[key].chart.draw(series, now);
+      charts[key].chart.draw(series, now, { start: win.start, marks: marks, ended: win.ended });
       var latest = samples.length ? samples[samples.length - 1] : null;
       ["stable", "canary"].forEach(function (role) {
         var out = charts[key].figure.querySelector('[data-latest="' + role + '"]');
@@ -513,12 +563,92 @@
     scheduleDraw();
   }
 
+  // --- the analysis charts: each measurement, baseline vs canary, and the metric's limit --------
+
+  var runCharts = $("[data-analysis-charts]");
+  var drawnRuns = {}; // "<run id>:<metric>" -> chart
+  var loading = false, loadAgain = null, runsSig = null;
+
+  function loadRunCharts(ids) {
+    if (!runCharts || !ids.length) return;
+    if (loading) { loadAgain = ids; return; }
+    loading = true;
+    var id = ids[ids.length - 1]; // the latest run
+    fetch("/api/v1/analysis-runs/" + Number(id), {
+      credentials: "same-origin", headers: { Accept: "application/json" }
+    }).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (run) { if (run) drawRunCharts(run); })
+      .catch(function () {})
+      .then(function () {
+        loading = false;
+        if (loadAgain) { var again = loadAgain; loadAgain = null; loadRunCharts(again); }
+      });
+  }
+
+  function drawRunCharts(run) {
+    Object.keys(drawnRuns).forEach(function (key) {
+      if (key.split(":")[0] !== String(run.id)) { drawnRuns[key].figure.remove(); delete drawnRuns[key]; }
+    });
+    (run.metrics || []).forEach(function (m) {
+      var key = run.id + ":" + m.name;
+      var entry = drawnRuns[key];
+      if (!entry) {
+        var plot = el("div", { class: "plot", "data-plot": "" });
+        var figure = el("figure", { class: "chart", "data-analysis-chart": m.name },
+          el("figcaption", null,
+            el("span", { class: "chart-title", text: run.name + ": " + m.name + (m.unit ? " (" + m.unit + ")" : "") }),
+            el("span", { class: "legend" },
+              el("span", { class: "key key-stable" }, el("i", { "aria-hidden": "true" }), "baseline"), " ",
+              el("span", { class: "key key-canary" }, el("i", { "aria-hidden": "true" }), "canary"), " ",
+              el("span", { class: "key key-limit" }, el("i", { "aria-hidden": "true" }), "limit"))),
+          plot);
+        runCharts.append(figure);
+        entry = drawnRuns[key] = {
+          figure: figure,
+          chart: S.chart(plot, {
+            label: m.name + ": each measurement, baseline against canary, and the limit",
+            format: function (v) { return Math.abs(v) < 1 ? v.toFixed(3) : v.toFixed(0); },
+            gap: 1e9, height: 120
+          })
+        };
+      }
+      var history = m.history || [];
+      var points = history.map(function (h) {
+        var value = h.value || {};
+        return { t: Date.parse(h.taken_at) / 1000, b: value.baseline, c: value.canary, limit: h.limit };
+      }).filter(function (p) { return !isNaN(p.t); });
+      var series = {
+        stable: points.map(function (p) { return [p.t, typeof p.b === "number" ? p.b : null]; }),
+        canary: points.map(function (p) { return [p.t, typeof p.c === "number" ? p.c : null]; }),
+        limit: points.map(function (p) { return [p.t, typeof p.limit === "number" ? p.limit : null]; })
+      };
+      var first = points.length ? points[0].t : Date.now() / 1000;
+      var last = points.length ? points[points.length - 1].t : first;
+      entry.figure.dataset.measurements = points.length;
+      entry.chart.draw(series, last + 1, { start: first - 1, ended: true });
+    });
+  }
+
+  function runIds(runs) {
+    return (runs || []).map(function (r) { return r.id; });
+  }
+
+  function watchRuns(runs) {
+    var sig = JSON.stringify((runs || []).map(function (r) {
+      return [r.id, r.phase, (r.metrics || []).map(function (m) { return m.measurements; })];
+    }));
+    if (sig === runsSig) return;
+    runsSig = sig;
+    loadRunCharts(runIds(runs));
+  }
+
   // --- start ----------------------------------------------------------------------------------
 
   setInterval(tickCountdown, 1000);
   setInterval(scheduleDraw, 5000); // the time axis moves on even without samples
   tickCountdown();
   drawCharts();
+  if (runCharts && runCharts.dataset.runs) loadRunCharts(runCharts.dataset.runs.split(" "));
   if ("WebSocket" in window) {
     S.live(function () {
       var query = "?after=" + lastEvent;

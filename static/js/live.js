@@ -285,17 +285,24 @@
     }
     var state = badge(d.state);
     state.setAttribute("data-row-state", "");
-    row = el("tr", { "data-deployment-row": d.id },
-      el("td", null, el("a", { href: d.links.page }, "#" + d.id)),
-      el("td", null, d.service),
-      el("td", null, d.environment),
-      el("td", null,
+    // as templates/releases/_deployment_row.html draws it (labels for the phone's stacked rows)
+    var undoes = d.rollback_of ? [
+      " ", el("span", { class: "badge rollback-mark", "data-rollback-of": d.rollback_of }, "rollback"),
+      " ", el("span", { class: "muted small" }, "undoes ",
+        el("a", { href: "/deployments/" + Number(d.rollback_of) + "/" }, "#" + d.rollback_of))
+    ] : [];
+    row = el("tr", { "data-deployment-row": d.id, class: d.rollback_of ? "is-rollback" : "" },
+      el("td", { "data-label": "#" }, el("a", { href: d.links.page }, "#" + d.id)),
+      el("td", { "data-label": "Service" }, d.service),
+      el("td", { "data-label": "Env" }, d.environment),
+      el.apply(null, ["td", { "data-label": "Version" },
         el("a", { href: releaseUrl(d.service, d.target_version) }, d.target_version),
-        d.stable_version ? el("span", { class: "muted" }, " from " + d.stable_version) : null),
-      el("td", null, state),
-      el("td", null, (d.strategy && d.strategy.kind) || ""),
-      el("td", null, d.created_at ? agoTime(d.created_at) : ""),
-      el("td", null, d.created_by || "switchyard"));
+        d.stable_version ? el("span", { class: "muted" }, " from " + d.stable_version) : null
+      ].concat(undoes)),
+      el("td", { "data-label": "State" }, state),
+      el("td", { "data-label": "Strategy" }, (d.strategy && d.strategy.kind) || ""),
+      el("td", { "data-label": "Created" }, d.created_at ? agoTime(d.created_at) : ""),
+      el("td", { "data-label": "By" }, d.created_by || "switchyard"));
     var empty = tbody.querySelector("tr.empty");
     if (empty) empty.remove();
     tbody.prepend(row);

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 from integrations.local.traffic import Traffic
 from releases import actions
 from releases.actors import Actor
+from releases.live.presenters import pause_dict
 from releases.models import Channel, Deployment, State, Target
 from releases.models.analysis import AnalysisTemplate
 from strategies.analysis.template import normalise
@@ -148,6 +149,13 @@ def test_an_analysed_canary_reads_right_at_both_widths_and_after_a_rollback(worl
     expect(latency.locator("[data-side=canary]")).to_contain_text(re.compile(r"p95 [\d.]+ ms"))
     expect(latency.locator("[data-shift]")).to_contain_text(re.compile(r"shift .* ms"))
     expect(latency.locator("[data-shift]")).to_contain_text("98% CI")
+    # 6. a chart per metric: each measurement, baseline against canary, and the errors' limit
+    errors_chart = page.locator('[data-analysis-chart="errors"]')
+    expect(errors_chart.locator("path.line-canary")).to_have_count(1)
+    expect(errors_chart.locator("path.line-stable")).to_have_count(1)
+    expect(errors_chart.locator("path.line-limit")).to_have_count(1)  # baseline + margin
+    expect(page.locator('[data-analysis-chart="latency"] path.line-canary')).to_have_count(1)
+    assert int(errors_chart.get_attribute("data-measurements")) >= 2
     # the same table, drawn by the page's script from a live message
     page.reload()
     page.evaluate("window.__sameDocument = true")
@@ -206,7 +214,20 @@ def test_an_analysed_canary_reads_right_at_both_widths_and_after_a_rollback(worl
     assert not [s for s in seen if "offline" in s], seen
 
 
+# errors alone: with too little traffic it can only be inconclusive (a latency comparison on a few
+# requests could fail on a loaded machine, and the test would wait for a pause that never comes)
+QUIET = {"metrics": [TEMPLATE["metrics"][0]]}
+
+
+def waiting_for_promotion(pk: int) -> bool:
+    """The deployment holds for a person to press Promote; fails at once if it ended instead."""
+    d = Deployment.objects.get(pk=pk)
+    assert d.state not in TERMINAL, (d.state, d.message, d.failure_reason)
+    return (pause_dict(d) or {}).get("kind") == "promotion"
+
+
 def test_an_inconclusive_analysis_says_why_it_waits_not_an_operator(world, stack, new_page):
+    AnalysisTemplate.objects.create(name="quiet", spec=normalise(QUIET))
     page = new_page()
     page.add_init_script(WATCH_LIVE)
     sign_in(page, "alice")
@@ -214,14 +235,19 @@ def test_an_inconclusive_analysis_says_why_it_waits_not_an_operator(world, stack
     spec = canary(
         {"set_weight": 20},
         {"pause": {"duration": "3s"}},
-        {"analysis": {"template": "checks"}},
+        {"analysis": {"template": "quiet"}},
         {"set_weight": 50},
     )
     with Traffic(endpoint, rate=2, threads=1):  # too little traffic to judge
         d = start(world, spec)
         page.goto(f"/deployments/{d.pk}/")
         note = page.locator("[data-pause]")
-        expect(note).to_contain_text("press Promote", timeout=45_000)
+        # wait on the deployment's state, however long a loaded machine takes to get there
+        stack.wait_for(
+            lambda: waiting_for_promotion(d.pk), timeout=180, interval=0.5, what="the promotion"
+        )
+    # then the page, told live, says so within a few seconds
+    expect(note).to_contain_text("press Promote", timeout=20_000)
     expect(note).not_to_contain_text("operator")
     # 9. the page and its tab say it waits for the person watching
     expect(page.locator("[data-page-alert]")).to_contain_text("press Promote")
