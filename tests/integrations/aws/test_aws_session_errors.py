@@ -157,6 +157,9 @@ def test_a_permission_the_identity_lacks_fails_the_step_and_shows_on_the_page(
                     "ecs:RegisterTaskDefinition",
                     "ecs:UpdateService",
                     "elasticloadbalancing:Describe*",
+                    "elasticloadbalancing:AddTags",  # the fence's tag, written before each change
+                    "ecs:TagResource",
+                    "ecs:ListTagsForResource",
                 ],
                 "Resource": "*",
             }

@@ -179,12 +179,15 @@ def test_a_cluster_analysis_template_manifest_is_taken_too(api):
 
 
 def test_a_manifest_is_refused_at_its_own_paths(api):
-    manifest = argo_documents("analysis-templates.yaml")[0]  # the job provider
+    manifest = argo_documents("analysis-templates.yaml")[0]
+    # a provider we do not support (the job provider is supported since the compat work)
+    metric = {**manifest["spec"]["metrics"][0], "provider": {"kayenta": {"address": "http://k"}}}
+    manifest = {**manifest, "spec": {**manifest["spec"], "metrics": [metric]}}
 
     response = api.post("/analysis-templates", manifest)
 
     body = assert_error(response, 422, "invalid_template")
-    assert error_paths(response) == ["spec.metrics[0].provider.job"]
+    assert error_paths(response) == ["spec.metrics[0].provider.kayenta"]
     assert "not supported" in body["message"]
     unnamed = {**manifest, "metadata": {}}
     assert error_paths(api.post("/analysis-templates", unnamed)) == ["metadata.name"]

@@ -94,7 +94,9 @@ class FakeAnalysis:
         next_at = time.time() + self.next_in if running else None
         return Verdict("running" if running else "pass", "", runs, next_at)
 
-    def start(self, deployment, template, args=None, *, key, step_index=None, now=None):
+    def start(
+        self, deployment, template, args=None, *, key, step_index=None, now=None, overrides=None
+    ):
         self.calls.append(("start", key, template, args))
         self.runs.setdefault(
             key,
