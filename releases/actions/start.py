@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from releases import audit
+from releases.actions import window
 from releases.actions.common import DEFAULT_STRATEGY, enqueue_tick, other_slot, record_event
 from releases.actions.strategy import validate_strategy
 from releases.actors import Actor
@@ -219,6 +220,7 @@ def create_deployment(
                 {"version": release.version, "strategy": spec, "reason": reason},
             )
             published = [event.pk]
+            window.close_for(target, d, actor)  # the new deployment takes the warm slot
             if override is not None:
                 published.append(record_override(actor, d, *override).pk)
             if awaiting:
