@@ -65,6 +65,7 @@ def test_deployments_end_right_through_random_worker_kills_and_a_redis_restart(
     seed = int(os.environ.get("CHAOS_SEED") or random.randrange(1_000_000))
     rng = random.Random(seed)
     with loop_stack(settings, workers=WORKERS, log_name="chaos") as stack:
+        factories.make_environment("dev", rollback_window=0)  # no warm slots: versions below
         targets = {slug: factories.make_target(factories.make_service(slug)) for slug in PLAN}
         for d in [deploy(t, "1.0.0", ROLLING) for t in targets.values()]:
             assert finished(stack, d, timeout=120).state == State.SUCCEEDED
