@@ -195,7 +195,8 @@ def decide_forward(
         tick.ensure("canary", stable_replicas)
         routed = tick.routed()
         keep = keep_previous and state.get("had_stable")
-        if (keep or stable.desired == 0) and routed is not None and routed.weights == CANARY_ONLY:
+        over = canary.available >= stable_replicas if keep else stable.desired == 0
+        if over and routed is not None and routed.weights == CANARY_ONLY:
             done = f"rollout done: {stable_replicas}/{stable_replicas} on the new release"
             if keep:  # the rollback window: the caller keeps the old release warm, then retires it
                 done += "; the old release stays warm at 0% traffic (the rollback window)"
