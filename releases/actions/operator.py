@@ -112,7 +112,8 @@ def rollback(actor: Actor, deployment_id: int, *, reason: str = "") -> Deploymen
                 f"({target.stable_release.version if target.stable_release_id else 'nothing'} "
                 "does): roll back the latest deployment instead.",
             )
-        if window.is_open(d):  # the previous release is warm in the other slot: switch back
+        warm = window.is_open(d)  # the previous release is warm in the other slot
+        if warm:
             spec = validate_strategy(switch_back_spec_of(d.strategy))
             how = "switch back"
         else:
@@ -125,6 +126,7 @@ def rollback(actor: Actor, deployment_id: int, *, reason: str = "") -> Deploymen
             spec=spec,
             reason=reason or f"roll back deployment #{d.pk} ({d.release.version}): {how}",
             rollback_of=d,
+            started=warm,  # its first tick routes, without recording the start first
         )
 
 

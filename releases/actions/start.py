@@ -185,8 +185,17 @@ def create_deployment(
     rollback_of: Deployment | None = None,
     awaiting: bool = False,
     override=None,
+    started: bool = False,
 ) -> Deployment:
+    """Insert the deployment (Conflict if another is active on the target). ``started``: it
+    begins ``progressing`` at once, its start recorded here, so its first tick goes straight to
+    the target -- a switch back inside the rollback window, whose every millisecond counts."""
     previous = target.stable_release.version if target.stable_release_id else "nothing"
+    state = State.PENDING
+    if awaiting:
+        state = State.AWAITING_APPROVAL
+    elif started:
+        state = State.PROGRESSING
     try:
         with transaction.atomic():
             d = Deployment.objects.create(
@@ -194,7 +203,8 @@ def create_deployment(
                 release=release,
                 from_release=target.stable_release,
                 rollback_of=rollback_of,
-                state=State.AWAITING_APPROVAL if awaiting else State.PENDING,
+                state=state,
+                started_at=timezone.now() if started else None,
                 strategy=spec,
                 stable_slot=target.stable_slot,
                 canary_slot=other_slot(target.stable_slot),
@@ -220,6 +230,11 @@ def create_deployment(
                 {"version": release.version, "strategy": spec, "reason": reason},
             )
             published = [event.pk]
+            if started:  # what the first tick's ``mark_started`` records otherwise
+                published.append(
+                    record_event(d, "state", "rollout started", actor, {"state": d.state}).pk
+                )
+                audit.record(actor, "deployment.start", d, {"state": d.state})
             window.close_for(target, d, actor)  # the new deployment takes the warm slot
             if override is not None:
                 published.append(record_override(actor, d, *override).pk)
