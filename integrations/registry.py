@@ -48,6 +48,10 @@ class Capabilities:
     sticky: bool = False  # place users by a hash of a key, so a user stays on one side
     mirroring: bool = False  # copy requests to the canary without answering from it
     instance_health: bool = False  # report each instance's health (not only a slot's count)
+    # keep the previous release's slot running at 0% traffic after a deployment succeeded, so a
+    # rollback is a switch back (the rollback window, docs/loop.md); not a strategy requirement:
+    # without it a rollback of a succeeded deployment redeploys the old release
+    warm_slot: bool = False
 
     def names(self) -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name)]
@@ -63,6 +67,7 @@ CAPABILITY_TEXT = {
     "sticky": "sticky users",
     "mirroring": "traffic mirroring",
     "instance_health": "per-instance health",
+    "warm_slot": "keeping the previous release warm at 0% traffic (the rollback window)",
 }
 
 
@@ -96,6 +101,7 @@ PROVIDERS: dict[str, Provider] = {
             sticky=True,
             mirroring=True,
             instance_health=True,
+            warm_slot=True,
         ),
     ),
     # AWS (integrations.aws, docs/aws.md): weights through the ALB listener / Lambda alias /
@@ -109,7 +115,12 @@ PROVIDERS: dict[str, Provider] = {
         settings="integrations.aws.config.settings_options",
         metrics="integrations.metrics.cloudwatch.CloudWatchMetrics",
         capabilities=Capabilities(
-            weights=True, preview=True, header_rules=True, header_routes=True, cookie_rules=True
+            weights=True,
+            preview=True,
+            header_rules=True,
+            header_routes=True,
+            cookie_rules=True,
+            warm_slot=True,
         ),
     ),
     "aws-lambda": Provider(
@@ -119,7 +130,9 @@ PROVIDERS: dict[str, Provider] = {
         validator="integrations.aws.config.validate_lambda",
         settings="integrations.aws.config.settings_options",
         metrics="integrations.metrics.cloudwatch.CloudWatchMetrics",
-        capabilities=Capabilities(weights=True),
+        # the previous version stays published behind its slot alias: switching back is one
+        # alias update
+        capabilities=Capabilities(weights=True, warm_slot=True),
     ),
     "aws-route53": Provider(
         name="aws-route53",
@@ -127,6 +140,8 @@ PROVIDERS: dict[str, Provider] = {
         target="integrations.aws.route53.Route53Target",
         validator="integrations.aws.config.validate_route53",
         settings="integrations.aws.config.settings_options",
+        # no warm_slot: the slots are fixed endpoints Switchyard does not run, and resolvers cache
+        # the records for their TTL, so a "switch back" would not be one; a rollback redeploys
         capabilities=Capabilities(weights=True),
     ),
     "kubernetes": Provider(
@@ -145,6 +160,7 @@ PROVIDERS: dict[str, Provider] = {
             cookie_rules=True,
             mirroring=True,
             instance_health=True,
+            warm_slot=True,
         ),
         capabilities_for="integrations.kubernetes.config.capabilities_for",
         describe="integrations.kubernetes.config.describe",
@@ -233,6 +249,12 @@ def capabilities(provider: str, config: dict | None = None) -> Capabilities:
     if config is not None and entry.capabilities_for:
         return _load(entry.capabilities_for)(config)
     return entry.capabilities
+
+
+def holds_warm_slot(provider: str, config: dict | None = None) -> bool:
+    """Whether the provider (with ``config``: that target) can keep the previous release's slot
+    warm at 0% traffic after a deployment succeeded (the rollback window)."""
+    return provider in PROVIDERS and capabilities(provider, config).warm_slot
 
 
 def describe(provider: str, config: dict | None) -> str:

@@ -23,6 +23,9 @@ click before the smoke checks passed is remembered; the checks and the pre-promo
 still have to pass); given while an analysis is inconclusive, it continues past it. The progress
 deadline runs only while waiting for instances. Rollback is a switch back
 (``strategies.switchback``); after the scale-down, rolling back is a new deployment.
+
+``keep_previous`` (the caller's rollback window, docs/loop.md): after the scale-down delay the
+rollout is done without scaling the old side down; the caller keeps it warm at 0% traffic.
 Progress keys owned here: ``phase``, ``gate_at``, ``promoted``, ``switched_at``,
 ``released_stable``, ``smoke_passed``, ``post_analysed``.
 """
@@ -46,11 +49,17 @@ from strategies.tick import (
 
 PREVIEW, SMOKE, GATE, SCALE, SWITCH, DELAY = range(6)
 MAX_WAIT = 10.0  # look again at least this often while waiting on a timer
+KEPT = "the old release stays warm at 0% traffic (the rollback window)"
 PRE, POST = "pre-promotion", "post-promotion"
 
 
 def decide_forward(
-    spec: dict[str, Any], progress: dict[str, Any], obs: Observation, *, intent: str | None
+    spec: dict[str, Any],
+    progress: dict[str, Any],
+    obs: Observation,
+    *,
+    intent: str | None,
+    keep_previous: bool = False,
 ) -> Decision:
     tick = Tick(spec, progress, obs)
     tick.begin_forward()
@@ -172,6 +181,11 @@ def decide_forward(
             message = f"switched; the old release stays up {kept} (a rollback now is a switch back)"
             if analysing:
                 message += f"; {analysing}"
+        elif keep_previous and state.get("had_stable"):
+            # the rollback window: the old side stays up at 0% traffic, the caller retires it
+            tick.event("done", f"rollout done: {instances(replicas)} on the new release; {KEPT}")
+            state["phase"] = phase
+            return tick.finish(step_index=DELAY, message="rollout done", wait=0.0, outcome="done")
         else:
             tick.ensure("stable", 0)
             if not state.get("released_stable"):

@@ -55,7 +55,12 @@ BACKGROUND = "background"
 
 
 def decide_forward(
-    spec: dict[str, Any], progress: dict[str, Any], obs: Observation, *, intent: str | None
+    spec: dict[str, Any],
+    progress: dict[str, Any],
+    obs: Observation,
+    *,
+    intent: str | None,
+    keep_previous: bool = False,
 ) -> Decision:
     tick = Tick(spec, progress, obs)
     tick.begin_forward()
@@ -189,10 +194,13 @@ def decide_forward(
     if index >= count and not held:  # promotion
         tick.ensure("canary", stable_replicas)
         routed = tick.routed()
-        if stable.desired == 0 and routed is not None and routed.weights == CANARY_ONLY:
-            tick.event(
-                "done", f"rollout done: {stable_replicas}/{stable_replicas} on the new release"
-            )
+        keep = keep_previous and state.get("had_stable")
+        over = canary.available >= stable_replicas if keep else stable.desired == 0
+        if over and routed is not None and routed.weights == CANARY_ONLY:
+            done = f"rollout done: {stable_replicas}/{stable_replicas} on the new release"
+            if keep:  # the rollback window: the caller keeps the old release warm, then retires it
+                done += "; the old release stays warm at 0% traffic (the rollback window)"
+            tick.event("done", done)
             return tick.finish(step_index=count, message="rollout done", wait=0.0, outcome="done")
         if canary.available >= stable_replicas:
             tick.route_to(CANARY_ONLY)
@@ -200,9 +208,12 @@ def decide_forward(
                 tick.unwatch(BACKGROUND, stop=True)
                 state["background"] = "off"
             state["weight"] = 100
-            tick.ensure("stable", 0)
-            state["released_stable"] = True
-            message = "100% on the new release; scaling the old release down"
+            if keep:
+                message = "100% on the new release; the old release stays warm"
+            else:
+                tick.ensure("stable", 0)
+                state["released_stable"] = True
+                message = "100% on the new release; scaling the old release down"
             wait = 0.0
         else:
             waiting_on_instances = True

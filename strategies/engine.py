@@ -35,6 +35,7 @@ from strategies.tick import hold
 
 __all__ = [
     "MODES",
+    "WINDOW_KINDS",
     "INTENTS",
     "PLANNERS",
     "Decision",
@@ -57,6 +58,9 @@ PLANNERS: dict[str, ModuleType] = {
 }
 # kinds whose rollback is a switch back to an old side that is kept fully up
 SWITCH_BACK_KINDS = ("blue_green", "canary")
+# kinds that can leave the previous release warm when they succeed (``keep_previous``: the
+# caller's rollback window); recreate stops the old release first, so it has none
+WINDOW_KINDS = ("rolling", "blue_green", "canary")
 
 
 def decide(
@@ -66,9 +70,12 @@ def decide(
     *,
     mode: str,
     intent: str | None = None,
+    keep_previous: bool = False,
 ) -> Decision:
     """What to do this tick. ``mode``: "forward" | "paused" | "rollback"; ``intent``: None |
-    "promote" | "promote_full". Raises ValueError for an unknown mode, intent or kind."""
+    "promote" | "promote_full". ``keep_previous``: the rollout ends with the previous release
+    still up (warm at 0% traffic) rather than scaled down, for the kinds in ``WINDOW_KINDS``
+    (ignored for the others). Raises ValueError for an unknown mode, intent or kind."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
     if intent not in INTENTS:
@@ -81,6 +88,8 @@ def decide(
         return hold(spec, progress, obs)
     if mode == "rollback":
         return planner.decide_rollback(spec, progress, obs)
+    if keep_previous and spec.get("kind") in WINDOW_KINDS:
+        return planner.decide_forward(spec, progress, obs, intent=intent, keep_previous=True)
     return planner.decide_forward(spec, progress, obs, intent=intent)
 
 

@@ -24,6 +24,11 @@ without waiting for the current one to complete (or for its analysis, which is s
 max_surge or max_unavailable.
 
 Rollback restores the old release before stopping the new one (see ``strategies.rollback``).
+
+``keep_previous`` (the caller's rollback window, docs/loop.md): the done tick also starts R
+instances of the old release again in its slot, behind the 100%/0% routing it applies, so the
+caller can keep them warm for a switch back. (A rolling update gives up old instances as it goes:
+keeping them all would break ``max_surge``.)
 Progress keys owned here: ``batch`` (1-based).
 """
 
@@ -45,7 +50,12 @@ from strategies.tick import (
 
 
 def decide_forward(
-    spec: dict[str, Any], progress: dict[str, Any], obs: Observation, *, intent: str | None
+    spec: dict[str, Any],
+    progress: dict[str, Any],
+    obs: Observation,
+    *,
+    intent: str | None,
+    keep_previous: bool = False,
 ) -> Decision:
     tick = Tick(spec, progress, obs)
     tick.begin_forward()
@@ -108,7 +118,13 @@ def decide_forward(
 
     if canary.available >= replicas and stable.desired == 0:
         tick.route_to({"stable": 0, "canary": 100})
-        tick.event("done", f"rollout done: {replicas}/{replicas} instances on the new release")
+        done = f"rollout done: {replicas}/{replicas} instances on the new release"
+        if keep_previous and tick.progress.get("had_stable"):
+            # the rollback window: the old release is started again behind the 0% route (after
+            # the routing: ``route_to`` above takes every request off it first)
+            tick.ensure("stable", replicas)
+            done += "; the old release is started again, warm at 0% traffic (the rollback window)"
+        tick.event("done", done)
         return tick.finish(step_index=count - 1, message="rollout done", wait=0.0, outcome="done")
     if tick.overdue():
         return tick.fail(

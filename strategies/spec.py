@@ -219,6 +219,25 @@ def rollback_spec_of(spec: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def switch_back_spec_of(spec: dict[str, Any]) -> dict[str, Any]:
+    """The raw spec that switches back to the previous release kept warm by the rollback window
+    (docs/loop.md), whatever ``spec``'s kind: a blue-green switch with the preview as large as the
+    release, no smoke checks and no delays, so the tick that sees the warm instances ready routes
+    100% to them and the newer release's slot is scaled down right after. If a warm instance was
+    lost meanwhile, the switch waits for its replacement (the health check of
+    ``rollback_spec_of``: one pass, looked for every 100 ms)."""
+    raw = rollback_spec_of(spec)
+    replicas = raw["replicas"]
+    return {
+        "kind": "blue_green",
+        "replicas": replicas,
+        "preview_replicas": replicas,
+        "auto_promote": 0,
+        "scale_down_delay": 0,
+        "health": raw["health"],
+    }
+
+
 def min_ready_of(spec: dict[str, Any]) -> float:
     """Seconds an instance must stay ready to count as available (0 if the kind has none)."""
     return float(spec.get("min_ready", 0.0))

@@ -3,7 +3,7 @@
     switchyard release create --service api --version 1.4.2 --artifact '{"sample": {}}'
     switchyard deploy --service api --env prod --version 1.4.2 [--strategy file.json] --wait
     switchyard status ID
-    switchyard promote [--full] ID | pause ID | resume ID | abort ID | rollback ID
+    switchyard promote [--full] ID | pause ID | resume ID | abort ID | rollback ID | end-window ID
 
 The server and token come from ``SWITCHYARD_URL`` (default http://127.0.0.1:8000) and
 ``SWITCHYARD_TOKEN``. Exit status: 0 done (with ``--wait``: the deployment succeeded); 1 the
@@ -191,8 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
         command(name, text).add_argument("id", type=int)
     for name, text in (
         ("abort", "stop and send traffic back to the stable release"),
-        ("rollback", "roll back (a succeeded deployment: deploy the previous release)"),
+        (
+            "rollback",
+            "roll back (a succeeded deployment: switch back to the previous release inside its "
+            "rollback window, else deploy it again)",
+        ),
         ("retry", "deploy an aborted/failed/rolled back deployment's release again"),
+        ("end-window", "end a succeeded deployment's rollback window now (retire the warm slot)"),
     ):
         stop = command(name, text)
         stop.add_argument("--reason", default="")
@@ -373,7 +378,7 @@ def operator(client: Client, args) -> int:
     body: dict[str, Any] = {}
     if args.command == "promote" and args.full:
         body["full"] = True
-    if args.command in ("abort", "rollback", "retry") and args.reason:
+    if args.command in ("abort", "rollback", "retry", "end-window") and args.reason:
         body["reason"] = args.reason
     if args.command in ("approve", "reject") and args.comment:
         body["comment"] = args.comment
@@ -397,6 +402,7 @@ COMMANDS = {
     "abort": operator,
     "rollback": operator,
     "retry": operator,
+    "end-window": operator,
     "approve": operator,
     "reject": operator,
 }

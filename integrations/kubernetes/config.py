@@ -61,7 +61,11 @@ NAME_MAX = 45  # room for "-preview" and "-green" within the 63 characters of a 
 # What each router can do, honestly. A preview Service (selector on the preview slot) and
 # per-pod health come with every router; the rest is what the router's API can express.
 CAPABILITIES = {
-    "service-selector": Capabilities(switch=True, preview=True, instance_health=True),
+    # every router keeps both slots' Deployments: the previous one can stay scaled at 0% traffic
+    # (warm_slot, the rollback window) and a switch back is one selector / route update
+    "service-selector": Capabilities(
+        switch=True, preview=True, instance_health=True, warm_slot=True
+    ),
     "gateway-api": Capabilities(
         weights=True,
         preview=True,
@@ -69,9 +73,15 @@ CAPABILITIES = {
         header_routes=True,
         mirroring=True,
         instance_health=True,
+        warm_slot=True,
     ),
     "ingress-nginx": Capabilities(
-        weights=True, preview=True, header_rules=True, cookie_rules=True, instance_health=True
+        weights=True,
+        preview=True,
+        header_rules=True,
+        cookie_rules=True,
+        instance_health=True,
+        warm_slot=True,
     ),
     "istio": Capabilities(
         weights=True,
@@ -81,6 +91,7 @@ CAPABILITIES = {
         cookie_rules=True,
         mirroring=True,
         instance_health=True,
+        warm_slot=True,
     ),
 }
 # what the provider can do with some router (the registry's answer when no config is known)

@@ -15,6 +15,8 @@ One module per idea:
 - ``operator``: promote, pause, resume, abort, rollback;
 - ``approvals``: approve and reject (a deployment's start, or a canary step's gate);
 - ``ticks``: what the reconcile loop records (claims, tick results, holds, errors, cleanups);
+- ``window``: the rollback window (whether a success opens one, ending it early, retiring the
+  warm slot when it is over);
 - ``common``: what they share (allowed states, the row lock, the version check, events).
 
 Callers use this package's names: ``from releases import actions; actions.promote(actor, id)``.
@@ -42,6 +44,13 @@ from releases.actions.ticks import (
     release_claim,
     renew_claim,
 )
+from releases.actions.window import (
+    claim_window_end,
+    due_windows,
+    end_window,
+    record_window_end,
+    window_seconds,
+)
 
 __all__ = [
     "ALLOWED",
@@ -54,6 +63,11 @@ __all__ = [
     "approve",
     "claim",
     "claim_cleanup",
+    "claim_window_end",
+    "due_windows",
+    "end_window",
+    "record_window_end",
+    "window_seconds",
     "create_release",
     "mark_started",
     "pause",

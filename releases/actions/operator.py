@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from releases import audit
+from releases.actions import window
 from releases.actions.approvals import check_step_gates
 from releases.actions.common import check_allowed, enqueue_tick, locked, record_event, save_checked
 from releases.actions.start import create_deployment
@@ -23,7 +24,7 @@ from releases.models import (
     State,
     Target,
 )
-from strategies.spec import rollback_spec_of
+from strategies.spec import rollback_spec_of, switch_back_spec_of
 
 # --- operator commands ------------------------------------------------------------------------
 
@@ -88,7 +89,9 @@ def abort(actor: Actor, deployment_id: int, *, reason: str = "") -> Deployment:
 
 def rollback(actor: Actor, deployment_id: int, *, reason: str = "") -> Deployment:
     """Roll back an active deployment, or roll a succeeded one back to the previous release
-    (which starts a new deployment of that release, returned here)."""
+    (which starts a new deployment of that release, returned here). Inside the rollback window
+    (``releases.actions.window``) that deployment is a switch back to the previous release's
+    warm slot; outside it, a redeploy."""
     with transaction.atomic():
         d = locked(deployment_id)
         policy.require(actor, "deployment.rollback", d)  # never blocked by a freeze
@@ -109,14 +112,21 @@ def rollback(actor: Actor, deployment_id: int, *, reason: str = "") -> Deploymen
                 f"({target.stable_release.version if target.stable_release_id else 'nothing'} "
                 "does): roll back the latest deployment instead.",
             )
-        spec = rollback_spec(d.strategy)
+        warm = window.is_open(d)  # the previous release is warm in the other slot
+        if warm:
+            spec = validate_strategy(switch_back_spec_of(d.strategy))
+            how = "switch back"
+        else:
+            spec = rollback_spec(d.strategy)
+            how = "redeploy"
         return create_deployment(
             actor,
             target=target,
             release=d.from_release,
             spec=spec,
-            reason=reason or f"roll back deployment #{d.pk} ({d.release.version})",
+            reason=reason or f"roll back deployment #{d.pk} ({d.release.version}): {how}",
             rollback_of=d,
+            started=warm,  # its first tick routes, without recording the start first
         )
 
 

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from releases import audit
+from releases.actions import window
 from releases.actions.common import DEFAULT_STRATEGY, enqueue_tick, other_slot, record_event
 from releases.actions.strategy import validate_strategy
 from releases.actors import Actor
@@ -193,8 +194,17 @@ def create_deployment(
     rollback_of: Deployment | None = None,
     awaiting: bool = False,
     override=None,
+    started: bool = False,
 ) -> Deployment:
+    """Insert the deployment (Conflict if another is active on the target). ``started``: it
+    begins ``progressing`` at once, its start recorded here, so its first tick goes straight to
+    the target -- a switch back inside the rollback window, whose every millisecond counts."""
     previous = target.stable_release.version if target.stable_release_id else "nothing"
+    state = State.PENDING
+    if awaiting:
+        state = State.AWAITING_APPROVAL
+    elif started:
+        state = State.PROGRESSING
     try:
         with transaction.atomic():
             d = Deployment.objects.create(
@@ -202,7 +212,8 @@ def create_deployment(
                 release=release,
                 from_release=target.stable_release,
                 rollback_of=rollback_of,
-                state=State.AWAITING_APPROVAL if awaiting else State.PENDING,
+                state=state,
+                started_at=timezone.now() if started else None,
                 strategy=spec,
                 stable_slot=target.stable_slot,
                 canary_slot=other_slot(target.stable_slot),
@@ -228,6 +239,12 @@ def create_deployment(
                 {"version": release.version, "strategy": spec, "reason": reason},
             )
             published = [event.pk]
+            if started:  # what the first tick's ``mark_started`` records otherwise
+                published.append(
+                    record_event(d, "state", "rollout started", actor, {"state": d.state}).pk
+                )
+                audit.record(actor, "deployment.start", d, {"state": d.state})
+            window.close_for(target, d, actor)  # the new deployment takes the warm slot
             if override is not None:
                 published.append(record_override(actor, d, *override).pk)
             if awaiting:

@@ -112,13 +112,16 @@ def record_tick(
     failure: str = "",
     checks: dict | None = None,
     cleanup_in: float | None = None,
+    window_seconds: float = 0,
 ) -> bool:
     """Store what a tick saw and did. Version-checked: if an operator command landed during the
     tick, nothing is written (the next tick decides again from the new state) and False returns.
 
     ``new_state`` paused means a step waits for a person to promote (progressing -> paused);
     ``checks`` replaces the check results handed to the next tick; ``cleanup_in`` (seconds, with a
-    terminal ``new_state``) schedules the scale-down of the slot kept after a rollback.
+    terminal ``new_state``) schedules the scale-down of the slot kept after a rollback;
+    ``window_seconds`` (with ``new_state`` succeeded) opens the rollback window
+    (``releases.actions.window``): the previous release's slot stays warm that long.
     """
     actor = Actor.system()
     now = timezone.now()
@@ -151,6 +154,8 @@ def record_tick(
             fields.update(state=new_state, finished_at=now)
             if cleanup_in is not None:
                 fields["cleanup_at"] = now + timedelta(seconds=cleanup_in)
+            if new_state == State.SUCCEEDED and window_seconds > 0:
+                fields["window_until"] = now + timedelta(seconds=window_seconds)
         updated = _held(d).update(**fields)
         if not updated:
             return False
@@ -179,6 +184,8 @@ def record_tick(
             audit.record(actor, "deployment.wait_for_promotion", d, {"step": step[:300]})
         elif new_state:
             created.append(_finish(d, new_state, actor))
+            if d.window_until is not None and new_state == State.SUCCEEDED:
+                created.append(_window_opened(d, actor, window_seconds))
         events.publish_deployment(d.pk, [e.pk for e in created])
     return True
 
@@ -200,6 +207,22 @@ def _finish(d: Deployment, state: str, actor: Actor) -> DeploymentEvent:
         }.get(state, state)
     audit.record(actor, f"deployment.{state}", d, {"version": d.release.version})
     return record_event(d, "state", message, actor, {"state": state})
+
+
+def _window_opened(d: Deployment, actor: Actor, seconds: float) -> DeploymentEvent:
+    version = d.from_release.version if d.from_release_id else "?"
+    message = (
+        f"rollback window open until {d.window_until:%H:%M:%S} UTC ({seconds:g}s): "
+        f"{version} stays warm at 0% traffic in slot {d.stable_slot}; a rollback until then "
+        "is a switch back"
+    )
+    return record_event(
+        d,
+        "window",
+        message,
+        actor,
+        {"slot": d.stable_slot, "until": d.window_until.isoformat(), "version": version},
+    )
 
 
 def record_hold(d: Deployment, *, step_index: int, message: str) -> bool:

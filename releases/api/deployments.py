@@ -198,10 +198,23 @@ def rollback(request, id: int, payload: ReasonIn | None = None):
     """Roll back. An active deployment (pending, progressing, paused) returns to its stable
     release and ends ``rolled_back``: the answer is that deployment. A **succeeded** deployment
     is rolled back by starting a NEW deployment of the previous release: the answer is that new
-    deployment (its ``rollback_of`` is this one's id). 409 in other states."""
+    deployment (its ``rollback_of`` is this one's id) -- inside the rollback window a switch back
+    to the previous release, still warm at 0% traffic; outside it a redeploy. 409 in other
+    states."""
     _command(request, id, "rollback")
     reason = payload.reason if payload else ""
     return _recorded(actions.rollback(actor_for(request), id, reason=reason))
+
+
+@router.post("/deployments/{id}/end-window", response=ACCEPTED, tags=["operator commands"])
+def end_window(request, id: int, payload: ReasonIn | None = None):
+    """End the **rollback window** of a succeeded deployment now: the previous release's warm
+    slot is retired at once (its instances stop costing), and a rollback from then on redeploys
+    the previous release. The target view's ``rollback_window`` shows what is held and until
+    when. 409 when the deployment has no open window."""
+    _command(request, id, "end_window")
+    reason = payload.reason if payload else ""
+    return _recorded(actions.end_window(actor_for(request), id, reason=reason))
 
 
 @router.post(

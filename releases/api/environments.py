@@ -34,6 +34,7 @@ def environment_dict(e: Environment) -> dict:
         "name": e.name,
         "order": e.order,
         "default_strategy": e.default_strategy or None,
+        "rollback_window": e.rollback_window,
         "created_at": iso(e.created_at),
     }
 
@@ -66,6 +67,7 @@ def create_environment(request, payload: EnvironmentIn):
             name=payload.name or payload.slug,
             order=order,
             default_strategy=strategy,
+            rollback_window=payload.rollback_window,
         )
         audit.record(
             actor_for(request), "environment.create", environment, environment_dict(environment)
@@ -84,15 +86,17 @@ def get_environment_view(request, slug: str):
     "/environments/{slug}", response={200: EnvironmentOut, **ERRORS}, tags=["environments"]
 )
 def update_environment(request, slug: str, payload: EnvironmentPatchIn):
-    """Change an environment's name, order or default strategy (null clears it)."""
+    """Change an environment's name, order, default strategy (null clears it) or rollback window
+    (seconds; 0 turns it off, for deployments that succeed from then on)."""
     authorize(request, "environment.update", get_environment(slug))
     fields = payload.model_dump(exclude_unset=True)
     if "default_strategy" in fields:
         fields["default_strategy"] = strategy_or_empty(fields["default_strategy"])
     if fields.get("name", "") is None:
         fields["name"] = slug
-    if "order" in fields and fields["order"] is None:
-        del fields["order"]
+    for name in ("order", "rollback_window"):  # null: leave as it is
+        if name in fields and fields[name] is None:
+            del fields[name]
     with transaction.atomic():
         environment = Environment.objects.select_for_update().filter(slug=slug).first()
         if environment is None:

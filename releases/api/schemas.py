@@ -18,6 +18,11 @@ from releases.api.strategy_schema import StrategySpec, StrategyToCheck
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$"
 MAX_INT = 2_147_483_647
+MAX_WINDOW = 7 * 24 * 3600  # a week: a window longer than that is a second production
+WINDOW_TEXT = (
+    "seconds the previous release stays warm at 0% traffic after a rolling, canary or "
+    "blue-green deployment succeeds (a rollback within them is a switch back); 0: off"
+)
 REASON_MAX = 2000
 NOTES_MAX = 20_000
 
@@ -99,12 +104,14 @@ class EnvironmentIn(In):
         None, ge=0, le=MAX_INT, description="position on the promotion path; default: last"
     )
     default_strategy: dict[str, Any] | None = None
+    rollback_window: int = Field(300, ge=0, le=MAX_WINDOW, description=WINDOW_TEXT)
 
 
 class EnvironmentPatchIn(In):
     name: str | None = Field(None, min_length=1, max_length=200)
     order: int | None = Field(None, ge=0, le=MAX_INT)
     default_strategy: dict[str, Any] | None = None
+    rollback_window: int | None = Field(None, ge=0, le=MAX_WINDOW, description=WINDOW_TEXT)
 
 
 class EnvironmentOut(Out):
@@ -112,6 +119,7 @@ class EnvironmentOut(Out):
     name: str
     order: int
     default_strategy: dict[str, Any] | None
+    rollback_window: int = Field(description=WINDOW_TEXT)
     created_at: str | None
 
 
@@ -149,6 +157,11 @@ class TargetOut(Out):
         description="per slot as last observed: version, desired, ready, weight, instances"
     )
     observed_at: str | None
+    rollback_window: dict[str, Any] = Field(
+        description="the rollback window: open, until, slot, version, instances held, seconds "
+        "(the environment's), available (whether the provider can hold a warm slot), "
+        "deployment, and a sentence saying what a rollback now does"
+    )
 
 
 class TargetList(Schema):

@@ -64,6 +64,7 @@ ACTION_ROLES = {
     "deployment.resume": Role.DEPLOYER,
     "deployment.abort": Role.DEPLOYER,
     "deployment.rollback": Role.DEPLOYER,
+    "deployment.end_window": Role.DEPLOYER,
     "deployment.retry": Role.DEPLOYER,
     "deployment.approve": Role.APPROVER,  # or the environment policy's approver_role
     "deployment.reject": Role.APPROVER,

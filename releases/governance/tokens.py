@@ -53,6 +53,7 @@ SCOPE_ACTIONS = {
         "deployment.resume",
         "deployment.abort",
         "deployment.rollback",
+        "deployment.end_window",
     ),
     "deployment.approve": ("deployment.approve", "deployment.reject"),
     "deployment.override_freeze": ("deployment.override_freeze",),

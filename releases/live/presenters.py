@@ -112,7 +112,65 @@ def target_dict(t: Target) -> dict:
         "stable_slot": t.stable_slot,
         "slots": slots_view(t),
         "observed_at": _ts(t.observed_at),
+        "rollback_window": window_dict(t),
     }
+
+
+def window_dict(t: Target, now: datetime | None = None) -> dict:
+    """The target's rollback window (``releases.actions.window``): whether one is open, until
+    when, what it holds (the cost: instances of the previous release kept warm at 0% traffic),
+    and in one sentence what a rollback of the current release does now."""
+    now = now or datetime.now(UTC)
+    seconds = t.environment.rollback_window
+    available = registry.holds_warm_slot(t.provider, t.config or {})
+    d = (
+        Deployment.objects.filter(target=t, state=State.SUCCEEDED, window_until__gt=now)
+        .select_related("from_release")
+        .order_by("-id")
+        .first()
+    )
+    view = {
+        "open": d is not None,
+        "seconds": seconds,
+        "available": available,
+        "deployment": None,
+        "until": None,
+        "slot": None,
+        "version": None,
+        "instances": 0,
+    }
+    if d is not None:
+        slot = (t.observed or {}).get(d.stable_slot) or {}
+        view.update(
+            deployment=d.pk,
+            until=_ts(d.window_until),
+            slot=d.stable_slot,
+            version=d.from_release.version if d.from_release_id else None,
+            instances=int(slot.get("desired") or 0),
+        )
+        held = view["instances"]
+        view["summary"] = (
+            f"{held} instance{'s' if held != 1 else ''} of {view['version']} held warm at 0% "
+            f"traffic in slot {d.stable_slot} until {d.window_until:%H:%M:%S} UTC: a rollback "
+            "until then is a switch back"
+        )
+    elif not available:
+        label = registry.PROVIDERS[t.provider].label if t.provider in registry.PROVIDERS else "?"
+        view["summary"] = (
+            f"the {label} provider cannot keep the previous release warm: a rollback of a "
+            "succeeded deployment here redeploys it"
+        )
+    elif not seconds:
+        view["summary"] = (
+            f"the rollback window is off in {t.environment.slug}: a rollback of a succeeded "
+            "deployment redeploys the previous release"
+        )
+    else:
+        view["summary"] = (
+            "no rollback window open: a rollback now redeploys the previous release (a rolling, "
+            f"canary or blue-green deployment that succeeds here keeps it warm for {seconds}s)"
+        )
+    return view
 
 
 # --- the dashboard's live views (board cells, pauses) --------------------------------------------

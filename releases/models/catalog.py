@@ -36,6 +36,14 @@ class Environment(models.Model):
     name = models.CharField(max_length=200)
     order = models.PositiveIntegerField(default=0, help_text="Position on the promotion path.")
     default_strategy = models.JSONField(default=dict, blank=True)
+    # the rollback window (docs/loop.md): seconds the previous release's slot stays warm at 0%
+    # traffic after a rolling, canary or blue-green deployment succeeds, so that rolling it
+    # back is a switch back; 0 turns it off
+    rollback_window = models.PositiveIntegerField(
+        default=300,
+        help_text="Seconds the previous release stays warm at 0% traffic after a deployment "
+        "succeeds (a rollback within them is a switch back); 0: off.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

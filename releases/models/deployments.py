@@ -62,6 +62,9 @@ class Deployment(models.Model):
     checks = models.JSONField(default=dict, blank=True)
     # after a terminal state: when to scale down a slot kept for inspection / instant rollback
     cleanup_at = models.DateTimeField(null=True, blank=True)
+    # after it succeeded: until when the previous release's slot (``stable_slot``) is kept warm
+    # at 0% traffic -- the rollback window; None: no window (closed, ended, or never opened)
+    window_until = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True)
     message = models.TextField(blank=True)
     failure_reason = models.TextField(blank=True)

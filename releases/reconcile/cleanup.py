@@ -7,6 +7,11 @@ another
 deployment on the target is active (it owns both slots now: a retry may even reuse the instances).
 The slot is removed after the lease-like claim in ``actions.claim_cleanup`` and outside any
 transaction; a transient integration error leaves the cleanup due again a minute later.
+
+The same sweep ends rollback windows (``releases.actions.window``): when a succeeded deployment's
+``window_until`` has passed (or an operator ended it early), ``retire_warm_slot`` removes the
+previous release's warm slot (the deployment's ``stable_slot``) -- unless a deployment on the
+target is active, or the slot serves again -- after the claim in ``actions.claim_window_end``.
 """
 
 from __future__ import annotations
@@ -31,6 +36,44 @@ def due() -> list[int]:
         .exclude(state__in=ACTIVE_STATES)
         .values_list("pk", flat=True)
     )
+
+
+def due_windows() -> list[int]:
+    """Succeeded deployments whose rollback window is over: their warm slot is to be retired."""
+    return actions.due_windows()
+
+
+def retire_warm_slot(deployment_id: int) -> bool:
+    """End ``deployment_id``'s rollback window if it is over: remove the previous release's warm
+    slot unless another deployment uses it now. True if removed."""
+    d = actions.claim_window_end(deployment_id)
+    if d is None:
+        return False
+    slot = d.stable_slot
+    target_row = d.target
+    in_use = Deployment.objects.filter(target=target_row, state__in=ACTIVE_STATES).exists()
+    if in_use or target_row.stable_slot == slot:
+        actions.record_window_end(
+            d, f"rollback window over: slot {slot} was left as it is (another deployment uses it)"
+        )
+        return False
+    target = integration_for(target_row)
+    try:
+        target.remove_slot(slot)
+        status = target.status()
+    except IntegrationError as exc:
+        logger.warning("deployment %s: could not retire warm slot %s: %s", d.pk, slot, exc.message)
+        if exc.permanent:
+            actions.record_window_end(d, f"slot {slot} could not be retired: {exc.message}")
+        return False
+    version = d.from_release.version if d.from_release_id else "the previous release"
+    actions.record_window_end(
+        d,
+        f"rollback window over: {version}'s warm slot {slot} was retired; a rollback now "
+        "redeploys it",
+        observed=observed_view(status, None, stable_slot=target_row.stable_slot),
+    )
+    return True
 
 
 def clean_up(deployment_id: int) -> bool:

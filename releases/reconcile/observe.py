@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 
+from django.utils import timezone
+
 from integrations.base import IntegrationError
 from releases import actions
-from releases.models import ACTIVE_STATES, Deployment, Target
+from releases.models import ACTIVE_STATES, Deployment, State, Target
 from releases.reconcile.tick import observed_view
 from releases.targets import integration_for
 
@@ -51,7 +53,14 @@ def refresh(target_id: int) -> bool:
     except IntegrationError as exc:
         logger.info("target %s: could not look again: %s", target.key, exc.message)
         return False
-    view = observed_view(status, None, stable_slot=target.stable_slot or None)
+    warm = (  # the previous release's slot, while a rollback window keeps it warm
+        Deployment.objects.filter(
+            target_id=target_id, state=State.SUCCEEDED, window_until__gt=timezone.now()
+        )
+        .values_list("stable_slot", flat=True)
+        .first()
+    )
+    view = observed_view(status, None, stable_slot=target.stable_slot or None, warm_slot=warm)
     return actions.record_observed(target_id, view, endpoint=status.endpoint)
 
 

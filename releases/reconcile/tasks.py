@@ -73,12 +73,16 @@ def _enqueue_cleanups() -> None:
     (``releases.reconcile.cleanup``)."""
     for pk in cleanup.due():
         queue.enqueue_cleanup(pk)
+    for pk in cleanup.due_windows():  # rollback windows that are over: retire the warm slot
+        queue.enqueue_cleanup(pk)
 
 
 @shared_task(name=queue.CLEANUP_TASK, acks_late=True, ignore_result=True)
 def cleanup_slot(deployment_id: int) -> None:
-    """Scale down the slot a rollback kept for inspection, if it is due and unused."""
-    cleanup.clean_up(deployment_id)
+    """Scale down the slot a rollback kept for inspection, or the warm slot of a rollback window
+    that is over (``releases.reconcile.cleanup``), if it is due and unused."""
+    if not cleanup.clean_up(deployment_id):
+        cleanup.retire_warm_slot(deployment_id)
 
 
 @shared_task(name=queue.SAMPLE_TASK, ignore_result=True)

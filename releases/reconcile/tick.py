@@ -113,13 +113,20 @@ def role_state(
 
 
 def observed_view(
-    status: TargetStatus, d: Deployment | None, *, stable_slot: str | None = None
+    status: TargetStatus,
+    d: Deployment | None,
+    *,
+    stable_slot: str | None = None,
+    warm_slot: str | None = None,
 ) -> dict:
     """The slot picture stored on the Target for pages and the API. While ``d`` runs its slots
     are stable and canary; once it is over (``stable_slot``: the slot now serving), that slot is
-    the stable one and the other has no role."""
+    the stable one and the other has no role -- or is ``warm`` (``warm_slot``: the previous
+    release kept at 0% traffic by the rollback window)."""
     if stable_slot is not None or d is None:
         roles = {stable_slot: "stable"} if stable_slot else {}
+        if warm_slot:
+            roles[warm_slot] = "warm"
     else:
         roles = {d.stable_slot: "stable", d.canary_slot: "canary"}
     total_ready = sum(s.ready for s in status.slots.values()) or 1
@@ -265,7 +272,11 @@ def _tick(d: Deployment, lease: Lease) -> tuple[float | None, bool]:
         analysis=verdict.runs if verdict is not None else {},
     )
     intent = d.intent or None
-    decision = decide(spec, d.progress or {}, obs, mode=mode, intent=intent)
+    # the rollback window: a success leaves the previous release warm (releases.actions.window)
+    window = actions.window_seconds(d) if mode == "forward" else 0
+    decision = decide(
+        spec, d.progress or {}, obs, mode=mode, intent=intent, keep_previous=window > 0
+    )
     if mode == "forward" and not decision.failure:
         hold = policy_hold(d, decision, intent)
         if hold is not None:  # the environment's policy holds the next step: act on nothing
@@ -330,7 +341,8 @@ def _tick(d: Deployment, lease: Lease) -> tuple[float | None, bool]:
     elif decision.waiting_for_promotion and mode == "forward" and d.state == State.PROGRESSING:
         new_state = State.PAUSED
     if new_state == State.SUCCEEDED:  # the new release's slot is the stable one from now on
-        view = observed_view(status, d, stable_slot=d.canary_slot)
+        warm = d.stable_slot if window > 0 else None
+        view = observed_view(status, d, stable_slot=d.canary_slot, warm_slot=warm)
     elif new_state in (State.ROLLED_BACK, State.FAILED, State.ABORTED):
         view = observed_view(status, d, stable_slot=d.stable_slot)
     recorded = actions.record_tick(
@@ -348,6 +360,7 @@ def _tick(d: Deployment, lease: Lease) -> tuple[float | None, bool]:
         failure=failure,
         checks=checks,
         cleanup_in=decision.cleanup_after if new_state else None,
+        window_seconds=window,
     )
     logger.debug("tick %s took %.3fs", d.pk, _since(started))
     if not recorded:

@@ -111,6 +111,11 @@ def confirm_text(d: Deployment, name: str, steps: list[str]) -> str:
         return f"Resume the rollout of {service} {new} in {env}?"
     if name == "abort":
         return f"Abort: send 100% of {service} in {env} {back} and stop {new}?"
+    if d.state == State.SUCCEEDED and actions.window.is_open(d):
+        return (
+            f"Roll back {service} in {env}: switch back to {old} (still warm in slot "
+            f"{d.stable_slot}, the rollback window) and retire {new}?"
+        )
     if d.state == State.SUCCEEDED:
         return (
             f"Roll back {service} in {env}: deploy {old} again (every instance at once) "

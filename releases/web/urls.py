@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from releases.governance import security
-from releases.web import audit, board, deployment, governance, history, release
+from releases.web import audit, board, deployment, governance, history, release, target
 
 urlpatterns = [
     path(
@@ -32,6 +32,12 @@ urlpatterns = [
         "services/<slug:service>/releases/<str:version>/deploy/",
         release.deploy,
         name="release-deploy",
+    ),
+    path("services/<slug:service>/targets/<slug:env>/", target.target_page, name="target"),
+    path(
+        "services/<slug:service>/targets/<slug:env>/end-window/",
+        target.target_end_window,
+        name="target-end-window",
     ),
     path("history/", history.history_page, name="history"),
     path("audit/", audit.audit, name="audit"),

@@ -142,6 +142,7 @@ def run(
     """``plan``: service slug -> kind (a key of :data:`KINDS`), one target each."""
     rng = random.Random(seed)
     figures = Figures(seed=seed, deployments=len(plan))
+    factories.make_environment("dev", rollback_window=0)  # no warm slots: versions checked below
     targets = {slug: factories.make_target(factories.make_service(slug)) for slug in plan}
     for d in [deploy(t, "1.0.0", ROLLING) for t in targets.values()]:
         assert finished(stack, d, timeout=120).state == State.SUCCEEDED, "the first release"

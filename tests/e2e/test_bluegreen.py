@@ -36,12 +36,15 @@ def blue_green(**extra) -> dict:
     }
 
 
-def setup_service(versions=("1.0.0", "2.0.0")) -> Api:
+def setup_service(versions=("1.0.0", "2.0.0"), rollback_window=0) -> Api:
+    """shop in dev with ``versions``; the rollback window is off unless asked for (these tests
+    are about the rollouts themselves; tests/e2e/test_window.py is about the window)."""
     admin = factories.make_user("ci-admin")
     _, raw = create_token(admin, "ci")
     api = Api(raw)
     api.call("post", "/services", {"slug": "shop", "name": "Shop"})
-    api.call("post", "/environments", {"slug": "dev", "name": "Dev", "order": 1})
+    env = {"slug": "dev", "name": "Dev", "order": 1, "rollback_window": rollback_window}
+    api.call("post", "/environments", env)
     api.call("put", "/services/shop/targets/dev", {"provider": "local", "config": {}})
     for version in versions:
         api.call(

@@ -27,7 +27,10 @@ def set_up(stack, tmp_path):
     _, raw = create_token(factories.make_user("ci-admin"), "ci")
     api = Api(raw)
     api.call("post", "/services", {"slug": "shop", "name": "Shop"})
-    api.call("post", "/environments", {"slug": "dev", "name": "Dev", "order": 1})
+    # the rollback window off: this is about the rollout (tests/e2e/test_window.py: the window)
+    api.call(
+        "post", "/environments", {"slug": "dev", "name": "Dev", "order": 1, "rollback_window": 0}
+    )
     api.call("put", "/services/shop/targets/dev", {"provider": "local", "config": {}})
     for version in ("1.0.0", "2.0.0"):
         api.call("post", "/services/shop/releases", {"version": version})

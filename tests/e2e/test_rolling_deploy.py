@@ -66,7 +66,10 @@ def test_it_rolls_out_in_batches_without_failing_a_request_and_rolls_back(stack)
     _, raw = create_token(admin, "ci")
     api = Api(raw)
     api.call("post", "/services", {"slug": "shop", "name": "Shop"})
-    api.call("post", "/environments", {"slug": "dev", "name": "Dev", "order": 1})
+    # the rollback window off: this is about the rollout (tests/e2e/test_window.py: the window)
+    api.call(
+        "post", "/environments", {"slug": "dev", "name": "Dev", "order": 1, "rollback_window": 0}
+    )
     api.call("put", "/services/shop/targets/dev", {"provider": "local", "config": {}})
     for version in ("1.0.0", "2.0.0"):
         api.call(

@@ -81,7 +81,7 @@ def test_a_switch_under_load_fails_nothing_and_nothing_after_it_reaches_the_old_
 
     assert load.failures == []
     assert {a.status for a in load.answers} == {200}
-    # (between the call and its return the switch may already be in effect: neither side is asserted)
+    # (between the call and its return the switch may be in effect already: not asserted)
     before = [a for a in load.answers if a.finished < switching]
     after = [a for a in load.answers if a.started > switched]
     assert {a.slot for a in before} == {"blue"}

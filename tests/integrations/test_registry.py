@@ -70,5 +70,6 @@ def test_the_local_fleet_names_what_it_can_do():
         "sticky",
         "mirroring",
         "instance_health",
+        "warm_slot",
     ]
     assert registry.missing_capabilities("local", {"weights", "teleport"}) == ["teleport"]

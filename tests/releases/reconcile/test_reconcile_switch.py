@@ -133,7 +133,8 @@ def test_promote_continues_a_deployment_waiting_for_promotion(target, fleet):
     status = fleet.status()
     stable, canary = d.stable_slot, d.canary_slot
     assert status.routing.weights == {stable: 0, canary: 100} and status.routing.header is None
-    assert status.slots[canary].ready == 2 and status.slots[stable].desired == 0
+    assert status.slots[canary].ready == 2
+    assert status.slots[stable].desired == 2 and d.window_until  # warm: the rollback window
     target.refresh_from_db()
     assert target.stable_slot == canary and target.stable_release.version == "2.0.0"
 
