@@ -73,8 +73,11 @@ def test_route53_needs_a_zone_a_name_and_slots_with_values():
 @pytest.mark.parametrize(
     ("provider", "capabilities"),
     [
-        ("aws-ecs", ["weights", "preview", "header_rules", "header_routes", "cookie_rules"]),
-        ("aws-lambda", ["weights"]),
+        (
+            "aws-ecs",
+            ["weights", "preview", "header_rules", "header_routes", "cookie_rules", "warm_slot"],
+        ),
+        ("aws-lambda", ["weights", "warm_slot"]),  # warm_slot: the rollback window
         ("aws-route53", ["weights"]),
     ],
 )

@@ -69,7 +69,7 @@ def test_capabilities_follow_the_router():
     selector = capabilities_for(target_config({"kind": "service-selector"}))
     gateway = capabilities_for(target_config())
     nginx = capabilities_for(target_config({"kind": "ingress-nginx", "ingress": "api"}))
-    assert selector.names() == ["switch", "preview", "instance_health"]
+    assert selector.names() == ["switch", "preview", "instance_health", "warm_slot"]
     assert gateway.names() == [
         "weights",
         "preview",
@@ -77,6 +77,7 @@ def test_capabilities_follow_the_router():
         "header_routes",
         "mirroring",
         "instance_health",
+        "warm_slot",
     ]
     assert nginx.names() == [
         "weights",
@@ -84,6 +85,7 @@ def test_capabilities_follow_the_router():
         "header_rules",
         "cookie_rules",
         "instance_health",
+        "warm_slot",
     ]
     # without a config, the registry answers what some router can do
     assert registry.capabilities("kubernetes").weights
