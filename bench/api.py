@@ -89,8 +89,8 @@ def seed(services: int, deployments: int, events: int) -> dict:
         _copy(
             cur,
             "releases_environment",
-            ("id", "slug", "name", '"order"', "default_strategy", "created_at"),
-            ((i + 1, e, e.title(), i, {}, now) for i, e in enumerate(ENVIRONMENTS)),
+            ("id", "slug", "name", '"order"', "default_strategy", "created_at", "rollback_window"),
+            ((i + 1, e, e.title(), i, {}, now, 300) for i, e in enumerate(ENVIRONMENTS)),
         )
         _copy(
             cur,
