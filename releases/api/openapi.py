@@ -56,6 +56,7 @@ CONFLICTS = {
     ("POST", "/deployments/{}/resume"),
     ("POST", "/deployments/{}/abort"),
     ("POST", "/deployments/{}/rollback"),
+    ("POST", "/deployments/{}/end-window"),
     ("POST", "/deployments/{}/retry"),
     ("POST", "/deployments/{}/approve"),
     ("POST", "/deployments/{}/reject"),
