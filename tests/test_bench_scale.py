@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.timeout(900)  # the bench's own bound; ~60 s on an idle machine, minutes under load
 def test_bench_scale_quick_runs_every_rollout_to_success_and_reports_its_figures():
     result = subprocess.run(
         [sys.executable, "bench/scale.py", "--quick", "--dashboards", "20", "--timeout", "300"],
