@@ -49,7 +49,9 @@ TEMPLATE = {
             "count": 5,
             "min_samples": 5,
             "margin": 0.3,
-            "max_duration": "20s",
+            # room to extend: on a loaded machine the open-loop traffic falls behind, and a
+            # canary with too few requests to rule out the margin is inconclusive, not healthy
+            "max_duration": "90s",
         }
     ],
 }
@@ -219,19 +221,25 @@ def rollouts(args) -> None:
                     for slug in slugs
                 ]
                 submitted = time.monotonic() - began
-                states = {}
+                states: dict = {}
+                last: dict = {}  # the latest view of each deployment
                 deadline = time.monotonic() + args.timeout
                 while len(states) < len(ids) and time.monotonic() < deadline:
                     for pk in ids:
                         if pk not in states:
-                            d = await asyncio.to_thread(api, "GET", f"/deployments/{pk}")
+                            last[pk] = d = await asyncio.to_thread(api, "GET", f"/deployments/{pk}")
                             if d["state"] in TERMINAL:
                                 states[pk] = (d["state"], time.monotonic() - began)
                     await asyncio.sleep(0.5)
             stop.set()
-            return ids, states, submitted, await load, sampler
+            stuck = {pk: d for pk, d in last.items() if d["state"] != "succeeded"}
+            runs = {
+                pk: await asyncio.to_thread(api, "GET", f"/deployments/{pk}/analysis")
+                for pk in stuck
+            }
+            return ids, states, submitted, await load, sampler, stuck, runs
 
-        ids, states, submitted, counts, sampler = asyncio.run(main())
+        ids, states, submitted, counts, sampler, stuck, runs = asyncio.run(main())
         with open(log, encoding="utf-8", errors="replace") as fh:
             fh.seek(lag_offset)
             lags = [float(m.group(1)) for m in LAG.finditer(fh.read())]
@@ -246,6 +254,10 @@ def rollouts(args) -> None:
     print(f"  all {len(ids)} submitted in {submitted:.1f}s; outcomes {outcomes}")
     if len(states) < len(ids):
         print(f"  NOT FINISHED after {args.timeout:.0f}s: {len(ids) - len(states)}")
+    for pk, d in stuck.items():  # why each one that did not succeed did not
+        print(f"  #{pk} {d['state']}: {d['reason'] or d['message']}")
+        for run in runs[pk].get("items", []):
+            print(f"    analysis {run['name']}: {run['phase']} {run['decision']}: {run['why']}")
     if done:
         print(
             f"  finished: first {min(done):.1f}s, median {statistics.median(done):.1f}s, "

@@ -27,7 +27,12 @@ def test_bench_scale_quick_runs_every_rollout_to_success_and_reports_its_figures
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
     assert "5 canaries with analysis, 2 worker processes" in out
-    assert "outcomes {'succeeded': 5}" in out and "NOT FINISHED" not in out
+    # on failure, say which rollouts did not succeed and why (the bench prints each one's reason
+    # and its analysis verdicts), not the whole output cut in the middle
+    why = "\n".join(
+        line for line in out.splitlines() if line.startswith(("  all ", "  NOT", "  #", "    "))
+    )
+    assert "outcomes {'succeeded': 5}" in out and "NOT FINISHED" not in out, why
     assert "tick lag (due -> started) over" in out  # the workers log their lag
     assert "rollouts per minute" in out
     for role in ("worker (celery", "web (uvicorn", "fleet agent"):
