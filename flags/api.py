@@ -45,7 +45,7 @@ RULES = openapi.Rules(
             ("POST", "/flags/{}/environments/{}/plan/{}"),
         }
     ),
-    always=frozenset({"401", "404"}),
+    always=frozenset({"401", "404", "503"}),
 )
 
 

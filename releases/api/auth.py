@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
@@ -284,6 +285,21 @@ def install_error_handlers(api) -> None:
     @api.exception_handler(SuspiciousOperation)
     def suspicious(request, exc):
         return respond(request, 400, "invalid_request", "The request was refused as malformed.")
+
+    @api.exception_handler(OperationalError)
+    def database_unavailable(request, exc):
+        # Postgres refused or dropped the connection (every slot taken, the pool's wait run
+        # out, a restart): a condition to retry on, not a bug (a write sent again with its
+        # Idempotency-Key is done once)
+        logger.warning("database unavailable for %s %s: %s", request.method, request.path, exc)
+        response = respond(
+            request,
+            503,
+            "unavailable",
+            "The database is not taking connections just now. Retry in a moment.",
+        )
+        response["Retry-After"] = "1"
+        return response
 
     @api.exception_handler(Exception)
     def unexpected(request, exc):

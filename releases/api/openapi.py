@@ -10,7 +10,8 @@ list, per operation, with the codes it can answer:
 - 400 and 413 -- any operation with a body (not JSON, nested too deeply, a NUL; too large);
 - 404 -- an operation with a path parameter, or whose body names objects that must exist;
 - 403 -- every operation that changes something (a role or a token's scope may refuse it);
-- 409 -- the operations listed in :data:`CONFLICTS` (a state, a duplicate, a freeze).
+- 409 -- the operations listed in :data:`CONFLICTS` (a state, a duplicate, a freeze);
+- 503 -- every operation (Postgres refused the connection: retry after ``Retry-After``).
 
 Reading (``GET``) never answers 403: what a caller may not see is 404. Another API built on
 these errors (the flags API) passes its own :class:`Rules`.
@@ -35,6 +36,8 @@ DESCRIPTIONS = {
     "413": "the body is too large (`request_too_large`)",
     "422": "a field is invalid: `details.errors` lists each by path "
     "(`invalid_request`, `invalid_spec`)",
+    "503": "the database is not taking connections just now (`unavailable`): retry after the "
+    "`Retry-After` seconds",
 }
 # writes whose body names objects that must exist (beyond the path's)
 BODY_LOOKUPS = {
@@ -84,7 +87,7 @@ class Rules:
 
     body_lookups: frozenset = frozenset(BODY_LOOKUPS)
     conflicts: frozenset = frozenset(CONFLICTS)
-    always: frozenset = frozenset({"401"})
+    always: frozenset = frozenset({"401", "503"})
 
 
 RELEASES = Rules()
@@ -118,7 +121,7 @@ def truthful(schema: dict, root: str = "/api/v1", rules: Rules = RELEASES) -> di
     for path, ops in schema.get("paths", {}).items():
         for method, op in ops.items():
             responses = op.setdefault("responses", {})
-            for code in [c for c in responses if str(c).startswith("4")]:
+            for code in [c for c in responses if str(c).startswith(("4", "5"))]:
                 del responses[code]
             for code in sorted(error_codes(method.upper(), path, op, root, rules)):
                 responses[int(code)] = {  # (ninja keys responses by int)
