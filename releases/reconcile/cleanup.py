@@ -43,6 +43,26 @@ def due_windows() -> list[int]:
     return actions.due_windows()
 
 
+def _remove_unused_slot(d, slot: str, record, what: str) -> object | None:
+    """Remove ``slot`` of ``d``'s target unless another deployment uses it now; the target's
+    status after, or None when it was left (``record`` says why, once, where trying again
+    cannot help). ``what`` names the act in the messages ("retired", "scaled down")."""
+    target_row = d.target
+    in_use = Deployment.objects.filter(target=target_row, state__in=ACTIVE_STATES).exists()
+    if in_use or target_row.stable_slot == slot:
+        record(d, f"slot {slot} was left as it is: another deployment on the target uses it now")
+        return None
+    target = integration_for(target_row)
+    try:
+        target.remove_slot(slot)
+        return target.status()
+    except IntegrationError as exc:
+        logger.warning("deployment %s: slot %s could not be %s: %s", d.pk, slot, what, exc.message)
+        if exc.permanent:  # trying again cannot help: say so once and stop
+            record(d, f"slot {slot} could not be {what}: {exc.message}")
+        return None
+
+
 def retire_warm_slot(deployment_id: int) -> bool:
     """End ``deployment_id``'s rollback window if it is over: remove the previous release's warm
     slot unless another deployment uses it now. True if removed."""
@@ -50,28 +70,17 @@ def retire_warm_slot(deployment_id: int) -> bool:
     if d is None:
         return False
     slot = d.stable_slot
-    target_row = d.target
-    in_use = Deployment.objects.filter(target=target_row, state__in=ACTIVE_STATES).exists()
-    if in_use or target_row.stable_slot == slot:
-        actions.record_window_end(
-            d, f"rollback window over: slot {slot} was left as it is (another deployment uses it)"
-        )
-        return False
-    target = integration_for(target_row)
-    try:
-        target.remove_slot(slot)
-        status = target.status()
-    except IntegrationError as exc:
-        logger.warning("deployment %s: could not retire warm slot %s: %s", d.pk, slot, exc.message)
-        if exc.permanent:
-            actions.record_window_end(d, f"slot {slot} could not be retired: {exc.message}")
+    status = _remove_unused_slot(
+        d, slot, lambda d, m: actions.record_window_end(d, f"rollback window over: {m}"), "retired"
+    )
+    if status is None:
         return False
     version = d.from_release.version if d.from_release_id else "the previous release"
     actions.record_window_end(
         d,
         f"rollback window over: {version}'s warm slot {slot} was retired; a rollback now "
         "redeploys it",
-        observed=observed_view(status, None, stable_slot=target_row.stable_slot),
+        observed=observed_view(status, None, stable_slot=d.target.stable_slot),
     )
     return True
 
@@ -82,21 +91,8 @@ def clean_up(deployment_id: int) -> bool:
     if d is None:
         return False
     slot = d.canary_slot
-    target_row = d.target
-    in_use = Deployment.objects.filter(target=target_row, state__in=ACTIVE_STATES).exists()
-    if in_use or target_row.stable_slot == slot:
-        actions.record_cleanup(
-            d, f"slot {slot} was left as it is: another deployment on the target uses it now"
-        )
-        return False
-    target = integration_for(target_row)
-    try:
-        target.remove_slot(slot)
-        status = target.status()
-    except IntegrationError as exc:
-        logger.warning("deployment %s: could not scale slot %s down: %s", d.pk, slot, exc.message)
-        if exc.permanent:  # trying again cannot help: say so once and stop
-            actions.record_cleanup(d, f"slot {slot} could not be scaled down: {exc.message}")
+    status = _remove_unused_slot(d, slot, actions.record_cleanup, "scaled down")
+    if status is None:
         return False
     actions.record_cleanup(
         d,
