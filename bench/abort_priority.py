@@ -20,36 +20,30 @@ inside one pool); ``separate`` is what the demo and docker-compose.yml run now, 
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (  # noqa: E402
     FAST_HEALTH,
+    PAUSED_CANARY,
+    RECREATE,
     ROOT,
     Api,
     _environment,
-    _manage,
-    free_port,
+    bootstrap,
+    command_latency,
     percentile,
+    start_fleet,
+    start_web,
 )
 from integrations.local.slow_proxy import SlowProxy  # noqa: E402
-from integrations.local.traffic import Traffic, failures, settled_after  # noqa: E402
 from switchyard import processes  # noqa: E402
 
-RECREATE = {"kind": "recreate", "replicas": 1, "health": FAST_HEALTH}
-PAUSED_CANARY = {
-    "kind": "canary",
-    "stable_replicas": 1,
-    "steps": [{"set_weight": 50}, {"pause": {}}],
-    "health": FAST_HEALTH,
-}
 SLOW_ROLLING = {
     "kind": "rolling",
     "replicas": 2,
@@ -75,30 +69,17 @@ def stack(layout: str, delay: float):
     supervisor = processes.Supervisor(env=env, log_dir=var / "logs")
     proxy = SlowProxy(fleet_url, delay=0.0, keys=lambda key: key.startswith("slow-"))
     try:
-        _manage(env, "migrate", "--verbosity", "0")
-        _manage(
-            env,
-            "shell",
-            "-c",
-            "from django.contrib.auth.models import User;"
-            "User.objects.create_superuser('bench', 'b@example.com', 'bench')",
-        )
-        token = _manage(env, "token", "create", "--user", "bench", "--name", "bench")
-        fleet_port = urlsplit(fleet_url).port
-        supervisor.start("fleet", processes.fleet_command(fleet_port, env["FLEET_TOKEN"]))
-        processes.wait_http(f"{fleet_url}/healthz")
+        token = bootstrap(env)
+        start_fleet(supervisor, env)
         proxy.__enter__()
         supervisor.env = {**env, "FLEET_URL": proxy.url}
         for name, queues, concurrency in LAYOUTS[layout]:
             command = processes.worker_command(concurrency=concurrency, queues=queues, name=name)
             supervisor.start(name, command)
         supervisor.start("beat", processes.beat_command(var / "beat-schedule"))
-        web_port = free_port()
-        supervisor.start("web", processes.web_command(web_port))
-        base = f"http://127.0.0.1:{web_port}"
-        processes.wait_http(f"{base}/login/")
+        base = start_web(supervisor)
         print(f"[{layout}] stack up: {base} (logs in {var / 'logs'})", flush=True)
-        yield Api(base, token.strip().splitlines()[-1]), proxy
+        yield Api(base, token), proxy
     finally:
         proxy.__exit__(None, None, None)
         supervisor.stop()
@@ -120,16 +101,8 @@ def deploy(api: Api, slug: str, version: str, spec: dict) -> dict:
 
 
 def abort_latency(api: Api, slug: str, deployment_id: int) -> tuple[float, int]:
-    endpoint = api("GET", f"/services/{slug}/targets/prod")["endpoint"]
-    with Traffic(endpoint, rate=100, threads=2) as traffic:
-        time.sleep(0.5)
-        api("POST", f"/deployments/{deployment_id}/abort", {"reason": "bench"})
-        returned = time.monotonic()
-        api.wait(deployment_id, timeout=180)
-        time.sleep(1.0)
-        samples = traffic.snapshot()
-    value = settled_after(samples, returned, "1.0.0")
-    return (value if value is not None else math.inf), len(failures(samples))
+    latency, failed, _ = command_latency(api, slug, deployment_id, "abort", timeout=180)
+    return latency, failed
 
 
 def run(layout: str, slow: int, aborts: int, delay: float) -> dict:

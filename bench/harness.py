@@ -7,6 +7,7 @@ otherwise a SQLite file and an embedded Redis under var/bench/.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -22,11 +23,19 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from integrations.local.traffic import Traffic, failures, settled_after  # noqa: E402
 from switchyard import processes  # noqa: E402
 from switchyard.embedded_redis import EmbeddedRedis  # noqa: E402
 
 TERMINAL = {"succeeded", "failed", "rolled_back", "aborted", "rejected"}
 FAST_HEALTH = {"path": "/health", "interval": "200ms", "healthy_threshold": 2}
+RECREATE = {"kind": "recreate", "replicas": 1, "health": FAST_HEALTH}
+PAUSED_CANARY = {  # waits at 50% for a person: something to abort or roll back
+    "kind": "canary",
+    "stable_replicas": 1,
+    "steps": [{"set_weight": 50}, {"pause": {}}],
+    "health": FAST_HEALTH,
+}
 
 
 def free_port() -> int:
@@ -103,6 +112,36 @@ def _manage(env: dict, *args: str) -> str:
     return result.stdout
 
 
+def bootstrap(env: dict) -> str:
+    """Migrate a fresh database, make the ``bench`` superuser; its API token."""
+    _manage(env, "migrate", "--verbosity", "0")
+    _manage(
+        env,
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User;"
+        "User.objects.create_superuser('bench', 'b@example.com', 'bench')",
+    )
+    token = _manage(env, "token", "create", "--user", "bench", "--name", "bench")
+    return token.strip().splitlines()[-1]
+
+
+def start_fleet(supervisor: processes.Supervisor, env: dict) -> None:
+    supervisor.start(
+        "fleet", processes.fleet_command(urlsplit(env["FLEET_URL"]).port, env["FLEET_TOKEN"])
+    )
+    processes.wait_http(f"{env['FLEET_URL']}/healthz")
+
+
+def start_web(supervisor: processes.Supervisor, env: dict | None = None) -> str:
+    """The web server on a free port, up; its base URL."""
+    web_port = free_port()
+    supervisor.start("web", processes.web_command(web_port), env=env)
+    base = f"http://127.0.0.1:{web_port}"
+    processes.wait_http(f"{base}/login/")
+    return base
+
+
 @contextmanager
 def stack(name: str, *, workers: int = 2):
     """Yield an Api client for a fresh installation; stop everything afterwards."""
@@ -112,30 +151,35 @@ def stack(name: str, *, workers: int = 2):
     env, redis = _environment(var)
     supervisor = processes.Supervisor(env=env, log_dir=var / "logs")
     try:
-        _manage(env, "migrate", "--verbosity", "0")
-        _manage(
-            env,
-            "shell",
-            "-c",
-            "from django.contrib.auth.models import User;"
-            "User.objects.create_superuser('bench', 'b@example.com', 'bench')",
-        )
-        token = _manage(env, "token", "create", "--user", "bench", "--name", "bench")
-        fleet_port = urlsplit(env["FLEET_URL"]).port
-        supervisor.start("fleet", processes.fleet_command(fleet_port, env["FLEET_TOKEN"]))
+        token = bootstrap(env)
+        start_fleet(supervisor, env)
         supervisor.start("worker", processes.worker_command(concurrency=workers))
         supervisor.start("beat", processes.beat_command(var / "beat-schedule"))
-        web_port = free_port()
-        supervisor.start("web", processes.web_command(web_port), env=processes.WEB_ENV)
-        base = f"http://127.0.0.1:{web_port}"
-        processes.wait_http(f"{env['FLEET_URL']}/healthz")
-        processes.wait_http(f"{base}/login/")
+        base = start_web(supervisor, processes.WEB_ENV)
         print(f"stack up: {base} (logs in {var / 'logs'})", flush=True)
-        yield Api(base, token.strip().splitlines()[-1])
+        yield Api(base, token)
     finally:
         supervisor.stop()
         if redis is not None:
             redis.stop()
+
+
+def command_latency(
+    api: Api, slug: str, deployment_id: int, command: str, timeout: float = 120
+) -> tuple[float, int, dict]:
+    """Send ``command`` (abort, rollback) to ``deployment_id`` under 100 req/s of traffic through
+    the prod router of ``slug``: seconds from the API's answer until every request is answered
+    by 1.0.0 (inf if never), the failed requests, and the deployment as it ended."""
+    endpoint = api("GET", f"/services/{slug}/targets/prod")["endpoint"]
+    with Traffic(endpoint, rate=100, threads=2) as traffic:
+        time.sleep(0.5)
+        api("POST", f"/deployments/{deployment_id}/{command}", {"reason": "bench"})
+        returned = time.monotonic()
+        final = api.wait(deployment_id, timeout=timeout)
+        time.sleep(1.0)
+        samples = traffic.snapshot()
+    value = settled_after(samples, returned, "1.0.0")
+    return (value if value is not None else math.inf), len(failures(samples)), final
 
 
 def create_service(api: Api, slug: str, versions: list[str], artifact: dict | None = None) -> str:

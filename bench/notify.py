@@ -25,27 +25,28 @@ Uses DATABASE_URL / REDIS_URL (a ``<name>_bench`` database is created beside it)
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import sys
 import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import (  # noqa: E402
     FAST_HEALTH,
+    PAUSED_CANARY,
+    RECREATE,
     Api,
     _environment,
-    _manage,
-    free_port,
+    bootstrap,
+    command_latency,
     percentile,
+    start_fleet,
+    start_web,
 )
-from integrations.local.traffic import Traffic, failures, settled_after  # noqa: E402
 from integrations.notify.base import Notice  # noqa: E402
 from integrations.notify.webhook.transport import new_secret  # noqa: E402
 from switchyard import processes  # noqa: E402
@@ -66,13 +67,6 @@ NOTICE = Notice(
     },
     actions=("promote", "pause", "abort", "rollback"),
 )
-RECREATE = {"kind": "recreate", "replicas": 1, "health": FAST_HEALTH}
-PAUSED_CANARY = {
-    "kind": "canary",
-    "stable_replicas": 1,
-    "steps": [{"set_weight": 50}, {"pause": {}}],
-    "health": FAST_HEALTH,
-}
 LADDER = {
     "kind": "canary",
     "stable_replicas": 1,
@@ -133,19 +127,8 @@ def stack(slack_api_url: str):
     env["NOTIFY_TIMEOUT_SECONDS"] = "5"
     supervisor = processes.Supervisor(env=env, log_dir=var / "logs")
     try:
-        _manage(env, "migrate", "--verbosity", "0")
-        _manage(
-            env,
-            "shell",
-            "-c",
-            "from django.contrib.auth.models import User;"
-            "User.objects.create_superuser('bench', 'b@example.com', 'bench')",
-        )
-        token = _manage(env, "token", "create", "--user", "bench", "--name", "bench")
-        supervisor.start(
-            "fleet", processes.fleet_command(urlsplit(env["FLEET_URL"]).port, env["FLEET_TOKEN"])
-        )
-        processes.wait_http(f"{env['FLEET_URL']}/healthz")
+        token = bootstrap(env)
+        start_fleet(supervisor, env)
         for name, queues, concurrency in (
             ("worker", "default", 2),
             ("worker-priority", "priority", 1),
@@ -155,12 +138,9 @@ def stack(slack_api_url: str):
                 name, processes.worker_command(concurrency=concurrency, queues=queues, name=name)
             )
         supervisor.start("beat", processes.beat_command(var / "beat-schedule"))
-        web_port = free_port()
-        supervisor.start("web", processes.web_command(web_port))
-        base = f"http://127.0.0.1:{web_port}"
-        processes.wait_http(f"{base}/login/")
+        base = start_web(supervisor)
         print(f"   stack up: {base} (logs in {var / 'logs'})", flush=True)
-        yield Api(base, token.strip().splitlines()[-1])
+        yield Api(base, token)
     finally:
         supervisor.stop()
         if redis is not None:
@@ -177,16 +157,9 @@ def service(api: Api, slug: str) -> str:
 
 
 def rollback_latency(api: Api, slug: str, deployment_id: int) -> tuple[float, int]:
-    endpoint = api("GET", f"/services/{slug}/targets/prod")["endpoint"]
-    with Traffic(endpoint, rate=100, threads=2) as traffic:
-        time.sleep(0.5)
-        api("POST", f"/deployments/{deployment_id}/rollback", {"reason": "bench"})
-        returned = time.monotonic()
-        assert api.wait(deployment_id, timeout=120)["state"] == "rolled_back"
-        time.sleep(1.0)
-        samples = traffic.snapshot()
-    value = settled_after(samples, returned, "1.0.0")
-    return (value if value is not None else math.inf), len(failures(samples))
+    latency, failed, final = command_latency(api, slug, deployment_id, "rollback")
+    assert final["state"] == "rolled_back", final
+    return latency, failed
 
 
 def rollbacks(api: Api, slugs: list[str]) -> tuple[list[float], int]:
