@@ -157,7 +157,9 @@ def stack(name: str, *, workers: int = 2):
         supervisor.start("beat", processes.beat_command(var / "beat-schedule"))
         base = start_web(supervisor, processes.WEB_ENV)
         print(f"stack up: {base} (logs in {var / 'logs'})", flush=True)
-        yield Api(base, token)
+        api = Api(base, token)
+        api.redis_url = env["REDIS_URL"]  # the stack's own (an embedded one when none is set)
+        yield api
     finally:
         supervisor.stop()
         if redis is not None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -53,10 +52,9 @@ CANARY = {
 }
 
 
-def redis_figures() -> tuple[float, int] | None:
-    url = os.environ.get("REDIS_URL")
-    if not url:
-        return None
+def redis_figures(url: str) -> tuple[float, int]:
+    """Redis' used memory (MiB) and key count: the stack's own Redis (REDIS_URL's database when
+    set -- other users of that server count too -- else the embedded one under var/)."""
     import redis
 
     client = redis.Redis.from_url(url)
@@ -115,7 +113,7 @@ def main() -> None:
                     active[slug] = d["id"]
                 if time.monotonic() >= next_line:
                     sample = sampler._read()  # noqa: SLF001
-                    figures = redis_figures() or (float("nan"), 0)
+                    figures = redis_figures(api.redis_url)
                     row = {
                         "min": (time.monotonic() - started) / 60,
                         **{
