@@ -20,7 +20,9 @@ Argo Rollouts' ``{"templates": [{"templateName": "error-rate"}, ...], "args": [{
 
 An optional ``failure_limit`` (a whole number) and ``interval`` (a duration) replace those of
 every metric of the templates for this analysis (Flagger's ``threshold`` and ``interval``,
-``strategies.flagger``).
+``strategies.flagger``); ``measurement_retention`` (metric name, or ``"*"``, -> how many of its
+latest measurements are stored; Argo's ``measurementRetention`` on the reference) replaces the
+templates' own.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from strategies.analysis import argo_template
 from strategies.argo import Translation
 from strategies.fields import FieldError, Fields, duration, show, whole
 
@@ -41,7 +44,6 @@ ARGO_IGNORED = ("name", "analysisRunMetadata")
 ARGO_UNSUPPORTED = {
     "dryRun": "is not supported on the reference: set dryRun on the AnalysisTemplate (or "
     "dry_run on its metrics)",
-    "measurementRetention": "is not supported: every measurement of a run is kept; remove it",
 }
 
 
@@ -76,8 +78,21 @@ def read_ref(
         out["failure_limit"] = fields.take("failure_limit", None, whole(0))
     if "interval" in value:
         out["interval"] = fields.take("interval", None, duration(positive=True))
+    if value.get("measurement_retention") is REPORTED:
+        fields.seen.add("measurement_retention")
+    elif "measurement_retention" in value:  # metric name ("*": every one) -> measurements kept
+        out["measurement_retention"] = fields.take("measurement_retention", None, _retention)
     fields.finish()
     return out
+
+
+def _retention(value: Any) -> dict[str, int]:
+    """Converter: metric name (or "*") -> how many of its latest measurements are stored."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError(
+            f'must be an object of metric name -> count like {{"*": 20}}, got {show(value)}'
+        )
+    return {str(name): whole(1)(limit) for name, limit in value.items()}
 
 
 def template_name(value: Any) -> str:
@@ -166,6 +181,11 @@ def from_argo(
         elif key == "startingStep" and background:
             result["start_at_step"] = inner
             out.paths.append((f"{ours}.start_at_step", where))
+        elif key == "measurementRetention":
+            result["measurement_retention"] = (
+                argo_template.retention(inner, where, errors) or REPORTED
+            )
+            out.paths.append((f"{ours}.measurement_retention", where))
         elif key in ARGO_UNSUPPORTED:
             errors.append(FieldError(where, ARGO_UNSUPPORTED[key]))
         elif key == "startingStep":

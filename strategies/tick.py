@@ -336,5 +336,6 @@ def _is_part(candidate: str, key: str) -> bool:
 def _overrides(ref: dict[str, Any]) -> dict[str, Any]:
     """What a reference replaces in every metric of its templates (``failure_limit``,
     ``interval``: Flagger's ``threshold`` and ``interval``), as the start request's key."""
-    given = {k: ref[k] for k in ("failure_limit", "interval") if ref.get(k) is not None}
+    keys = ("failure_limit", "interval", "measurement_retention")
+    given = {k: ref[k] for k in keys if ref.get(k) is not None}
     return {"overrides": given} if given else {}

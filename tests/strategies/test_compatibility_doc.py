@@ -50,10 +50,12 @@ FIELDS = {
         "templateName",
         "args",
         "startingStep",
+        "measurementRetention",
         *spec_analysis.ARGO_IGNORED,
         *spec_analysis.ARGO_UNSUPPORTED,
     ),
     "AnalysisTemplate metric": argo_template.METRIC_FIELDS,
+    "AnalysisTemplate spec": argo_template.SPEC_FIELDS,
     "metric providers": ("prometheus", "web", "job", *argo_template.PROVIDERS_LATER),
     "Flagger Canary spec": flagger.SPEC_FIELDS,
     "Flagger analysis": flagger.ANALYSIS_FIELDS,
@@ -173,7 +175,12 @@ SAMPLES = {
         "consecutiveErrorLimit": 2,
         "provider": {"prometheus": {"address": "http://127.0.0.1:9090", "query": "up"}},
         "consecutiveSuccessLimit": 2,
-        "measurementRetention": 5,
+    },
+    "AnalysisTemplate spec": {
+        "args": [{"name": "max", "value": "0.05"}],
+        "metrics": [],
+        "dryRun": [{"metricName": "m"}],
+        "measurementRetention": [{"metricName": "*", "limit": 20}],
     },
 }
 
@@ -199,6 +206,13 @@ def paste(section: str, field: str) -> list[tuple[str, str]]:
                 {field: value} if field in ("templates", "templateName") else {**REF, field: value}
             )
             normalise({"canary": {"steps": [{"setWeight": 5}], "analysis": ref}})
+        elif section == "AnalysisTemplate spec":
+            metric = {k: SAMPLES["AnalysisTemplate metric"][k] for k in ("name", "provider")}
+            metric["successCondition"] = "result[0] < 0.05"
+            spec = {"metrics": [metric]}
+            if field != "metrics":
+                spec[field] = SAMPLES[section][field]
+            argo_template.normalise({"kind": "AnalysisTemplate", "spec": spec})
         elif section == "AnalysisTemplate metric":
             metric = {k: SAMPLES[section][k] for k in ("name", "provider", "successCondition")}
             if field in ("successCondition", "failureCondition"):
