@@ -20,6 +20,11 @@ Flagger's analysis runs a loop: every ``interval`` it checks the metrics and mov
   analysis of the built-in template ``request-metrics`` (``BUILTIN_TEMPLATE``, which
   ``releases.analysis.templates`` stores the first time a run needs it) with arguments
   ``max-error-rate`` and ``max-duration``;
+  a metric with ``templateRef`` runs that Flagger ``MetricTemplate`` (stored with ``POST
+  /analysis-templates``, ``strategies.analysis.flagger_template``) beside them, with its
+  ``thresholdRange`` as arguments ``min`` / ``max``, its ``interval`` as ``metric-interval``,
+  its ``templateVariables`` as ``variables.NAME`` and the Canary's namespace (``per_template``
+  of the reference: each template its own arguments);
   ``threshold`` (the failed checks that roll back) becomes the analysis' ``failure_limit``
   (``threshold - 1`` failures tolerated, per metric) and ``interval`` its metrics' interval;
 - webhooks of type ``confirm-rollout`` / ``confirm-promotion`` (Flagger's manual gates, opened
@@ -32,10 +37,12 @@ ignored; the rest is refused naming the key and what to do instead (``UNSUPPORTE
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from strategies.fields import FieldError, show
 from strategies.fields import duration as duration_of
+from strategies.spec_analysis import TEMPLATE_NAME
 
 API_GROUP = "flagger.app/"
 BUILTIN_TEMPLATE = "request-metrics"
@@ -116,6 +123,7 @@ METRIC_KEYS = (
     "templateVariables",
 )
 MATCH_KINDS = ("exact", "prefix", "regex")
+PROM_DURATION = re.compile(r"(\d+(ms|s|m|h|d|w|y))+")
 
 
 def is_manifest(raw: dict[str, Any]) -> bool:
@@ -168,7 +176,13 @@ def translate(
         )
         return None
     paths: list[tuple[str, str]] = []
-    _analysis(analysis, where, out, errors, paths)
+    meta = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    ingress = spec.get("ingressRef") if isinstance(spec.get("ingressRef"), dict) else {}
+    context = {
+        "namespace": str(meta.get("namespace") or "default"),
+        "ingress": str(ingress.get("name") or ""),
+    }
+    _analysis(analysis, where, out, errors, paths, context)
     paths += [
         ("steps", where),
         ("analysis.failure_limit", f"{where}.threshold"),
@@ -185,6 +199,7 @@ def _analysis(
     out: dict[str, Any],
     errors: list[FieldError],
     paths: list[tuple[str, str]],
+    context: dict[str, str],
 ) -> None:
     for key in a:
         if key in ANALYSIS_UNSUPPORTED:
@@ -261,7 +276,7 @@ def _analysis(
     if "last" in gates:
         steps.append({"pause": {}})
     out["steps"] = steps
-    background = _metrics(a.get("metrics"), f"{at}.metrics", errors)
+    background = _metrics(a.get("metrics"), f"{at}.metrics", errors, context)
     threshold = a.get("threshold", 1)
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
         errors.append(
@@ -416,30 +431,44 @@ def _webhooks(value: Any, at: str, errors: list[FieldError]) -> set[str]:
     return gates
 
 
-def _metrics(value: Any, at: str, errors: list[FieldError]) -> dict[str, Any] | None:
-    """The background analysis for Flagger's metrics, None if it has none."""
+def _metrics(
+    value: Any, at: str, errors: list[FieldError], context: dict[str, str]
+) -> dict[str, Any] | None:
+    """The background analysis for Flagger's metrics, None if it has none: the built-in ones
+    as the template ``request-metrics``, each ``templateRef`` as its MetricTemplate (stored
+    through ``POST /analysis-templates``, ``strategies.analysis.flagger_template``) with its
+    own thresholds and variables (``per_template``)."""
     if value is None or value == []:
         return None
     if not isinstance(value, list):
         errors.append(FieldError(at, f"must be a list of metrics, got {show(value)}"))
         return None
     args: dict[str, str] = {}
+    custom: dict[str, dict[str, str]] = {}
     for index, metric in enumerate(value):
         where = f"{at}[{index}]"
         if not isinstance(metric, dict):
             errors.append(FieldError(where, f"must be an object, got {show(metric)}"))
             continue
         name = metric.get("name")
+        for key in metric:
+            if key not in METRIC_KEYS:
+                errors.append(FieldError(f"{where}.{key}", f"unknown key {show(key)}"))
         if "templateRef" in metric:
-            errors.append(
-                FieldError(
-                    f"{where}.templateRef",
-                    "custom MetricTemplates are not supported yet:"
-                    " write the query as an analysis template and run it from an Argo-style"
-                    " canary (docs/compatibility.md)",
+            found = _template_ref(metric, where, errors, context)
+            if found is not None and found[0] in custom:
+                errors.append(
+                    FieldError(
+                        f"{where}.templateRef.name",
+                        f"{found[0]!r} is used by another metric too: one metric per template "
+                        "here (copy the MetricTemplate under another name)",
+                    )
                 )
-            )
+            elif found is not None:
+                custom[found[0]] = found[1]
             continue
+        if "templateVariables" in metric:
+            errors.append(FieldError(f"{where}.templateVariables", "applies with templateRef only"))
         if name not in BUILTIN_METRICS:
             names = ", ".join(show(n) for n in BUILTIN_METRICS)
             errors.append(
@@ -448,9 +477,6 @@ def _metrics(value: Any, at: str, errors: list[FieldError]) -> dict[str, Any] | 
                 )
             )
             continue
-        for key in metric:
-            if key not in METRIC_KEYS:
-                errors.append(FieldError(f"{where}.{key}", f"unknown key {show(key)}"))
         bound = BUILTIN_METRICS[name]
         limits = metric.get("thresholdRange")
         if "threshold" in metric:  # Flagger's old spelling (v1alpha)
@@ -491,9 +517,85 @@ def _metrics(value: Any, at: str, errors: list[FieldError]) -> dict[str, Any] | 
             args["max-error-rate"] = _number((100 - limit) / 100)
         else:
             args["max-duration"] = _number(limit)
-    if not args:
+    if not custom:
+        return {"template": BUILTIN_TEMPLATE, "args": args} if args else None
+    names = ([BUILTIN_TEMPLATE] if args else []) + list(custom)
+    per = {name: {"args": given} for name, given in custom.items()}
+    if args:
+        per[BUILTIN_TEMPLATE] = {"args": args}
+    ref: dict[str, Any] = {"template": names[0], "args": {}, "per_template": per}
+    if len(names) > 1:
+        ref = {"templates": names, "args": {}, "per_template": per}
+    return ref
+
+
+def _template_ref(
+    metric: dict[str, Any], where: str, errors: list[FieldError], context: dict[str, str]
+) -> tuple[str, dict[str, str]] | None:
+    """(the MetricTemplate's name, the arguments it runs with) of a ``templateRef`` metric;
+    None after recording what is wrong."""
+    before = len(errors)
+    ref = metric["templateRef"]
+    name = ref.get("name") if isinstance(ref, dict) else None
+    if not isinstance(name, str) or not TEMPLATE_NAME.fullmatch(name):
+        message = "is required: the MetricTemplate's name (stored with POST /analysis-templates)"
+        errors.append(FieldError(f"{where}.templateRef.name", f"{message}, got {show(name)}"))
+    for key in ref if isinstance(ref, dict) else ():
+        if key not in ("name", "namespace"):  # templates are not namespaced here
+            errors.append(FieldError(f"{where}.templateRef.{key}", f"unknown key {show(key)}"))
+    given = {"namespace": context["namespace"]}
+    if context["ingress"]:
+        given["ingress"] = context["ingress"]
+    limits = metric.get("thresholdRange")
+    variables = metric.get("templateVariables", {})
+    interval = metric.get("interval")
+    shapes = [
+        (
+            isinstance(limits, dict) and limits and not set(limits) - {"min", "max"},
+            "thresholdRange",
+            "is required: {min: N}, {max: N} or both",
+            limits,
+        ),
+        (
+            isinstance(variables, dict),
+            "templateVariables",
+            "must be an object of name -> value",
+            variables,
+        ),
+        (
+            interval is None or isinstance(interval, str) and PROM_DURATION.fullmatch(interval),
+            "interval",
+            "must be a Prometheus duration like 1m or 30s (the query's window)",
+            interval,
+        ),
+    ]
+    for good, key, message, value in shapes:
+        if not good:
+            errors.append(FieldError(f"{where}.{key}", f"{message}, got {show(value)}"))
+    if len(errors) > before:
         return None
-    return {"template": BUILTIN_TEMPLATE, "args": args}
+    for bound, limit in limits.items():
+        value = _scalar(limit, f"{where}.thresholdRange.{bound}", errors, text=False)
+        given.update({bound: value} if value is not None else {})
+    if len(limits) == 2 and len(errors) == before and limits["min"] > limits["max"]:
+        errors.append(FieldError(f"{where}.thresholdRange", "min is above max"))
+    if interval is not None:
+        given["metric-interval"] = interval
+    for key, text in variables.items():
+        value = _scalar(text, f"{where}.templateVariables.{key}", errors, text=True)
+        given.update({f"variables.{key}": value} if value is not None else {})
+    return (name, given) if len(errors) == before else None  # type: ignore[return-value]
+
+
+def _scalar(value: Any, path: str, errors: list[FieldError], *, text: bool) -> str | None:
+    """``value`` as an argument's text: a number (or, with ``text``, a string too); None after
+    recording why not."""
+    kinds = (str, int, float) if text else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        wanted = "a string or a number" if text else "a number"
+        errors.append(FieldError(path, f"must be {wanted}, got {show(value)}"))
+        return None
+    return value if isinstance(value, str) else _number(value)
 
 
 def _number(value: float) -> str:

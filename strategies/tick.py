@@ -145,15 +145,21 @@ class Tick:
                 watching.append(part)
             seen = self.obs.analysis.get(part)
             if seen is None:
-                self.start_analysis.append(
-                    {
-                        "key": part,
-                        "template": template,
-                        "args": dict(ref.get("args") or {}),
-                        "step_index": step_index,
-                        **_overrides(ref),
+                own = (ref.get("per_template") or {}).get(template) or {}
+                request = {
+                    "key": part,
+                    "template": template,
+                    "args": {**(ref.get("args") or {}), **(own.get("args") or {})},
+                    "step_index": step_index,
+                    **_overrides(ref),
+                }
+                if own.get("failure_limit") is not None:
+                    overrides = {
+                        **request.get("overrides", {}),
+                        "failure_limit": own["failure_limit"],
                     }
-                )
+                    request["overrides"] = overrides
+                self.start_analysis.append(request)
                 verdicts.append(("running", "starting"))
             else:
                 decision = str(seen.get("decision") or "running")

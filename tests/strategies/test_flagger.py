@@ -250,16 +250,74 @@ def test_the_other_webhook_types_are_named_as_not_supported_yet(kind):
     assert "not supported yet" in errors["spec.analysis.webhooks[0].type"]
 
 
-def test_a_custom_metric_template_is_named_as_not_supported_yet():
-    metric = {
-        "name": "404s",
-        "templateRef": {"name": "not-found-percentage"},
-        "thresholdRange": {"max": 5},
-        "interval": "1m",
+NOT_FOUND = {  # usage/metrics.md, "Custom metrics": the 404s percentage of the canary
+    "name": "404s percentage",
+    "templateRef": {"name": "not-found-percentage", "namespace": "istio-system"},
+    "thresholdRange": {"max": 5},
+    "interval": "1m",
+}
+
+
+def test_a_custom_metric_template_runs_beside_the_built_in_ones_with_its_own_arguments():
+    manifest = with_analysis(stepWeight=10, threshold=3, metrics=[METRICS[0], NOT_FOUND])
+    manifest["metadata"] = {"name": "podinfo", "namespace": "test"}
+
+    analysis = normalise(manifest)["analysis"]
+
+    assert analysis["templates"] == ["request-metrics", "not-found-percentage"]
+    assert analysis["args"] == {} and analysis["failure_limit"] == 2
+    assert analysis["per_template"] == {
+        "request-metrics": {"args": {"max-error-rate": "0.01"}},
+        "not-found-percentage": {
+            "args": {"namespace": "test", "max": "5", "metric-interval": "1m"}
+        },
     }
+
+
+def test_template_variables_and_both_bounds_are_passed():
+    metric = {
+        **NOT_FOUND,
+        "thresholdRange": {"min": 10, "max": 1000},
+        "templateVariables": {"direction": "inbound", "quantile": 0.99},
+    }
+    analysis = normalise(with_analysis(stepWeight=10, metrics=[metric]))["analysis"]
+
+    assert analysis["template"] == "not-found-percentage" and "templates" not in analysis
+    assert analysis["per_template"]["not-found-percentage"]["args"] == {
+        "namespace": "default",
+        "min": "10",
+        "max": "1000",
+        "metric-interval": "1m",
+        "variables.direction": "inbound",
+        "variables.quantile": "0.99",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "words"),
+    [
+        ({"thresholdRange": None}, "thresholdRange", "is required"),
+        ({"thresholdRange": {"max": "5"}}, "thresholdRange.max", "must be a number"),
+        ({"thresholdRange": {"min": 9, "max": 5}}, "thresholdRange", "min is above max"),
+        ({"templateRef": {"name": "Not A Name"}}, "templateRef.name", "MetricTemplate's name"),
+        ({"templateRef": {"name": "x", "kind": "y"}}, "templateRef.kind", "unknown key"),
+        ({"interval": "a minute"}, "interval", "Prometheus duration"),
+        ({"templateVariables": ["a"]}, "templateVariables", "name -> value"),
+    ],
+)
+def test_a_custom_metrics_mistakes_are_named_at_its_keys(change, path, words):
+    metric = {k: v for k, v in {**NOT_FOUND, **change}.items() if v is not None}
     errors = errors_of(with_analysis(stepWeight=10, metrics=[metric]))
 
-    assert "not supported yet" in errors["spec.analysis.metrics[0].templateRef"]
+    assert words in errors[f"spec.analysis.metrics[0].{path}"], errors
+
+
+def test_one_template_for_two_metrics_and_variables_on_a_built_in_are_refused():
+    twice = errors_of(with_analysis(stepWeight=10, metrics=[NOT_FOUND, {**NOT_FOUND, "name": "b"}]))
+    assert "used by another metric" in twice["spec.analysis.metrics[1].templateRef.name"]
+    builtin = {**METRICS[0], "templateVariables": {"a": "b"}}
+    wrong = errors_of(with_analysis(stepWeight=10, metrics=[builtin]))
+    assert "templateRef only" in wrong["spec.analysis.metrics[0].templateVariables"]
 
 
 @pytest.mark.parametrize(
