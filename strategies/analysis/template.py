@@ -32,7 +32,7 @@ from typing import Any
 from strategies.analysis import expr
 from strategies.fields import FieldError, Fields, SpecError, duration, show, whole
 
-PROVIDERS = ("local", "prometheus", "cloudwatch", "web", "job")
+PROVIDERS = ("local", "prometheus", "cloudwatch", "web", "job", "webhook")
 LOCAL_QUERIES = ("error_rate", "latency", "requests")
 TESTS = ("sequential", "quantile", "mann_whitney", "threshold")
 STATISTICS = ("rate", "mean", "p50", "p95", "p99", "last", "sum", "count")
@@ -262,8 +262,8 @@ def _arg_value(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"must be a string or a number, got {show(value)}")
     text = str(value)
-    if len(text) > 500:
-        raise ValueError("must be at most 500 characters")
+    if len(text) > 8000:  # Flagger's webhooks travel as one JSON argument
+        raise ValueError("must be at most 8000 characters")
     return text
 
 
@@ -363,6 +363,12 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
         for key in ("address", "total_query"):
             if m[key] is not None:
                 f.error(key, "a job metric takes its command as 'query' only")
+    if m["provider"] == "webhook":  # Flagger's webhooks: 1 when they answered 2xx
+        if m["query"] not in ("all", "any"):
+            f.error("query", f"a webhook metric's query is 'all' or 'any', got {show(m['query'])}")
+        for key in ("address", "total_query"):
+            if m[key] is not None:
+                f.error(key, "a webhook metric takes its hooks as the argument 'hooks'")
     conditions = m["success_condition"] or m["failure_condition"]
     if m["test"] is None:
         if conditions:
@@ -414,7 +420,7 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
             _check_placeholders(f, key, m[key], declared, builtins=key != "address" or web_url)
     if m["statistic"] is None:
         counts = m["provider"] == "local" and m["query"] == "error_rate" or test == "sequential"
-        last = m["provider"] in ("prometheus", "cloudwatch", "web", "job")
+        last = m["provider"] in ("prometheus", "cloudwatch", "web", "job", "webhook")
         m["statistic"] = "rate" if counts else "last" if last else "mean"
     if m["statistic"] == "rate" and not (m["provider"] == "local" and m["query"] == "error_rate"):
         f.error("statistic", "'rate' needs request counts (the local provider's error_rate)")
