@@ -21,7 +21,7 @@ from django.utils import timezone
 from integrations.notify import registry
 from integrations.notify.base import TransportError
 from integrations.notify.slack import blocks as slack_blocks
-from notifications import notices, secrets, triggers
+from notifications import notices, secrets, triggers, webhooks
 from notifications.models import (
     Delivery,
     DeliveryStatus,
@@ -86,10 +86,12 @@ def fanout(deployment_id: int, event_ids: list[int]) -> list[int]:
     events = DeploymentEvent.objects.filter(pk__in=event_ids, deployment_id=d.pk).order_by("id")
     service, environment = d.target.service.slug, d.target.environment.slug
     created: list[int] = []
+    fresh: list[DeploymentEvent] = []
     with transaction.atomic():
         for event in events:
             if not _first_time(event.pk):
                 continue
+            fresh.append(event)
             trigger = triggers.trigger_of(event.kind, event.data, event.message)
             if trigger is None:
                 continue
@@ -118,6 +120,10 @@ def fanout(deployment_id: int, event_ids: list[int]) -> list[int]:
                     )
                     created.append(row.pk)
         transaction.on_commit(lambda: [enqueue_delivery(pk) for pk in created])
+    if fresh and not transaction.get_connection().in_atomic_block:
+        webhooks.tell(d, fresh)  # the spec's Flagger event / post-rollout hooks, once per event
+    elif fresh:
+        transaction.on_commit(lambda: webhooks.tell(d, fresh))
     return created
 
 

@@ -20,11 +20,23 @@ Flagger's analysis runs a loop: every ``interval`` it checks the metrics and mov
   analysis of the built-in template ``request-metrics`` (``BUILTIN_TEMPLATE``, which
   ``releases.analysis.templates`` stores the first time a run needs it) with arguments
   ``max-error-rate`` and ``max-duration``;
+  a metric with ``templateRef`` runs that Flagger ``MetricTemplate`` (stored with ``POST
+  /analysis-templates``, ``strategies.analysis.flagger_template``) beside them, with its
+  ``thresholdRange`` as arguments ``min`` / ``max``, its ``interval`` as ``metric-interval``,
+  its ``templateVariables`` as ``variables.NAME`` and the Canary's namespace (``per_template``
+  of the reference: each template its own arguments);
   ``threshold`` (the failed checks that roll back) becomes the analysis' ``failure_limit``
   (``threshold - 1`` failures tolerated, per metric) and ``interval`` its metrics' interval;
 - webhooks of type ``confirm-rollout`` / ``confirm-promotion`` (Flagger's manual gates, opened
   by the load tester's ``/gate/open``) become ``pause: {}`` steps before the first step / before
   promotion: they wait for a person to promote (the URL is not called).
+- the other webhooks are called with Flagger's payload (``integrations.metrics.webhook``):
+  ``rollout`` ones (load tests too) every interval by the background analysis (the built-in
+  template ``flagger-rollout-hooks``: a failure counts toward ``threshold``), ``rollback`` ones
+  likewise (``flagger-rollback-hooks``: a 2xx fails it at once), ``pre-rollout`` ones as an
+  analysis step before any traffic moves (``flagger-pre-rollout-hooks``: passes at the first
+  2xx, fails at the threshold-th failure); ``event`` and ``post-rollout`` ones go to the spec's
+  ``webhooks``, which the notifications worker calls (``notifications.webhooks``).
 
 What only describes Kubernetes objects (``targetRef``, ``service``, ``autoscalerRef``...) is
 ignored; the rest is refused naming the key and what to do instead (``UNSUPPORTED``). Pure.
@@ -32,10 +44,13 @@ ignored; the rest is refused naming the key and what to do instead (``UNSUPPORTE
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from strategies.fields import FieldError, show
 from strategies.fields import duration as duration_of
+from strategies.spec_analysis import TEMPLATE_NAME
 
 API_GROUP = "flagger.app/"
 BUILTIN_TEMPLATE = "request-metrics"
@@ -98,15 +113,21 @@ ANALYSIS_UNSUPPORTED = {
 }
 ANALYSIS_FIELDS = (*ANALYSIS_TRANSLATED, *ANALYSIS_UNSUPPORTED)
 WEBHOOK_GATES = {"confirm-rollout": "first", "confirm-promotion": "last"}
-WEBHOOK_LATER = (
-    "rollout",
-    "pre-rollout",
-    "post-rollout",
-    "rollback",
-    "confirm-traffic-increase",
-    "event",
-)
-WEBHOOK_TYPES = (*WEBHOOK_GATES, *WEBHOOK_LATER)
+# called by the analysis (a built-in template each): Flagger's phase in their payload
+HOOK_PHASES = {"rollout": "Progressing", "pre-rollout": "Progressing", "rollback": "Progressing"}
+WEBHOOK_CALLED = tuple(HOOK_PHASES)
+# told about the deployment by the notifications worker (notifications.webhooks)
+WEBHOOK_TOLD = ("post-rollout", "event")
+WEBHOOK_LATER = {
+    "confirm-traffic-increase": "confirm-traffic-increase webhooks are not supported yet: add "
+    "pause: {} steps to an Argo-style canary",
+}
+WEBHOOK_TYPES = (*WEBHOOK_GATES, *WEBHOOK_CALLED, *WEBHOOK_TOLD, *WEBHOOK_LATER)
+HOOK_KEYS = ("name", "type", "url", "timeout", "metadata", "muteAlert")
+MAX_HOOK_TIMEOUT = 60.0
+ROLLOUT_TEMPLATE = "flagger-rollout-hooks"
+ROLLBACK_TEMPLATE = "flagger-rollback-hooks"
+PRE_ROLLOUT_TEMPLATE = "flagger-pre-rollout-hooks"
 METRIC_KEYS = (
     "name",
     "thresholdRange",
@@ -116,6 +137,7 @@ METRIC_KEYS = (
     "templateVariables",
 )
 MATCH_KINDS = ("exact", "prefix", "regex")
+PROM_DURATION = re.compile(r"(\d+(ms|s|m|h|d|w|y))+")
 
 
 def is_manifest(raw: dict[str, Any]) -> bool:
@@ -168,7 +190,14 @@ def translate(
         )
         return None
     paths: list[tuple[str, str]] = []
-    _analysis(analysis, where, out, errors, paths)
+    meta = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    ingress = spec.get("ingressRef") if isinstance(spec.get("ingressRef"), dict) else {}
+    context = {
+        "name": str(meta.get("name") or ""),
+        "namespace": str(meta.get("namespace") or "default"),
+        "ingress": str(ingress.get("name") or ""),
+    }
+    _analysis(analysis, where, out, errors, paths, context)
     paths += [
         ("steps", where),
         ("analysis.failure_limit", f"{where}.threshold"),
@@ -185,6 +214,7 @@ def _analysis(
     out: dict[str, Any],
     errors: list[FieldError],
     paths: list[tuple[str, str]],
+    context: dict[str, str],
 ) -> None:
     for key in a:
         if key in ANALYSIS_UNSUPPORTED:
@@ -225,10 +255,32 @@ def _analysis(
         errors.append(FieldError(f"{at}.mirror", f"must be true or false, got {show(mirror)}"))
     if "mirrorWeight" in a and mirror is not True:
         errors.append(FieldError(f"{at}.mirrorWeight", "applies only with mirror: true"))
-    gates = _webhooks(a.get("webhooks"), f"{at}.webhooks", errors)
+    gates, hooks = _webhooks(a.get("webhooks"), f"{at}.webhooks", errors, context)
+    threshold = a.get("threshold", 1)
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        errors.append(
+            FieldError(
+                f"{at}.threshold",
+                f"must be a whole number >= 1 (the failed checks "
+                f"that roll back), got {show(threshold)}",
+            )
+        )
+        threshold = None
     steps: list[dict[str, Any]] = []
     if "first" in gates:
         steps.append({"pause": {}})
+    if hooks.get("pre-rollout"):  # before any traffic moves: retried each interval
+        gate: dict[str, Any] = {
+            "template": PRE_ROLLOUT_TEMPLATE,
+            "args": _hook_args(hooks, "pre-rollout"),
+        }
+        if threshold is not None:
+            gate["failure_limit"] = threshold - 1
+        if interval is not None:
+            gate["interval"] = interval
+        paths.append((f"steps[{len(steps)}]", f"{at}.webhooks"))
+        steps.append({"analysis": gate})
+    first_step = len(steps)  # the background analysis starts once the pre-rollout hooks pass
     if iterations is not None and not weights:  # Flagger runs the new release at full size
         steps.append({"set_canary_scale": {"weight": 100}})
     if mirror is True:
@@ -261,20 +313,16 @@ def _analysis(
     if "last" in gates:
         steps.append({"pause": {}})
     out["steps"] = steps
-    background = _metrics(a.get("metrics"), f"{at}.metrics", errors)
-    threshold = a.get("threshold", 1)
-    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
-        errors.append(
-            FieldError(
-                f"{at}.threshold",
-                f"must be a whole number >= 1 (the failed checks "
-                f"that roll back), got {show(threshold)}",
-            )
-        )
-    elif background is not None:
+    told = [{"type": k, **h} for k in WEBHOOK_TOLD for h in hooks.get(k, [])]
+    if told:
+        out["webhooks"] = told
+    background = _with_hooks(_metrics(a.get("metrics"), f"{at}.metrics", errors, context), hooks)
+    if threshold is not None and background is not None:
         background["failure_limit"] = threshold - 1
     if background is not None and interval is not None:
         background["interval"] = interval
+    if background is not None and hooks.get("pre-rollout"):
+        background["start_at_step"] = first_step
     if background is not None:
         out["analysis"] = background
 
@@ -384,12 +432,17 @@ def _header_routes(match: Any, at: str, errors: list[FieldError]) -> list[tuple[
     return steps
 
 
-def _webhooks(value: Any, at: str, errors: list[FieldError]) -> set[str]:
+def _webhooks(
+    value: Any, at: str, errors: list[FieldError], context: dict[str, str]
+) -> tuple[set[str], dict[str, list[dict[str, Any]]]]:
+    """(the manual gates: "first" / "last", the other hooks by type, each ``{"name", "url",
+    "timeout", "metadata", "canary", "namespace"}``)."""
+    hooks: dict[str, list[dict[str, Any]]] = {}
     if value is None:
-        return set()
+        return set(), hooks
     if not isinstance(value, list):
         errors.append(FieldError(at, f"must be a list of webhooks, got {show(value)}"))
-        return set()
+        return set(), hooks
     gates = set()
     for index, hook in enumerate(value):
         where = f"{at}[{index}]"
@@ -399,47 +452,128 @@ def _webhooks(value: Any, at: str, errors: list[FieldError]) -> set[str]:
         kind = hook.get("type", "rollout")
         if kind in WEBHOOK_GATES:
             gates.add(WEBHOOK_GATES[kind])
+        elif kind in WEBHOOK_CALLED or kind in WEBHOOK_TOLD:
+            read = _hook(hook, where, errors, context)
+            if read is not None:
+                hooks.setdefault(kind, []).append(read)
         elif kind in WEBHOOK_LATER:
-            errors.append(
-                FieldError(
-                    f"{where}.type" if "type" in hook else where,
-                    f"{kind} webhooks are not supported yet (only confirm-rollout and "
-                    "confirm-promotion, which wait for a person to promote): run load "
-                    "tests outside the rollout, and checks as analysis metrics",
-                )
-            )
+            errors.append(FieldError(f"{where}.type", WEBHOOK_LATER[kind]))
         else:
             names = ", ".join(WEBHOOK_TYPES)
             errors.append(
                 FieldError(f"{where}.type", f"unknown webhook type {show(kind)}: one of {names}")
             )
-    return gates
+    return gates, hooks
 
 
-def _metrics(value: Any, at: str, errors: list[FieldError]) -> dict[str, Any] | None:
-    """The background analysis for Flagger's metrics, None if it has none."""
+def _hook(
+    hook: dict[str, Any], where: str, errors: list[FieldError], context: dict[str, str]
+) -> dict[str, Any] | None:
+    before = len(errors)
+    for key in hook:
+        if key not in HOOK_KEYS:
+            errors.append(FieldError(f"{where}.{key}", f"unknown key {show(key)}"))
+    url = hook.get("url")
+    if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
+        errors.append(
+            FieldError(f"{where}.url", f"must be an http:// or https:// URL, got {show(url)}")
+        )
+    timeout = _interval(hook.get("timeout", "10s"), f"{where}.timeout", errors)
+    if timeout is not None and timeout > MAX_HOOK_TIMEOUT:
+        errors.append(
+            FieldError(
+                f"{where}.timeout", f"must be at most {MAX_HOOK_TIMEOUT:g}s (a call holds a tick)"
+            )
+        )
+    metadata = hook.get("metadata", {})
+    if not isinstance(metadata, dict) or not all(
+        isinstance(v, str | int | float) and not isinstance(v, bool) for v in metadata.values()
+    ):
+        errors.append(
+            FieldError(
+                f"{where}.metadata", f"must be an object of name -> text, got {show(metadata)}"
+            )
+        )
+    if len(errors) > before:
+        return None
+    return {
+        "name": str(hook.get("name") or hook.get("type") or "rollout"),
+        "url": url,
+        "timeout": timeout,
+        "metadata": {str(k): str(v) for k, v in metadata.items()},
+        "canary": context["name"],
+        "namespace": context["namespace"],
+    }
+
+
+def _hook_args(hooks: dict[str, list[dict[str, Any]]], kind: str) -> dict[str, str]:
+    """The arguments of the built-in template that calls the ``kind`` hooks."""
+    return {"hooks": json.dumps(hooks[kind], sort_keys=True), "phase": HOOK_PHASES[kind]}
+
+
+def _with_hooks(
+    ref: dict[str, Any] | None, hooks: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any] | None:
+    """The background analysis with the rollout and rollback hooks' templates added (each its
+    own arguments; a rollback hook's 2xx rolls back at once, whatever the threshold)."""
+    parts = {}
+    if hooks.get("rollout"):
+        parts[ROLLOUT_TEMPLATE] = {"args": _hook_args(hooks, "rollout")}
+    if hooks.get("rollback"):
+        parts[ROLLBACK_TEMPLATE] = {"args": _hook_args(hooks, "rollback"), "failure_limit": 0}
+    if not parts:
+        return ref
+    if ref is None:
+        names, per = [], {}
+    elif "per_template" in ref:
+        names, per = list(ref.get("templates") or [ref["template"]]), dict(ref["per_template"])
+    else:
+        names, per = [ref["template"]], {ref["template"]: {"args": ref["args"]}}
+    names += list(parts)
+    per.update(parts)
+    if len(names) == 1:
+        return {"template": names[0], "args": {}, "per_template": per}
+    return {"templates": names, "args": {}, "per_template": per}
+
+
+def _metrics(
+    value: Any, at: str, errors: list[FieldError], context: dict[str, str]
+) -> dict[str, Any] | None:
+    """The background analysis for Flagger's metrics, None if it has none: the built-in ones
+    as the template ``request-metrics``, each ``templateRef`` as its MetricTemplate (stored
+    through ``POST /analysis-templates``, ``strategies.analysis.flagger_template``) with its
+    own thresholds and variables (``per_template``)."""
     if value is None or value == []:
         return None
     if not isinstance(value, list):
         errors.append(FieldError(at, f"must be a list of metrics, got {show(value)}"))
         return None
     args: dict[str, str] = {}
+    custom: dict[str, dict[str, str]] = {}
     for index, metric in enumerate(value):
         where = f"{at}[{index}]"
         if not isinstance(metric, dict):
             errors.append(FieldError(where, f"must be an object, got {show(metric)}"))
             continue
         name = metric.get("name")
+        for key in metric:
+            if key not in METRIC_KEYS:
+                errors.append(FieldError(f"{where}.{key}", f"unknown key {show(key)}"))
         if "templateRef" in metric:
-            errors.append(
-                FieldError(
-                    f"{where}.templateRef",
-                    "custom MetricTemplates are not supported yet:"
-                    " write the query as an analysis template and run it from an Argo-style"
-                    " canary (docs/compatibility.md)",
+            found = _template_ref(metric, where, errors, context)
+            if found is not None and found[0] in custom:
+                errors.append(
+                    FieldError(
+                        f"{where}.templateRef.name",
+                        f"{found[0]!r} is used by another metric too: one metric per template "
+                        "here (copy the MetricTemplate under another name)",
+                    )
                 )
-            )
+            elif found is not None:
+                custom[found[0]] = found[1]
             continue
+        if "templateVariables" in metric:
+            errors.append(FieldError(f"{where}.templateVariables", "applies with templateRef only"))
         if name not in BUILTIN_METRICS:
             names = ", ".join(show(n) for n in BUILTIN_METRICS)
             errors.append(
@@ -448,9 +582,6 @@ def _metrics(value: Any, at: str, errors: list[FieldError]) -> dict[str, Any] | 
                 )
             )
             continue
-        for key in metric:
-            if key not in METRIC_KEYS:
-                errors.append(FieldError(f"{where}.{key}", f"unknown key {show(key)}"))
         bound = BUILTIN_METRICS[name]
         limits = metric.get("thresholdRange")
         if "threshold" in metric:  # Flagger's old spelling (v1alpha)
@@ -491,9 +622,85 @@ def _metrics(value: Any, at: str, errors: list[FieldError]) -> dict[str, Any] | 
             args["max-error-rate"] = _number((100 - limit) / 100)
         else:
             args["max-duration"] = _number(limit)
-    if not args:
+    if not custom:
+        return {"template": BUILTIN_TEMPLATE, "args": args} if args else None
+    names = ([BUILTIN_TEMPLATE] if args else []) + list(custom)
+    per = {name: {"args": given} for name, given in custom.items()}
+    if args:
+        per[BUILTIN_TEMPLATE] = {"args": args}
+    ref: dict[str, Any] = {"template": names[0], "args": {}, "per_template": per}
+    if len(names) > 1:
+        ref = {"templates": names, "args": {}, "per_template": per}
+    return ref
+
+
+def _template_ref(
+    metric: dict[str, Any], where: str, errors: list[FieldError], context: dict[str, str]
+) -> tuple[str, dict[str, str]] | None:
+    """(the MetricTemplate's name, the arguments it runs with) of a ``templateRef`` metric;
+    None after recording what is wrong."""
+    before = len(errors)
+    ref = metric["templateRef"]
+    name = ref.get("name") if isinstance(ref, dict) else None
+    if not isinstance(name, str) or not TEMPLATE_NAME.fullmatch(name):
+        message = "is required: the MetricTemplate's name (stored with POST /analysis-templates)"
+        errors.append(FieldError(f"{where}.templateRef.name", f"{message}, got {show(name)}"))
+    for key in ref if isinstance(ref, dict) else ():
+        if key not in ("name", "namespace"):  # templates are not namespaced here
+            errors.append(FieldError(f"{where}.templateRef.{key}", f"unknown key {show(key)}"))
+    given = {"namespace": context["namespace"]}
+    if context["ingress"]:
+        given["ingress"] = context["ingress"]
+    limits = metric.get("thresholdRange")
+    variables = metric.get("templateVariables", {})
+    interval = metric.get("interval")
+    shapes = [
+        (
+            isinstance(limits, dict) and limits and not set(limits) - {"min", "max"},
+            "thresholdRange",
+            "is required: {min: N}, {max: N} or both",
+            limits,
+        ),
+        (
+            isinstance(variables, dict),
+            "templateVariables",
+            "must be an object of name -> value",
+            variables,
+        ),
+        (
+            interval is None or isinstance(interval, str) and PROM_DURATION.fullmatch(interval),
+            "interval",
+            "must be a Prometheus duration like 1m or 30s (the query's window)",
+            interval,
+        ),
+    ]
+    for good, key, message, value in shapes:
+        if not good:
+            errors.append(FieldError(f"{where}.{key}", f"{message}, got {show(value)}"))
+    if len(errors) > before:
         return None
-    return {"template": BUILTIN_TEMPLATE, "args": args}
+    for bound, limit in limits.items():
+        value = _scalar(limit, f"{where}.thresholdRange.{bound}", errors, text=False)
+        given.update({bound: value} if value is not None else {})
+    if len(limits) == 2 and len(errors) == before and limits["min"] > limits["max"]:
+        errors.append(FieldError(f"{where}.thresholdRange", "min is above max"))
+    if interval is not None:
+        given["metric-interval"] = interval
+    for key, text in variables.items():
+        value = _scalar(text, f"{where}.templateVariables.{key}", errors, text=True)
+        given.update({f"variables.{key}": value} if value is not None else {})
+    return (name, given) if len(errors) == before else None  # type: ignore[return-value]
+
+
+def _scalar(value: Any, path: str, errors: list[FieldError], *, text: bool) -> str | None:
+    """``value`` as an argument's text: a number (or, with ``text``, a string too); None after
+    recording why not."""
+    kinds = (str, int, float) if text else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        wanted = "a string or a number" if text else "a number"
+        errors.append(FieldError(path, f"must be {wanted}, got {show(value)}"))
+        return None
+    return value if isinstance(value, str) else _number(value)
 
 
 def _number(value: float) -> str:
@@ -527,6 +734,49 @@ BUILTIN_TEMPLATE_SPEC: dict[str, Any] = {
         },
     ],
 }
+
+
+def _hook_template(name: str, query: str, condition: dict[str, str], **extra: Any) -> dict:
+    return {
+        "args": [{"name": "hooks"}, {"name": "phase", "value": "Progressing"}],
+        "metrics": [
+            {
+                "name": name,
+                "provider": "webhook",
+                "query": query,
+                "interval": "1m",
+                **condition,
+                **extra,
+            }
+        ],
+    }
+
+
+# Flagger's webhooks (integrations.metrics.webhook): rollout hooks checked every interval (a
+# failure counts toward the threshold), rollback hooks (a 2xx rolls back), pre-rollout hooks
+# (an analysis step before any traffic moves: passes at the first success, fails at the
+# threshold-th failure)
+HOOK_TEMPLATES: dict[str, tuple[str, dict[str, Any]]] = {
+    ROLLOUT_TEMPLATE: (
+        "Flagger's rollout webhooks: every hook answers 2xx, at every interval",
+        _hook_template("rollout-webhooks", "all", {"success_condition": "canary == 1"}),
+    ),
+    ROLLBACK_TEMPLATE: (
+        "Flagger's rollback webhooks: a 2xx from any of them rolls back",
+        _hook_template("rollback-webhooks", "any", {"failure_condition": "canary == 1"}),
+    ),
+    PRE_ROLLOUT_TEMPLATE: (
+        "Flagger's pre-rollout webhooks: every hook answers 2xx before traffic moves",
+        _hook_template(
+            "pre-rollout-webhooks",
+            "all",
+            {"success_condition": "canary == 1"},
+            count=1000,
+            consecutive_success_limit=1,
+        ),
+    ),
+}
+
 BUILTIN_TEMPLATE_DESCRIPTION = (
     "Flagger's built-in metrics: request-success-rate (error rate at most max-error-rate) and "
     "request-duration (p99 at most max-duration ms), checked every interval"

@@ -121,7 +121,8 @@ def normalise(raw: Any, *, templates: TemplateCheck | None = None) -> dict[str, 
                 several = ref.get("templates")
                 for index, name in enumerate(several or [ref["template"]]):
                     at = f"{path}.templates[{index}]" if several else path
-                    for sub, message in templates(name, ref["args"]):
+                    own = ((ref.get("per_template") or {}).get(name) or {}).get("args") or {}
+                    for sub, message in templates(name, {**ref["args"], **own}):
                         ours.append(FieldError(f"{at}.{sub}" if sub else at, message))
     errors += repath(ours, paths)
     if errors:

@@ -20,7 +20,11 @@ Argo Rollouts' ``{"templates": [{"templateName": "error-rate"}, ...], "args": [{
 
 An optional ``failure_limit`` (a whole number) and ``interval`` (a duration) replace those of
 every metric of the templates for this analysis (Flagger's ``threshold`` and ``interval``,
-``strategies.flagger``).
+``strategies.flagger``); ``per_template`` gives one template of the reference its own args
+(merged over the shared ones) and ``failure_limit`` (Flagger's metrics, each with its own
+thresholds); ``measurement_retention`` (metric name, or ``"*"``, -> how many of its
+latest measurements are stored; Argo's ``measurementRetention`` on the reference) replaces the
+templates' own.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from strategies.analysis import argo_template
 from strategies.argo import Translation
 from strategies.fields import FieldError, Fields, duration, show, whole
 
@@ -41,7 +46,6 @@ ARGO_IGNORED = ("name", "analysisRunMetadata")
 ARGO_UNSUPPORTED = {
     "dryRun": "is not supported on the reference: set dryRun on the AnalysisTemplate (or "
     "dry_run on its metrics)",
-    "measurementRetention": "is not supported: every measurement of a run is kept; remove it",
 }
 
 
@@ -76,8 +80,59 @@ def read_ref(
         out["failure_limit"] = fields.take("failure_limit", None, whole(0))
     if "interval" in value:
         out["interval"] = fields.take("interval", None, duration(positive=True))
+    if "per_template" in value:
+        out["per_template"] = _per_template(fields, out)
+    if value.get("measurement_retention") is REPORTED:
+        fields.seen.add("measurement_retention")
+    elif "measurement_retention" in value:  # metric name ("*": every one) -> measurements kept
+        out["measurement_retention"] = fields.take("measurement_retention", None, _retention)
     fields.finish()
     return out
+
+
+def _per_template(fields: Fields, ref: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``per_template``: template name -> ``{"args": {...}, "failure_limit": n}``, what one
+    template of the reference takes besides (or instead of) the shared ``args`` and limits
+    (Flagger's metrics: each its own thresholds and variables)."""
+    fields.seen.add("per_template")
+    raw, path = fields.raw["per_template"], fields.path("per_template")
+    names = ref.get("templates") or [ref.get("template")]
+    if not isinstance(raw, dict):
+        fields.errors.append(
+            FieldError(
+                path, f'must be an object of template name -> {{"args": {{...}}}}, got {show(raw)}'
+            )
+        )
+        return {}
+    out = {}
+    for name, part in raw.items():
+        where = f"{path}.{name}"
+        if name not in names:
+            fields.errors.append(
+                FieldError(
+                    where, f"is not one of the reference's templates ({', '.join(map(str, names))})"
+                )
+            )
+            continue
+        inner = Fields(part if isinstance(part, dict) else {}, where, fields.errors)
+        if not isinstance(part, dict):
+            fields.errors.append(FieldError(where, f"must be an object, got {show(part)}"))
+            continue
+        got: dict[str, Any] = {"args": _read_args(inner) or {}}
+        if "failure_limit" in part:
+            got["failure_limit"] = inner.take("failure_limit", None, whole(0))
+        inner.finish()
+        out[name] = got
+    return out
+
+
+def _retention(value: Any) -> dict[str, int]:
+    """Converter: metric name (or "*") -> how many of its latest measurements are stored."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError(
+            f'must be an object of metric name -> count like {{"*": 20}}, got {show(value)}'
+        )
+    return {str(name): whole(1)(limit) for name, limit in value.items()}
 
 
 def template_name(value: Any) -> str:
@@ -126,7 +181,9 @@ def _read_args(fields: Fields) -> dict[str, str] | None:
 
 def words(ref: dict[str, Any]) -> str:
     """ "analysis 'error-rate' (max-errors=0.05)"."""
-    args = ref.get("args") or {}
+    args = dict(ref.get("args") or {})
+    for part in (ref.get("per_template") or {}).values():
+        args.update(part.get("args") or {})
     given = f" ({', '.join(f'{k}={v}' for k, v in sorted(args.items()))})" if args else ""
     names = ref.get("templates") or [ref["template"]]
     return f"analysis {' + '.join(show(name) for name in names)}{given}"
@@ -166,6 +223,11 @@ def from_argo(
         elif key == "startingStep" and background:
             result["start_at_step"] = inner
             out.paths.append((f"{ours}.start_at_step", where))
+        elif key == "measurementRetention":
+            result["measurement_retention"] = (
+                argo_template.retention(inner, where, errors) or REPORTED
+            )
+            out.paths.append((f"{ours}.measurement_retention", where))
         elif key in ARGO_UNSUPPORTED:
             errors.append(FieldError(where, ARGO_UNSUPPORTED[key]))
         elif key == "startingStep":

@@ -91,7 +91,49 @@ def read(fields: Fields) -> dict[str, Any]:
         "min_ready": fields.take("min_ready", 0.0, duration(positive=False)),
         "progress_deadline": read_progress_deadline(fields),
         "health": read_health(fields),
+        **(
+            {"webhooks": fields.take("webhooks", [], _webhooks)} if "webhooks" in fields.raw else {}
+        ),
     }
+
+
+HOOK_TYPES = ("event", "post-rollout")
+HOOK_FIELDS = {"type", "name", "url", "timeout", "metadata", "canary", "namespace"}
+
+
+def _webhooks(value: Any) -> list[dict[str, Any]]:
+    """Converter: the hooks told about the deployment (Flagger's ``event`` hooks: every event;
+    ``post-rollout``: its outcome), each ``{"type", "name", "url", "timeout", "metadata",
+    "canary", "namespace"}`` (``strategies.flagger`` writes them; ``notifications.webhooks``
+    calls them)."""
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list of webhooks, got {show(value)}")
+    out = []
+    for hook in value:
+        if (
+            not isinstance(hook, dict)
+            or hook.get("type") not in HOOK_TYPES
+            or not isinstance(hook.get("url"), str)
+            or not re.match(r"https?://", hook["url"])
+            or set(hook) - HOOK_FIELDS
+        ):
+            raise ValueError(
+                "each must be like {type: event | post-rollout, url: http://...}, "
+                f"got {show(hook)}"
+            )
+        timeout = duration(positive=True)(hook.get("timeout", 10))
+        out.append(
+            {
+                "type": hook["type"],
+                "name": str(hook.get("name") or hook["type"]),
+                "url": hook["url"],
+                "timeout": min(timeout, 60.0),
+                "metadata": {str(k): str(v) for k, v in (hook.get("metadata") or {}).items()},
+                "canary": str(hook.get("canary") or ""),
+                "namespace": str(hook.get("namespace") or ""),
+            }
+        )
+    return out
 
 
 def background_of(spec: dict[str, Any]) -> dict[str, Any] | None:

@@ -145,15 +145,21 @@ class Tick:
                 watching.append(part)
             seen = self.obs.analysis.get(part)
             if seen is None:
-                self.start_analysis.append(
-                    {
-                        "key": part,
-                        "template": template,
-                        "args": dict(ref.get("args") or {}),
-                        "step_index": step_index,
-                        **_overrides(ref),
+                own = (ref.get("per_template") or {}).get(template) or {}
+                request = {
+                    "key": part,
+                    "template": template,
+                    "args": {**(ref.get("args") or {}), **(own.get("args") or {})},
+                    "step_index": step_index,
+                    **_overrides(ref),
+                }
+                if own.get("failure_limit") is not None:
+                    overrides = {
+                        **request.get("overrides", {}),
+                        "failure_limit": own["failure_limit"],
                     }
-                )
+                    request["overrides"] = overrides
+                self.start_analysis.append(request)
                 verdicts.append(("running", "starting"))
             else:
                 decision = str(seen.get("decision") or "running")
@@ -336,5 +342,6 @@ def _is_part(candidate: str, key: str) -> bool:
 def _overrides(ref: dict[str, Any]) -> dict[str, Any]:
     """What a reference replaces in every metric of its templates (``failure_limit``,
     ``interval``: Flagger's ``threshold`` and ``interval``), as the start request's key."""
-    given = {k: ref[k] for k in ("failure_limit", "interval") if ref.get(k) is not None}
+    keys = ("failure_limit", "interval", "measurement_retention")
+    given = {k: ref[k] for k in keys if ref.get(k) is not None}
     return {"overrides": given} if given else {}

@@ -5,7 +5,8 @@ lazily.
 - ``prometheus``: PromQL over Prometheus' HTTP API (``integrations.metrics.prometheus``);
 - ``cloudwatch``: CloudWatch GetMetricData and alarm states (``integrations.metrics.cloudwatch``);
 - ``web``: a JSON HTTP endpoint read with a JSONPath (``integrations.metrics.web``);
-- ``job``: a command run by the target's provider (``integrations.metrics.job``).
+- ``job``: a command run by the target's provider (``integrations.metrics.job``);
+- ``webhook``: Flagger's webhooks POSTed their payload (``integrations.metrics.webhook``).
 
 Each implements ``integrations.base.MetricsSource`` and reads its own settings (the fleet
 agent's URL and token, ``PROMETHEUS_URL``) through its settings function; what a template's
@@ -39,6 +40,10 @@ PROVIDERS = {
     "job": (
         "integrations.metrics.job.JobMetrics",
         "integrations.metrics.job.settings_options",
+    ),
+    "webhook": (
+        "integrations.metrics.webhook.WebhookMetrics",
+        "integrations.metrics.webhook.settings_options",
     ),
 }
 

@@ -12,7 +12,8 @@ A run measures its template's metrics through the metric providers (``releases.a
 and its ``Measurement`` rows. The provider calls happen outside any transaction; the results are
 then recorded with a version check on the run, so two ticks of the same deployment never both
 record (the reconcile loop's lease already keeps a second worker off; this also covers ad-hoc
-callers). How people see runs is ``releases.live.runs``.
+callers). A metric with ``measurement_retention`` keeps only its latest measurements (the
+counts that judge it live in the run's state). How people see runs is ``releases.live.runs``.
 
 How the engine wires this in (the Observation/Decision fields) is in docs/analysis.md.
 """
@@ -87,11 +88,17 @@ def start(
     try:
         spec = template.spec
         if overrides:
+            overrides = dict(overrides)
+            keep = overrides.pop("measurement_retention", None) or {}
             derived = ("step", "max_count") if "interval" in overrides else ("max_count",)
             metrics = [
                 {**{k: v for k, v in m.items() if k not in derived}, **overrides}
                 for m in spec["metrics"]
             ]
+            for metric in metrics:
+                limit = keep.get(metric["name"], keep.get("*"))
+                if limit is not None:
+                    metric["measurement_retention"] = limit
             spec = {**spec, "metrics": metrics}
         spec = normalise(spec)  # stored templates are normalised; defaults may grow
         bound_args = resolve_args(spec, args)
@@ -216,10 +223,26 @@ def advance(run: AnalysisRun, now: float, *, stop: bool = False) -> pure.Verdict
                 for name, index, result in new
             ]
         )
+        _prune(run, state, {name for name, _, _ in new})
         if finished:
             _record_verdict(run, verdict)
     run.refresh_from_db()
     return verdict
+
+
+def _prune(run: AnalysisRun, state: dict, measured: set[str]) -> None:
+    """Keep only the latest ``measurement_retention`` measurements of each metric just measured
+    (and its latest one carrying a test's state, which the next measurement builds on); the
+    counts that judge the metric are in the run's state, so no verdict changes."""
+    for metric in run.spec["metrics"]:
+        keep = metric.get("measurement_retention")
+        counts = (state["metrics"].get(metric["name"]) or {}).get("counts")
+        if not keep or metric["name"] not in measured or not counts:
+            continue
+        rows = Measurement.objects.filter(run=run, metric=metric["name"])
+        old = rows.filter(index__lt=counts["taken"] - keep)
+        carrier = rows.filter(value__has_key="state").order_by("-index").values("index")[:1]
+        old.exclude(index__in=carrier).delete()
 
 
 def _record_verdict(run: AnalysisRun, verdict: pure.Verdict) -> None:

@@ -14,9 +14,10 @@ from strategies import flagger
 from strategies.analysis.template import TemplateError, normalise
 
 # templates Switchyard ships, stored the first time a run needs one (and then like any other:
-# an admin may replace it): Flagger's built-in metrics (strategies.flagger)
+# an admin may replace it): Flagger's built-in metrics and its webhooks (strategies.flagger)
 BUILTIN: dict[str, tuple[str, dict[str, Any]]] = {
     flagger.BUILTIN_TEMPLATE: (flagger.BUILTIN_TEMPLATE_DESCRIPTION, flagger.BUILTIN_TEMPLATE_SPEC),
+    **flagger.HOOK_TEMPLATES,
 }
 
 

@@ -4,7 +4,8 @@ the analysis runs of a deployment, with their working.
     GET    /analysis-templates                  {"items": [...], "next": null}
     POST   /analysis-templates                  {"name", "description", "args", "metrics", "judge"},
                                                 or an Argo Rollouts AnalysisTemplate /
-                                                ClusterAnalysisTemplate manifest, as it is
+                                                ClusterAnalysisTemplate or a Flagger
+                                                MetricTemplate manifest, as it is
     GET    /analysis-templates/{name}
     PUT    /analysis-templates/{name}           create or replace (200 replaced, 201 created)
     DELETE /analysis-templates/{name}           204 (runs keep their snapshot)
@@ -37,7 +38,7 @@ from releases.api.schemas import In, Out
 from releases.errors import NotFound
 from releases.live.runs import analysis_list, run_dict
 from releases.models.analysis import AnalysisRun, AnalysisTemplate
-from strategies.analysis import argo_template
+from strategies.analysis import argo_template, flagger_template
 from strategies.analysis.template import TemplateError
 
 router = Router()
@@ -65,6 +66,16 @@ class ArgoTemplateIn(In):
     kind: Literal["AnalysisTemplate", "ClusterAnalysisTemplate"]
     metadata: dict[str, Any] = Field(..., description="its name is the template's name")
     spec: dict[str, Any] = Field(..., description="args, metrics, dryRun")
+
+
+class FlaggerTemplateIn(In):
+    """A Flagger ``MetricTemplate``, pasted as it is: named by ``metadata.name``, its ``query``
+    checked against the Canary's ``thresholdRange`` (docs/compatibility.md)."""
+
+    apiVersion: str = Field(..., examples=["flagger.app/v1beta1"], max_length=100)  # noqa: N815
+    kind: Literal["MetricTemplate"]
+    metadata: dict[str, Any] = Field(..., description="its name is the template's name")
+    spec: dict[str, Any] = Field(..., description="provider, query")
 
 
 class TemplateOut(Out):
@@ -116,10 +127,12 @@ def _spec(payload: TemplateBody) -> dict:
     return validate_template(raw)
 
 
-def _from_argo(payload: ArgoTemplateIn) -> tuple[str, str, dict]:
-    """(name, description, normalised spec) of an Argo manifest; 422 naming its own paths."""
+def _from_manifest(payload: ArgoTemplateIn | FlaggerTemplateIn) -> tuple[str, str, dict]:
+    """(name, description, normalised spec) of an Argo or Flagger manifest; 422 naming its own
+    paths."""
     manifest = payload.model_dump()
-    name = argo_template.name(manifest)
+    reader = flagger_template if isinstance(payload, FlaggerTemplateIn) else argo_template
+    name = reader.name(manifest)
     if name is None or not re.fullmatch(NAME_PATTERN, name):
         message = (
             "is required: the template's name (1-63 lowercase letters, digits and '-'), got "
@@ -134,7 +147,7 @@ def _from_argo(payload: ArgoTemplateIn) -> tuple[str, str, dict]:
     if isinstance(annotations, dict) and isinstance(annotations.get("description"), str):
         description = annotations["description"][:2000]
     try:
-        spec = argo_template.normalise(manifest)
+        spec = reader.normalise(manifest)
     except TemplateError as exc:
         raise invalid_template(exc, "The analysis template is invalid") from None
     return name, description, spec
@@ -150,12 +163,12 @@ def list_templates(request):
 
 
 @router.post("/analysis-templates", response={201: TemplateOut, **ERRORS}, tags=["analysis"])
-def create_template(request, payload: TemplateIn | ArgoTemplateIn):
-    """Create a template (ours, or an Argo Rollouts AnalysisTemplate manifest as it is); 409 if
-    the name is taken, 422 ``invalid_template`` if it is wrong."""
+def create_template(request, payload: TemplateIn | ArgoTemplateIn | FlaggerTemplateIn):
+    """Create a template (ours, or an Argo Rollouts AnalysisTemplate or Flagger MetricTemplate
+    manifest as it is); 409 if the name is taken, 422 ``invalid_template`` if it is wrong."""
     authorize(request, "analysis_template.create")
-    if isinstance(payload, ArgoTemplateIn):
-        name, description, spec = _from_argo(payload)
+    if isinstance(payload, ArgoTemplateIn | FlaggerTemplateIn):
+        name, description, spec = _from_manifest(payload)
     else:
         name, description, spec = payload.name, payload.description, _spec(payload)
     with created_or_conflict(

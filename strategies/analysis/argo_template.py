@@ -10,7 +10,9 @@ by ``template``'s own translation; ``provider: {prometheus: {address, query}}`` 
 
 What has no counterpart here is refused naming the key and what to use instead
 (``UNSUPPORTED``, ``PROVIDERS_LATER``): every key of Argo's template is either translated or
-named, never "unknown". ``name(raw)`` is the template's ``metadata.name``, if any.
+named, never "unknown". ``measurementRetention`` becomes each metric's
+``measurement_retention`` and ``consecutiveSuccessLimit`` its ``consecutive_success_limit``
+(``strategies.analysis.run``). ``name(raw)`` is the template's ``metadata.name``, if any.
 
 May import: ``strategies.analysis.template``, ``strategies.fields``.
 """
@@ -39,10 +41,7 @@ PROVIDERS_LATER = {
     "plugin": "metric provider plugins are not supported",
 }
 PROVIDER_ADVICE = "; use a prometheus query, or the local provider's error_rate / latency"
-UNSUPPORTED = {
-    "consecutiveSuccessLimit": "is not supported yet: use count with failureLimit",
-    "measurementRetention": "is not supported: every measurement of a run is kept; remove it",
-}
+UNSUPPORTED: dict[str, str] = {}
 PROMETHEUS_KEYS = ("address", "query")
 WEB_KEYS = {"url": "address", "jsonPath": "query"}
 WEB_LATER = {
@@ -73,10 +72,13 @@ METRIC_FIELDS = (
     "failureLimit",
     "inconclusiveLimit",
     "consecutiveErrorLimit",
+    "consecutiveSuccessLimit",
     "provider",
     *METRIC_ALIASES,
     *UNSUPPORTED,
 )
+# every key of Argo's template spec, for the compatibility page
+SPEC_FIELDS = ("args", "metrics", "dryRun", "measurementRetention")
 
 
 def is_manifest(raw: Any) -> bool:
@@ -131,13 +133,52 @@ def translate(spec: dict[str, Any], prefix: str, errors: list[FieldError]) -> di
             out[key] = value  # ours (judge) or a mistake our reader names
     if isinstance(out.get("metrics"), list):
         dry = _dry_run(spec.get("dryRun"), f"{prefix}dryRun", errors)
+        names = {m.get("name") for m in out["metrics"] if isinstance(m, dict)}
+        keep = retention(spec.get("measurementRetention"), f"{prefix}measurementRetention", errors)
+        for name in set(keep) - names - {"*"}:
+            errors.append(
+                FieldError(
+                    f"{prefix}measurementRetention", f"names no metric of the template: {name!r}"
+                )
+            )
         out["metrics"] = [
-            _metric(m, f"{prefix}metrics[{i}]", errors, dry) for i, m in enumerate(out["metrics"])
+            _metric(m, f"{prefix}metrics[{i}]", errors, dry, keep)
+            for i, m in enumerate(out["metrics"])
         ]
-    if "measurementRetention" in spec:
+    return out
+
+
+def retention(value: Any, path: str, errors: list[FieldError]) -> dict[str, int]:
+    """Argo's ``measurementRetention: [{metricName: NAME, limit: N}]`` (``"*"``: every metric) as
+    metric name -> how many of its latest measurements are stored."""
+    if value is None:
+        return {}
+    if not isinstance(value, list):
         errors.append(
-            FieldError(f"{prefix}measurementRetention", UNSUPPORTED["measurementRetention"])
+            FieldError(
+                path, f"must be a list like [{{metricName: NAME, limit: 20}}], got {show(value)}"
+            )
         )
+        return {}
+    out = {}
+    for index, item in enumerate(value):
+        name = item.get("metricName") if isinstance(item, dict) else None
+        limit = item.get("limit") if isinstance(item, dict) else None
+        if (
+            not isinstance(name, str)
+            or isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or limit < 1
+            or set(item) - {"metricName", "limit"}
+        ):
+            errors.append(
+                FieldError(
+                    f"{path}[{index}]",
+                    f"must be like {{metricName: NAME, limit: 20}} (limit >= 1), got {show(item)}",
+                )
+            )
+            continue
+        out[name] = limit
     return out
 
 
@@ -204,7 +245,9 @@ def _dry_run(value: Any, path: str, errors: list[FieldError]) -> set[str]:
     return names
 
 
-def _metric(raw: Any, path: str, errors: list[FieldError], dry: set[str]) -> Any:
+def _metric(
+    raw: Any, path: str, errors: list[FieldError], dry: set[str], keep: dict[str, int]
+) -> Any:
     if not isinstance(raw, dict):
         return raw
     out: dict[str, Any] = {}
@@ -226,6 +269,9 @@ def _metric(raw: Any, path: str, errors: list[FieldError], dry: set[str]) -> Any
             out[METRIC_ALIASES.get(key, key)] = value
     if out.get("name") in dry or "*" in dry:
         out["dryRun"] = True
+    limit = keep.get(out.get("name"), keep.get("*"))  # type: ignore[arg-type]
+    if limit is not None:
+        out["measurement_retention"] = limit
     return out
 
 

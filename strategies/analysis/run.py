@@ -19,7 +19,15 @@ The semantics are Argo Rollouts' (AnalysisRun), with a score at the end in Kayen
 - when every metric has taken its ``count`` measurements (or the run is stopped), the latest
   results are scored (``strategies.analysis.score``): pass -> passed, marginal -> inconclusive,
   fail -> failed;
-- ``dry_run`` metrics are measured and shown and never change the verdict.
+- ``dry_run`` metrics are measured and shown and never change the verdict;
+- with ``consecutive_success_limit`` (Argo's ``consecutiveSuccessLimit``) a threshold metric
+  succeeds, and stops measuring, once that many measurements in a row succeed; if its ``count``
+  runs out first it is ``failed`` when ``failure_limit`` is -1 (only the success limit
+  applies) and ``inconclusive`` otherwise (neither limit was reached). A failure limit exceeded
+  first still fails it at once;
+- the counts that judge a metric are kept in the state (``counts``), so its stored measurements
+  may be cut to the latest ``measurement_retention`` (Argo's ``measurementRetention``) without
+  changing any verdict: ``history`` holds the latest measurements, not necessarily all.
 
 ``advance(template, state, history, now, fetch)`` does one tick: it calls ``fetch`` for whatever
 is due (the only I/O, supplied by the caller) and returns the new state, the new results and the
@@ -79,7 +87,7 @@ def due(template: dict, state: dict, history: dict[str, list], now: float) -> li
     """``(metric, "begin" | "measure")`` for every metric with something to do now."""
     out = []
     for metric in template["metrics"]:
-        action = _due_action(metric, state, len(history.get(metric["name"], [])), now)
+        action = _due_action(metric, state, taken(metric, state, history), now)
         if action:
             out.append((metric, action))
     return out
@@ -91,8 +99,17 @@ def _limit(metric: dict) -> int | None:
     return metric.get("max_count", metric["count"])
 
 
+def taken(metric: dict, state: dict | None, history: dict[str, list]) -> int:
+    """How many measurements ``metric`` has taken (its counts; else its history's length)."""
+    counts = ((state or {}).get("metrics", {}).get(metric["name"]) or {}).get("counts")
+    return counts["taken"] if counts else len(history.get(metric["name"], []))
+
+
 def _due_action(metric: dict, state: dict, taken: int, now: float) -> str | None:
     if _limit(metric) is not None and taken >= _limit(metric):
+        return None
+    counts = (state["metrics"].get(metric["name"]) or {}).get("counts")
+    if counts and _succeeded(metric, counts):
         return None
     mstate = state["metrics"].setdefault(metric["name"], {"window_start": None, "cursor": None})
     if mstate["window_start"] is None:
@@ -106,14 +123,16 @@ def next_at(template: dict, state: dict, history: dict[str, list]) -> float | No
     """When something is next due (None: every metric has taken its count)."""
     times = []
     for metric in template["metrics"]:
-        taken = len(history.get(metric["name"], []))
-        if _limit(metric) is not None and taken >= _limit(metric):
+        count = taken(metric, state, history)
+        if _limit(metric) is not None and count >= _limit(metric):
             continue
         mstate = state["metrics"].get(metric["name"]) or {}
+        if mstate.get("counts") and _succeeded(metric, mstate["counts"]):
+            continue
         if mstate.get("window_start") is None:
             times.append(state["started_at"] + metric["initial_delay"])
         else:
-            times.append(mstate["window_start"] + (taken + 1) * metric["interval"])
+            times.append(mstate["window_start"] + (count + 1) * metric["interval"])
     return min(times) if times else None
 
 
@@ -127,7 +146,13 @@ def advance(
     stopped: bool = False,
 ) -> tuple[dict, list[tuple[str, int, dict]], Verdict]:
     """One tick. Returns (new state, [(metric name, index, result)] taken now, verdict)."""
-    state = {**state, "metrics": {k: dict(v) for k, v in state["metrics"].items()}}
+    state = {
+        **state,
+        "metrics": {
+            k: {**v, **({"counts": dict(v["counts"])} if v.get("counts") else {})}
+            for k, v in state["metrics"].items()
+        },
+    }
     history = {k: list(v) for k, v in history.items()}
     verdict = evaluate(template, history, state, stopped=stopped)
     if verdict.phase != "running" or stopped:
@@ -140,14 +165,14 @@ def advance(
             if "error" in answer:  # could not even start the window: an error measurement
                 result = error_result(metric, answer["error"], permanent=answer.get("permanent"))
                 result["at"] = now
-                index = len(history.setdefault(metric["name"], []))
-                history[metric["name"]].append(result)
+                index = _record(mstate, history, metric["name"], result)
                 new.append((metric["name"], index, result))
                 continue
             mstate["cursor"] = answer.get("cursor")
             mstate["window_start"] = now
             continue
         past = history.setdefault(metric["name"], [])
+        mstate.setdefault("counts", tally(past))
         answer = fetch(metric, "measure", mstate["cursor"], mstate["window_start"], now)
         if "error" in answer:
             result = error_result(metric, answer["error"], permanent=answer.get("permanent"))
@@ -156,10 +181,64 @@ def advance(
             result = measure(metric, answer["baseline"], answer["canary"], previous)
         result["at"] = now
         result["window"] = [mstate["window_start"], now]
-        new.append((metric["name"], len(past), result))
-        past.append(result)
+        new.append((metric["name"], _record(mstate, history, metric["name"], result), result))
     verdict = evaluate(template, history, state, stopped=stopped)
     return state, new, verdict
+
+
+def tally(results: list[dict]) -> dict:
+    """The counts of ``results`` (a metric's measurements, oldest first)."""
+    counts = {
+        "taken": 0,
+        "successful": 0,
+        "failed": 0,
+        "inconclusive": 0,
+        "errors": 0,
+        "consecutive_errors": 0,
+        "consecutive_successes": 0,
+        "permanent_error": False,
+        "last_failed_why": "",
+        "last_inconclusive_why": "",
+    }
+    for result in results:
+        _count(counts, result)
+    return counts
+
+
+def _count(counts: dict, result: dict) -> None:
+    phase = result["phase"]
+    counts["taken"] += 1
+    counts["consecutive_errors"] = counts["consecutive_errors"] + 1 if phase == "error" else 0
+    waiting = result.get("insufficient") or result.get("undecided")
+    if phase == "successful":
+        counts["successful"] += 1
+        counts["consecutive_successes"] += 1
+    else:
+        counts["consecutive_successes"] = 0
+    if phase == "error":
+        counts["errors"] += 1
+        counts["permanent_error"] = counts["permanent_error"] or bool(result.get("permanent"))
+    elif phase == "failed":
+        counts["failed"] += 1
+        counts["last_failed_why"] = result.get("why", "")
+    elif phase == "inconclusive" and not waiting:
+        counts["inconclusive"] += 1
+        counts["last_inconclusive_why"] = result.get("why", "")
+
+
+def _record(mstate: dict, history: dict[str, list], name: str, result: dict) -> int:
+    """Add ``result`` to the metric's counts and history; its index."""
+    past = history.setdefault(name, [])
+    counts = mstate.setdefault("counts", tally(past))
+    index = counts["taken"]
+    _count(counts, result)
+    past.append(result)
+    return index
+
+
+def _succeeded(metric: dict, counts: dict) -> bool:
+    limit = metric.get("consecutive_success_limit") or 0
+    return bool(limit) and counts["consecutive_successes"] >= limit
 
 
 def evaluate(
@@ -171,7 +250,8 @@ def evaluate(
     all_done = True
     for metric in template["metrics"]:
         results = history.get(metric["name"], [])
-        summary = _summary(metric, results)
+        counts = ((state or {}).get("metrics", {}).get(metric["name"]) or {}).get("counts")
+        summary = _summary(metric, results, counts)
         summaries[metric["name"]] = summary
         if not summary["done"]:
             all_done = False
@@ -183,10 +263,24 @@ def evaluate(
             or summary["consecutive_errors"] > metric["consecutive_error_limit"]
         ):
             error = error or f"{name}: the measurement failed: {summary['last_why']}"
-        elif metric["critical"] and summary["failed"] > metric["failure_limit"]:
+        elif (
+            metric["critical"]
+            and metric["failure_limit"] >= 0
+            and summary["failed"] > metric["failure_limit"]
+        ):
             failed = failed or f"{name}: {summary['last_failed_why']}"
         elif summary["inconclusive"] > metric["inconclusive_limit"]:
             inconclusive = inconclusive or f"{name}: {summary['last_inconclusive_why']}"
+        elif summary["succeeded"] is False:
+            limit = metric["consecutive_success_limit"]
+            why = (
+                f"{name}: {summary['measurements']} measurements without {limit} successful "
+                f"in a row (consecutive_success_limit)"
+            )
+            if metric["failure_limit"] < 0:
+                failed = failed or why
+            else:
+                inconclusive = inconclusive or why + ", and the failure limit was not reached"
     nxt = next_at(template, state, history) if state else None
     if error:
         return Verdict("fail", "error", error, None, summaries)
@@ -207,7 +301,7 @@ def evaluate(
             waiting.append(f"{metric['name']}: {why}")
             continue
         if results[-1].get("undecided"):
-            looks = len(history.get(metric["name"], []))
+            looks = taken(metric, state, history)
             limit = "when the analysis was stopped" if stopped else "at its maximum duration"
             waiting.append(
                 f"{metric['name']}: inconclusive {limit} ({looks} looks): {results[-1]['why']}"
@@ -251,40 +345,42 @@ def evaluate(
     )
 
 
-def _summary(metric: dict, results: list[dict]) -> dict:
-    consecutive = 0
-    for result in reversed(results):
-        if result["phase"] != "error":
-            break
-        consecutive += 1
-    failed = [r for r in results if r["phase"] == "failed"]
-    inconclusive = [
-        r
-        for r in results
-        if r["phase"] == "inconclusive" and not r.get("insufficient") and not r.get("undecided")
-    ]
+def _summary(metric: dict, results: list[dict], counts: dict | None = None) -> dict:
+    """Where ``metric`` stands: its ``counts`` (from the state; else tallied from ``results``,
+    which are then every measurement) and its latest ``results``."""
+    counts = counts or tally(results)
+    taken = counts["taken"]
     last = results[-1] if results else None
     judged = [r for r in results if r["phase"] != "error"]
     # undecided or still waiting for data: a metric that may look longer is not done
     undecided = bool(judged) and bool(judged[-1].get("undecided") or judged[-1].get("insufficient"))
     limit = _limit(metric)
-    done = metric["count"] is not None and len(results) >= metric["count"]
-    if done and undecided and limit is not None and len(results) < limit:
+    done = metric["count"] is not None and taken >= metric["count"]
+    if done and undecided and limit is not None and taken < limit:
         done = False  # undecided: keep looking, up to max_count
+    # consecutive_success_limit: True once reached, False when the count ran out first
+    succeeded = None
+    if metric.get("consecutive_success_limit"):
+        if _succeeded(metric, counts):
+            succeeded, done = True, True
+        elif done:
+            succeeded = False
     return {
-        "measurements": len(results),
+        "measurements": taken,
         "count": metric["count"],
         "max_count": limit,
         "done": done,
-        "failed": len(failed),
-        "inconclusive": len(inconclusive),
-        "errors": sum(1 for r in results if r["phase"] == "error"),
-        "consecutive_errors": consecutive,
-        "permanent_error": any(r["phase"] == "error" and r.get("permanent") for r in results),
+        "failed": counts["failed"],
+        "inconclusive": counts["inconclusive"],
+        "errors": counts["errors"],
+        "consecutive_errors": counts["consecutive_errors"],
+        "consecutive_successes": counts["consecutive_successes"],
+        "succeeded": succeeded,
+        "permanent_error": counts["permanent_error"],
         "last_phase": last["phase"] if last else None,
         "last_why": last["why"] if last else "",
-        "last_failed_why": failed[-1]["why"] if failed else "",
-        "last_inconclusive_why": inconclusive[-1]["why"] if inconclusive else "",
+        "last_failed_why": counts["last_failed_why"],
+        "last_inconclusive_why": counts["last_inconclusive_why"],
         "dry_run": metric["dry_run"],
     }
 

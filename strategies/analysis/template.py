@@ -32,7 +32,7 @@ from typing import Any
 from strategies.analysis import expr
 from strategies.fields import FieldError, Fields, SpecError, duration, show, whole
 
-PROVIDERS = ("local", "prometheus", "cloudwatch", "web", "job")
+PROVIDERS = ("local", "prometheus", "cloudwatch", "web", "job", "webhook")
 LOCAL_QUERIES = ("error_rate", "latency", "requests")
 TESTS = ("sequential", "quantile", "mann_whitney", "threshold")
 STATISTICS = ("rate", "mean", "p50", "p95", "p99", "last", "sum", "count")
@@ -48,6 +48,12 @@ DEFAULTS: dict[str, Any] = {
     "failure_limit": 0,
     "inconclusive_limit": 0,
     "consecutive_error_limit": 4,
+    # Argo's consecutiveSuccessLimit: the metric succeeds (and stops measuring) once this many
+    # measurements in a row succeed; 0: off
+    "consecutive_success_limit": 0,
+    # Argo's measurementRetention: how many of a metric's latest measurements are stored (the
+    # counts that judge it are kept whole); None: every one
+    "measurement_retention": None,
     "dry_run": False,
     "min_samples": None,  # local provider and request counts: 50; Prometheus values: 1 / 5
     # how long an undecided metric may keep looking past its ``count`` (sequential, quantile)
@@ -78,6 +84,7 @@ ARGO_KEYS = {
     "failureLimit": "failure_limit",
     "inconclusiveLimit": "inconclusive_limit",
     "consecutiveErrorLimit": "consecutive_error_limit",
+    "consecutiveSuccessLimit": "consecutive_success_limit",
     "initialDelay": "initial_delay",
     "dryRun": "dry_run",
     "minSamples": "min_samples",
@@ -255,8 +262,8 @@ def _arg_value(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(f"must be a string or a number, got {show(value)}")
     text = str(value)
-    if len(text) > 500:
-        raise ValueError("must be at most 500 characters")
+    if len(text) > 8000:  # Flagger's webhooks travel as one JSON argument
+        raise ValueError("must be at most 8000 characters")
     return text
 
 
@@ -300,12 +307,19 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
         "initial_delay": f.take(
             "initial_delay", DEFAULTS["initial_delay"], duration(positive=False)
         ),
-        "failure_limit": f.take("failure_limit", DEFAULTS["failure_limit"], whole(0)),
+        # -1 (Argo): failures never fail the metric (with consecutive_success_limit)
+        "failure_limit": f.take("failure_limit", DEFAULTS["failure_limit"], whole(-1)),
         "inconclusive_limit": f.take(
             "inconclusive_limit", DEFAULTS["inconclusive_limit"], whole(0)
         ),
         "consecutive_error_limit": f.take(
             "consecutive_error_limit", DEFAULTS["consecutive_error_limit"], whole(0)
+        ),
+        "consecutive_success_limit": f.take(
+            "consecutive_success_limit", DEFAULTS["consecutive_success_limit"], whole(0)
+        ),
+        "measurement_retention": f.take(
+            "measurement_retention", DEFAULTS["measurement_retention"], _optional_count
         ),
         "dry_run": f.take("dry_run", DEFAULTS["dry_run"], _boolean),
         "min_samples": f.take("min_samples", DEFAULTS["min_samples"], _optional_count),
@@ -349,6 +363,12 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
         for key in ("address", "total_query"):
             if m[key] is not None:
                 f.error(key, "a job metric takes its command as 'query' only")
+    if m["provider"] == "webhook":  # Flagger's webhooks: 1 when they answered 2xx
+        if m["query"] not in ("all", "any"):
+            f.error("query", f"a webhook metric's query is 'all' or 'any', got {show(m['query'])}")
+        for key in ("address", "total_query"):
+            if m[key] is not None:
+                f.error(key, "a webhook metric takes its hooks as the argument 'hooks'")
     conditions = m["success_condition"] or m["failure_condition"]
     if m["test"] is None:
         if conditions:
@@ -400,10 +420,26 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
             _check_placeholders(f, key, m[key], declared, builtins=key != "address" or web_url)
     if m["statistic"] is None:
         counts = m["provider"] == "local" and m["query"] == "error_rate" or test == "sequential"
-        last = m["provider"] in ("prometheus", "cloudwatch", "web", "job")
+        last = m["provider"] in ("prometheus", "cloudwatch", "web", "job", "webhook")
         m["statistic"] = "rate" if counts else "last" if last else "mean"
     if m["statistic"] == "rate" and not (m["provider"] == "local" and m["query"] == "error_rate"):
         f.error("statistic", "'rate' needs request counts (the local provider's error_rate)")
+    if m["consecutive_success_limit"]:
+        if test != "threshold":
+            f.error(
+                "consecutive_success_limit",
+                f"counts successful threshold measurements; a {test} metric decides by its test",
+            )
+        elif m["count"] is not None and m["consecutive_success_limit"] > m["count"]:
+            f.error(
+                "consecutive_success_limit",
+                f"is more than count ({m['count']}): the metric could never succeed",
+            )
+    elif m["failure_limit"] < 0:
+        f.error(
+            "failure_limit",
+            "-1 (no failure limit) needs a consecutive_success_limit (else nothing decides)",
+        )
     if m["margin_ratio"] is not None and test != "sequential":
         f.error("margin_ratio", "only the sequential error-rate test takes a margin_ratio")
     if m["margin"] is None:

@@ -120,3 +120,83 @@ def test_a_healthy_flagger_ab_canary_is_promoted_after_its_iterations(stack):
     assert "2.0.0" in traffic.seen["insider"]
     target = api.call("get", "/services/shop/targets/dev")
     assert not (target.get("routing") or {}).get("header_routes")  # removed at the promotion
+
+
+ERROR_RATIO = {  # a Flagger MetricTemplate over the local routers' metrics, as Prometheus has them
+    "apiVersion": "flagger.app/v1beta1",
+    "kind": "MetricTemplate",
+    "metadata": {"name": "error-ratio"},
+    "spec": {
+        "provider": {"type": "prometheus"},  # its address is set below
+        "query": (
+            'sum(rate(switchyard_router_requests_total{target="{{ target }}", '
+            'version="{{ version }}", code_class=~"5xx|error"}[{{ interval }}])) / '
+            'sum(rate(switchyard_router_requests_total{target="{{ target }}", '
+            'version="{{ version }}"}[{{ interval }}]))'
+        ),
+    },
+}
+
+
+def test_a_flagger_canary_with_a_metric_template_and_a_load_test_webhook(stack):
+    """A Flagger Canary whose custom metric (a MetricTemplate posted as it is, read from a real
+    Prometheus scraping the fleet agent) sees the new release fail half its requests: its
+    threshold rolls it back. Its load-test webhook (a loopback receiver standing in for
+    flagger-loadtester) was POSTed Flagger's payload at every interval meanwhile."""
+    from tests.notifications.fakes import Receiver
+    from tests.prometheus import run_prometheus
+
+    api, endpoint = setup(stack, {"sample": {"latency_ms": 5, "error_rate": 0.5}})
+    receiver = Receiver()
+    with run_prometheus(f"127.0.0.1:{stack.agent.port}", token=stack.agent.token) as prometheus:
+        template = {
+            **ERROR_RATIO,
+            "spec": {**ERROR_RATIO["spec"], "provider": {"address": prometheus}},
+        }
+        api.call("post", "/analysis-templates", template)
+        spec = canary(iterations=1)
+        spec["spec"]["analysis"] = {
+            "interval": "2s",
+            "threshold": 2,
+            "stepWeight": 5,
+            "maxWeight": 50,  # 10 steps of 2 s: the metric decides long before
+            "metrics": [
+                {
+                    "name": "errors",
+                    "templateRef": {"name": "error-ratio"},
+                    "thresholdRange": {"max": 0.1},
+                    "interval": "5s",
+                }
+            ],
+            "webhooks": [
+                {
+                    "name": "load-test",
+                    "url": f"{receiver.url}/",
+                    "timeout": "5s",
+                    "metadata": {"cmd": f"hey -z 1m -q 10 -c 2 {endpoint}"},
+                }
+            ],
+        }
+        try:
+            with Insiders(endpoint):
+                second = deploy(api, spec)
+                assert second["strategy"]["analysis"]["templates"] == [
+                    "error-ratio",
+                    "flagger-rollout-hooks",
+                ]
+                done = wait_done(stack, api, second["id"], timeout=90)
+        finally:
+            receiver.stop()
+
+    assert done["state"] == "failed", done.get("analysis")
+    assert "'error-ratio'" in done["failure_reason"], done["failure_reason"]
+    assert done["weights"] == {"stable": 100, "canary": 0}
+    calls = [r["json"] for r in receiver.requests]
+    assert calls, "the load-test webhook was never called"
+    assert calls[0] == {
+        "name": "shop",
+        "namespace": "test",
+        "phase": "Progressing",
+        "checksum": "2.0.0",
+        "metadata": {"cmd": f"hey -z 1m -q 10 -c 2 {endpoint}"},
+    }

@@ -412,3 +412,23 @@ def test_a_reference_with_failure_limit_and_interval_asks_for_its_run_with_those
             "overrides": {"failure_limit": 4, "interval": 30.0},
         }
     ]
+
+
+def test_each_template_of_a_reference_gets_its_own_args_and_failure_limit():
+    """Flagger's custom metrics (strategies.flagger): one reference to several templates, each
+    started with the shared args merged with its own (``per_template``)."""
+    background = {
+        "templates": ["error-rate", "latency"],
+        "args": {"shared": "1"},
+        "failure_limit": 2,
+        "per_template": {"latency": {"args": {"max": "500"}, "failure_limit": 0}},
+    }
+    spec = canary({"set_weight": 20}, {"pause": {"duration": 60}}, analysis=background)
+    fleet = Fleet(stable=2, analysis_outcome=outcome({}))
+    first, _, _ = run(
+        fleet, spec, {}, mode="forward", limit=20, stop=until(lambda d: d.start_analysis)
+    )
+    assert [(r["template"], r["args"], r["overrides"]) for r in first.start_analysis] == [
+        ("error-rate", {"shared": "1"}, {"failure_limit": 2}),
+        ("latency", {"shared": "1", "max": "500"}, {"failure_limit": 0}),
+    ]

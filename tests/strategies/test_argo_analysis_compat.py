@@ -51,9 +51,9 @@ def test_an_analysis_template_manifest_is_translated_with_its_old_spellings():
 
 
 def test_analysis_template_keys_we_lack_are_named_at_the_manifest_path():
-    raw = template_manifest(consecutiveSuccessLimit=3, count="{{args.count}}")
+    raw = template_manifest(count="{{args.count}}")
     raw["spec"]["metrics"][0]["provider"]["prometheus"]["timeout"] = 5
-    raw["spec"]["measurementRetention"] = [{"metricName": "*", "limit": 5}]
+    raw["spec"]["measurementRetention"] = [{"metricName": "*", "limit": 0}]
     raw["spec"]["args"].append(
         {"name": "pod", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
     )
@@ -62,10 +62,9 @@ def test_analysis_template_keys_we_lack_are_named_at_the_manifest_path():
     paths = [e.path for e in caught.value.errors]
     assert paths == [
         "spec.args[1].valueFrom.fieldRef",
+        "spec.measurementRetention[0]",
         "spec.metrics[0].provider.prometheus.timeout",
-        "spec.metrics[0].consecutiveSuccessLimit",
         "spec.metrics[0].count",
-        "spec.measurementRetention",
     ]
     assert all("unknown" not in e.message for e in caught.value.errors)
 
@@ -324,3 +323,24 @@ def test_an_analysis_of_several_templates_fails_when_one_fails():
     _, fleet, _, last = several({"step-1": (2, "pass"), "step-1.2": (3, "fail")})
     assert last.failure is not None and "step-1.2" in last.failure
     assert last.outcome is None and fleet.weights == {"stable": 80, "canary": 20}  # not on to 60%
+
+
+def test_a_references_measurement_retention_is_translated_and_checked():
+    from strategies.spec import normalise as spec_normalise
+
+    ref = {"templates": [{"templateName": "a"}]}
+    keep = [{"metricName": "*", "limit": 5}, {"metricName": "errors", "limit": 50}]
+    spec = spec_normalise(
+        {"canary": {"steps": [{"setWeight": 5}], "analysis": {**ref, "measurementRetention": keep}}}
+    )
+    assert spec["analysis"]["measurement_retention"] == {"*": 5, "errors": 50}
+    with pytest.raises(SpecError) as caught:
+        spec_normalise(
+            {
+                "canary": {
+                    "steps": [{"setWeight": 5}],
+                    "analysis": {**ref, "measurementRetention": [{"limit": 5}]},
+                }
+            }
+        )
+    assert [e.path for e in caught.value.errors] == ["canary.analysis.measurementRetention[0]"]

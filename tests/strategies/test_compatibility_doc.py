@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from strategies import argo_canary, argo_rollout, flagger, spec_analysis, spec_bluegreen
-from strategies.analysis import argo_template
+from strategies.analysis import argo_template, flagger_template
 from strategies.spec import SpecError, normalise
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "compatibility.md"
@@ -50,15 +50,22 @@ FIELDS = {
         "templateName",
         "args",
         "startingStep",
+        "measurementRetention",
         *spec_analysis.ARGO_IGNORED,
         *spec_analysis.ARGO_UNSUPPORTED,
     ),
     "AnalysisTemplate metric": argo_template.METRIC_FIELDS,
+    "AnalysisTemplate spec": argo_template.SPEC_FIELDS,
     "metric providers": ("prometheus", "web", "job", *argo_template.PROVIDERS_LATER),
     "Flagger Canary spec": flagger.SPEC_FIELDS,
     "Flagger analysis": flagger.ANALYSIS_FIELDS,
     "Flagger metrics": (*flagger.BUILTIN_METRICS, "templateRef"),
     "Flagger webhook types": flagger.WEBHOOK_TYPES,
+    "Flagger MetricTemplate": (
+        *flagger_template.SPEC_FIELDS,
+        *(f"provider.{k}" for k in flagger_template.PROVIDER_FIELDS if k != "type"),
+    ),
+    "Flagger metric providers": ("prometheus", *flagger_template.PROVIDERS_LATER),
 }
 FLAGGER_METRICS = {
     "request-success-rate": {"name": "request-success-rate", "thresholdRange": {"min": 99}},
@@ -173,7 +180,12 @@ SAMPLES = {
         "consecutiveErrorLimit": 2,
         "provider": {"prometheus": {"address": "http://127.0.0.1:9090", "query": "up"}},
         "consecutiveSuccessLimit": 2,
-        "measurementRetention": 5,
+    },
+    "AnalysisTemplate spec": {
+        "args": [{"name": "max", "value": "0.05"}],
+        "metrics": [],
+        "dryRun": [{"metricName": "m"}],
+        "measurementRetention": [{"metricName": "*", "limit": 20}],
     },
 }
 
@@ -182,7 +194,9 @@ def paste(section: str, field: str) -> list[tuple[str, str]]:
     """The errors of a spec using ``field`` of ``section`` as Argo's docs show it ([] if none)."""
     value = SAMPLES.get(section, {}).get(field, {})
     try:
-        if section.startswith("Flagger"):
+        if section in ("Flagger MetricTemplate", "Flagger metric providers"):
+            flagger_template.normalise(metric_template(section, field))
+        elif section.startswith("Flagger"):
             normalise(flagger_sample(section, field))
         elif section == "Rollout spec":
             spec = {"strategy": SAMPLES[section]["strategy"], field: value}
@@ -199,6 +213,13 @@ def paste(section: str, field: str) -> list[tuple[str, str]]:
                 {field: value} if field in ("templates", "templateName") else {**REF, field: value}
             )
             normalise({"canary": {"steps": [{"setWeight": 5}], "analysis": ref}})
+        elif section == "AnalysisTemplate spec":
+            metric = {k: SAMPLES["AnalysisTemplate metric"][k] for k in ("name", "provider")}
+            metric["successCondition"] = "result[0] < 0.05"
+            spec = {"metrics": [metric]}
+            if field != "metrics":
+                spec[field] = SAMPLES[section][field]
+            argo_template.normalise({"kind": "AnalysisTemplate", "spec": spec})
         elif section == "AnalysisTemplate metric":
             metric = {k: SAMPLES[section][k] for k in ("name", "provider", "successCondition")}
             if field in ("successCondition", "failureCondition"):
@@ -230,6 +251,24 @@ def paste(section: str, field: str) -> list[tuple[str, str]]:
     except SpecError as exc:
         return [(e.path, e.message) for e in exc.errors]
     return []
+
+
+def metric_template(section: str, field: str) -> dict:
+    """A Flagger MetricTemplate using ``field`` of ``section`` as Flagger's docs show it."""
+    provider: dict = {"type": "prometheus", "address": "http://prometheus:9090"}
+    if section == "Flagger metric providers":
+        provider = {"type": field}
+    elif field == "provider.secretRef":
+        provider["secretRef"] = {"name": "prom-auth"}
+    elif field == "provider.insecureSkipVerify":
+        provider["insecureSkipVerify"] = True
+    query = 'sum(rate(http_requests_total{ns="{{ namespace }}"}[{{ interval }}]))'
+    return {
+        "apiVersion": "flagger.app/v1beta1",
+        "kind": "MetricTemplate",
+        "metadata": {"name": "m"},
+        "spec": {"provider": provider, "query": query},
+    }
 
 
 def flagger_sample(section: str, field: str) -> dict:
@@ -278,5 +317,7 @@ def test_each_fields_status_is_what_pasting_it_does(section, field):
         assert all("unknown" not in message for _, message in errors), errors
         if section == "Flagger webhook types":  # the field is the value of "type"
             assert any(path.endswith("webhooks[0].type") for path, _ in errors), errors
+        elif section == "Flagger metric providers":  # the value of the provider's "type"
+            assert any(path == "spec.provider.type" for path, _ in errors), errors
         else:
             assert any(field in path for path, _ in errors), errors

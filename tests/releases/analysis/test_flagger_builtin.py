@@ -65,13 +65,22 @@ def test_a_flagger_canary_validates_against_the_stored_templates():
     )
 
 
-def test_the_api_names_a_flagger_load_test_webhook_as_not_supported(client, admin):
+def test_the_api_takes_a_load_test_webhook_and_names_a_missing_metric_template(client, admin):
     client.force_login(admin)
     response = client.post(
         "/api/v1/strategies/validate", {"strategy": PODINFO}, content_type="application/json"
     )
 
-    assert response.status_code == 422
-    body = response.json()
-    assert body["code"] == "invalid_spec"
-    assert body["details"]["errors"][0]["path"] == "spec.analysis.webhooks[0]"
+    assert response.status_code == 200, response.content
+    analysis = response.json()["strategy"]["analysis"]
+    assert analysis["templates"] == ["request-metrics", "flagger-rollout-hooks"]
+
+    custom = copy.deepcopy(PODINFO)
+    custom["spec"]["analysis"]["metrics"].append(
+        {"name": "404s", "templateRef": {"name": "not-found"}, "thresholdRange": {"max": 5}}
+    )
+    missing = client.post(
+        "/api/v1/strategies/validate", {"strategy": custom}, content_type="application/json"
+    )
+    assert missing.status_code == 422
+    assert "not-found" in missing.json()["message"]

@@ -191,3 +191,27 @@ def test_a_manifest_is_refused_at_its_own_paths(api):
     assert "not supported" in body["message"]
     unnamed = {**manifest, "metadata": {}}
     assert error_paths(api.post("/analysis-templates", unnamed)) == ["metadata.name"]
+
+
+# --- a Flagger MetricTemplate manifest, pasted as it is ----------------------------------------
+
+
+def test_post_takes_a_flagger_metric_template_and_names_what_it_lacks(api):
+    from tests.strategies.test_flagger_template import NOT_FOUND
+
+    created = api.post("/analysis-templates", NOT_FOUND)
+
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["name"] == "not-found-percentage"
+    (metric,) = body["metrics"]
+    assert (metric["provider"], metric["test"]) == ("prometheus", "threshold")
+    assert {a["name"] for a in body["args"]} >= {"min", "max", "namespace", "metric-interval"}
+    datadog = {
+        **NOT_FOUND,
+        "metadata": {"name": "dd"},
+        "spec": {**NOT_FOUND["spec"], "provider": {"type": "datadog"}},
+    }
+    refused = api.post("/analysis-templates", datadog)
+    assert_error(refused, 422, "invalid_template")
+    assert error_paths(refused) == ["spec.provider.type"]
