@@ -153,7 +153,10 @@ def stack(name: str, *, workers: int = 2):
     try:
         token = bootstrap(env)
         start_fleet(supervisor, env)
-        supervisor.start("worker", processes.worker_command(concurrency=workers))
+        # every queue the product uses: with no notify consumer each deployment event's
+        # fan-out task would pile up in Redis (the soak saw the notify list grow)
+        queues = "priority,default,notify"
+        supervisor.start("worker", processes.worker_command(concurrency=workers, queues=queues))
         supervisor.start("beat", processes.beat_command(var / "beat-schedule"))
         base = start_web(supervisor, processes.WEB_ENV)
         print(f"stack up: {base} (logs in {var / 'logs'})", flush=True)
