@@ -10,6 +10,7 @@ import time
 
 import httpx
 import pytest
+from django.test import Client
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from flags import plans, state
@@ -17,6 +18,7 @@ from flags.models import PlanState
 from integrations.local.ports import free_port
 from releases.analysis.templates import save_template
 from releases.models import AuditEvent
+from tests import factories
 from tests.flags.conftest import make_flag
 from tests.prometheus import run_prometheus
 
@@ -126,6 +128,11 @@ def test_a_failed_analysis_steps_the_plan_back_by_itself(template, actor, prod):
 def test_a_passing_analysis_moves_the_plan_on(template, actor, prod):
     flag = make_flag(actor, prod, "search")
     plan = plans.promote(actor, plans.start(actor, flag, prod, steps(template)))
+    assert plans.tick() == 0  # the first look of two: still measuring
+    client = Client()
+    client.force_login(factories.make_persona("viewer", prod))
+    html = client.get("/flags/search/").content.decode()
+    assert 'data-analysis="running"' in html and "flag-errors" in html and "on vs off" in html
     plan = tick_until_moved(plan)
     assert (plan.step_index, plan.state, served_rollout(prod)) == (2, PlanState.COMPLETED, "100")
     assert AuditEvent.objects.filter(action="flag.plan.advance").count() == 1
