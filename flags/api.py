@@ -21,13 +21,13 @@ from typing import Any
 from ninja import NinjaAPI, Status
 from ninja.errors import HttpError
 
-from flags import actions, experiments, governance, plans, sdk, stale
+from flags import actions, analysis, experiments, governance, plans, sdk, stale
 from flags.models import Flag, FlagSetting, FlagType, RolloutPlan, Segment, ValueKind
 from releases.api import openapi
 from releases.api.auth import AUTH, StrictJSONParser, actor_for, install_error_handlers
 from releases.api.schemas import In  # unknown fields are errors; JSON types strict
 from releases.errors import NotFound
-from releases.models import Environment
+from releases.models import Deployment, Environment
 
 # beyond what each operation's shape says (releases.api.openapi): people with no role anywhere
 # get 404 from every operation (flags.governance); these may conflict (a duplicate key, an
@@ -100,6 +100,8 @@ class RolloutIn(In):
 
 class PlanIn(In):
     steps: list[Any]
+    # deploy, then release: the plan waits for this deployment (in the same environment) first
+    deployment: int | None = None
 
 
 class ReasonIn(In):
@@ -267,6 +269,8 @@ def plan_out(p: RolloutPlan) -> dict:
         "state": p.state,
         "step_started_at": p.step_started_at,
         "message": p.message,
+        "deployment": p.deployment_id,
+        "analysis": analysis.summary(p),
     }
 
 
@@ -274,7 +278,14 @@ def plan_out(p: RolloutPlan) -> dict:
 def start_plan(request, key: str, env: str, body: PlanIn):
     environment = _environment(env)
     _check(request, "flag.change", environment)
-    plan = plans.start(actor_for(request), actions.flag_by_key(key), environment, body.steps)
+    deployment = None
+    if body.deployment is not None:
+        deployment = Deployment.objects.select_related("target").filter(pk=body.deployment).first()
+        if deployment is None:
+            raise NotFound(f"There is no deployment {body.deployment}.")
+    plan = plans.start(
+        actor_for(request), actions.flag_by_key(key), environment, body.steps, deployment
+    )
     return Status(201, plan_out(plan))
 
 

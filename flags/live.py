@@ -4,7 +4,8 @@ codes) sends ``{"type": "flag", "data": flag_dict}`` on connect and after every 
 to the flag (on/off, strategies, variants, the kill switch, plan moves, experiments).
 
 ``flag_dict``: ``{"key", "environments": [{"environment", "enabled", "killed", "serving",
-"killed_by", "kill_reason", "version", "plan": {"state", "step", "percent", "message"} | null}],
+"killed_by", "kill_reason", "version", "plan": {"state", "step", "percent", "message",
+"deployment", "analysis"} | null}],
 "history": [{"at", "actor", "action", "object"}] (newest first, 10)}``.
 """
 
@@ -19,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.urls import path
 
-from flags import governance
+from flags import analysis, governance
 from flags.models import Flag, FlagSetting, RolloutPlan
 from releases.errors import Forbidden, NotFound
 from releases.live.consumers import FORBIDDEN, NOT_FOUND, LiveConsumer
@@ -55,6 +56,8 @@ def flag_dict(flag: Flag) -> dict:
                     "step": plan.step_index,
                     "percent": plan.percent,
                     "message": plan.message,
+                    "deployment": plan.deployment_id,
+                    "analysis": analysis.summary(plan),
                 }
                 if plan
                 else None,

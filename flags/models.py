@@ -200,6 +200,14 @@ class RolloutPlan(models.Model):
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="plans")
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
     steps = models.JSONField()  # [{"percent": 1, "pause": 600 | None}], validated
+    # a deployment the plan waits for before the flag's steps (deploy, then release): its canary
+    # steps are the start of the plan's timeline
+    deployment = models.ForeignKey(
+        "releases.Deployment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # the analysis of the current step when it is gated by one (``flags.analysis``): the bound
+    # template, the judge's state and every measurement taken
+    gate = models.JSONField(default=dict, blank=True)
     step_index = models.PositiveSmallIntegerField(default=0)
     state = models.CharField(max_length=16, choices=PlanState.choices, default=PlanState.ACTIVE)
     step_started_at = models.DateTimeField(default=timezone.now)

@@ -14,32 +14,55 @@ sample-ratio mismatch pauses the plan. A plan may end with a cleanup step
 (``{"cleanup": true, "pause": "14d"}``, after 100 %): it stays open, reminds (message, audit)
 when its pause is over, and completes when someone confirms the flag is out of the code.
 
+A step may instead be gated by a canary analysis of the flag's cohorts (``"gate": "analysis"``
+with ``"analysis": {"template", "args", "baseline", "canary"}``, ``flags.analysis``): releases'
+analysis templates judged by the same judge as a deployment's canary; ``pass`` moves on (once
+its pause is over), ``fail`` steps back automatically, ``inconclusive`` pauses the plan.
+
+Deploy, then release: a plan may start with a deployment (``deployment``: one in the plan's
+environment). Its first step is then the deployment itself (``{"deploy": true}``, the flag on at
+0 %): the timeline shows the deployment's canary steps before the flag's, Promote and Abort on
+the plan drive the deployment (through ``releases.actions``) while it runs, and the flag's steps
+begin when it succeeds. A deployment that fails, is rolled back or aborted aborts the plan (the
+flag stays at 0 %).
+
 Every move goes through ``flags.actions.set_rollout`` (roles, audit trail, revision) and is
 recorded on the plan; ``decide`` is the pure decision the tick makes.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from flags import actions, experiments, governance, live
+from flags import actions, analysis, experiments, governance, live
 from flags.models import Experiment, ExperimentState, FlagSetting, PlanState, RolloutPlan
+from releases import actions as deployments
 from releases import audit
 from releases.actors import Actor
-from releases.errors import Conflict, InvalidSpec, NotFound
+from releases.errors import Conflict, DomainError, InvalidSpec, NotFound
+from releases.models import ACTIVE_STATES as ACTIVE
+from releases.models import Deployment, State
 from strategies.durations import parse_duration
+
+logger = logging.getLogger(__name__)
 
 OPEN = (PlanState.ACTIVE, PlanState.PAUSED)
 
 
-GATES = ("experiment",)
+GATES = ("experiment", "analysis")
+FAILED_DEPLOYMENT = (State.FAILED, State.ROLLED_BACK, State.ABORTED, State.REJECTED)
 REMINDER = "Cleanup overdue"
 
 
-def check_steps(raw) -> list[dict]:
+def deploy_step() -> dict:
+    return {"percent": 0, "pause": None, "gate": None, "cleanup": False, "deploy": True}
+
+
+def check_steps(raw, flag_key: str = "", env_slug: str = "") -> list[dict]:
     errors = []
     if not isinstance(raw, list) or not raw:
         raise InvalidSpec(
@@ -49,7 +72,13 @@ def check_steps(raw) -> list[dict]:
     out, last = [], 0
     for i, step in enumerate(raw):
         at = f"steps[{i}]"
-        if not isinstance(step, dict) or set(step) - {"percent", "pause", "gate", "cleanup"}:
+        if not isinstance(step, dict) or set(step) - {
+            "percent",
+            "pause",
+            "gate",
+            "cleanup",
+            "analysis",
+        }:
             errors.append(
                 {"path": at, "message": '{"percent": 10, "pause": "10m", "gate": "experiment"}'}
             )
@@ -79,7 +108,15 @@ def check_steps(raw) -> list[dict]:
         gate = step.get("gate")
         if gate is not None and gate not in GATES:
             errors.append({"path": f"{at}.gate", "message": f"one of {', '.join(GATES)}"})
-        out.append({"percent": percent, "pause": seconds, "gate": gate, "cleanup": False})
+        clean = {"percent": percent, "pause": seconds, "gate": gate, "cleanup": False}
+        if gate == "analysis":
+            clean["analysis"], found = analysis.check(
+                step.get("analysis"), f"{at}.analysis", flag_key, env_slug
+            )
+            errors.extend(found)
+        elif "analysis" in step:
+            errors.append({"path": f"{at}.analysis", "message": 'only with "gate": "analysis"'})
+        out.append(clean)
     if last != 100:
         errors.append(
             {
@@ -92,15 +129,27 @@ def check_steps(raw) -> list[dict]:
     return out
 
 
-def decide(plan: RolloutPlan, killed: bool, now, verdict: str | None = None) -> str:
-    """What the tick does with an active plan: "pause" (its flag was killed, or the step's
-    experiment shows a sample-ratio mismatch), "step_back" (the step's experiment shows the
-    change is worse), "advance" (the pause is over and the gate, if any, passed), "remind" (a
-    cleanup step's pause is over), or "wait". ``verdict`` is the step's experiment's overall
-    verdict (None: no experiment)."""
+def decide(
+    plan: RolloutPlan,
+    killed: bool,
+    now,
+    verdict: str | None = None,
+    deployment_state: str | None = None,
+) -> str:
+    """What the tick does with an active plan: "pause" (its flag was killed, the step's
+    experiment shows a sample-ratio mismatch or its analysis is inconclusive), "step_back" (the
+    step's experiment shows the change is worse, or its analysis failed), "advance" (the pause
+    is over and the gate, if any, passed; at the deploy step: the deployment succeeded),
+    "abort" (the plan's deployment did not succeed), "remind" (a cleanup step's pause is over),
+    or "wait". ``verdict`` is the step's gate's verdict: the experiment's overall verdict or
+    the analysis's decision (None: nothing to judge yet)."""
+    step = plan.steps[plan.step_index]
+    if step.get("deploy"):
+        if deployment_state == State.SUCCEEDED:
+            return "advance"
+        return "abort" if deployment_state in (None, *FAILED_DEPLOYMENT) else "wait"
     if killed:
         return "pause"
-    step = plan.steps[plan.step_index]
     pause = step["pause"]
     over = pause is None or now >= plan.step_started_at + timedelta(seconds=pause)
     if step.get("cleanup"):
@@ -112,6 +161,12 @@ def decide(plan: RolloutPlan, killed: bool, now, verdict: str | None = None) -> 
         if verdict == "sample_ratio_mismatch":
             return "pause"
         return "advance" if verdict == "better" and over else "wait"
+    if step.get("gate") == "analysis":
+        if verdict == "fail":
+            return "step_back"
+        if verdict == "inconclusive":
+            return "pause"
+        return "advance" if verdict == "pass" and over else "wait"
     if pause is not None and over:
         return "advance"
     return "wait"
@@ -140,17 +195,46 @@ def _audit(actor, plan, action, data=None):
     live.publish(plan.flag_id)
 
 
-def start(actor, flag, environment, steps) -> RolloutPlan:
+def start(actor, flag, environment, steps, deployment: Deployment | None = None) -> RolloutPlan:
+    """Start a plan; with ``deployment`` (one in ``environment``, not yet over or succeeded)
+    the plan waits for it first: deploy, then release."""
     governance.require(actor, "flag.change", environment)
-    clean = check_steps(steps)
+    clean = check_steps(steps, flag.key, environment.slug)
+    if deployment is not None:
+        if deployment.target.environment_id != environment.pk:
+            raise InvalidSpec(
+                f"Deployment {deployment.pk} is not in {environment.slug}.",
+                details={"errors": [{"path": "deployment", "message": "not this environment"}]},
+            )
+        if deployment.state in FAILED_DEPLOYMENT:
+            raise Conflict(
+                f"Deployment {deployment.pk} is {deployment.state}: nothing to release after.",
+                details={"state": deployment.state},
+            )
+        clean = [deploy_step(), *clean]
     try:
         with transaction.atomic():
             plan = RolloutPlan.objects.create(
-                flag=flag, environment=environment, steps=clean, created_by=actor.name[:150]
+                flag=flag,
+                environment=environment,
+                steps=clean,
+                deployment=deployment,
+                created_by=actor.name[:150],
+                message=(
+                    f"Deploying first (deployment {deployment.pk}): the flag's steps begin "
+                    "when it succeeds."
+                )
+                if deployment
+                else "",
             )
             actions.set_rollout(actor, flag, environment, clean[0]["percent"])
             actions.set_enabled(actor, flag, environment, True)
-            _audit(actor, plan, "flag.plan.start", {"steps": clean})
+            _audit(
+                actor,
+                plan,
+                "flag.plan.start",
+                {"steps": clean, "deployment": deployment.pk if deployment else None},
+            )
     except IntegrityError as exc:
         raise Conflict(f"{flag.key} already has an open plan in {environment.slug}.") from exc
     return plan
@@ -191,6 +275,10 @@ def promote(actor, plan: RolloutPlan) -> RolloutPlan:
     """The next step now (a paused plan resumes); at a cleanup step: the flag is out of the
     code, the plan is complete."""
     governance.require(actor, "flag.change", plan.environment)
+    if _deploying(plan):  # the deployment's next canary step, through releases' actions
+        deployments.promote(actor, plan.deployment_id)
+        _audit(actor, plan, "flag.plan.promote", {"deployment": plan.deployment_id})
+        return plan
     if plan.steps[plan.step_index].get("cleanup"):
         with transaction.atomic():
             plan = _locked(plan.pk)
@@ -229,8 +317,18 @@ def step_back(actor, plan: RolloutPlan, reason: str = "") -> RolloutPlan:
     )
 
 
+def _deploying(plan: RolloutPlan) -> bool:
+    """At the deploy step with the deployment still under way."""
+    if not plan.steps[plan.step_index].get("deploy") or plan.deployment_id is None:
+        return False
+    return Deployment.objects.filter(pk=plan.deployment_id, state__in=ACTIVE).exists()
+
+
 def abort(actor, plan: RolloutPlan, reason: str = "") -> RolloutPlan:
+    """Back to 0 % and closed; at the deploy step, the deployment is aborted too."""
     governance.require(actor, "flag.change", plan.environment)
+    if _deploying(plan):
+        deployments.abort(actor, plan.deployment_id, reason=reason or "the rollout plan aborted")
     with transaction.atomic():
         plan = _locked(plan.pk)
         if plan.state not in OPEN:
@@ -261,6 +359,11 @@ def tick(now=None) -> int:
     actor = Actor.system("flags-plans")
     moved = 0
     for plan_id in RolloutPlan.objects.filter(state=PlanState.ACTIVE).values_list("pk", flat=True):
+        try:  # measuring (network calls) happens before the plan's row lock
+            measured = analysis.look(plan_id, now.timestamp())
+        except DomainError as exc:  # the template is gone or changed: a person decides
+            measured = "inconclusive"
+            logger.warning("plan %s: %s", plan_id, exc.message)
         with transaction.atomic():
             plan = _locked(plan_id)
             if plan.state != PlanState.ACTIVE:
@@ -268,21 +371,32 @@ def tick(now=None) -> int:
             killed = FlagSetting.objects.filter(
                 flag=plan.flag, environment=plan.environment, killed_at__isnull=False
             ).exists()
-            verdict = _gate_verdict(plan, now)
-            move = decide(plan, killed, now, verdict)
-        if move == "pause":
-            _move(
-                actor,
-                plan_id,
-                "flag.plan.hold",
-                state=PlanState.PAUSED,
-                message="held: the kill switch is pulled"
-                if killed
-                else "held: the experiment's sample ratio does not match its weights",
+            verdict = _gate_verdict(plan, now) if measured is None else measured
+            deployment_state = (
+                Deployment.objects.filter(pk=plan.deployment_id)
+                .values_list("state", flat=True)
+                .first()
             )
+            move = decide(plan, killed, now, verdict, deployment_state)
+        gate = plan.steps[plan.step_index].get("gate")
+        if move == "pause":
+            if killed:
+                why = "held: the kill switch is pulled"
+            elif gate == "analysis":
+                why = "held: the analysis is inconclusive"
+            else:
+                why = "held: the experiment's sample ratio does not match its weights"
+            _move(actor, plan_id, "flag.plan.hold", state=PlanState.PAUSED, message=why)
             moved += 1
         elif move == "step_back":
-            step_back(actor, plan, "stepped back: the experiment's verdict is worse")
+            if gate == "analysis":
+                why = f"stepped back: the analysis failed ({(plan.gate or {}).get('reason', '')})"
+            else:
+                why = "stepped back: the experiment's verdict is worse"
+            step_back(actor, plan, why)
+            moved += 1
+        elif move == "abort":
+            abort(actor, plan, f"aborted: deployment {plan.deployment_id} did not succeed")
             moved += 1
         elif move == "remind":
             with transaction.atomic():

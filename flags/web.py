@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from flags import actions, experiments, governance, plans, stale
+from flags import actions, analysis, experiments, governance, plans, stale
 from flags.models import (
     EXPECTED_LIFETIME_DAYS,
     EvaluationCount,
@@ -26,7 +26,8 @@ from flags.models import (
 )
 from releases.actors import Actor
 from releases.errors import DomainError, NotFound
-from releases.models import AuditEvent, Channel, Environment
+from releases.models import AuditEvent, Channel, Deployment, Environment, State
+from strategies.spec import describe_steps
 
 BUTTONS = {"enable", "disable", "kill", "restore"}
 
@@ -54,6 +55,57 @@ def flag_list(request):
         for flag in Flag.objects.filter(archived_at__isnull=True)
     ]
     return render(request, "flags/list.html", {"rows": rows, "environments": environments})
+
+
+SERIES_COLOURS = 6  # .line-v0 .. .line-v5 (switchyard.css), then they repeat
+
+
+def evaluation_chart(flag: Flag, since, now) -> dict:
+    """Evaluations per minute and variant, per environment, for the page's chart
+    (static/js/flag-evaluations.js): ``{"start", "now", "environments": [{"environment",
+    "series": [{"name", "css", "total", "points": [[unix s, n], ...]}]}]}``. A boolean flag's
+    series are ``on`` and ``off``; a multivariate one's its variants (and ``off``: the
+    evaluations that served no variant). A minute with no count for a series is 0."""
+    rows = (
+        EvaluationCount.objects.filter(flag=flag, minute__gte=since)
+        .select_related("environment")
+        .order_by("environment__order", "minute")
+    )
+    by_env: dict[str, dict[str, dict[int, int]]] = {}
+    for r in rows:
+        t = int(r.minute.timestamp())
+        series = by_env.setdefault(r.environment.slug, {})
+        if r.variants:
+            for name, n in r.variants.items():
+                series.setdefault(name, {})[t] = series.get(name, {}).get(t, 0) + int(n)
+            served = sum(int(n) for n in r.variants.values())
+            off = r.yes + r.no - served
+            if off > 0:
+                series.setdefault("off", {})[t] = off
+        else:
+            series.setdefault("on", {})[t] = r.yes
+            series.setdefault("off", {})[t] = r.no
+    end = int(now.timestamp()) // 60 * 60
+    firsts = [min(c) for series in by_env.values() for c in series.values() if c]
+    start = min(firsts, default=int(since.timestamp()) // 60 * 60)
+    environments = []
+    for slug, series in by_env.items():
+        names = sorted(series, key=lambda n: (n == "off", n))
+        out = []
+        for i, name in enumerate(names):
+            counts = series[name]
+            first = min(counts)
+            points = [[t, counts.get(t, 0)] for t in range(first, end + 60, 60)]
+            out.append(
+                {
+                    "name": name,
+                    "css": f"v{i % SERIES_COLOURS}",
+                    "total": sum(counts.values()),
+                    "points": points,
+                }
+            )
+        environments.append({"environment": slug, "series": out})
+    return {"start": start, "now": end + 60, "environments": environments}
 
 
 def _counts(flag: Flag, since) -> list[dict]:
@@ -101,6 +153,7 @@ def flag_detail(request, key: str):
                 "may_change": may_change,
                 "plan": latest.get(env.pk),
                 "timeline": timeline(latest.get(env.pk)),
+                "analysis": analysis.summary(latest.get(env.pk)),
                 "experiment": tests.get(env.pk),
             }
         )
@@ -116,6 +169,7 @@ def flag_detail(request, key: str):
             "flag": flag,
             "environments": environments,
             "counts": _counts(flag, timezone.now() - timedelta(hours=24)),
+            "chart": evaluation_chart(flag, timezone.now() - timedelta(hours=24), timezone.now()),
             "history": history,
             "stale": next((f["reasons"] for f in stale.report() if f["key"] == flag.key), None),
         },
@@ -208,18 +262,60 @@ def plan_button(request, key: str, env: str, move: str):
     return redirect("flag", key=key)
 
 
+FAILED_DEPLOYMENT = (State.FAILED, State.ROLLED_BACK, State.ABORTED, State.REJECTED)
+
+
+def _deploy_steps(plan: RolloutPlan, where: str) -> list[dict]:
+    """The deploy step of a plan drawn as its deployment's canary steps (``where``: the deploy
+    step's own place in the plan)."""
+    d = (
+        Deployment.objects.select_related("target__service", "release")
+        .filter(pk=plan.deployment_id)
+        .first()
+    )
+    if d is None:
+        return [{"label": "deploy (the deployment is gone)", "notes": "", "where": where}]
+    name = f"deploy {d.target.service.slug} {d.release.version}"
+    try:
+        words = describe_steps(d.strategy)
+    except (KeyError, TypeError, ValueError):
+        words = []
+    words = words or [d.strategy.get("kind", "deploy")]
+    out = []
+    for j, word in enumerate(words):
+        if d.state == State.SUCCEEDED:
+            at = "done"
+        elif j < d.step_index:
+            at = "done"
+        elif j == d.step_index:
+            at = "failed" if d.state in FAILED_DEPLOYMENT else "current"
+        else:
+            at = "next"
+        notes = d.state.replace("_", " ") if at in ("current", "failed") else ""
+        out.append({"label": f"{name}: {word}", "notes": notes, "where": at, "deployment": d.pk})
+    return out
+
+
 def timeline(plan: RolloutPlan | None) -> list[dict]:
-    """The plan's steps as the page draws them: done, current or next."""
+    """The plan's steps as the page draws them: done, current, next (or failed: the
+    deployment's step where it failed); a plan that deploys first starts with the deployment's
+    canary steps (``phase`` "deploy"), then the flag's (``phase`` "release")."""
     if plan is None:
         return []
     out = []
     for i, step in enumerate(plan.steps):
+        where = "done" if i < plan.step_index else "current" if i == plan.step_index else "next"
+        if step.get("deploy"):
+            out.extend({**s, "phase": "deploy"} for s in _deploy_steps(plan, where))
+            continue
         if step.get("cleanup"):
             label = "cleanup: remove the flag from the code"
         else:
             label = f"{step['percent']} %"
         notes = []
-        if step.get("gate"):
+        if step.get("gate") == "analysis":
+            notes.append(f"gate: analysis {step['analysis']['template']}")
+        elif step.get("gate"):
             notes.append(f"gate: {step['gate']} verdict")
         if step.get("pause"):
             notes.append(
@@ -227,10 +323,9 @@ def timeline(plan: RolloutPlan | None) -> list[dict]:
                 if step["pause"] < 7200
                 else f"hold {step['pause'] // 3600} h"
             )
-        where = "done" if i < plan.step_index else "current" if i == plan.step_index else "next"
         if plan.state == "completed" and i == plan.step_index:
             where = "done"
-        out.append({"label": label, "notes": ", ".join(notes), "where": where})
+        out.append({"label": label, "notes": ", ".join(notes), "where": where, "phase": "release"})
     return out
 
 
