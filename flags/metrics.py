@@ -4,23 +4,23 @@
 
 - ``switchyard_flag_evaluations_total{flag, environment, enabled}``: evaluations by whether the
   flag was on (``enabled="true"``) or off for the context, from the counts SDKs report to
-  ``/api/client/metrics`` and from the OFREP evaluations served here (``EvaluationCount``);
+  ``/api/client/metrics`` and from the OFREP evaluations served here (``EvaluationTotal``,
+  kept beside the per-minute ``EvaluationCount`` rows, which are pruned after 14 days);
 - ``switchyard_flag_variant_evaluations_total{flag, environment, variant}``: the same per
   variant a multivariate flag served;
 - ``switchyard_flag_serving{flag, environment}``: 1 when the flag is on as SDKs see it (enabled
   and not killed), else 0; ``switchyard_flag_killed`` is 1 while its kill switch is pulled.
 
-Two aggregate queries and one over the settings, whatever the number of minutes counted.
+One query over the totals (a row per flag and environment) and one over the settings, whatever
+the number of minutes counted.
 """
 
 from __future__ import annotations
 
-from django.db import connection
-from django.db.models import Sum
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from flags.models import EvaluationCount, FlagSetting
+from flags.models import EvaluationTotal, FlagSetting
 
 
 class FlagCollector:
@@ -30,16 +30,14 @@ class FlagCollector:
             "Flag evaluations by whether the flag was on for the context.",
             labels=["flag", "environment", "enabled"],
         )
-        totals = (
-            EvaluationCount.objects.filter(flag__archived_at__isnull=True)
-            .values("flag__key", "environment__slug")
-            .annotate(yes=Sum("yes"), no=Sum("no"))
+        totals = list(
+            EvaluationTotal.objects.filter(flag__archived_at__isnull=True)
+            .values_list("flag__key", "environment__slug", "yes", "no", "variants")
             .order_by("flag__key", "environment__slug")
         )
-        for row in totals:
-            where = [row["flag__key"], row["environment__slug"]]
-            evaluations.add_metric([*where, "true"], row["yes"] or 0)
-            evaluations.add_metric([*where, "false"], row["no"] or 0)
+        for key, env, yes, no, _ in totals:
+            evaluations.add_metric([key, env, "true"], yes)
+            evaluations.add_metric([key, env, "false"], no)
         yield evaluations
 
         variants = CounterMetricFamily(
@@ -47,8 +45,9 @@ class FlagCollector:
             "Flag evaluations by the variant served.",
             labels=["flag", "environment", "variant"],
         )
-        for key, env, variant, n in _variant_totals():
-            variants.add_metric([key, env, variant], n)
+        for key, env, _, _, counts in totals:
+            for variant in sorted(counts):
+                variants.add_metric([key, env, variant], int(counts[variant]))
         yield variants
 
         serving = GaugeMetricFamily(
@@ -72,27 +71,6 @@ class FlagCollector:
             killed.add_metric(where, 1 if s.killed else 0)
         yield serving
         yield killed
-
-
-def _variant_totals() -> list[tuple[str, str, str, int]]:
-    """Per flag, environment and variant: the sum over every minute (``jsonb_each_text`` over
-    the per-minute variant counts, summed in Postgres)."""
-    counts = EvaluationCount._meta.db_table
-    flags = EvaluationCount._meta.get_field("flag").related_model._meta.db_table
-    envs = EvaluationCount._meta.get_field("environment").related_model._meta.db_table
-    sql = f"""
-        SELECT f.key, e.slug, v.key, SUM(v.value::bigint)
-        FROM {counts} c
-        JOIN {flags} f ON f.id = c.flag_id
-        JOIN {envs} e ON e.id = c.environment_id
-        CROSS JOIN LATERAL jsonb_each_text(c.variants) AS v
-        WHERE f.archived_at IS NULL
-        GROUP BY f.key, e.slug, v.key
-        ORDER BY f.key, e.slug, v.key
-    """  # the table names come from the models, nothing from a request
-    with connection.cursor() as cursor:
-        cursor.execute(sql)
-        return [(k, e, v, int(n)) for k, e, v, n in cursor.fetchall()]
 
 
 def render() -> bytes:

@@ -163,6 +163,27 @@ class EvaluationCount(models.Model):
         return f"{self.flag_id}@{self.environment_id} {self.minute:%H:%M}: {self.yes}/{self.no}"
 
 
+class EvaluationTotal(models.Model):
+    """Every evaluation of a flag in an environment since it was first counted: kept up to date
+    where the minutes are counted (``flags.sdk.record``), so ``/metrics`` reads one row per flag
+    and environment however long the history, and the per-minute rows can be pruned
+    (``flags.sdk.prune_counts``) without a counter going backwards."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="+")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="+")
+    yes = models.BigIntegerField(default=0)
+    no = models.BigIntegerField(default=0)
+    variants = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["flag", "environment"], name="evaluation_total_once")
+        ]
+
+    def __str__(self):
+        return f"{self.flag_id}@{self.environment_id}: {self.yes}/{self.no}"
+
+
 class SdkInstance(models.Model):
     """An SDK that registered (``POST /api/client/register``)."""
 

@@ -20,14 +20,14 @@ import string
 import threading
 import time
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from flags import governance
-from flags.models import EvaluationCount, Flag, FlagSetting, SdkToken
+from flags.models import EvaluationCount, EvaluationTotal, Flag, FlagSetting, SdkToken
 from releases import audit
 from releases.errors import DomainError, NotFound
 from releases.models import Environment
@@ -149,6 +149,34 @@ def flush_if_due(force: bool = False) -> None:
             logger.warning("dropped %d flags' evaluation counts", len(toggles), exc_info=True)
 
 
+def _add(model, flag_id, environment_id, where: dict, yes: int, no: int, variants) -> None:
+    """Add the counts to ``model``'s row for the flag and environment (and ``where``), made if
+    missing; the row is locked, so concurrent flushes add up."""
+    row, created = model.objects.select_for_update().get_or_create(
+        flag_id=flag_id,
+        environment_id=environment_id,
+        **where,
+        defaults={"yes": yes, "no": no, "variants": variants or {}},
+    )
+    if not created:
+        merged = dict(row.variants)
+        for name, n in (variants or {}).items():
+            merged[name] = merged.get(name, 0) + int(n)
+        model.objects.filter(pk=row.pk).update(yes=F("yes") + yes, no=F("no") + no, variants=merged)
+
+
+# per-minute counts older than this are deleted (the page's chart shows the last 24 hours; the
+# totals behind /metrics and each setting's last_evaluated_at, for the stale report, stay)
+MINUTES_KEPT = timedelta(days=14)
+
+
+def prune_counts(now: datetime | None = None) -> int:
+    """Delete per-minute evaluation counts older than :data:`MINUTES_KEPT`; how many."""
+    cutoff = (now or timezone.now()) - MINUTES_KEPT
+    deleted, _ = EvaluationCount.objects.filter(minute__lt=cutoff).delete()
+    return deleted
+
+
 def record(environment_id: int, toggles: dict, when: datetime) -> None:
     """Add ``{key: {"yes", "no", "variants"}}`` to the minute of ``when`` (unknown keys are
     ignored: an SDK may know flags that were archived since)."""
@@ -163,19 +191,11 @@ def record(environment_id: int, toggles: dict, when: datetime) -> None:
             if key not in ids:
                 continue
             yes, no = int(stats.get("yes", 0)), int(stats.get("no", 0))
-            row, created = EvaluationCount.objects.select_for_update().get_or_create(
-                flag_id=ids[key],
-                environment_id=environment_id,
-                minute=minute,
-                defaults={"yes": yes, "no": no, "variants": stats.get("variants") or {}},
-            )
-            if not created:
-                merged = dict(row.variants)
-                for name, n in (stats.get("variants") or {}).items():
-                    merged[name] = merged.get(name, 0) + int(n)
-                EvaluationCount.objects.filter(pk=row.pk).update(
-                    yes=F("yes") + yes, no=F("no") + no, variants=merged
-                )
+            for model, where in (
+                (EvaluationCount, {"minute": minute}),
+                (EvaluationTotal, {}),  # what /metrics reads, outliving pruned minutes
+            ):
+                _add(model, ids[key], environment_id, where, yes, no, stats.get("variants"))
         locked = FlagSetting.objects.select_for_update().filter(
             environment_id=environment_id, flag_id__in=list(ids.values())
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from flags import experiments, plans
+from flags import experiments, plans, sdk
 
 
 @shared_task(name="flags.tasks.advance_plans", ignore_result=True)
@@ -18,3 +18,9 @@ def look_experiments() -> int:
     """Advance running experiments' sequential tests over the minutes closed since the last
     look, so a verdict's time does not depend on someone opening the page."""
     return experiments.look_all()
+
+
+@shared_task(name="flags.tasks.prune_counts", ignore_result=True)
+def prune_counts() -> int:
+    """Delete per-minute evaluation counts past their retention (beat runs it hourly)."""
+    return sdk.prune_counts()

@@ -105,6 +105,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "releases.tasks.sweep", "schedule": SWEEP_INTERVAL},
     "flag-plans": {"task": "flags.tasks.advance_plans", "schedule": SWEEP_INTERVAL},
     "flag-experiments": {"task": "flags.tasks.look_experiments", "schedule": 30.0},
+    "flag-prune-counts": {"task": "flags.tasks.prune_counts", "schedule": 3600.0},
     "sample-metrics": {
         "task": "releases.tasks.sample_metrics",
         "schedule": METRICS_INTERVAL,

@@ -94,6 +94,31 @@ def test_metrics_count_evaluations_per_flag_and_variant(seeded, actor, prod):
 
 
 @pytest.mark.django_db
+def test_pruning_old_minutes_leaves_the_counters_where_they_were(seeded, sdk_token):
+    """/metrics reads running totals, so deleting per-minute rows past their retention (which
+    keeps the table, and the scrape, from growing with the flag's age) moves no counter back."""
+    from flags.models import EvaluationCount
+
+    before = samples(seeded.get("/metrics").content.decode())
+    assert EvaluationCount.objects.exists()
+    later = timezone.now() + sdk.MINUTES_KEPT + timedelta(minutes=2)
+    assert sdk.prune_counts(now=later) > 0
+    assert not EvaluationCount.objects.exists()
+    flag_samples = {k: v for k, v in before.items() if k[0].startswith("switchyard_flag_")}
+    after = samples(seeded.get("/metrics").content.decode())
+    assert flag_samples and {k: after[k] for k in flag_samples} == flag_samples
+    # and counting goes on from there
+    report(seeded, sdk_token, {"search": {"yes": 2, "no": 1}})
+    sdk.flush_if_due(force=True)
+    got = samples(seeded.get("/metrics").content.decode())
+    key = (
+        "switchyard_flag_evaluations_total",
+        (("enabled", "true"), ("environment", "prod"), ("flag", "search")),
+    )
+    assert got[key] == before[key] + 2
+
+
+@pytest.mark.django_db
 def test_the_metrics_token_covers_the_flags_too(seeded, monkeypatch):
     monkeypatch.setenv("SWITCHYARD_METRICS_TOKEN", "s3cret")
     refused = seeded.get("/metrics")
