@@ -426,7 +426,7 @@
   var lastSample = null;
   var FORMATS = {
     rps: function (v) { return v.toFixed(1) + "/s"; }, // as the server writes it (show_value)
-    error_rate: function (v) { return (100 * v).toFixed(v < 0.1 ? 2 : 1) + "%"; },
+    error_rate: function (v) { return (100 * v).toFixed(2) + "%"; }, // as show_value writes it
     p95_ms: function (v) { return v.toFixed(0) + " ms"; },
     p99_ms: function (v) { return v.toFixed(0) + " ms"; }
   };

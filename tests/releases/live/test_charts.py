@@ -191,6 +191,7 @@ def test_a_round_samples_a_live_target_from_real_traffic(agent, settings, target
         return sum(i["state"] == "ready" for i in slot["instances"]) == 2
 
     wait_until(ready, timeout=20, what="2 ready instances")
+    control.set_weights(target.key, {"blue": 100})
     factories.make_deployment(target, "1.0.0")  # active: sampled every round
     published = []
     monkeypatch.setattr(charts, "publish_metrics", lambda *args: published.append(args))
@@ -205,6 +206,8 @@ def test_a_round_samples_a_live_target_from_real_traffic(agent, settings, target
     assert 0.1 < blue["error_rate"] < 0.45
     assert 20 <= blue["p95_ms"] <= 100
     assert blue["version"] == "1.0.0"
+    # with the seconds it spans and the router's split as the agent read its counters
+    assert sample["weights"] == {"blue": 100} and 1.0 < sample["seconds"] < 30
     assert published == [(target.pk, target.key, [sample])]
     control.close()
 
