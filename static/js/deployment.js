@@ -523,8 +523,12 @@
   function splitRates(list, sides) {
     if (!list.length) return null;
     var latest = list[list.length - 1];
-    var weights = latest.weights ? JSON.stringify(latest.weights) : null;
-    var same = function (s) { return !!s && (s.weights ? JSON.stringify(s.weights) : null) === weights; };
+    // the same split whatever the order of the keys (as Python compares the dicts)
+    var key = function (w) {
+      return w ? Object.keys(w).sort().map(function (n) { return n + "=" + w[n]; }).join(",") : null;
+    };
+    var weights = key(latest.weights);
+    var same = function (s) { return !!s && key(s.weights) === weights; };
     var chosen = [];
     for (var i = list.length - 1; i >= 0; i--) {
       var s = list[i];

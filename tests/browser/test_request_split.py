@@ -36,6 +36,17 @@ COVERS = """([weight, seconds]) => {
 }"""
 
 
+def wait_for_split(page, weight: int) -> None:
+    """Until the split line covers 16 s at ``weight`` (a bound for a loaded machine, not a
+    timing check); on failure, what the page shows and the samples it holds."""
+    try:
+        page.wait_for_function(COVERS, arg=[weight, 16], timeout=120_000)
+    except Exception as exc:
+        line = page.locator("[data-split-rates]")
+        seen = line.inner_text() if line.count() else "no split line"
+        raise AssertionError(f"{weight}%: the page shows {seen!r}") from exc
+
+
 def shown_split(page) -> dict:
     line = page.locator("[data-split-rates]")
     rps = page.locator('[data-chart="rps"]')
@@ -79,7 +90,7 @@ def test_the_request_rate_per_side_agrees_with_the_split(world, stack, new_page)
         stack.wait_for(lambda: waiting_for_promotion(d.pk), timeout=120, what="20%")
         page.goto(f"/deployments/{d.pk}/")
         expect(page.locator("[data-live-status]")).to_have_text("live")
-        page.wait_for_function(COVERS, arg=[20, 16], timeout=60_000)
+        wait_for_split(page, 20)
         at_20 = shown_split(page)
         assert_agrees(at_20, 20)
         shot(page, "request-split-20")
@@ -98,7 +109,7 @@ def test_the_request_rate_per_side_agrees_with_the_split(world, stack, new_page)
             timeout=120,
             what="50%",
         )
-        page.wait_for_function(COVERS, arg=[50, 16], timeout=60_000)
+        wait_for_split(page, 50)
         at_50 = shown_split(page)
         assert_agrees(at_50, 50)
         answered = traffic.snapshot()[before:]
