@@ -131,7 +131,9 @@ class FleetTarget:
         return prometheus_text([self.stats], self.instances())
 
     def metrics_json(self) -> dict[str, Any]:
-        return stats_json(self.stats, self.instances())
+        # with the weights in force as the counters are read, so a reader knows which split a
+        # window of requests was sent under (the dashboard's per-side rates, releases/live/charts)
+        return {**stats_json(self.stats, self.instances()), "weights": self.weights}
 
     def desired_state(self) -> dict[str, Any]:
         return {

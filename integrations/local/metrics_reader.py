@@ -28,7 +28,8 @@ def read_counters(
     timeout: httpx.Timeout = TIMEOUT,
     client: httpx.Client | None = None,
 ) -> dict:
-    """``{target_key: {"time": unix seconds, "slots": {slot: counters}, "dark_launch": the
+    """``{target_key: {"time": unix seconds, "slots": {slot: counters}, "weights": the router's
+    weights per slot then (absent while it spreads requests evenly), "dark_launch": the
     router's comparison of mirrored answers (``integrations.local.darklaunch``), once it has
     compared any}}``; raises
     ``IntegrationError`` (permanent when the agent refuses the token)."""
@@ -75,6 +76,8 @@ def _target(raw: dict[str, Any]) -> dict[str, Any]:
             },
         }
     reading = {"time": float(raw.get("time") or 0.0), "slots": slots}
+    if isinstance(raw.get("weights"), dict):  # the router's split as it read the counters
+        reading["weights"] = {str(k): int(v) for k, v in raw["weights"].items()}
     if (raw.get("dark_launch") or {}).get("compared"):  # mirrored answers compared (a dark launch)
         reading["dark_launch"] = raw["dark_launch"]
     return reading

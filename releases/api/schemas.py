@@ -13,7 +13,7 @@ from ninja import Field, Schema
 from pydantic import ConfigDict, field_validator
 
 from releases.api import strict
-from releases.api.strategy_schema import StrategySpec, StrategyToCheck
+from releases.api.strategy_schema import StrategyShown, StrategySpec, StrategyToCheck
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+~-]*$"
@@ -92,7 +92,7 @@ class ServiceOut(Out):
     name: str
     repository: str
     team: str
-    default_strategy: dict[str, Any] | None
+    default_strategy: StrategyShown | None
     created_at: str | None
     links: dict[str, str]
 
@@ -118,7 +118,7 @@ class EnvironmentOut(Out):
     slug: str
     name: str
     order: int
-    default_strategy: dict[str, Any] | None
+    default_strategy: StrategyShown | None
     rollback_window: int = Field(description=WINDOW_TEXT)
     created_at: str | None
 
@@ -149,7 +149,7 @@ class TargetOut(Out):
     environment: str
     provider: str
     config: dict[str, Any]
-    strategy: dict[str, Any] | None
+    strategy: StrategyShown | None
     endpoint: str | None = Field(description="where user traffic enters, as last observed")
     stable_version: str | None
     stable_slot: str
@@ -239,7 +239,7 @@ class DeploymentOut(Out):
         "succeeded, failed, rolled_back, aborted or rejected"
     )
     active: bool
-    strategy: dict[str, Any]
+    strategy: StrategyShown
     step: StepOut
     weights: dict[str, Any] = Field(examples=[{"stable": 95, "canary": 5}])
     slots: dict[str, Any]
@@ -320,5 +320,5 @@ class StrategyIn(In):
 
 
 class StrategyOut(Schema):
-    strategy: dict[str, Any] = Field(description="the normalised spec, every default filled in")
+    strategy: StrategyShown = Field(description="the normalised spec, every default filled in")
     steps: list[str]

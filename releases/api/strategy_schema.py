@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    PlainValidator,
+)
+from pydantic_core import core_schema
 
 Duration = Annotated[
     str | float, Field(description='a duration: "30s", "5m", "1h30m", or seconds as a number')
@@ -196,3 +204,186 @@ StrategyToCheck = Annotated[
         lambda value: value, json_schema_input_type=Ours | CodeDeployStrategy | ArgoRolloutsStrategy
     ),
 ]
+
+
+# --- the strategy as the API answers it ----------------------------------------------------------
+#
+# A stored strategy is always normalised (strategies.spec.normalise): one of our four kinds with
+# every default filled in, durations in seconds, Argo's and CodeDeploy's spellings translated. These
+# models describe that form, for the responses; like the input models they only describe: the
+# value is sent as stored (``StrategyShown``), never rebuilt from them.
+
+
+def _absent_unless_set(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # a key the normaliser writes only when it was given
+
+
+def _sometimes(**kwargs: Any) -> Any:
+    return Field(None, json_schema_extra=_absent_unless_set, **kwargs)
+
+
+Seconds = Annotated[float, Field(description="a duration in seconds")]
+
+
+class _Shown(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HealthOut(_Shown):
+    path: str
+    interval: Seconds
+    healthy_threshold: int = Field(ge=1)
+    unhealthy_threshold: int = Field(ge=1)
+
+
+class AnalysisRefOut(_Shown):
+    template: str = Field(description="the analysis template's name (the first of `templates`)")
+    args: dict[str, str] = Field(description="values for the template's arguments, as strings")
+    templates: list[str] = _sometimes(description="when several templates run together")
+    failure_limit: int = _sometimes(ge=0, description="replaces each metric's failure_limit")
+    interval: Seconds = _sometimes(description="replaces each metric's interval")
+
+
+class BackgroundAnalysisOut(AnalysisRefOut):
+    start_at_step: int = Field(ge=0, description="the step it starts at (0-based)")
+
+
+class PauseOut(_Shown):
+    duration: Seconds = _sometimes(description="absent: until someone presses Promote")
+
+
+class CanaryScaleOut(_Shown):
+    """One of the three, as given."""
+
+    replicas: int = _sometimes(ge=0)
+    weight: int = _sometimes(ge=0, le=100)
+    match_traffic_weight: bool = _sometimes()
+
+
+class StepSetWeightOut(_Shown):
+    set_weight: int = Field(ge=0, le=100, description="the share of requests the canary gets, %")
+
+
+class StepPauseOut(_Shown):
+    pause: PauseOut
+
+
+class StepSetCanaryScaleOut(_Shown):
+    set_canary_scale: CanaryScaleOut
+
+
+class StepAnalysisOut(_Shown):
+    analysis: AnalysisRefOut
+
+
+class StepSetHeaderRouteOut(_Shown):
+    set_header_route: dict[str, Any] = Field(description="route requests matching headers")
+
+
+class StepSetMirrorRouteOut(_Shown):
+    set_mirror_route: dict[str, Any] = Field(description="copy matching requests to the canary")
+
+
+CanaryStepOut = (
+    StepSetWeightOut
+    | StepPauseOut
+    | StepSetCanaryScaleOut
+    | StepAnalysisOut
+    | StepSetHeaderRouteOut
+    | StepSetMirrorRouteOut
+)
+
+
+class CanaryRouteOut(_Shown):
+    header: str | None
+    cookie: str | None
+    sticky_key: str | None
+
+
+class CanaryStrategyOut(_Shown):
+    """A share of the requests on the new release, step by step."""
+
+    kind: Literal["canary"]
+    steps: list[CanaryStepOut] = Field(min_length=1)
+    stable_replicas: int = Field(ge=1)
+    canary_replicas: Literal["match_weight"] | int
+    route: CanaryRouteOut
+    analysis: BackgroundAnalysisOut | None
+    min_ready: Seconds
+    progress_deadline: Seconds
+    health: HealthOut
+
+
+class SmokeCheckOut(_Shown):
+    path: str
+    status: int
+    body_contains: str | None
+
+
+class BlueGreenStrategyOut(_Shown):
+    """The idle side deployed and checked on a preview, then one switch."""
+
+    kind: Literal["blue_green"]
+    replicas: int = Field(ge=1)
+    preview_replicas: int = Field(ge=1)
+    smoke: list[SmokeCheckOut]
+    auto_promote: Seconds | None = Field(description="null: wait for Promote")
+    scale_down_delay: Seconds
+    pre_promotion_analysis: AnalysisRefOut | None
+    post_promotion_analysis: AnalysisRefOut | None
+    min_ready: Seconds
+    progress_deadline: Seconds
+    health: HealthOut
+
+
+class RollingStrategyOut(_Shown):
+    """Instances replaced batch by batch."""
+
+    kind: Literal["rolling"]
+    replicas: int = Field(ge=1)
+    batch_size: CountOrShare
+    max_surge: CountOrShare
+    max_unavailable: CountOrShare
+    min_ready: Seconds
+    analysis: AnalysisRefOut | None
+    progress_deadline: Seconds
+    health: HealthOut
+
+
+class RecreateStrategyOut(_Shown):
+    """The old release stopped, then the new one started."""
+
+    kind: Literal["recreate"]
+    replicas: int = Field(ge=1)
+    progress_deadline: Seconds
+    health: HealthOut
+
+
+Shown = Annotated[
+    CanaryStrategyOut | BlueGreenStrategyOut | RollingStrategyOut | RecreateStrategyOut,
+    Field(discriminator="kind"),
+]
+
+
+class _DescribedAs:
+    """A plain JSON object that the document describes as ``shown``: the value passes through
+    as it is (no model is built from it), in both directions."""
+
+    def __init__(self, shown: Any) -> None:
+        self.shown = shown
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler):
+        return core_schema.no_info_plain_validator_function(
+            _an_object,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda value: value, return_schema=core_schema.any_schema()
+            ),
+            json_schema_input_schema=handler.generate_schema(self.shown),
+        )
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler):
+        return handler(schema["json_schema_input_schema"])
+
+
+# a normalised strategy in a response (a deployment's, a target's, a default, the validator's)
+StrategyShown = Annotated[dict[str, Any], _DescribedAs(Shown)]

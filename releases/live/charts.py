@@ -14,6 +14,12 @@ reading and the target's previous one, divided by the time between them (the age
   the histogram bucket that holds them (as Prometheus' ``histogram_quantile`` does); a quantile in
   the open-ended last bucket is reported as the largest finite bound; None without requests.
 
+A sample also carries the seconds it spans and, when the provider says (the local fleet does), the
+router's ``weights`` per slot as the counters were read: the per-side rates that the page reads
+against the split (``split_rates``) are taken over the latest samples of one split, the same
+seconds for both sides, so a 20% canary shows about 20% of the requests (a single 2 s sample of
+a few dozen requests is off by several points by chance alone).
+
 A provider that compares mirrored answers with the users' (the local router's dark launch) adds
 its running totals as the sample's ``dark_launch``, passed through as it reads them.
 
@@ -69,6 +75,7 @@ LOCK_MS = 15_000
 READING_TTL = 3600
 ERROR_CLASSES = ("5xx", "error")
 WARN_EVERY = 60.0
+STEADY_SECONDS = 30.0  # the per-side rates read against the split: at most this many seconds
 
 _clients: dict[tuple[int, str], redis.Redis] = {}
 _warned_at = 0.0
@@ -142,7 +149,10 @@ def window_sample(previous: dict | None, reading: dict) -> dict | None:
             if sample[f"{q}_ms"] is None and given is not None:
                 sample[f"{q}_ms"] = round(float(given), 2)
         slots[name] = sample
-    return {"t": round(reading["time"], 3), "slots": slots}
+    sample = {"t": round(reading["time"], 3), "seconds": seconds, "slots": slots}
+    if reading.get("weights") is not None:
+        sample["weights"] = reading["weights"]
+    return sample
 
 
 def make_sample(previous: dict | None, reading: dict) -> dict | None:
@@ -161,10 +171,54 @@ def make_sample(previous: dict | None, reading: dict) -> dict | None:
         if sample is None:
             return None
         slots[name] = sample
-    sample = {"t": round(reading["time"], 3), "slots": slots}
+    sample = {"t": round(reading["time"], 3), "seconds": round(seconds, 3), "slots": slots}
+    if reading.get("weights") is not None:
+        sample["weights"] = reading["weights"]
     if reading.get("dark_launch"):  # the router's running comparison of mirrored answers
         sample["dark_launch"] = reading["dark_launch"]
     return sample
+
+
+def split_rates(samples: list[dict], slots: dict[str, str], span: float = STEADY_SECONDS):
+    """Each side's request rate and share of the requests over the latest samples taken at one
+    split, so that they can be read against the weights: those of the last ``span`` seconds whose
+    whole interval ran under the latest sample's ``weights`` (a sample counts only when the one
+    before it was read at the same weights too). ``slots`` maps a side ("stable", "canary") to
+    its slot. Both sides over the same samples, hence the same seconds. None without a sample.
+    static/js/deployment.js (splitRates) computes the same for the live page."""
+    if not samples:
+        return None
+    latest = samples[-1]
+    weights = latest.get("weights")
+    chosen = []
+    for i in range(len(samples) - 1, -1, -1):
+        sample = samples[i]
+        seconds = sample.get("seconds")
+        if seconds is None or sample["t"] - seconds < latest["t"] - span - 0.5:
+            break
+        if weights is not None and (
+            sample.get("weights") != weights or i == 0 or samples[i - 1].get("weights") != weights
+        ):
+            break
+        chosen.append(sample)
+    if not chosen:
+        return None
+    seconds = sum(s["seconds"] for s in chosen)
+    total = sum(n.get("requests", 0) for s in chosen for n in s["slots"].values())
+    weight_sum = sum((weights or {}).values())
+    sides = {}
+    for side, slot in slots.items():
+        requests = sum(s["slots"].get(slot, {}).get("requests", 0) for s in chosen)
+        errors = sum(s["slots"].get(slot, {}).get("errors", 0) for s in chosen)
+        sides[side] = {
+            "slot": slot,
+            "requests": requests,
+            "rps": round(requests / seconds, 3),
+            "error_rate": round(errors / requests, 5) if requests else None,
+            "share": round(requests / total, 4) if total else None,
+            "weight": round(100 * weights.get(slot, 0) / weight_sum, 1) if weight_sum else None,
+        }
+    return {"seconds": round(seconds, 3), "requests": total, "samples": len(chosen), "sides": sides}
 
 
 # --- storage --------------------------------------------------------------------------------------

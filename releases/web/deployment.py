@@ -9,6 +9,7 @@ decided here only.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -240,16 +241,28 @@ def show_value(key: str, value) -> str:
     return f"{value:.0f} ms"
 
 
-def charts_for(d: Deployment, latest: dict | None) -> list[dict]:
+def charts_for(d: Deployment, latest: dict | None, split: dict | None = None) -> list[dict]:
+    """The charts' legends: request and error rates over ``split``'s seconds (both sides alike,
+    charts.split_rates) when there is one, the latencies from the latest sample."""
     slots = (latest or {}).get("slots", {})
     out = []
     for key, title, unit in CHARTS:
         row = {"key": key, "title": title, "unit": unit}
         for role, slot in (("stable", d.stable_slot), ("canary", d.canary_slot)):
-            sample = slots.get(slot)
+            sample = (split or {}).get("sides", {}).get(role) if key in SPLIT_KEYS else None
+            sample = sample or slots.get(slot)
             row[role] = show_value(key, sample.get(key)) if sample else None
         out.append(row)
     return out
+
+
+SPLIT_KEYS = ("rps", "error_rate")  # the legends read over the split's window, not one sample
+
+
+def split_for(d: Deployment) -> dict | None:
+    """Each side's rate and share over the latest samples at one split (charts.split_rates)."""
+    recent = charts.window(d.target_id, time.time() - charts.STEADY_SECONDS - 10)
+    return charts.split_rates(recent, {"stable": d.stable_slot, "canary": d.canary_slot})
 
 
 def attention(d: Deployment, pause: dict | None) -> tuple[str, str] | None:
@@ -284,6 +297,7 @@ def deployment(request, pk: int):
     data = deployment_dict(d)
     pause = data["pause"]
     latest = charts.latest(d.target_id)
+    split_rates = split_for(d)
     return render(
         request,
         "releases/deployment.html",
@@ -304,7 +318,8 @@ def deployment(request, pk: int):
             "actions": actions_for(request, d, steps),
             "analysis": data["analysis"],
             "latest": latest,
-            "charts": charts_for(d, latest),
+            "split_rates": split_rates,
+            "charts": charts_for(d, latest, split_rates),
             "pause_until": parse_datetime(pause["until"]) if pause and pause["until"] else None,
             **governance_context(d),  # approvals, freeze overrides, a freeze in force
         },

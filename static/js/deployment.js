@@ -425,8 +425,8 @@
   var samples = [];
   var lastSample = null;
   var FORMATS = {
-    rps: function (v) { return v.toFixed(v < 10 ? 1 : 0) + "/s"; },
-    error_rate: function (v) { return (100 * v).toFixed(v < 0.1 ? 2 : 1) + "%"; },
+    rps: function (v) { return v.toFixed(1) + "/s"; }, // as the server writes it (show_value)
+    error_rate: function (v) { return (100 * v).toFixed(2) + "%"; }, // as show_value writes it
     p95_ms: function (v) { return v.toFixed(0) + " ms"; },
     p99_ms: function (v) { return v.toFixed(0) + " ms"; }
   };
@@ -491,6 +491,8 @@
     var now = win.end;
     var marks = chartMarks();
     samples = samples.filter(function (s) { return s.t >= Date.now() / 1000 - WINDOW; });
+    var split = splitRates(samples, slotOf);
+    drawSplit(split);
     Object.keys(charts).forEach(function (key) {
       var series = {};
       ["stable", "canary"].forEach(function (role) {
@@ -504,6 +506,7 @@
       ["stable", "canary"].forEach(function (role) {
         var out = charts[key].figure.querySelector('[data-latest="' + role + '"]');
         var slot = latest && latest.slots[slotOf[role]];
+        if (split && SPLIT_KEYS[key]) slot = split.sides[role];
         var value = slot ? slot[key] : null;
         if (out) out.textContent = value == null ? "—" : charts[key].format(value);
       });
@@ -511,6 +514,71 @@
     var empty = $("[data-metrics-empty]");
     if (empty) empty.hidden = samples.length > 0;
     drawDarkLaunch(samples.length ? samples[samples.length - 1].dark_launch : null);
+  }
+
+  // Each side's request rate and share over the latest samples taken at one split (at most
+  // STEADY seconds), read against the weights; the same as releases/live/charts.split_rates.
+  var STEADY = 30;
+  var SPLIT_KEYS = { rps: 1, error_rate: 1 }; // their legends read over the split's seconds
+  function splitRates(list, sides) {
+    if (!list.length) return null;
+    var latest = list[list.length - 1];
+    // the same split whatever the order of the keys (as Python compares the dicts)
+    var key = function (w) {
+      return w ? Object.keys(w).sort().map(function (n) { return n + "=" + w[n]; }).join(",") : null;
+    };
+    var weights = key(latest.weights);
+    var same = function (s) { return !!s && key(s.weights) === weights; };
+    var chosen = [];
+    for (var i = list.length - 1; i >= 0; i--) {
+      var s = list[i];
+      if (s.seconds == null || s.t - s.seconds < latest.t - STEADY - 0.5) break;
+      if (weights !== null && (!same(s) || !same(list[i - 1]))) break;
+      chosen.push(s);
+    }
+    if (!chosen.length) return null;
+    var seconds = 0, total = 0;
+    chosen.forEach(function (s) {
+      seconds += s.seconds;
+      Object.keys(s.slots).forEach(function (n) { total += s.slots[n].requests || 0; });
+    });
+    var weightSum = 0;
+    Object.keys(latest.weights || {}).forEach(function (n) { weightSum += latest.weights[n]; });
+    var out = { seconds: seconds, requests: total, sides: {} };
+    Object.keys(sides).forEach(function (side) {
+      var requests = 0, errors = 0;
+      chosen.forEach(function (s) {
+        var slot = s.slots[sides[side]] || {};
+        requests += slot.requests || 0;
+        errors += slot.errors || 0;
+      });
+      out.sides[side] = {
+        requests: requests,
+        rps: requests / seconds,
+        error_rate: requests ? errors / requests : null,
+        share: total ? requests / total : null,
+        weight: weightSum ? 100 * (latest.weights[sides[side]] || 0) / weightSum : null
+      };
+    });
+    return out;
+  }
+
+  function drawSplit(split) {
+    var line = $("[data-split-rates]");
+    if (!line) return;
+    line.hidden = !split;
+    if (!split) return;
+    line.querySelector("[data-split-seconds]").textContent = Math.round(split.seconds);
+    line.querySelector("[data-split-requests]").textContent = split.requests;
+    ["stable", "canary"].forEach(function (side) {
+      var v = split.sides[side];
+      var share = line.querySelector('[data-split-share="' + side + '"]');
+      share.dataset.value = v.share == null ? "" : v.share;
+      share.textContent = v.share == null ? "—" : Math.round(100 * v.share) + "%";
+      var weight = line.querySelector('[data-split-weight="' + side + '"]');
+      weight.dataset.value = v.weight == null ? "" : v.weight;
+      weight.textContent = v.weight == null ? "" : " at weight " + Math.round(v.weight) + "%";
+    });
   }
 
   // the router's comparison of mirrored answers with the users' (a dark launch)

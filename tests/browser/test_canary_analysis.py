@@ -106,13 +106,13 @@ def world(stack):
     return {"alice": alice, "actor": actor, "target": target, "api": api, "dev": dev}
 
 
-def start(world, strategy) -> Deployment:
+def start(world, strategy, version="1.1.0") -> Deployment:
     d, _ = off_loop(
         actions.start_deployment,
         world["actor"],
         service=world["api"],
         environment=world["dev"],
-        version="1.1.0",
+        version=version,
         strategy=strategy,
     )
     return d

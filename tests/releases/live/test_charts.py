@@ -86,6 +86,55 @@ def test_readings_too_close_together_give_no_sample():
     assert charts.make_sample(None, {"time": 100.2, "slots": {}}) is None
 
 
+def test_a_sample_carries_its_seconds_and_the_routers_weights():
+    previous = {"time": 100.0, "slots": {"blue": counters(10)}}
+    reading = {"time": 102.5, "slots": {"blue": counters(20)}, "weights": {"blue": 20}}
+    sample = charts.make_sample(previous, reading)
+    assert sample["seconds"] == 2.5 and sample["weights"] == {"blue": 20}
+    assert "weights" not in charts.make_sample(previous, {**reading, "weights": None})
+
+
+def split_sample(t, green, blue, weights, seconds=2.0, errors=0):
+    return {
+        "t": t,
+        "seconds": seconds,
+        "weights": weights,
+        "slots": {
+            "green": {"requests": green, "errors": 0},
+            "blue": {"requests": blue, "errors": errors},
+        },
+    }
+
+
+SIDES = {"stable": "green", "canary": "blue"}
+
+
+def test_split_rates_are_both_sides_over_the_same_seconds_at_the_latest_split():
+    at_0 = {"green": 100, "blue": 0}
+    at_20 = {"green": 80, "blue": 20}
+    samples = [split_sample(t, 80, 0, at_0) for t in (100, 102, 104)]
+    # the sample that ends at 106 began under the old split: left out, as is everything before
+    samples += [split_sample(106, 70, 6, at_20)]
+    samples += [split_sample(t, 64, 16, at_20, errors=1) for t in (108, 110, 112)]
+    split = charts.split_rates(samples, SIDES)
+    assert split["seconds"] == 6.0 and split["requests"] == 240 and split["samples"] == 3
+    canary = split["sides"]["canary"]
+    assert canary["share"] == 0.2 and canary["weight"] == 20.0 and canary["rps"] == 8.0
+    assert canary["error_rate"] == round(3 / 48, 5)
+    assert split["sides"]["stable"]["rps"] == 32.0 and split["sides"]["stable"]["weight"] == 80
+
+
+def test_split_rates_keep_to_the_last_30_s_and_need_a_sample():
+    weights = {"green": 50, "blue": 50}
+    samples = [split_sample(t, 10, 10, weights) for t in range(100, 162, 2)]
+    split = charts.split_rates(samples, SIDES)
+    assert split["seconds"] == 30.0 and split["sides"]["canary"]["share"] == 0.5
+    assert charts.split_rates([], SIDES) is None
+    # a provider that reports no weights: the last 30 s alone
+    bare = [{**s, "weights": None} for s in samples]
+    assert charts.split_rates(bare, SIDES)["sides"]["canary"]["weight"] is None
+
+
 def test_targets_with_an_active_deployment_are_sampled_every_round_others_every_30_s():
     class T:
         def __init__(self, pk):
@@ -142,6 +191,7 @@ def test_a_round_samples_a_live_target_from_real_traffic(agent, settings, target
         return sum(i["state"] == "ready" for i in slot["instances"]) == 2
 
     wait_until(ready, timeout=20, what="2 ready instances")
+    control.set_weights(target.key, {"blue": 100})
     factories.make_deployment(target, "1.0.0")  # active: sampled every round
     published = []
     monkeypatch.setattr(charts, "publish_metrics", lambda *args: published.append(args))
@@ -156,6 +206,8 @@ def test_a_round_samples_a_live_target_from_real_traffic(agent, settings, target
     assert 0.1 < blue["error_rate"] < 0.45
     assert 20 <= blue["p95_ms"] <= 100
     assert blue["version"] == "1.0.0"
+    # with the seconds it spans and the router's split as the agent read its counters
+    assert sample["weights"] == {"blue": 100} and 1.0 < sample["seconds"] < 30
     assert published == [(target.pk, target.key, [sample])]
     control.close()
 
