@@ -5,7 +5,8 @@
 Needs DATABASE_URL to point at Postgres (a database named <name>_awsbench is created beside it)
 and REDIS_URL (the live events go there). Starts moto_server on a free loopback port and builds an
 ALB + ECS world and a Lambda function in it (tests/integrations/aws/moto.py). Then, per provider,
-N times: a canary at 50% waiting for promotion, an abort (``releases.actions.abort``, what the API
+N times (ECS twice: a service per slot, and task-set mode, a task set per slot under one EXTERNAL
+service): a canary at 50% waiting for promotion, an abort (``releases.actions.abort``, what the API
 calls), and the ticks a worker would run at once; prints the time from the abort action returning
 to the 100%-stable routing written to AWS (ModifyListener / UpdateAlias answered), p50/p99 over N,
 and the AWS calls each kind of tick makes (forward, paused, rollback), by operation. The Celery
@@ -71,7 +72,11 @@ def run(moto, runs: int) -> None:
     from releases.models import State
     from releases.reconcile import tick
     from tests import factories
-    from tests.integrations.aws.moto import make_ecs_world, make_lambda_world
+    from tests.integrations.aws.moto import (
+        make_ecs_world,
+        make_lambda_world,
+        make_taskset_world,
+    )
 
     options = options_for({}, settings_options())
     written: list[float] = []
@@ -83,14 +88,17 @@ def run(moto, runs: int) -> None:
     for name in ("elbv2", "lambda"):
         session.client(name, options).meta.events.register("after-call", stamp)
     ecs_world = make_ecs_world(moto)
+    taskset_world = make_taskset_world(moto, name="tsapi", cluster="ts")
     lambda_world = make_lambda_world(moto)
     env = factories.make_environment("prod")
-    kinds = {
-        "aws-ecs": (ecs_world.config(), lambda v: {"image": f"example/api:{v}"}),
-        "aws-lambda": (lambda_world.config(), lambda v: lambda_world.upload(moto, v)),
+    image = lambda v: {"image": f"example/api:{v}"}  # noqa: E731
+    kinds = {  # what is measured: (provider, target config, a release's artifact)
+        "aws-ecs": ("aws-ecs", ecs_world.config(), image),
+        "aws-ecs task sets": ("aws-ecs", taskset_world.config(), image),
+        "aws-lambda": ("aws-lambda", lambda_world.config(), lambda v: lambda_world.upload(moto, v)),
     }
-    for provider, (config, artifact) in kinds.items():
-        service = factories.make_service(provider.replace("aws-", ""))
+    for label, (provider, config, artifact) in kinds.items():
+        service = factories.make_service(label.replace("aws-", "").replace(" ", "-"))
         target = factories.make_target(service, env, provider=provider, config=config)
         calls: dict[str, list[Counter]] = {"forward": [], "paused": [], "rollback": []}
         latencies: list[float] = []
@@ -137,7 +145,7 @@ def run(moto, runs: int) -> None:
             tick_until(d, lambda d: d.state == State.ABORTED)
             latencies.append(written[0] - returned)
         print(
-            f"\n{provider}: abort returned -> 100% stable written, {runs} runs: "
+            f"\n{label}: abort returned -> 100% stable written, {runs} runs: "
             f"p50 {pct(latencies, 0.5) * 1000:.1f} ms, p99 {pct(latencies, 0.99) * 1000:.1f} ms"
         )
         for kind, counters in calls.items():

@@ -110,7 +110,7 @@ PROVIDERS: dict[str, Provider] = {
     "aws-ecs": Provider(
         name="aws-ecs",
         label="AWS ECS behind an ALB",
-        target="integrations.aws.ecs.EcsTarget",
+        target="integrations.aws.tasksets.ecs_target",  # a service per slot, or task sets
         validator="integrations.aws.config.validate_ecs",
         settings="integrations.aws.config.settings_options",
         metrics="integrations.metrics.cloudwatch.CloudWatchMetrics",
@@ -140,6 +140,8 @@ PROVIDERS: dict[str, Provider] = {
         target="integrations.aws.route53.Route53Target",
         validator="integrations.aws.config.validate_route53",
         settings="integrations.aws.config.settings_options",
+        # live charts from each slot's own backend's ALB metrics, when its slot names one
+        metrics="integrations.metrics.cloudwatch.CloudWatchMetrics",
         # no warm_slot: the slots are fixed endpoints Switchyard does not run, and resolvers cache
         # the records for their TTL, so a "switch back" would not be one; a rollback redeploys
         capabilities=Capabilities(weights=True),

@@ -10,11 +10,17 @@ assume through STS) and ``external_id``; unset, they come from the settings ``AW
   ``slots`` (``{"blue": {"service": "api-blue", "target_group_arn": "arn:..."}, "green": ...}``),
   optional ``test_listener_arn`` (the blue-green preview), ``container`` (the one whose image a
   release sets, default: the task definition's first), ``endpoint`` / ``preview_endpoint``
-  (URLs, default: the load balancer's DNS name and the listeners' ports);
+  (URLs, default: the load balancer's DNS name and the listeners' ports); ``"mode":
+  "task_sets"`` makes a slot a task set of one ``service`` (deployment controller ``EXTERNAL``)
+  instead: its slots name only ``target_group_arn``, with optional ``task_definition`` (what a
+  first release derives from when the service has no task set) and ``container_port``
+  (``integrations.aws.tasksets``);
 - ``aws-lambda``: ``function_name``, ``alias`` (default ``live``), optional ``endpoint``;
 - ``aws-route53``: ``hosted_zone_id``, ``record_name``, ``record_type`` (default ``CNAME``),
   ``ttl`` (default 60), ``slots`` (``{"blue": {"value": "blue.example.com",
-  "health_check_id": optional}, ...}``).
+  "health_check_id": optional, "alb": optional {"load_balancer": "app/blue/50dc",
+  "target_group": "targetgroup/blue/73e2"}}, ...}``: ``alb`` names the slot's own backend,
+  whose ALB metrics feed the live charts).
 """
 
 from __future__ import annotations
@@ -35,13 +41,20 @@ ECS_KEYS = COMMON_KEYS + (
     "endpoint",
     "preview_endpoint",
     "header_rule_priority",
+    "mode",
+    "service",
+    "task_definition",
+    "container_port",
 )
+ECS_MODES = ("services", "task_sets")
 LAMBDA_KEYS = COMMON_KEYS + ("function_name", "alias", "endpoint")
 ROUTE53_KEYS = COMMON_KEYS + ("hosted_zone_id", "record_name", "record_type", "ttl", "slots")
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 LISTENER_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener/")
 RULE_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener-rule/")
 TG_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/")
+ALB_NAME = re.compile(r"^app/[^/]+/[^/]+$")  # a load balancer as CloudWatch names it
+TG_NAME = re.compile(r"^targetgroup/[^/]+/[^/]+$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 RECORD_TYPES = ("A", "AAAA", "CNAME")
 
@@ -147,7 +160,26 @@ def validate_ecs(config: Any) -> list[tuple[str, str]]:
         value = config.get(key)
         if value is not None and (not isinstance(value, str) or not pattern.match(value)):
             errors.append((key, f"is not an Application Load Balancer {key[:-4]} ARN"))
-    errors += _slots(config, {"service": None, "target_group_arn": TG_ARN})
+    mode = config.get("mode", "services")
+    if mode not in ECS_MODES:
+        errors.append(("mode", f"must be one of {', '.join(ECS_MODES)}"))
+    if mode == "task_sets":
+        # one service (deploymentController EXTERNAL); a slot is a task set in its target group
+        errors += _required_str(config, "service")
+        errors += _slots(config, {"target_group_arn": TG_ARN})
+        for key in ("task_definition",):
+            if key in config and (not isinstance(config[key], str) or not config[key]):
+                errors.append((key, "must be a task definition ARN or family[:revision]"))
+        port = config.get("container_port")
+        if port is not None and (
+            isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
+        ):
+            errors.append(("container_port", "must be a port number, 1..65535"))
+    else:
+        for key in ("service", "task_definition", "container_port"):
+            if key in config:
+                errors.append((key, 'is only for "mode": "task_sets" (a slot names its service)'))
+        errors += _slots(config, {"service": None, "target_group_arn": TG_ARN})
     priority = config.get("header_rule_priority")
     if priority is not None and (
         isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 49980
@@ -176,4 +208,24 @@ def validate_route53(config: Any) -> list[tuple[str, str]]:
     ttl = config.get("ttl", 60)
     if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= 172800:
         errors.append(("ttl", "must be a whole number of seconds, 0..172800"))
-    return errors + _slots(config, {"value": None}, optional=("health_check_id",))
+    errors += _slots(config, {"value": None}, optional=("health_check_id", "alb"))
+    for name, slot in (
+        (config.get("slots") or {}).items() if isinstance(config.get("slots"), dict) else ()
+    ):
+        alb = slot.get("alb") if isinstance(slot, dict) else None
+        if alb is None:
+            continue
+        if (
+            not isinstance(alb, dict)
+            or set(alb) - {"load_balancer", "target_group"}
+            or not ALB_NAME.match(str(alb.get("load_balancer", "")))
+            or ("target_group" in alb and not TG_NAME.match(str(alb["target_group"])))
+        ):
+            errors.append(
+                (
+                    f"slots.{name}.alb",
+                    'must be {"load_balancer": "app/<name>/<id>", "target_group": '
+                    '"targetgroup/<name>/<id>" (optional)}: the slot backend\'s ALB metrics',
+                )
+            )
+    return errors

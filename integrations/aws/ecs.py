@@ -52,6 +52,17 @@ _endpoints: dict[str, str] = {}  # listener ARN -> URL (a load balancer's DNS na
 _endpoints_lock = threading.Lock()
 
 
+def image_of(release: ReleaseRef) -> str:
+    image = (release.artifact or {}).get("image")
+    if not isinstance(image, str) or not image:
+        raise IntegrationError(
+            f"release {release.version} has no image: an aws-ecs release's artifact is "
+            '{"image": "repository/name:tag"}',
+            permanent=True,
+        )
+    return image
+
+
 class EcsTarget:
     # the reconcile loop's fence (``integrations.aws.fencing``): tagged on listeners and services
     fence: tuple[int, int] | None = None
@@ -76,13 +87,7 @@ class EcsTarget:
     # -- the Target protocol ------------------------------------------------------------------
 
     def ensure_slot(self, slot: str, release: ReleaseRef, replicas: int) -> None:
-        image = (release.artifact or {}).get("image")
-        if not isinstance(image, str) or not image:
-            raise IntegrationError(
-                f"release {release.version} has no image: an aws-ecs release's artifact is "
-                '{"image": "repository/name:tag"}',
-                permanent=True,
-            )
+        image = image_of(release)
         container = (release.artifact or {}).get("container") or self.container
         service = self._services([slot])[slot]
         current = service["taskDefinition"]

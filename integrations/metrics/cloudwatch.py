@@ -30,6 +30,7 @@ import logging
 import math
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,13 +42,30 @@ from integrations.base import IntegrationError, MetricQuery
 logger = logging.getLogger(__name__)
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
-WINDOW = 60  # the live charts' period: the ALB's metrics are per minute
-CHART_METRICS = {
-    "requests": ("RequestCount", "Sum"),
-    "5xx": ("HTTPCode_Target_5XX_Count", "Sum"),
-    "p95": ("TargetResponseTime", "p95"),
-    "p99": ("TargetResponseTime", "p99"),
-}
+WINDOW = 60  # the live charts' period: the ALB's and Lambda's metrics are per minute
+
+
+@dataclass(frozen=True)
+class ChartMetrics:
+    """Which CloudWatch metrics a kind of target's live charts read, per slot."""
+
+    namespace: str
+    requests: tuple[str, str]  # (metric, stat): every request (invocation)
+    errors: tuple[str, str]  # the failed ones, charted as 5xx
+    latency: str  # the metric whose p95/p99 are charted
+    to_ms: float  # its unit in milliseconds
+
+
+ALB_CHARTS = ChartMetrics(
+    "AWS/ApplicationELB",
+    ("RequestCount", "Sum"),
+    ("HTTPCode_Target_5XX_Count", "Sum"),
+    "TargetResponseTime",
+    1000.0,  # seconds
+)
+LAMBDA_CHARTS = ChartMetrics(
+    "AWS/Lambda", ("Invocations", "Sum"), ("Errors", "Sum"), "Duration", 1.0
+)
 HIGH_RESOLUTION = (1, 5, 10, 30)
 SLOT_VERSION = "@slot-version"
 
@@ -63,22 +81,30 @@ class CloudWatchMetrics:
     def read_counters(
         cls, keys: list[str], *, configs: dict[str, dict] | None = None, **settings: Any
     ) -> dict[str, dict]:
-        """The live charts' readings of ``aws-ecs`` targets: per slot, the ALB's counts for the
-        slot's target group over the last complete CloudWatch period (``WINDOW`` seconds), as a
-        windowed reading (``releases.live.charts``): ``RequestCount``, ``HTTPCode_Target_5XX_Count``
-        (as 5xx) and ``TargetResponseTime`` p95/p99 (ms). Two GetMetricData calls per target
-        (the percentiles apart: a source that cannot compute them, as moto cannot, leaves the
-        chart its rates).
-        Targets of other kinds (a Lambda alias, Route 53 records) have no live charts here."""
+        """The live charts' readings of AWS targets: per slot, the counts over the last complete
+        CloudWatch period (``WINDOW`` seconds), as a windowed reading
+        (``releases.live.charts``): requests, errors (as 5xx) and latency p95/p99 (ms) of
+
+        - an ``aws-ecs`` target: the ALB's ``RequestCount``, ``HTTPCode_Target_5XX_Count`` and
+          ``TargetResponseTime`` of each slot's target group;
+        - an ``aws-lambda`` target: ``Invocations``, ``Errors`` and ``Duration`` of the traffic
+          alias (``Resource`` ``function:alias``) by ``ExecutedVersion``, each slot's the version
+          its ``switchyard-<slot>`` alias points at (one ``ListAliases``);
+        - an ``aws-route53`` target: the ALB metrics of each slot's own backend, when its slot
+          names one (``"alb": {"load_balancer": "app/…", "target_group": "targetgroup/…"}``);
+          a health check counts no requests, so a slot without it has no chart.
+
+        Two GetMetricData calls per target (the percentiles apart: a source that cannot compute
+        them, as moto cannot, leaves the chart its rates)."""
         out = {}
         for key in keys:
             config = (configs or {}).get(key) or {}
-            dims = alb_dimensions(config)
-            if not dims:
-                continue
             source = cls(target=key, **{**settings, "region": config.get("region")})
             try:
-                reading = source.window_reading(dims)
+                kind, dims, versions = source.chart_dimensions(config)
+                if not dims:
+                    continue
+                reading = source.window_reading(dims, kind, versions)
             except IntegrationError as exc:
                 logger.warning("live charts of %s: %s", key, exc.message)
                 continue
@@ -86,16 +112,67 @@ class CloudWatchMetrics:
                 out[key] = reading
         return out
 
-    def window_reading(self, dims: dict[str, dict[str, str]]) -> dict[str, Any] | None:
+    def chart_dimensions(
+        self, config: dict[str, Any]
+    ) -> tuple[ChartMetrics, dict[str, dict[str, str]], dict[str, str]]:
+        """The kind of metrics, per slot their dimensions, and per slot the release it runs
+        when the metrics tell it apart (a Lambda version), of a target's config."""
+        if config.get("function_name"):
+            return (LAMBDA_CHARTS, *self._lambda_dimensions(config))
+        if config.get("hosted_zone_id"):
+            return ALB_CHARTS, backend_dimensions(config), {}
+        return ALB_CHARTS, alb_dimensions(config), {}
+
+    def _lambda_dimensions(
+        self, config: dict[str, Any]
+    ) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        function = config["function_name"]
+        resource = f"{function}:{config.get('alias') or 'live'}"
+        if self._lambda is None:
+            self._lambda = client("lambda", self.options)
+        with calling("lambda", "ListAliases", f"function {function}"):
+            pages = self._lambda.get_paginator("list_aliases").paginate(FunctionName=function)
+            aliases = [a for page in pages for a in page.get("Aliases", [])]
+        dims, releases = {}, {}
+        for alias in aliases:
+            name = alias["Name"]
+            if not name.startswith("switchyard-"):
+                continue
+            slot = name.removeprefix("switchyard-")
+            dims[slot] = {
+                "FunctionName": function,
+                "Resource": resource,
+                "ExecutedVersion": alias["FunctionVersion"],
+            }
+            try:
+                release = json.loads(alias.get("Description") or "{}").get("release")
+            except (ValueError, AttributeError):
+                release = None
+            if release:
+                releases[slot] = str(release)
+        return dims, releases
+
+    def window_reading(
+        self,
+        dims: dict[str, dict[str, str]],
+        kind: ChartMetrics = ALB_CHARTS,
+        releases: dict[str, str] | None = None,
+    ) -> dict[str, Any] | None:
         """The latest period with requests, per slot (None when no slot had any lately)."""
         end = time.time()
         # periods aligned to the minute, as CloudWatch rounds a start time down to it
         start = (end // WINDOW - 5) * WINDOW
+        metrics = {
+            "requests": kind.requests,
+            "5xx": kind.errors,
+            "p95": (kind.latency, "p95"),
+            "p99": (kind.latency, "p99"),
+        }
         counts, quantiles, periods = {}, {}, {}
         for slot, dimensions in dims.items():
-            for name, (metric, stat) in CHART_METRICS.items():
+            for name, (metric, stat) in metrics.items():
                 spec = {
-                    "namespace": "AWS/ApplicationELB",
+                    "namespace": kind.namespace,
                     "metric": metric,
                     "stat": stat,
                     "dimensions": dimensions,
@@ -115,19 +192,23 @@ class CloudWatchMetrics:
         latest = max(periods)
         slots = {}
         for slot in dims:
-            at = {name: dict(found[f"{slot}|{name}"]).get(latest) for name in CHART_METRICS}
+            at = {name: dict(found[f"{slot}|{name}"]).get(latest) for name in metrics}
             total = round(at["requests"] or 0)
             errors = min(total, round(at["5xx"] or 0))
-            counts: dict[str, Any] = {
+            reading: dict[str, Any] = {
                 "requests": {"2xx": total - errors, "5xx": errors},
                 "total": total,
             }
             quantiles = {
-                q: round(1000 * at[q], 3) for q in ("p95", "p99") if at[q] is not None and total
+                q: round(kind.to_ms * at[q], 3)
+                for q in ("p95", "p99")
+                if at[q] is not None and total
             }
             if quantiles:
-                counts["quantiles_ms"] = quantiles
-            slots[slot] = counts
+                reading["quantiles_ms"] = quantiles
+            if (releases or {}).get(slot) and total:
+                reading["versions"] = {releases[slot]: total}
+            slots[slot] = reading
         return {"time": latest.timestamp() + WINDOW, "window": WINDOW, "slots": slots}
 
     def begin(self, query: MetricQuery) -> dict[str, Any]:
@@ -323,4 +404,19 @@ def alb_dimensions(config: dict[str, Any]) -> dict[str, dict[str, str]]:
         group = re.search(r":(targetgroup/[^/]+/[^/]+)$", (spec or {}).get("target_group_arn", ""))
         if group:
             out[slot] = {"LoadBalancer": match.group(1), "TargetGroup": group.group(1)}
+    return out
+
+
+def backend_dimensions(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per slot, the ALB metrics' dimensions of an ``aws-route53`` slot's own backend (its
+    ``alb``: ``load_balancer`` and optionally ``target_group``); slots without one are left
+    out."""
+    out = {}
+    for slot, spec in (config.get("slots") or {}).items():
+        alb = (spec or {}).get("alb") if isinstance(spec, dict) else None
+        if isinstance(alb, dict) and alb.get("load_balancer"):
+            dims = {"LoadBalancer": str(alb["load_balancer"])}
+            if alb.get("target_group"):
+                dims["TargetGroup"] = str(alb["target_group"])
+            out[slot] = dims
     return out

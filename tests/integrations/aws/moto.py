@@ -10,6 +10,7 @@ is updated.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import socket
@@ -82,6 +83,7 @@ class EcsWorld:
     test_listener_arn: str
     target_groups: dict[str, str]  # slot -> target group ARN
     services: dict[str, str]  # slot -> service name
+    task_definition: str = ""  # the family's first revision
 
     def config(self, **extra) -> dict:
         return {
@@ -96,9 +98,12 @@ class EcsWorld:
         }
 
 
-def make_ecs_world(moto: MotoServer, name: str = "api") -> EcsWorld:
+def make_ecs_world(
+    moto: MotoServer, name: str = "api", with_services: bool = True, cluster: str = "prod"
+) -> EcsWorld:
     """An ALB with a production listener (100% to blue) and a test listener, a target group per
-    slot, and an ECS service per slot on the family's first revision, scaled to 0."""
+    slot, and an ECS service per slot on the family's first revision, scaled to 0 (none with
+    ``with_services=False``)."""
     ec2, elb, ecs = moto.client("ec2"), moto.client("elbv2"), moto.client("ecs")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [
@@ -132,7 +137,7 @@ def make_ecs_world(moto: MotoServer, name: str = "api") -> EcsWorld:
             DefaultActions=[forward],
         )["Listeners"][0]["ListenerArn"]
 
-    ecs.create_cluster(clusterName="prod")
+    ecs.create_cluster(clusterName=cluster)
     first = ecs.register_task_definition(
         family=name,
         containerDefinitions=[
@@ -147,16 +152,67 @@ def make_ecs_world(moto: MotoServer, name: str = "api") -> EcsWorld:
         ],
     )["taskDefinition"]["taskDefinitionArn"]
     services = {}
-    for slot, arn in groups.items():
+    for slot, arn in groups.items() if with_services else ():
         services[slot] = f"{name}-{slot}"
         ecs.create_service(
-            cluster="prod",
+            cluster=cluster,
             serviceName=services[slot],
             taskDefinition=first,
             desiredCount=0,
             loadBalancers=[{"targetGroupArn": arn, "containerName": "app", "containerPort": 80}],
         )
-    return EcsWorld("prod", listener(80), listener(8080), groups, services)
+    return EcsWorld(cluster, listener(80), listener(8080), groups, services, first)
+
+
+@dataclass
+class TaskSetWorld:
+    ecs: EcsWorld
+    service: str  # the one service, deploymentController EXTERNAL
+
+    def config(self, **extra) -> dict:
+        return {
+            "region": REGION,
+            "mode": "task_sets",
+            "cluster": self.ecs.cluster,
+            "service": self.service,
+            "listener_arn": self.ecs.listener_arn,
+            "task_definition": self.ecs.task_definition,
+            "slots": {
+                slot: {"target_group_arn": arn} for slot, arn in self.ecs.target_groups.items()
+            },
+            **extra,
+        }
+
+
+def make_taskset_world(
+    moto: MotoServer, name: str = "api", desired: int = 2, cluster: str = "prod"
+) -> TaskSetWorld:
+    """The ALB world of ``make_ecs_world`` without a service per slot: one service with the
+    EXTERNAL deployment controller (no task set yet) and one EC2 container instance in the
+    cluster (moto places a new task set's tasks with RunTask, which needs an instance)."""
+    world = make_ecs_world(moto, name, with_services=False, cluster=cluster)
+    ec2, ecs = moto.client("ec2"), moto.client("ecs")
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]
+    document = {
+        "instanceId": instance["InstanceId"],
+        "region": REGION,
+        "availabilityZone": instance["Placement"]["AvailabilityZone"],
+        "instanceType": instance["InstanceType"],
+        "imageId": instance["ImageId"],
+        "privateIp": instance.get("PrivateIpAddress"),
+        "accountId": ACCOUNT,
+        "version": "2010-8-31",
+    }
+    ecs.register_container_instance(
+        cluster=world.cluster, instanceIdentityDocument=json.dumps(document)
+    )
+    ecs.create_service(
+        cluster=world.cluster,
+        serviceName=name,
+        desiredCount=desired,
+        deploymentController={"type": "EXTERNAL"},
+    )
+    return TaskSetWorld(world, name)
 
 
 def lambda_zip(body: str = "def handler(event, context):\n    return 'ok'\n") -> bytes:

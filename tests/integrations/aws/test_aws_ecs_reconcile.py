@@ -139,10 +139,12 @@ def test_an_abort_writes_100_percent_stable_to_the_listener_first(moto, world, e
     assert service_of(moto, world, stable) == (2, "1.0.0")
 
 
-def test_a_rolling_update_moves_the_replicas_and_ends_on_the_new_release(moto, world, ecs_target):
-    live(ecs_target, replicas=4)
+def rolled(target):
+    """A rolling update of 4 replicas, batches of 2, surge 1, to success: the deployment and the
+    (stable, canary) desired counts each tick saw, checked never to pass replicas + surge."""
+    live(target, replicas=4)
     spec = {"kind": "rolling", "replicas": 4, "batch_size": 2, "max_surge": 1}
-    d = deploy(ecs_target, "2.0.0", spec)
+    d = deploy(target, "2.0.0", spec)
     stable, canary = d.stable_slot, d.canary_slot
     seen = []
 
@@ -154,6 +156,12 @@ def test_a_rolling_update_moves_the_replicas_and_ends_on_the_new_release(moto, w
     d = tick_until(d, observed, what="success")
     during = seen[:-1]  # the done tick starts the previous release again (the rollback window)
     assert all(old + new <= 5 for old, new in during)  # never above replicas + max_surge
+    return d, seen
+
+
+def test_a_rolling_update_moves_the_replicas_and_ends_on_the_new_release(moto, world, ecs_target):
+    d, seen = rolled(ecs_target)
+    stable, canary = d.stable_slot, d.canary_slot
     assert (3, 2) in seen or (2, 2) in seen  # a batch of two
     assert service_of(moto, world, canary) == (4, "2.0.0")
     assert service_of(moto, world, stable) == (4, "1.0.0") and d.window_until is not None
