@@ -178,3 +178,12 @@ def test_a_provider_without_experiment_slots_refuses_the_spec(provider):
     assert "experiment_slots (extra slots for an experiment step" in caught.value.message
     assert "experiment_slots" in caught.value.details["missing_capabilities"]
     assert actions.validate_strategy(spec({"templates": BOTH}), provider="local")
+
+
+def test_an_experiment_analysis_naming_no_stored_template_is_refused_at_its_path(target):
+    analysis = {"name": "compare", "template": "no-such-template"}
+    with pytest.raises(InvalidSpec) as caught:
+        actions.validate_strategy(spec({"templates": BOTH, "analyses": [analysis]}))
+    [error] = caught.value.details["errors"]
+    assert error["path"] == "steps[0].experiment.analyses[0].template"
+    assert "there is no analysis template 'no-such-template'" in error["message"]
