@@ -4,7 +4,9 @@ starts a fresh baseline (the old release) and a fresh canary (the new one) as tw
 beside the deployment's own, sends each its share of the requests, and measures the one against
 the other (Kayenta-style: both fresh). A healthy canary passes and the rollout goes on; a canary
 that fails half its requests fails the analysis, and the rollout rolls back. Either way the
-experiment's slots are gone afterwards."""
+experiment's slots are gone afterwards. And with two workers (their own Redis, beat and a
+slowed target), the one holding the deployment SIGKILLed while the experiment starts: the other
+carries it through, each experiment event once, no slot left."""
 
 from __future__ import annotations
 
@@ -107,3 +109,70 @@ def test_an_experiment_with_a_bad_canary_fails_and_rolls_back_leaving_no_slot(st
     with httpx.Client(timeout=5) as client:
         after = {client.get(endpoint).headers["x-switchyard-version"] for _ in range(20)}
     assert after == {"1.0.0"}
+
+
+def test_a_worker_killed_mid_experiment_is_resumed_by_the_other_without_repeats_or_leaks(
+    transactional_db, settings
+):
+    """Two workers, every change to the target held 3 s (longer than the lease) on its way to
+    the fleet agent, so the kill lands in the middle of a tick acting on the experiment."""
+    from releases.models import Deployment, DeploymentEvent, State
+
+    from .loop_stack import holder, loop_stack
+    from .test_broker_restart import deploy as deploy_row
+    from .test_broker_restart import finished
+    from .test_canary import FAST_HEALTH
+    from .test_lease_workers import SLOWED
+    from .test_lease_workers import first_release as first_rolling
+
+    strategy = {
+        "kind": "canary",
+        "stable_replicas": 2,
+        "health": FAST_HEALTH,
+        "progress_deadline": "120s",
+        "steps": [
+            {
+                "experiment": {
+                    "duration": "2s",
+                    "templates": [
+                        {"name": "baseline", "spec_ref": "stable", "weight": 10},
+                        {"name": "canary", "spec_ref": "canary", "weight": 10},
+                    ],
+                }
+            }
+        ],
+    }
+    with loop_stack(
+        settings, workers=("worker-a", "worker-b"), slow=SLOWED, log_name="experiment-kill"
+    ) as stack:
+        target = first_rolling(stack)
+        d = deploy_row(target, "2.0.0", strategy)
+        stack.wait_for(
+            lambda: DeploymentEvent.objects.filter(deployment=d, kind="experiment").exists(),
+            timeout=120,
+            what="the experiment to start",
+        )
+        victim = stack.wait_for(lambda: holder(stack, d.pk), timeout=60, what="a tick under way")
+        at_kill = Deployment.objects.get(pk=d.pk)
+        stack.supervisor.kill(victim)  # SIGKILL mid-tick (its change is held in the proxy)
+        done = finished(stack, d, timeout=240)
+        left = {
+            name
+            for name, s in slots(stack, target.key).items()
+            if name.startswith("exp-") and s.desired
+        }
+    running = (at_kill.progress or {}).get("experiment")
+    print(f"\n{victim} killed at step {at_kill.step_index + 1}, experiment in progress: {running}")
+    assert at_kill.state in (State.PENDING, State.PROGRESSING)  # killed before the end
+    assert done.state == State.SUCCEEDED, done.message
+    said = list(
+        DeploymentEvent.objects.filter(deployment=d, kind="experiment")
+        .order_by("id")
+        .values_list("message", flat=True)
+    )
+    assert said == [
+        "experiment started: its slots are starting",
+        "experiment running: every slot is available",
+        "experiment done: its slots are torn down",
+    ]
+    assert left == set()
