@@ -48,6 +48,9 @@ class Capabilities:
     sticky: bool = False  # place users by a hash of a key, so a user stays on one side
     mirroring: bool = False  # copy requests to the canary without answering from it
     instance_health: bool = False  # report each instance's health (not only a slot's count)
+    # run slots beside the two of a deployment, each with its own release, size and share of new
+    # requests (Argo's experiment step: a fresh baseline and canary side by side)
+    experiment_slots: bool = False
     # keep the previous release's slot running at 0% traffic after a deployment succeeded, so a
     # rollback is a switch back (the rollback window, docs/loop.md); not a strategy requirement:
     # without it a rollback of a succeeded deployment redeploys the old release
@@ -67,6 +70,7 @@ CAPABILITY_TEXT = {
     "sticky": "sticky users",
     "mirroring": "traffic mirroring",
     "instance_health": "per-instance health",
+    "experiment_slots": "extra slots for an experiment step (a fresh baseline and canary)",
     "warm_slot": "keeping the previous release warm at 0% traffic (the rollback window)",
 }
 
@@ -101,6 +105,7 @@ PROVIDERS: dict[str, Provider] = {
             sticky=True,
             mirroring=True,
             instance_health=True,
+            experiment_slots=True,
             warm_slot=True,
         ),
     ),

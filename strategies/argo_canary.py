@@ -1,10 +1,10 @@
 """Argo Rollouts' ``{"canary": {...}}`` translated into our ``canary`` (or ``rolling``) spec.
 
 Steps are translated one by one (``setWeight``, ``pause``, ``setCanaryScale``, ``analysis``,
-``setHeaderRoute``, ``setMirrorRoute``); a step holding several of them (Argo reads each field
-of a step) becomes that many of ours, in the order written. A canary without ``steps`` is Argo's
-rolling update: it becomes our ``rolling`` kind in one batch, limited by ``maxSurge`` /
-``maxUnavailable`` (Argo's defaults, 25% each), so it plans and runs like Argo's.
+``setHeaderRoute``, ``setMirrorRoute``, ``experiment``); a step holding several of them (Argo
+reads each field of a step) becomes that many of ours, in the order written. A canary without
+``steps`` is Argo's rolling update: it becomes our ``rolling`` kind in one batch, limited by
+``maxSurge`` / ``maxUnavailable`` (Argo's defaults, 25% each), so it plans and runs like Argo's.
 
 ``canaryService``, ``stableService``, ``trafficRouting`` (and its early name
 ``trafficManagement``), ``canaryMetadata``, ``stableMetadata``, ``antiAffinity`` and ``pingPong``
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strategies import spec_analysis
+from strategies import spec_analysis, spec_experiment
 from strategies.argo import Translation, block_of
 from strategies.fields import FieldError, show
 
@@ -28,6 +28,7 @@ STEPS = {
     "analysis": "analysis",
     "setHeaderRoute": "set_header_route",
     "setMirrorRoute": "set_mirror_route",
+    "experiment": "experiment",
 }
 SCALE_KEYS = {"matchTrafficWeight": "match_traffic_weight"}
 IGNORED = (
@@ -43,10 +44,6 @@ IGNORED = (
 # Argo's defaults for a canary without steps (its rolling update)
 ROLLING_DEFAULTS = {"maxSurge": "25%", "maxUnavailable": "25%"}
 UNSUPPORTED_STEPS = {
-    "experiment": (
-        "experiment steps are not supported yet: use an 'analysis' step, which measures the new "
-        "release against the old one while both serve"
-    ),
     "plugin": "step plugins are not supported: use 'analysis' or 'pause' steps",
 }
 UNSUPPORTED = {
@@ -176,6 +173,8 @@ def _steps(value: Any, out: Translation, errors: list[FieldError]) -> Any:
                 for argo_key, our_key in SCALE_KEYS.items():
                     if argo_key in step[key]:
                         out.paths.append((f"{at}.{ours}.{our_key}", f"{theirs}.{argo_key}"))
+            elif ours == "experiment":
+                inner = spec_experiment.from_argo(inner, theirs, f"{at}.experiment", out, errors)
             elif ours in ("set_header_route", "set_mirror_route"):
                 inner = _route_step(ours, inner, theirs, f"{at}.{ours}", out)
             translated.append({ours: inner})

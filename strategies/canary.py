@@ -10,6 +10,16 @@ verdict: pass -> next step; fail -> the rollout fails (the caller rolls back at 
 inconclusive -> ``waiting_for_promotion`` (a person decides). Steps that are already satisfied
 complete within one tick.
 
+``experiment`` (``strategies.spec_experiment``) starts its slots (``Decision.experiment``: the
+whole set wanted, re-declared every tick it runs, so a tick that does not is a tear-down), waits
+until they are all available (the progress deadline applies), routes their shares of requests
+(taken from the old release's), starts its analyses (keys ``experiment-<index>-<name>``, each
+with the ``arms`` it compares: the experiment's baseline and canary slots), then ends when its
+``duration`` has passed and its required analyses passed -- or waits for a person when it has
+neither. It tears its slots down and stops its analyses when it ends or is promoted past; a
+failed analysis fails the rollout (and the rollback tears the slots down). On a first deployment
+(no old release) an experiment with a baseline is skipped, as Argo skips steps then.
+
 Background analysis (the spec's ``analysis``, key ``background``) starts when step
 ``start_at_step`` begins and is watched until the tick that routes 100% to the new release, which
 stops it: a failure at any time fails the rollout; an inconclusive verdict holds everything and
@@ -27,8 +37,9 @@ any other step it is ignored, with an event, so a late click never skips a pause
 
 Progress keys owned here: ``index`` (the step being carried out; ``len(steps)`` = promotion),
 ``weight`` (last routed by a step), ``scale`` (the ``set_canary_scale`` in force),
-``pause_started_at``, ``released_stable`` and ``background`` ("on" while the background analysis
-is watched, "off" after).
+``pause_started_at``, ``released_stable``, ``experiment`` (the experiment in progress:
+``{"index", "slots": {key: {"release", "replicas"}}, "ready_at"}``) and ``background`` ("on"
+while the background analysis is watched, "off" after).
 """
 
 from __future__ import annotations
@@ -36,7 +47,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from strategies import spec_analysis
+from strategies import spec_analysis, spec_experiment
 from strategies.durations import format_duration
 from strategies.spec_canary import background_of, canary_size
 from strategies.state import Decision, Observation
@@ -73,6 +84,7 @@ def decide_forward(
         state.update(index=0, weight=0, scale=None)
         _started(tick, 0)
         tick.route_to(_split(0), rules=rules)
+    tick.keep_experiment()  # an experiment in progress keeps its slots unless it ends this tick
     index, weight, scale = state["index"], state["weight"], state["scale"]
     failure = tick.analysis_failure()
     if failure is not None:
@@ -95,13 +107,15 @@ def decide_forward(
 
     if intent == "promote_full" and index < count:
         _skip_analysis(tick, index)
+        _end_experiment(tick, weight, rules)
         index = count
         state.pop("pause_started_at", None)
         tick.event("promote", "promoted in full: skipping the remaining steps", step_index=index)
         _started(tick, index)
     elif intent == "promote":
-        if index < count and ("pause" in steps[index] or "analysis" in steps[index]):
+        if index < count and any(k in steps[index] for k in ("pause", "analysis", "experiment")):
             _skip_analysis(tick, index)
+            _end_experiment(tick, weight, rules)
             state.pop("pause_started_at", None)
             tick.event("promote", f"promoted: {tick.steps[index]} finished", step_index=index)
             index += 1
@@ -110,7 +124,8 @@ def decide_forward(
             where = tick.steps[min(index, count)]
             tick.event(
                 "promote",
-                f"promote ignored: the current step ({where}) is not a pause or an analysis",
+                f"promote ignored: the current step ({where}) is not a pause, an analysis or an "
+                "experiment",
             )
 
     if state.get("had_stable") and index < count:
@@ -118,6 +133,7 @@ def decide_forward(
 
     wait = tick.busy_wait()
     waiting_on_instances = False
+    mark, seen = None, None  # how far an experiment's slots have come (the deadline's clock)
     message = ""
     if held:
         tick.hold_clock()
@@ -169,6 +185,18 @@ def decide_forward(
                 message = f"pausing {format_duration(math.ceil(left))} more"
                 break
             state.pop("pause_started_at")
+        elif "experiment" in step:
+            outcome, message, seconds = _experiment(tick, index, step["experiment"], weight, rules)
+            if outcome == "fail":
+                return tick.give_up(message, step_index=index)
+            if outcome == "instances":
+                waiting_on_instances = True
+                mark, seen = [index, seconds], f"{message} at step {index + 1}"
+                break
+            if outcome != "done":
+                tick.waiting_for_promotion = outcome == "promotion"
+                wait = seconds
+                break
         elif "set_header_route" in step or "set_mirror_route" in step:
             # only reached on a target whose router can (required_capabilities)
             ((kind, route),) = step.items()
@@ -223,9 +251,9 @@ def decide_forward(
             )
 
     if waiting_on_instances:
-        tick.note_progress([index, canary.available])
+        tick.note_progress(mark or [index, canary.available])
         if tick.overdue():
-            return tick.fail(_seen(tick, index), step_index=min(index, count))
+            return tick.fail(seen or _seen(tick, index), step_index=min(index, count))
     at = min(index, count)
     head = f"step {at + 1} of {count + 1}"
     split = f"{state['weight']}% of requests on the new release"
@@ -245,6 +273,105 @@ def _start_background(tick: Tick, background: dict[str, Any] | None, index: int)
         return
     state["background"] = "on"
     tick.analysis(BACKGROUND, background, step_index=None)
+
+
+def _experiment(
+    tick: Tick, index: int, step: dict[str, Any], weight: int, rules: dict[str, Any] | None
+) -> tuple[str, str, float]:
+    """Carry out the experiment step ``index``: (outcome, message, seconds). Outcomes: "done"
+    (it has ended: next step), "instances" (its slots are not all available yet; seconds: how
+    many are), "waiting" (it runs; seconds: look again then), "promotion" (it runs until a
+    person promotes), "inconclusive" (an analysis was: a person decides), "fail" (an analysis
+    failed; message: why)."""
+    state = tick.progress
+    running = state.get("experiment")
+    if running is None or running.get("index") != index:
+        stable_needed = any(t["spec_ref"] == "stable" for t in step["templates"])
+        if stable_needed and not state.get("had_stable"):
+            tick.event(
+                "experiment",
+                "experiment skipped: there is no old release to run a baseline of",
+                step_index=index,
+            )
+            return "done", "", 0.0
+        slots = {
+            spec_experiment.slot_key(index, t["name"]): {
+                "release": t["spec_ref"],
+                "replicas": t["replicas"],
+            }
+            for t in step["templates"]
+        }
+        running = state["experiment"] = {"index": index, "slots": slots, "ready_at": None}
+        tick.event("experiment", "experiment started: its slots are starting", step_index=index)
+        tick.keep_experiment()
+    if running["ready_at"] is None:
+        wanted = sum(slot["replicas"] for slot in running["slots"].values())
+        available = sum(
+            min(_available(tick, key), slot["replicas"]) for key, slot in running["slots"].items()
+        )
+        if available < wanted:
+            return (
+                "instances",
+                f"{available}/{wanted} instances of the experiment available",
+                (float(available)),
+            )
+        running["ready_at"] = tick.now
+        tick.event("experiment", "experiment running: every slot is available", step_index=index)
+    tick.route_to(_experiment_split(index, step, weight), rules=rules)
+    tick.hold_clock()  # it waits on purpose from here on
+    arms = spec_experiment.arms(index, step)
+    pending = []
+    for analysis in step["analyses"]:
+        key = spec_experiment.analysis_key(index, analysis["name"])
+        verdict, reason = tick.analysis(key, {**analysis, "arms": arms}, step_index=index)
+        if verdict == "fail":
+            return "fail", analysis_failed(key, {**analysis, "reason": reason}), 0.0
+        if verdict == "inconclusive":
+            return "promotion", analysis_inconclusive(key, reason), PAUSED_WAIT
+        if verdict != "pass" and analysis["required_for_completion"]:
+            pending.append(analysis["name"])
+    seconds = step["duration"]
+    if seconds is None and not any(a["required_for_completion"] for a in step["analyses"]):
+        return "promotion", "the experiment runs until promoted", PAUSED_WAIT
+    left = 0.0 if seconds is None else running["ready_at"] + seconds - tick.now
+    if left > 0:
+        more = format_duration(math.ceil(left))
+        return "waiting", f"the experiment runs {more} more", min(left, MAX_WAIT)
+    if pending:
+        names = ", ".join(repr(name) for name in pending)
+        return "waiting", f"the experiment waits for its analyses {names} to pass", ANALYSIS_WAIT
+    tick.event("experiment", "experiment done: its slots are torn down", step_index=index)
+    _end_experiment(tick, weight, rules)
+    return "done", "", 0.0
+
+
+def _end_experiment(tick: Tick, weight: int, rules: dict[str, Any] | None) -> None:
+    """End the experiment in progress, if any: its analyses stop, its slots are torn down and its
+    share of requests goes back to the old release."""
+    running = tick.progress.pop("experiment", None)
+    if running is None:
+        return
+    step = tick.spec["steps"][running["index"]]["experiment"]
+    for analysis in step["analyses"]:
+        tick.unwatch(spec_experiment.analysis_key(running["index"], analysis["name"]), stop=True)
+    tick.experiment = {}
+    if running.get("ready_at") is not None:
+        tick.route_to(_split(weight), rules=rules)
+
+
+def _available(tick: Tick, key: str) -> int:
+    seen = tick.obs.experiment.get(key)
+    return 0 if seen is None else seen.available
+
+
+def _experiment_split(index: int, step: dict[str, Any], weight: int) -> dict[str, int]:
+    """The weights while the experiment runs: its slots' shares come out of the old release's."""
+    shares = {
+        f"experiment:{spec_experiment.slot_key(index, t['name'])}": t["weight"]
+        for t in step["templates"]
+        if t["weight"]
+    }
+    return {"stable": 100 - weight - sum(shares.values()), "canary": weight, **shares}
 
 
 def _skip_analysis(tick: Tick, index: int) -> None:

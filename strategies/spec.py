@@ -158,6 +158,8 @@ def analysis_refs(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any] | 
         for index, step in enumerate(spec.get("steps") or []):
             if "analysis" in step:
                 yield f"steps[{index}].analysis", step["analysis"]
+            for n, ref in enumerate((step.get("experiment") or {}).get("analyses") or []):
+                yield f"steps[{index}].experiment.analyses[{n}]", ref
         keys: tuple[str, ...] = ("analysis",)
     elif kind == "blue_green":
         keys = ("pre_promotion_analysis", "post_promotion_analysis")
@@ -389,7 +391,8 @@ def required_capabilities(spec: dict[str, Any]) -> set[str]:
       ``cookie_rules`` and ``sticky`` for a header, a cookie and a sticky key; a
       ``set_header_route`` step needs ``header_routes`` (requests matched by header values, which
       the ``always``/``never`` override of ``header_rules`` cannot do) and a ``set_mirror_route``
-      step ``mirroring``;
+      step ``mirroring``; an ``experiment`` step runs extra slots beside the two
+      (``experiment_slots``);
     - a blue-green switch moves all traffic from one slot to the other at once (``switch``: any
       router with ``weights`` can, and so can one that only selects a slot), and its smoke checks
       and pre-promotion analysis run against the idle side on a preview endpoint (``preview``);
@@ -411,6 +414,8 @@ def required_capabilities(spec: dict[str, Any]) -> set[str]:
                 needed.add("header_routes")
             if "set_mirror_route" in step:
                 needed.add("mirroring")
+            if "experiment" in step:
+                needed.add("experiment_slots")
     elif kind == "blue_green":
         needed.add("switch")
         if spec.get("smoke") or spec.get("pre_promotion_analysis"):

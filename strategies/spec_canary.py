@@ -23,7 +23,9 @@ fixed count. ``route`` sends requests carrying the header or cookie with value `
 new release and ``never`` to the old one whatever the weight; ``sticky_key``
 (``"header:NAME"`` or ``"cookie:NAME"``) places requests by a hash of that key.
 
-Steps ``set_header_route`` and ``set_mirror_route`` are read by ``strategies.spec_routes``.
+Steps ``set_header_route`` and ``set_mirror_route`` are read by ``strategies.spec_routes``, and
+``experiment`` (a fresh baseline and canary side by side, with their analyses) by
+``strategies.spec_experiment``.
 Argo Rollouts' ``{"canary": {...}}`` is translated into this spec by ``strategies.argo_canary``.
 """
 
@@ -33,7 +35,7 @@ import math
 import re
 from typing import Any
 
-from strategies import spec_analysis, spec_routes
+from strategies import spec_analysis, spec_experiment, spec_routes
 from strategies.durations import format_duration
 from strategies.fields import FieldError, Fields, duration, show, whole
 from strategies.readers import instances, read_health, read_progress_deadline, read_replicas
@@ -45,6 +47,7 @@ STEP_TYPES = (
     "analysis",
     "set_header_route",
     "set_mirror_route",
+    "experiment",
 )
 SCALE_KEYS = ("replicas", "weight", "match_traffic_weight")
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -153,6 +156,9 @@ def steps(spec: dict[str, Any]) -> list[str]:
         if "set_header_route" in step or "set_mirror_route" in step:
             out.append(spec_routes.words(step))
             continue
+        if "experiment" in step:
+            out.append(spec_experiment.words(step["experiment"]))
+            continue
         if "set_weight" in step:
             weight = step["set_weight"]
             count = canary_size(spec, weight, scale)
@@ -213,10 +219,34 @@ def _read_steps(fields: Fields) -> list[dict[str, Any]] | None:
             out.append({key: spec_routes.read_header_route(value, where, errors)})
         elif key == "set_mirror_route":
             out.append({key: spec_routes.read_mirror_route(value, where, errors)})
+        elif key == "experiment":
+            out.append({key: spec_experiment.read(value, where, errors)})
+            _check_experiment_weight(out, where, errors)
         else:
             names = ", ".join(show(name) for name in STEP_TYPES)
             errors.append(FieldError(where, f"unknown step type {show(key)}: use one of {names}"))
     return out
+
+
+def _check_experiment_weight(steps: list[dict[str, Any]], path: str, errors: list[FieldError]):
+    """The experiment just read (the last of ``steps``) takes its share from the old release's:
+    with the weight the steps before it set, it may not take more than there is."""
+    experiment = steps[-1]["experiment"]
+    if experiment is None:
+        return
+    weight = 0
+    for step in steps[:-1]:
+        if isinstance(step.get("set_weight"), int):
+            weight = step["set_weight"]
+    taken = spec_experiment.weight_of(experiment)
+    if weight + taken > 100:
+        errors.append(
+            FieldError(
+                f"{path}.templates",
+                f"weights add up to {taken}%, with the new release's {weight}% more than 100%: "
+                f"give the experiment at most {100 - weight}% in all",
+            )
+        )
 
 
 def _read_pause(value: Any, path: str, errors: list[FieldError]) -> dict[str, Any] | None:

@@ -32,6 +32,9 @@ class Observation:
     # "inconclusive" | "running", "reason": "...", "template": "error-rate", "score": 100.0 | None,
     # "id": 17, "step_index": 3}}; a key the caller has not started yet is absent
     analysis: dict = field(default_factory=dict)
+    # the slots of a canary's experiment step (``strategies.spec_experiment``) the target runs
+    # for this deployment, by key ("1-baseline"); a key with no slot is absent
+    experiment: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ class Decision:
     start_analysis: list[dict] | None = None
     # keys of running analyses the caller stops (each judged on what it measured so far)
     stop_analysis: list[str] | None = None
+    # every experiment slot this deployment should run now, by key: {"1-baseline": {"release":
+    # "stable" | "canary", "replicas": 1}} (the whole set, not a change: the caller starts or
+    # resizes what differs and removes the deployment's experiment slots not in it; None: none)
+    experiment: dict | None = None
 
     @property
     def route_plan(self) -> RoutePlan | None:

@@ -55,6 +55,7 @@ class Tick:
         self.start_analysis: list[dict[str, Any]] = []
         self.stop_analysis: list[str] = []
         self.events: list[dict[str, Any]] = []
+        self.experiment: dict[str, dict[str, Any]] = {}
 
     def role(self, name: str) -> RoleState:
         return getattr(self.obs, name)
@@ -94,6 +95,12 @@ class Tick:
             self.scale[role] = replicas
         else:
             self.scale.pop(role, None)
+
+    def keep_experiment(self) -> None:
+        """Keep the slots of the experiment in progress (``progress["experiment"]["slots"]``)
+        running this tick; a tick that does not call this tears them down."""
+        running = (self.progress.get("experiment") or {}).get("slots") or {}
+        self.experiment = copy.deepcopy(running)
 
     def route_to(
         self,
@@ -152,6 +159,7 @@ class Tick:
                     "args": {**(ref.get("args") or {}), **(own.get("args") or {})},
                     "step_index": step_index,
                     **_overrides(ref),
+                    **({"arms": dict(ref["arms"])} if ref.get("arms") else {}),
                 }
                 if own.get("failure_limit") is not None:
                     overrides = {
@@ -218,6 +226,7 @@ class Tick:
         self.scale, self.route, self.weights = {}, False, None
         self.run_smoke, self.waiting_for_promotion = None, False
         self.start_analysis, self.stop_analysis = [], []
+        self.experiment = {}  # an experiment in progress is torn down with the rest
         for key in ROUTING_KEYS:  # nothing is routed after all
             self.progress.pop(key, None)
         self.progress.update(copy.deepcopy(self._routed_before))
@@ -268,6 +277,7 @@ class Tick:
             cleanup_after=self.cleanup_after,
             start_analysis=list(self.start_analysis) or None,
             stop_analysis=list(self.stop_analysis) or None,
+            experiment=dict(self.experiment) or None,
         )
 
 
@@ -276,6 +286,7 @@ def hold(spec: dict[str, Any], progress: dict[str, Any], obs: Observation) -> De
     (``paused_at`` is recorded; the next forward tick moves ``last_progress_at`` on by the
     time spent paused). A watched analysis that failed fails the rollout even now."""
     tick = Tick(spec, progress, obs)
+    tick.keep_experiment()  # a pause keeps an experiment's slots running
     tick.progress.setdefault("paused_at", obs.now)
     index = min(int(tick.progress.get("step_index", 0)), len(tick.steps) - 1)
     failure = tick.analysis_failure()

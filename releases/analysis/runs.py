@@ -77,10 +77,14 @@ def start(
     step_index: int | None = None,
     now: float | None = None,
     overrides: dict[str, Any] | None = None,
+    arms: dict[str, dict[str, Any]] | None = None,
 ) -> AnalysisRun:
     """Start the analysis ``key`` of ``deployment`` (or return it if it is already running).
     ``overrides`` (the spec's reference: ``failure_limit``, ``interval``, from Flagger's
-    ``threshold`` and ``interval``) replace those keys of every metric of the template."""
+    ``threshold`` and ``interval``) replace those keys of every metric of the template.
+    ``arms`` (``{"baseline": {"slot", "version"}, "canary": {...}}``, an experiment step's
+    slots) is what the run compares instead of the deployment's stable and canary slots; it is
+    kept in the run's ``state``."""
     running = AnalysisRun.objects.filter(deployment=deployment, key=key, phase="running").first()
     if running is not None:
         return running
@@ -106,6 +110,9 @@ def start(
     except TemplateError as exc:
         raise invalid_template(exc, f"Cannot start analysis {template_name!r}") from None
     now = time.time() if now is None else now
+    state = pure.new_state(spec, now)
+    if arms:
+        state["arms"] = arms
     run = AnalysisRun(
         deployment=deployment,
         template=template,
@@ -114,7 +121,7 @@ def start(
         step_index=step_index,
         args=bound_args,
         spec=spec,
-        state=pure.new_state(spec, now),
+        state=state,
         started_at=_ts(now),
         next_at=_ts(now),
     )

@@ -38,17 +38,26 @@ def source_for(metric: dict, deployment: Deployment):
     )
 
 
-def metric_query(metric: dict, deployment: Deployment, args: dict[str, str]) -> MetricQuery:
+def metric_query(
+    metric: dict, deployment: Deployment, args: dict[str, str], arms: dict | None = None
+) -> MetricQuery:
+    """``arms``: the slots an experiment step's run compares (``runs.start``), instead of the
+    deployment's stable and canary slots."""
     target = deployment.target
+    baseline = Arm(
+        deployment.stable_slot,
+        deployment.from_release.version if deployment.from_release_id else None,
+    )
+    canary = Arm(deployment.canary_slot, deployment.release.version)
+    if arms:
+        baseline = Arm(arms["baseline"]["slot"], arms["baseline"].get("version"))
+        canary = Arm(arms["canary"]["slot"], arms["canary"].get("version"))
     return MetricQuery(
         query=metric["query"],
         total_query=metric.get("total_query"),
         mode=MODES[metric["test"]],
-        baseline=Arm(
-            deployment.stable_slot,
-            deployment.from_release.version if deployment.from_release_id else None,
-        ),
-        canary=Arm(deployment.canary_slot, deployment.release.version),
+        baseline=baseline,
+        canary=canary,
         target=target.key,
         values={
             "target": target.key,
@@ -70,7 +79,10 @@ def fetcher(run: AnalysisRun, deployment: Deployment):
                 source = sources[metric["name"]] = source_for(metric, deployment)
             # secret arguments are read now and handed to the provider, never stored
             query = metric_query(
-                metric, deployment, {**(run.args or {}), **secrets.values(run.spec)}
+                metric,
+                deployment,
+                {**(run.args or {}), **secrets.values(run.spec)},
+                (run.state or {}).get("arms"),
             )
             if action == "begin":
                 return {"cursor": source.begin(query)}

@@ -84,6 +84,38 @@ class StepSetMirrorRoute(_Spec):
     set_mirror_route: dict[str, Any] = Field(description="copy matching requests to the canary")
 
 
+class ExperimentTemplate(_Spec):
+    name: str = Field(description="names the slot: lower-case letters, digits and '-'")
+    spec_ref: Literal["stable", "canary"] = Field(
+        description="the release it runs: stable (the old one) or canary (the new one)"
+    )
+    replicas: int = Field(1, ge=1)
+    weight: int | None = Field(
+        None, ge=0, le=100, description="its share of requests, %, taken from the old release's"
+    )
+
+
+class ExperimentAnalysis(StrategyAnalysisRef):
+    name: str
+    required_for_completion: bool = Field(
+        False, description="the step ends only once this analysis has passed"
+    )
+
+
+class StepExperimentBody(_Spec):
+    duration: Duration | None = Field(
+        None, description="from when every slot is available; none: until promoted"
+    )
+    templates: list[ExperimentTemplate] = Field(min_length=1)
+    analyses: list[ExperimentAnalysis] | None = None
+
+
+class StepExperiment(_Spec):
+    experiment: StepExperimentBody = Field(
+        description="a fresh baseline and canary side by side, measured, then torn down"
+    )
+
+
 CanaryStep = (
     StepSetWeight
     | StepPause
@@ -91,6 +123,7 @@ CanaryStep = (
     | StepAnalysis
     | StepSetHeaderRoute
     | StepSetMirrorRoute
+    | StepExperiment
 )
 
 

@@ -50,7 +50,7 @@ from releases.analysis import runs
 from releases.errors import DomainError
 from releases.governance import approvals, freezes
 from releases.models import Deployment, State
-from releases.reconcile import failures, smoke
+from releases.reconcile import experiment, failures, smoke
 from releases.reconcile.lease import Fenced, Lease, LeaseLost
 from releases.targets import integration_for, release_ref
 from strategies.engine import (
@@ -128,7 +128,7 @@ def observed_view(
         if warm_slot:
             roles[warm_slot] = "warm"
     else:
-        roles = {d.stable_slot: "stable", d.canary_slot: "canary"}
+        roles = {d.stable_slot: "stable", d.canary_slot: "canary", **experiment.roles(d, status)}
     total_ready = sum(s.ready for s in status.slots.values()) or 1
     view = {}
     for name, s in status.slots.items():
@@ -158,10 +158,19 @@ def observed_view(
 
 
 def role_weights(view: dict, d: Deployment) -> dict:
-    return {
+    """The split by role; an experiment's slots (while they take requests) as ``experiment``."""
+    out = {
         "stable": view.get(d.stable_slot, {}).get("weight", 0),
         "canary": view.get(d.canary_slot, {}).get("weight", 0),
     }
+    shares = [
+        slot.get("weight", 0)
+        for name, slot in view.items()
+        if name.startswith(experiment.PREFIX) and name not in (d.stable_slot, d.canary_slot)
+    ]
+    if sum(shares):
+        out["experiment"] = sum(shares)
+    return out
 
 
 def tick(deployment_id: int) -> TickResult:
@@ -232,15 +241,16 @@ def policy_hold(d: Deployment, decision, intent: str | None) -> Hold | None:
 
 def ends_automatically(spec: dict, step_index: int) -> bool:
     """Whether leaving step ``step_index`` is an automatic promotion (what a freeze holds): the
-    end of a canary pause or analysis, the next rolling batch, a blue-green auto-promote. Moving
-    on from a canary ``set_weight`` step is the step itself, not a promotion."""
+    end of a canary pause, analysis or experiment, the next rolling batch, a blue-green
+    auto-promote. Moving on from a canary ``set_weight`` step is the step itself, not a
+    promotion."""
     if spec.get("kind") != "canary":
         return True
     steps = spec.get("steps") or []
     if step_index >= len(steps):
         return False
     step = steps[step_index] or {}
-    return "pause" in step or "analysis" in step
+    return "pause" in step or "analysis" in step or "experiment" in step
 
 
 def _tick(d: Deployment, lease: Lease) -> tuple[float | None, bool]:
@@ -270,6 +280,7 @@ def _tick(d: Deployment, lease: Lease) -> tuple[float | None, bool]:
         canary=role_state(status, d.canary_slot, min_ready, only=d.release.version),
         checks=d.checks or {},
         analysis=verdict.runs if verdict is not None else {},
+        experiment=experiment.observe(d, status, min_ready, role_state),
     )
     intent = d.intent or None
     # the rollback window: a success leaves the previous release warm (releases.actions.window)
@@ -292,6 +303,8 @@ def _tick(d: Deployment, lease: Lease) -> tuple[float | None, bool]:
     slot_of = {"stable": d.stable_slot, "canary": d.canary_slot}
     release_of = {"stable": d.from_release, "canary": d.release}
     acted = False  # (the early routing, if any, is in ``status`` already)
+    # an experiment's slots start (or resize) before routing gives them requests
+    acted = experiment.start(target, d, status, decision.experiment, health) or acted
     # Order matters for safety: route away from a slot before shrinking it, grow before routing.
     route_first = plan is not None and _routes_away(plan, decision, obs)
     if route_first:
@@ -316,6 +329,8 @@ def _tick(d: Deployment, lease: Lease) -> tuple[float | None, bool]:
     if plan is not None and not route_first:
         target.set_routing(routing_for(plan, d))
         acted = True
+    # and the ones not wanted any more go once routing has taken their requests off them
+    acted = experiment.remove(target, d, status, decision.experiment) or acted
     if acted:
         status = target.status()
     view = observed_view(status, d)
@@ -417,14 +432,16 @@ def _start_analyses(d: Deployment, requests: list[dict]) -> str:
     """Start the runs a decision asks for; a failure's reason if one cannot start (its template
     was deleted since the spec was validated, an argument is missing), else ""."""
     for request in requests:
+        arms = experiment.arms(d, request)  # an experiment's run compares its own slots
         try:
             runs.start(
                 d,
                 request["template"],
-                request.get("args"),
+                experiment.args(d, request),
                 key=request["key"],
                 step_index=request.get("step_index"),
                 overrides=request.get("overrides"),
+                **({"arms": arms} if arms else {}),
             )
         except DomainError as exc:
             key = key_words(request["key"])
@@ -442,8 +459,13 @@ def _analysis_wait(wait: float, verdict) -> float:
 def routing_for(plan: RoutePlan, d: Deployment) -> Routing:
     """The engine's routing by role as the target's routing by slot."""
     rules = plan.rules or {}
+    slot_of = {
+        "stable": d.stable_slot,
+        "canary": d.canary_slot,
+        **experiment.slot_of_roles(d, plan.weights),
+    }
     return Routing(
-        weights=_slot_weights(plan.weights, {"stable": d.stable_slot, "canary": d.canary_slot}),
+        weights=_slot_weights(plan.weights, slot_of),
         preview_slot=d.canary_slot if plan.preview else None,
         stable_slot=d.stable_slot,
         canary_slot=d.canary_slot,
@@ -461,6 +483,8 @@ def _routes_away(plan: RoutePlan, decision: Decision, obs: Observation) -> bool:
     if plan.weights is None:
         return False
     for role, weight in plan.weights.items():
+        if role not in ("stable", "canary"):
+            continue  # an experiment's slot: started before routing, removed after
         shrinks = decision.scale.get(role, getattr(obs, role).desired) < getattr(obs, role).desired
         if weight == 0 or shrinks:
             return True

@@ -38,6 +38,7 @@ from releases.web.common import (
 )
 from releases.web.governance import approval_confirm, gate_reason, governance_context
 from strategies.spec import describe_steps
+from strategies.spec_experiment import slot_keys
 
 EVENT_LIMIT = 100
 PAGE_SIZE = 50
@@ -196,13 +197,28 @@ def split_words(state: str) -> dict[str, str]:
 
 
 def _split(d: Deployment) -> list[dict]:
-    """The traffic split bar: one segment per slot, the slot that served before first."""
+    """The traffic split bar: one segment per slot, the slot that served before first (and an
+    experiment's slots, together, after it)."""
     weights = d.weights or {}
     if weights:
         stable, canary = weights.get("stable", 0), weights.get("canary", 0)
     else:  # nothing routed yet: whatever ran before still serves everything
         stable, canary = (100 if d.from_release_id else 0), 0
     called = split_words(d.state)
+    # a canary with an experiment step: its slots' share (0 but while it runs) between the two
+    experiment = (
+        [
+            {
+                "role": "experiment",
+                "label": "experiment",
+                "slot": f"exp-{d.pk}-*",
+                "version": "a fresh baseline and canary",
+                "weight": weights.get("experiment", 0),
+            }
+        ]
+        if slot_keys(d.strategy or {})
+        else []
+    )
     return [
         {
             "role": "stable",
@@ -211,6 +227,7 @@ def _split(d: Deployment) -> list[dict]:
             "version": d.from_release.version if d.from_release_id else "",
             "weight": stable,
         },
+        *experiment,
         {
             "role": "canary",
             "label": called["canary"],

@@ -162,7 +162,8 @@
     var has = Object.keys(weights).length > 0;
     var shares = {
       stable: has ? weights.stable || 0 : (d.stable_version ? 100 : 0),
-      canary: has ? weights.canary || 0 : 0
+      canary: has ? weights.canary || 0 : 0,
+      experiment: weights.experiment || 0  // an experiment step's slots, together
     };
     var bar = $("[data-split]");
     var label = [];
@@ -170,12 +171,13 @@
       var role = seg.dataset.seg;
       seg.style.width = shares[role] + "%";
       var span = seg.querySelector("span");
-      var slot = d.slots ? d.slots[role] : role;
+      // an experiment's slots together: exp-<deployment>-* (releases/web/deployment.py _split)
+      var slot = d.slots && d.slots[role] ? d.slots[role] : "exp-" + d.id + "-*";
       if (span) span.textContent = slot + " " + shares[role] + "%";
-      label.push(called[role] + " " + slot + " " + shares[role] + "%");
+      label.push((called[role] || role) + " " + slot + " " + shares[role] + "%");
     });
     document.querySelectorAll("[data-called]").forEach(function (node) {
-      node.textContent = called[node.dataset.called];
+      node.textContent = called[node.dataset.called] || node.textContent;
     });
     bar.setAttribute("aria-label", label.join(", "));
     document.querySelectorAll("[data-w]").forEach(function (node) {

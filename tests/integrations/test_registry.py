@@ -70,6 +70,7 @@ def test_the_local_fleet_names_what_it_can_do():
         "sticky",
         "mirroring",
         "instance_health",
+        "experiment_slots",
         "warm_slot",
     ]
     assert registry.missing_capabilities("local", {"weights", "teleport"}) == ["teleport"]

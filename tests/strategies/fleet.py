@@ -9,6 +9,8 @@ next observation's ``checks``, as the reconcile loop hands it over. Analyses a d
 start as the reconcile loop starts them (idempotent per key: a second start of a running key is
 the same run) and decide after the ticks ``analysis_outcome(key, request)`` says, with the verdict
 it says; a stopped one passes. Their verdicts are in the next observation's ``analysis``.
+Experiment slots (``Decision.experiment``, the whole set wanted) are started, resized and removed
+as the reconcile loop does, and shown in the next observation's ``experiment``.
 """
 
 from __future__ import annotations
@@ -74,11 +76,13 @@ class Fleet:
         self.analysis_due: dict[str, tuple[int, str]] = {}  # key -> (tick it decides, verdict)
         self.analysis_starts: list[str] = []  # every start asked for, in order
         self.analysis_stops: list[str] = []
+        self.experiment: dict[str, Slot] = {}  # experiment slots by key
+        self.experiment_failing = False  # new experiment canary instances never become ready
         self.slots["stable"].desired = stable
         self.slots["stable"].instances = [Instance(0, ready_since=0.0) for _ in range(stable)]
 
     def role(self, name: str) -> RoleState:
-        slot = self.slots[name]
+        slot = self.slots[name] if name in self.slots else self.experiment[name]
         ready = [i for i in slot.instances if i.ready_since is not None]
         available = [i for i in ready if self.now - i.ready_since >= self.min_ready]
         failed = sum(1 for i in slot.instances if i.failing and self.tick >= i.ready_tick)
@@ -91,6 +95,7 @@ class Fleet:
             canary=self.role("canary"),
             checks=dict(self.checks),
             analysis={key: dict(value) for key, value in self.analyses.items()},
+            experiment={key: self.role(key) for key in self.experiment},
         )
 
     def apply(self, decision: Decision) -> None:
@@ -104,6 +109,17 @@ class Fleet:
                 delay = 1 if self.failing and name == "canary" else self.delay()
                 failing = self.failing and name == "canary"
                 slot.instances.append(Instance(self.tick + delay, failing=failing))
+        wanted = decision.experiment or {}
+        for key in [k for k in self.experiment if k not in wanted]:
+            del self.experiment[key]
+        for key, want in wanted.items():
+            version = self.slots[want["release"]].version
+            slot = self.experiment.setdefault(key, Slot(version))
+            failing = self.experiment_failing and want["release"] == "canary"
+            while len(slot.instances) < want["replicas"]:
+                slot.instances.append(Instance(self.tick + self.delay(), failing=failing))
+            del slot.instances[want["replicas"] :]
+            slot.desired = want["replicas"]
         if decision.route:
             self.weights = decision.weights
             self.preview, self.rules = decision.preview, decision.rules
@@ -147,7 +163,7 @@ class Fleet:
             shown = self.analyses[key]
             if shown["decision"] == "running" and self.tick >= due:
                 shown.update(decision=verdict, reason=REASONS[verdict])
-        for slot in self.slots.values():
+        for slot in [*self.slots.values(), *self.experiment.values()]:
             for instance in slot.instances:
                 due = instance.ready_tick <= self.tick and not instance.failing
                 if due and instance.ready_since is None:

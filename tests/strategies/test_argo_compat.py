@@ -207,15 +207,8 @@ def test_a_mirror_route_needs_mirroring_and_a_route_without_match_removes_it():
 
 
 def test_argo_step_types_we_lack_are_named_with_what_to_use():
-    errors = errors_of(
-        {"canary": {"steps": [{"experiment": {}}, {"plugin": {}}, {"setWieght": 1}]}}
-    )
+    errors = errors_of({"canary": {"steps": [{"setWeight": 5}, {"plugin": {}}, {"setWieght": 1}]}})
     assert errors == [
-        (
-            "canary.steps[0].experiment",
-            "experiment steps are not supported yet: use an 'analysis' step, which measures the "
-            "new release against the old one while both serve",
-        ),
         (
             "canary.steps[1].plugin",
             "step plugins are not supported: use 'analysis' or 'pause' steps",
@@ -223,7 +216,8 @@ def test_argo_step_types_we_lack_are_named_with_what_to_use():
         (
             "canary.steps[2].setWieght",
             "is not a step type of Argo Rollouts: did you mean 'setWeight'? Use 'setWeight', "
-            "'pause', 'setCanaryScale', 'analysis', 'setHeaderRoute', 'setMirrorRoute'",
+            "'pause', 'setCanaryScale', 'analysis', 'setHeaderRoute', 'setMirrorRoute', "
+            "'experiment'",
         ),
     ]
 

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from strategies import argo_canary, argo_rollout, flagger, spec_analysis, spec_bluegreen
+from strategies import (
+    argo_canary,
+    argo_rollout,
+    flagger,
+    spec_analysis,
+    spec_bluegreen,
+    spec_experiment,
+)
 from strategies.analysis import argo_template, flagger_template
 from strategies.spec import SpecError, normalise
 
@@ -36,6 +43,9 @@ FIELDS = {
     "Rollout spec": argo_rollout.SPEC_FIELDS,
     "canary": argo_canary.CANARY_FIELDS,
     "canary steps": argo_canary.ARGO_FIELDS,
+    "experiment step": spec_experiment.ARGO_STEP_FIELDS,
+    "experiment template": spec_experiment.ARGO_TEMPLATE_FIELDS,
+    "experiment analysis": spec_experiment.ARGO_ANALYSIS_FIELDS,
     "blueGreen": (
         "previewReplicaCount",
         "scaleDownDelaySeconds",
@@ -111,8 +121,33 @@ SAMPLES = {
             "match": [{"headerName": "X", "headerValue": {"exact": "1"}}],
         },
         "setMirrorRoute": {"name": "m", "percentage": 10},
-        "experiment": {"templates": []},
+        "experiment": {"templates": [{"name": "c", "specRef": "canary"}]},
         "plugin": {"name": "x"},
+    },
+    "experiment step": {
+        "duration": "5m",
+        "templates": [{"name": "c", "specRef": "canary"}],
+        "analyses": [{"name": "a", "templateName": "errors"}],
+        "analysisRunMetadata": {"labels": {}},
+        "dryRun": [{"metricName": "x"}],
+    },
+    "experiment template": {
+        "name": "c",
+        "specRef": "canary",
+        "replicas": 2,
+        "weight": 5,
+        "selector": {"matchLabels": {"app": "x"}},
+        "metadata": {"labels": {"app": "x"}},
+        "template": {"spec": {}},
+        "service": {"name": "x"},
+        "minReadySeconds": 5,
+    },
+    "experiment analysis": {
+        "name": "a",
+        "templateName": "errors",
+        "clusterScope": True,
+        "args": [{"name": "hash", "value": "{{templates.c.podTemplateHash}}"}],
+        "requiredForCompletion": True,
     },
     "blueGreen": {
         "previewReplicaCount": 1,
@@ -206,6 +241,14 @@ def paste(section: str, field: str) -> list[tuple[str, str]]:
             normalise({"canary": {**steps, field: value}})
         elif section == "canary steps":
             normalise({"canary": {"steps": [{"setWeight": 5}, {field: value}]}})
+        elif section.startswith("experiment"):
+            normalise(
+                {
+                    "canary": {
+                        "steps": [{"setWeight": 5}, {"experiment": experiment(section, field)}]
+                    }
+                }
+            )
         elif section == "blueGreen":
             normalise({"blueGreen": {field: value}, "replicas": 2})
         elif section == "analysis reference":
@@ -269,6 +312,17 @@ def metric_template(section: str, field: str) -> dict:
         "metadata": {"name": "m"},
         "spec": {"provider": provider, "query": query},
     }
+
+
+def experiment(section: str, field: str) -> dict:
+    """An Argo experiment step using ``field`` of ``section`` as Argo's docs show it."""
+    value = SAMPLES[section][field]
+    template, analysis = {"name": "c", "specRef": "canary"}, {"name": "a", "templateName": "errors"}
+    if section == "experiment step":
+        return {"templates": [template], field: value}
+    if section == "experiment template":
+        return {"templates": [{**template, field: value}]}
+    return {"templates": [template], "analyses": [{**analysis, field: value}]}
 
 
 def flagger_sample(section: str, field: str) -> dict:

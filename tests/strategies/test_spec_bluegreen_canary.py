@@ -364,7 +364,7 @@ def test_argo_canary_errors_name_the_key_the_user_wrote():
                     {"pause": {"duration": "soon"}},
                     {"setCanaryScale": {"matchTrafficWeight": "yes"}},
                     {"analysis": {"templates": [{"templateName": "success-rate"}]}},
-                    {"experiment": {}},
+                    {"plugin": {}},
                     {"setWeigth": 5},
                 ],
                 "maxSurge": "25%",
@@ -373,15 +373,14 @@ def test_argo_canary_errors_name_the_key_the_user_wrote():
         }
     ) == [
         {
-            "path": "canary.steps[4].experiment",
-            "message": "experiment steps are not supported yet: use an 'analysis' step, which "
-            "measures the new release against the old one while both serve",
+            "path": "canary.steps[4].plugin",
+            "message": "step plugins are not supported: use 'analysis' or 'pause' steps",
         },
         {
             "path": "canary.steps[5].setWeigth",
             "message": "is not a step type of Argo Rollouts: did you mean 'setWeight'? Use "
             "'setWeight', 'pause', 'setCanaryScale', 'analysis', 'setHeaderRoute', "
-            "'setMirrorRoute'",
+            "'setMirrorRoute', 'experiment'",
         },
         {
             "path": "canary.maxSurge",
