@@ -4,6 +4,7 @@ policies, at the same false-rollback rate.
     .venv/bin/python bench/analysis.py --mode sim                  # the simulation (minutes)
     .venv/bin/python bench/analysis.py --mode real --only "errors +20pp,p99 +50%"
     .venv/bin/python bench/analysis.py --mode sim --runs 200 --tune-runs 100
+    .venv/bin/python bench/analysis.py --mode sim --tuned --runs 100   # the baselines as tuned
 
 The canary takes 5% of 100 req/s. Scenarios: healthy; errors +1, +5, +20 points; an error rate
 growing from 0 to +10 points over 5 minutes; p99 +20 ms, +50%, +100%; 10% of the canary's
@@ -37,10 +38,18 @@ that misses fewest regressions, then detects fastest (median). Ours is not tuned
 
 **real**: a fleet agent on loopback, the stable release on ``blue`` and the canary on ``green``
 at 95/5, open-loop traffic through the router, and the same judge reading the local provider
-(``integrations.metrics.local``), ticking every 250 ms; a failed verdict rolls back the way the
-engine's priority path does first (``LocalTarget.set_weights``), and the clock stops when that
-call returns. Detection time counts from the canary taking traffic; "failed" requests are the
-canary's non-2xx answers before the rollback.
+(``integrations.metrics.local``), looking every 500 ms (``TEMPLATE_REAL``: the same tests, twice
+as often as the sim's per-second traces allow), each tick when the next look is due as the
+reconcile loop schedules it; a failed verdict rolls back the way the engine's priority path does
+first (``LocalTarget.set_weights``), and the clock stops when that call returns. Detection time
+counts from the canary taking traffic; "failed" requests are the canary's non-2xx answers before
+the rollback. Each real run also prints where its time went: the first canary answer, the
+canary error the deciding look counted last, the look lag after it, a look's own duration and
+the rollback call -- the rest is waiting for the errors that make the evidence (at +5 points on
+a 5% canary of 100 req/s, three canary errors: 0.25 a second, a median of 10.7 s).
+
+``--tuned`` skips the tuning and uses ``TUNED``, the baselines' settings the last tuning chose
+(they depend on the traces and the baselines only, not on our judge).
 """
 
 from __future__ import annotations
@@ -633,6 +642,17 @@ def main(argv: list[str] | None = None) -> int:
                         "  " + ", ".join(f"{k} {_num(v)}" for k, v in o.parts.items()),
                         flush=True,
                     )
+                keys = [k for k in outcomes[0].parts if k != "errors counted"]
+                medians = {
+                    k: statistics.median(v)
+                    for k in keys
+                    if (v := [o.parts[k] for o in outcomes if o.parts.get(k) is not None])
+                }
+                print(
+                    f"real {scenario.name}, medians: "
+                    + ", ".join(f"{k} {_num(v)}" for k, v in medians.items()),
+                    flush=True,
+                )
                 rows.append((scenario.name, summarise(scenario, outcomes)))
         print_table(
             f"real local fleet, our judge ({CANARY_SHARE}% canary, {args.real_runs} run(s))", rows
