@@ -195,3 +195,14 @@ def test_once_shown_within_the_margin_a_metric_stays_passed_until_it_fails():
     # but evidence of harm beyond the margin still fails it
     worse = measure(metric, Series.from_counts(22000, 0), Series.from_counts(1100, 40), later)
     assert worse["phase"] == "failed"
+
+
+def test_without_errors_on_either_side_the_ratio_changes_no_verdict():
+    [ratio] = errors()["metrics"]
+    [points] = errors(margin_ratio=1.0)["metrics"]
+    a = b = None
+    for k in range(1, 200):
+        looks = (Series.from_counts(95 * k, 0), Series.from_counts(5 * k, 0))
+        a, b = measure(ratio, *looks, a), measure(points, *looks, b)
+        assert (a["phase"], a["classification"]) == (b["phase"], b["classification"])
+    assert a["phase"] == "successful"
