@@ -6,10 +6,18 @@ unreachable: is it running?), too slow (read timeout), broken off. :func:`refuse
 unsuccessful answer: 401/403 refused credentials (permanent), 5xx failing (transient), other 4xx
 refused (permanent); callers check their own special answers first (a 404 that means "create it
 again", Prometheus' ``bad_data``). :func:`json_of` reads a body, or says it was not JSON.
+
+A call without a shared client verifies TLS with one SSL context built once per process
+(:func:`ssl_context`, httpx's default): httpx would otherwise build a fresh one per call, which
+reads the whole CA bundle -- 20 ms idle, 300 ms on a loaded machine, paid even for plain-HTTP
+loopback URLs (the local provider reads the fleet's counters this way at every look of every
+metric; ``bench/analysis.py --mode real`` found it to be most of a look).
 """
 
 from __future__ import annotations
 
+import functools
+import ssl
 from typing import Any
 
 import httpx
@@ -35,7 +43,7 @@ def send(
     try:
         if client is not None:
             return client.request(method, url, **kwargs)
-        return httpx.request(method, url, **kwargs)
+        return httpx.request(method, url, verify=ssl_context(), **kwargs)
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         raise IntegrationError(
             f"{where} is not answering{': ' + hint if hint else ''} ({type(exc).__name__}: {exc})",
@@ -51,6 +59,13 @@ def send(
         raise IntegrationError(
             f"{where} broke off {what}: {type(exc).__name__}: {exc}", permanent=False
         ) from exc
+
+
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """httpx's default verifying context (certifi's bundle, or SSL_CERT_FILE / SSL_CERT_DIR),
+    built on first use and shared by every call that has no client of its own."""
+    return httpx.create_ssl_context()
 
 
 def refused(response: httpx.Response, *, where: str, what: str, detail: str = "") -> None:

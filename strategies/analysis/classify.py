@@ -274,8 +274,8 @@ def _mann_whitney(metric: dict, baseline: Series, canary: Series) -> dict:
 def _margin_text(metric: dict) -> str:
     size = f"{metric['margin'] * 100:.3g}"
     points = f"{size} point{'' if size == '1' else 's'}"
-    if metric.get("margin_ratio"):
-        return f"{metric['margin_ratio']:g}x the baseline's error rate or {points}"
+    if (metric.get("margin_ratio") or 1) > 1:
+        return f"{points} or {metric['margin_ratio']:g}x the baseline's rate, whichever is larger"
     return points
 
 

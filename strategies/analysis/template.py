@@ -76,6 +76,10 @@ DEFAULTS: dict[str, Any] = {
     "null_ratio": 1.0,
 }
 MARGINS = {"sequential": 0.01, "quantile": 0.2}
+# the error-rate test also passes within this odds ratio of the baseline's: the tolerated
+# regression is 1 point or the baseline's own rate again, whichever is larger (docs/analysis.md,
+# "Defaults, and why": a 1-point margin on a service failing 3% cannot be shown in 5 minutes)
+MARGIN_RATIOS = {"sequential": 2.0}
 CONFIDENCE = {"mann_whitney": 0.98, "sequential": 0.95, "quantile": 0.95}
 JUDGE_DEFAULTS = {"pass_score": 95.0, "marginal_score": 75.0, "groups": {}}
 ARGO_KEYS = {
@@ -444,6 +448,8 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
         f.error("margin_ratio", "only the sequential error-rate test takes a margin_ratio")
     if m["margin"] is None:
         m["margin"] = MARGINS.get(test)
+    if m["margin_ratio"] is None:
+        m["margin_ratio"] = MARGIN_RATIOS.get(test)
     if m["confidence"] is None:
         m["confidence"] = CONFIDENCE.get(test, 0.98)
     # an undecided sequential or quantile metric keeps looking after ``count`` up to

@@ -66,3 +66,25 @@ def test_an_unknown_query_is_permanent(fleet):
     with pytest.raises(IntegrationError) as caught:
         LocalMetrics(fleet_url=agent.url, token=agent.token, target=KEY).begin(query("cpu"))
     assert caught.value.permanent
+
+
+def test_reading_the_counters_at_every_look_builds_no_ssl_context_per_call(fleet, monkeypatch):
+    """Each look reads the agent without a shared client: httpx would build (and load the CA
+    bundle into) a fresh SSL context per call -- most of a look on a loaded machine."""
+    import httpx
+
+    from integrations import http
+
+    built = []
+    real = httpx.create_ssl_context
+    monkeypatch.setattr(httpx, "create_ssl_context", lambda *a, **k: built.append(1) or real())
+    http.ssl_context.cache_clear()
+    agent, _, endpoint = fleet
+    source = LocalMetrics(fleet_url=agent.url, token=agent.token, target=KEY)
+    cursor = source.begin(query("error_rate"))
+    for _ in range(5):
+        send(endpoint, 5)
+        source.fetch(query("error_rate"), cursor, 0, 1)
+        source.fetch(query("latency"), source.begin(query("latency")), 0, 1)
+    assert len(built) == 1
+    http.ssl_context.cache_clear()
