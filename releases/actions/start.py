@@ -87,6 +87,7 @@ def start_deployment(
     release = Release.objects.filter(service=service, version=version).first()
     if release is None:
         raise NotFound(f"{service.slug} has no release {version}: create the release first.")
+    release.service = service  # what the audit's "#id svc version" names: no query for it again
     if target.stable_release_id == release.pk and not redeploy:
         raise Conflict(
             f"{service.slug} {version} is already live in {environment.slug}: deploying it again "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django import forms
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
@@ -164,11 +165,27 @@ def content_security_policy(request) -> str:
 
 
 class SecurityHeadersMiddleware:
+    """Sync and async alike (as Django's own middleware): one sync-only middleware in the ASGI
+    chain makes every request hop threads twice more."""
+
+    sync_capable = True
+    async_capable = True
+
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
-        response = self.get_response(request)
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        return self._headers(request, self.get_response(request))
+
+    async def _acall(self, request):
+        return self._headers(request, await self.get_response(request))
+
+    @staticmethod
+    def _headers(request, response):
         if getattr(settings, "CONTENT_SECURITY_POLICY", True):
             response.headers.setdefault("Content-Security-Policy", content_security_policy(request))
         response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
