@@ -97,19 +97,24 @@ def run_job(cluster: Cluster, spec: JobSpec, *, poll: float = POLL) -> float:
     job_name = f"{spec.name}-job-{uuid.uuid4().hex[:8]}"
     where = f"{spec.namespace}/{job_name}"
     deadline = time.monotonic() + spec.timeout
-    cluster.call(
-        f"create Job {where}",
-        cluster.batch.create_namespaced_job,
-        spec.namespace,
-        manifest(spec, job_name),
-    )
+    try:
+        cluster.call(
+            f"create Job {where}",
+            cluster.batch.create_namespaced_job,
+            spec.namespace,
+            manifest(spec, job_name),
+        )
+    except IntegrationError as exc:
+        if not exc.permanent:  # the answer may be lost, not the Job: delete it if it is there
+            _delete(cluster, spec.namespace, job_name)
+        raise
     result = 0.0
     try:
         while True:
             try:
                 job = cluster.call(
                     f"read Job {where}",
-                    cluster.batch.read_namespaced_job_status,
+                    cluster.batch.read_namespaced_job,  # its status, with RBAC's jobs get
                     job_name,
                     spec.namespace,
                 )

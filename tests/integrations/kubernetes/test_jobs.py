@@ -9,6 +9,7 @@ AnalysisTemplate run for a deployment through the analysis code path (``runs.run
 
 from __future__ import annotations
 
+import kubernetes_validate
 import pytest
 
 from integrations.base import Arm, IntegrationError, MetricQuery
@@ -79,7 +80,8 @@ def test_a_job_that_succeeds_passes_and_is_deleted(k8s):
     calls = [(m, p.rpartition("/jobs")[2]) for m, p, _ in k8s.calls() if "/jobs" in p]
     name = job["metadata"]["name"]
     assert calls[0] == ("POST", "") and calls[-1] == ("DELETE", f"/{name}")
-    assert set(calls[1:-1]) == {("GET", f"/{name}/status")}
+    assert set(calls[1:-1]) == {("GET", f"/{name}")}
+    kubernetes_validate.validate(job, "1.37.0", strict=True)
 
 
 def test_a_job_that_fails_fails(k8s):
