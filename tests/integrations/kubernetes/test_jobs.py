@@ -169,3 +169,15 @@ def test_an_argo_job_template_runs_as_jobs_for_a_kubernetes_deployment(k8s, args
         assert container["image"] == "alpine:3.8"
         assert container["command"] == ["sh", "-c", args[0]]
     assert k8s.list(*JOBS) == []
+
+
+def test_a_transient_error_while_reading_is_read_again_one_at_creation_is_raised(k8s):
+    k8s.conflict_next("get", "jobs", times=2)  # 409s: someone else's write, read again
+    assert measure(source(), "true") == 1.0
+    assert k8s.list(*JOBS) == []
+
+    k8s.conflict_next("create", "jobs")
+    with pytest.raises(IntegrationError) as caught:
+        measure(source(), "true")
+    assert not caught.value.permanent and "409" in caught.value.message
+    assert k8s.calls()[-1][0] == "DELETE"  # in case the Job was made and only the answer lost
