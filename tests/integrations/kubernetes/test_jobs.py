@@ -181,3 +181,42 @@ def test_a_transient_error_while_reading_is_read_again_one_at_creation_is_raised
         measure(source(), "true")
     assert not caught.value.permanent and "409" in caught.value.message
     assert k8s.calls()[-1][0] == "DELETE"  # in case the Job was made and only the answer lost
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("args", "state"), [(["exit 0"], "succeeded"), (["exit 1"], "failed")])
+def test_a_canary_step_on_kubernetes_is_judged_by_its_jobs_through_the_reconcile_loop(
+    k8s, args, state
+):
+    """The reconcile loop (tick by tick in this process) runs the canary's analysis step, whose
+    measurements are Jobs on the fake cluster: a failing Job rolls the HTTPRoute back."""
+    from releases.models import State
+    from tests.integrations.kubernetes.test_reconcile_kubernetes import (
+        deploy,
+        kube_target,
+        live,
+        weights_of,
+    )
+    from tests.ticks import tick_until
+
+    target = kube_target()
+    live(target)
+    templates.save_template("smoke", argo_job_template(args))
+    spec = {
+        "kind": "canary",
+        "steps": [{"set_weight": 50}, {"analysis": {"template": "smoke"}}, {"set_weight": 100}],
+        "stable_replicas": 2,
+    }
+    d = deploy(target, "2.0.0", spec)
+    d = tick_until(d, lambda d: not d.is_active, timeout=60, what="the rollout to finish")
+
+    assert d.state == State(state), d.failure_reason
+    stable = f"api-{d.stable_slot}" if state == "failed" else f"api-{d.canary_slot}"
+    assert weights_of(k8s)[stable] == 100
+    jobs = created(k8s)
+    assert jobs and {j["metadata"]["labels"]["switchyard.dev/deployment"] for j in jobs} == {
+        str(d.pk)
+    }
+    assert k8s.list(*JOBS) == []
+    if state == "failed":
+        assert "smoke" in d.failure_reason
