@@ -7,11 +7,12 @@ the command at each measurement, for the canary arm: the command is split like a
 (``shlex``), then each word's ``{{slot}}``, ``{{version}}``, ``{{target}}``, ``{{args.NAME}}``
 is filled in (a value never becomes more than one word, nor shell syntax: there is no shell
 unless the command is ``sh -c ...``). The process (or the Job's container) also gets the
-metric's ``env`` and ``SWITCHYARD_TARGET``, ``SWITCHYARD_SLOT`` and ``SWITCHYARD_VERSION`` in its
-environment. Exit status 0 (a Job that succeeded) is the observation 1 (success), anything else
-0; a command that is not found is a permanent error. A run longer than the metric's ``timeout``
-(default ``JOB_METRICS_TIMEOUT`` seconds, 60) is killed (the Job deleted) and counts as a
-failure. The measurement waits for the command: keep jobs short (a smoke test).
+metric's ``env`` (its values' placeholders filled in the same way) and ``SWITCHYARD_TARGET``,
+``SWITCHYARD_SLOT`` and ``SWITCHYARD_VERSION`` in its environment. Exit status 0 (a Job that
+succeeded) is the observation 1 (success), anything else 0; a command that is not found is a
+permanent error. A run longer than the metric's ``timeout`` (default ``JOB_METRICS_TIMEOUT``
+seconds, 60) is killed (the Job deleted) and counts as a failure. The measurement waits for the
+command: keep jobs short (a smoke test).
 """
 
 from __future__ import annotations
@@ -35,6 +36,20 @@ def settings_options() -> dict[str, Any]:
     return {"timeout": float(getattr(settings, "JOB_METRICS_TIMEOUT", DEFAULT_TIMEOUT))}
 
 
+def fill(text: str, values: dict[str, Any], what: str = "command") -> str:
+    """``text`` with its placeholders filled in (a value is put in as it is, never re-split)."""
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise IntegrationError(
+                f"the job's {what} uses {{{{{name}}}}}, which has no value here", permanent=True
+            )
+        return str(values[name])
+
+    return PLACEHOLDER.sub(replace, text)
+
+
 def words(command: str, values: dict[str, Any]) -> list[str]:
     """The command's words with their placeholders filled in (one word stays one word)."""
     try:
@@ -43,16 +58,7 @@ def words(command: str, values: dict[str, Any]) -> list[str]:
         raise IntegrationError(f"the job's command cannot be read: {exc}", permanent=True) from None
     if not split:
         raise IntegrationError("the job has no command", permanent=True)
-
-    def replace(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in values:
-            raise IntegrationError(
-                f"the job's command uses {{{{{name}}}}}, which has no value here", permanent=True
-            )
-        return str(values[name])
-
-    return [PLACEHOLDER.sub(replace, word) for word in split]
+    return [fill(word, values) for word in split]
 
 
 class JobMetrics:
@@ -105,7 +111,7 @@ class JobMetrics:
         }
         argv = words(query.query, values)
         env = {
-            **self._env,
+            **{name: fill(value, values, f"env {name}") for name, value in self._env.items()},
             "SWITCHYARD_TARGET": str(values["target"]),
             "SWITCHYARD_SLOT": str(arm.slot),
             "SWITCHYARD_VERSION": str(arm.version or ""),

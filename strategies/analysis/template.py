@@ -446,6 +446,8 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
             _check_condition(f, key, m[key], declared)
     if m["provider"] == "web":
         _check_web(f, m)
+    for name, value in (m.get("env") or {}).items():  # filled in like the command's words
+        _check_placeholders(f, f"env.{name}", value, declared, builtins=True)
     for key in ("query", "total_query", "address"):
         if m[key]:
             web_url = key == "address" and m["provider"] == "web"  # per arm, like a query

@@ -137,6 +137,10 @@ def test_a_jobs_deadline_is_the_metrics_timeout_and_its_options_are_job_only():
     with pytest.raises(SpecError) as caught:
         analysis_template.normalise({"metrics": [wrong]})
     assert [e.path for e in caught.value.errors] == ["metrics[0].image"]
+    unknown = {"name": "j", "provider": "job", "query": "true", "env": {"A": "{{args.nope}}"}}
+    with pytest.raises(SpecError) as caught:
+        analysis_template.normalise({"metrics": [unknown]})
+    assert [e.path for e in caught.value.errors] == ["metrics[0].env.A"]
 
 
 def test_a_job_without_a_command_or_with_secret_env_is_named():

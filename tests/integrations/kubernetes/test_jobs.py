@@ -61,7 +61,9 @@ def created(cluster) -> list[dict]:
 
 
 def test_a_job_that_succeeds_passes_and_is_deleted(k8s):
-    metrics = source(env={"MODE": "smoke"}, labels={"switchyard.dev/deployment": "7"})
+    metrics = source(
+        env={"MODE": "smoke", "CHECK": "{{args.path}}"}, labels={"switchyard.dev/deployment": "7"}
+    )
 
     assert measure(metrics, "curl -fsS http://api-{{slot}}.shop{{args.path}}") == 1.0
 
@@ -75,6 +77,7 @@ def test_a_job_that_succeeds_passes_and_is_deleted(k8s):
     assert container["command"] == ["curl", "-fsS", "http://api-green.shop/health"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MODE"] == "smoke" and env["SWITCHYARD_SLOT"] == "green"
+    assert env["CHECK"] == "/health"  # placeholders in env values are filled in too
     assert k8s.list(*JOBS) == []
     assert k8s.deletions == [("jobs", job["metadata"]["name"], "Background")]
     calls = [(m, p.rpartition("/jobs")[2]) for m, p, _ in k8s.calls() if "/jobs" in p]
