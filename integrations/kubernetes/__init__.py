@@ -9,6 +9,7 @@
 - ``routers`` — what every router does (the preview Service, the routing annotation) and the
   service-selector router; ``gateway``, ``nginx``, ``istio`` — the weighted routers
 - ``analysis`` — ready-made analysis templates for ingress-nginx's and Istio's request metrics
+- ``jobs`` — a job metric's measurement as a batch/v1 Job (created, read, deleted)
 - ``target`` — ``KubernetesTarget`` (the ``Target`` protocol)
 
 May import: ``integrations.base``, the ``kubernetes`` client, the standard library, and Django's

@@ -71,6 +71,7 @@ class Cluster:
         self.apps = k8s.AppsV1Api(api)
         self.core = k8s.CoreV1Api(api)
         self.networking = k8s.NetworkingV1Api(api)
+        self.batch = k8s.BatchV1Api(api)  # analysis jobs (integrations.kubernetes.jobs)
         self.custom = k8s.CustomObjectsApi(api)
         self.calls = 0  # API calls made through this object (the bench counts them per tick)
 

@@ -29,10 +29,25 @@ MODES = {
 # --- providers ----------------------------------------------------------------------------------
 
 
-def source_for(metric: dict, deployment: Deployment):
+def source_for(metric: dict, deployment: Deployment, run: AnalysisRun | None = None):
     """The metric's provider, with its own settings (``integrations.metrics``)."""
-    if metric["provider"] == "job":  # run by the target's provider (a process on the local fleet)
-        return build_metrics("job", runner=deployment.target.provider)
+    if metric["provider"] == "job":  # run by the target's provider
+        target = deployment.target
+        options: dict[str, Any] = {
+            "runner": target.provider,
+            "env": metric.get("env"),
+            "image": metric.get("image"),
+            "backoff_limit": metric.get("backoff_limit"),
+            "timeout": metric.get("timeout"),
+        }
+        if target.provider == "kubernetes":  # a Job in the target's namespace, labelled
+            options["cluster"] = target.config
+            options["labels"] = {
+                "switchyard.dev/deployment": str(deployment.pk),
+                "switchyard.dev/metric": metric["name"],
+                **({"switchyard.dev/analysis-run": str(run.pk)} if run is not None else {}),
+            }
+        return build_metrics("job", **options)
     return build_metrics(
         metric["provider"], target=deployment.target.key, address=metric.get("address")
     )
@@ -76,7 +91,7 @@ def fetcher(run: AnalysisRun, deployment: Deployment):
         try:
             source = sources.get(metric["name"])
             if source is None:
-                source = sources[metric["name"]] = source_for(metric, deployment)
+                source = sources[metric["name"]] = source_for(metric, deployment, run)
             # secret arguments are read now and handed to the provider, never stored
             query = metric_query(
                 metric,

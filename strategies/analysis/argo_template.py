@@ -317,8 +317,10 @@ def _web(options: dict[str, Any], path: str, errors: list[FieldError]) -> dict[s
 
 def _job(options: dict[str, Any], path: str, errors: list[FieldError]) -> dict[str, Any]:
     """Argo's ``job: {spec: <a Kubernetes Job spec>}`` as our job metric: its one container's
-    ``command`` + ``args`` (with its ``env`` values) as the command the target's provider runs;
-    the image, restart policy and back-off describe the Kubernetes Job and are not used."""
+    ``command`` + ``args`` as the command (``query``), its ``env`` values as ``env``, its
+    ``image`` as ``image``, and the Job's ``backoffLimit`` and ``activeDeadlineSeconds`` as
+    ``backoff_limit`` and ``timeout``. A Kubernetes target runs it as a Job of that image; the
+    local fleet runs the command as a process on its host (the image is not used there)."""
     out: dict[str, Any] = {"provider": "job", "query": "true"}  # a stand-in if refused
     where = f"{path}.spec.template.spec.containers"
     spec = options.get("spec") if isinstance(options.get("spec"), dict) else {}
@@ -340,10 +342,10 @@ def _job(options: dict[str, Any], path: str, errors: list[FieldError]) -> dict[s
             )
         )
         return out
-    env = []
+    env = {}
     for index, item in enumerate(container.get("env") or []):
         if isinstance(item, dict) and isinstance(item.get("name"), str) and "value" in item:
-            env.append(f"{item['name']}={item['value']}")
+            env[item["name"]] = item["value"]
         else:
             errors.append(
                 FieldError(
@@ -352,7 +354,14 @@ def _job(options: dict[str, Any], path: str, errors: list[FieldError]) -> dict[s
                     "template argument with valueFrom.secretKeyRef, passed in the command)",
                 )
             )
-    out["query"] = shlex.join([*(["env", *env] if env else []), *map(str, command)])
+    out["query"] = shlex.join(map(str, command))
+    if env:
+        out["env"] = env
+    if container.get("image") is not None:
+        out["image"] = container["image"]
+    for key, ours in (("backoffLimit", "backoff_limit"), ("activeDeadlineSeconds", "timeout")):
+        if spec.get(key) is not None:
+            out[ours] = spec[key]
     return out
 
 

@@ -22,6 +22,11 @@ given when the analysis starts, or its default ``value``), and ``{{slot}}``, ``{
 began, as "42s"), ``{{interval}}`` are filled in per arm (baseline or canary) at each
 measurement. Conditions may use arguments too (``canary < {{args.max-error-rate}}``); they are
 checked once the arguments are known.
+
+A ``job`` metric's ``query`` is its command; it may also say how it runs: ``env`` (names to
+values, the process's or container's environment), and for a Kubernetes target the Job's
+``image``, ``backoff_limit`` (default 0) and ``timeout`` (its ``activeDeadlineSeconds``; default
+the ``JOB_METRICS_TIMEOUT`` setting, which also bounds a local process).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ DIRECTIONS = ("increase", "decrease", "either")
 BUILTIN_ARGS = ("slot", "version", "target", "service", "environment", "window", "interval")
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,252}")
 
 DEFAULTS: dict[str, Any] = {
     "interval": 5.0,
@@ -251,6 +257,20 @@ def _secret(value: Any) -> dict[str, str] | None:
     return {"name": value["name"], "key": value["key"]}
 
 
+def _env(value: Any) -> dict[str, str]:
+    """A job's environment: names to values (strings or numbers)."""
+    if not isinstance(value, dict):
+        raise ValueError(f'must be an object like {{"MODE": "smoke"}}, got {show(value)}')
+    out = {}
+    for name, item in value.items():
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+            raise ValueError(f"{show(name)} is not an environment variable's name")
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise ValueError(f"{name} must be a string or a number, got {show(item)}")
+        out[name] = str(item)
+    return out
+
+
 def _name(value: Any) -> str:
     if not isinstance(value, str) or not NAME.fullmatch(value):
         raise ValueError(
@@ -351,6 +371,12 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
         "step": f.take("step", None, duration(positive=True)),
     }
     f.take("max_count", None, lambda v: v)  # derived (count, max_duration): normalised again
+    job = {  # how a Kubernetes target runs a job metric's command (kept only when given)
+        "image": f.take("image", None, _text(500)),
+        "env": f.take("env", None, _env),
+        "backoff_limit": f.take("backoff_limit", None, whole(0)),
+        "timeout": f.take("timeout", None, duration(positive=True)),
+    }
     f.finish()
     if m["name"] is None and "name" not in raw:
         errors.append(FieldError(f"{path}.name", "is required"))
@@ -359,6 +385,12 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
     if len(errors) > before:
         return None
 
+    for key, value in job.items():
+        if value is None:
+            continue
+        if m["provider"] != "job":
+            f.error(key, f"only a job metric takes {show(key)}")
+        m[key] = value
     if m["provider"] == "job":  # a job passes when its command exits 0 (the observation 1)
         if m["test"] not in (None, "threshold"):
             f.error("test", "a job metric is judged by its exit status: leave 'test' out")
@@ -418,6 +450,8 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
             _check_condition(f, key, m[key], declared)
     if m["provider"] == "web":
         _check_web(f, m)
+    for name, value in (m.get("env") or {}).items():  # filled in like the command's words
+        _check_placeholders(f, f"env.{name}", value, declared, builtins=True)
     for key in ("query", "total_query", "address"):
         if m[key]:
             web_url = key == "address" and m["provider"] == "web"  # per arm, like a query

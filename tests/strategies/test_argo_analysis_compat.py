@@ -9,6 +9,7 @@ import math
 import pytest
 
 from strategies.analysis import argo_template, expr
+from strategies.analysis import template as analysis_template
 from strategies.spec import SpecError, describe_steps, normalise
 
 from .fleet import Fleet, run
@@ -114,8 +115,32 @@ def test_the_job_provider_runs_its_containers_command():
     )
     (metric,) = argo_template.normalise(raw)["metrics"]
 
-    assert (metric["provider"], metric["query"]) == ("job", "env MODE=smoke sh -c 'exit 0'")
+    assert (metric["provider"], metric["query"]) == ("job", "sh -c 'exit 0'")
     assert metric["test"] == "threshold" and metric["success_condition"] == "canary == 1"
+    # how a Kubernetes target runs it: the Job's image, environment and back-off
+    assert (metric["image"], metric["env"], metric["backoff_limit"]) == (
+        "alpine:3.8",
+        {"MODE": "smoke"},
+        1,
+    )
+    assert "timeout" not in metric  # no activeDeadlineSeconds: the setting's default
+
+
+def test_a_jobs_deadline_is_the_metrics_timeout_and_its_options_are_job_only():
+    raw = job_manifest(name="t", image="example/smoke:1", command=["true"])
+    raw["spec"]["metrics"][0]["provider"]["job"]["spec"]["activeDeadlineSeconds"] = 90
+    (metric,) = argo_template.normalise(raw)["metrics"]
+    assert (metric["query"], metric["timeout"]) == ("true", 90.0)
+    spec = argo_template.normalise(raw)
+    assert analysis_template.normalise(spec) == spec  # a stored template reads back the same
+    wrong = {"name": "e", "provider": "local", "query": "error_rate", "image": "x:1"}
+    with pytest.raises(SpecError) as caught:
+        analysis_template.normalise({"metrics": [wrong]})
+    assert [e.path for e in caught.value.errors] == ["metrics[0].image"]
+    unknown = {"name": "j", "provider": "job", "query": "true", "env": {"A": "{{args.nope}}"}}
+    with pytest.raises(SpecError) as caught:
+        analysis_template.normalise({"metrics": [unknown]})
+    assert [e.path for e in caught.value.errors] == ["metrics[0].env.A"]
 
 
 def test_a_job_without_a_command_or_with_secret_env_is_named():

@@ -17,6 +17,13 @@ answers them:
   containing ``crashloop`` crash-loops (``CrashLoopBackOff``), one containing ``missing`` cannot
   be pulled (``ImagePullBackOff``); a Deployment whose pods are not all ready within its
   ``progressDeadlineSeconds`` says ``ProgressDeadlineExceeded``. Pods get ``podIP`` 127.0.0.1.
+- Jobs (batch/v1): create (422 without an image), read (and its ``/status``), delete (the
+  ``propagationPolicy`` is written down in ``deletions``); the controller runs a Job's container
+  ``ready_after`` seconds after its creation and gives the Job the status the Job controller
+  would, by a rule on the command (no container really runs): the exit status is N of an
+  ``exit N`` in the command (else 0), a command with ``sleep`` in it runs until its
+  ``activeDeadlineSeconds`` (``Failed``, ``DeadlineExceeded``); a failed pod is retried up to
+  ``backoffLimit`` times (then ``Failed``, ``BackoffLimitExceeded``), exit 0 is ``Complete``.
 
 Every request is written down (``requests``: method, path, query) so tests can count calls, and
 every write with its time and body (``writes``) so a benchmark can see when a routing landed.
@@ -38,12 +45,13 @@ from urllib.parse import parse_qs, urlsplit
 
 PATH = re.compile(
     r"^/(?:api/v1|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
-    r"/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?$"
+    r"/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>status))?)?$"
 )
 KINDS = {
     ("", "pods"): "Pod",
     ("", "services"): "Service",
     ("apps", "deployments"): "Deployment",
+    ("batch", "jobs"): "Job",
     ("networking.k8s.io", "ingresses"): "Ingress",
     ("gateway.networking.k8s.io", "httproutes"): "HTTPRoute",
     ("networking.istio.io", "virtualservices"): "VirtualService",
@@ -101,6 +109,7 @@ class FakeCluster:
         self.conflicts: dict[tuple[str, str], int] = {}  # (verb, plural) -> 409s still to answer
         self.requests: list[tuple[str, str, str]] = []
         self.writes: list[tuple[float, str, str, dict | None]] = []  # (time, method, path, body)
+        self.deletions: list[tuple[str, str, str | None]] = []  # (plural, name, propagationPolicy)
         self.lock = threading.RLock()
         self._rv = itertools.count(1)
         self._pod_ids = itertools.count(1)
@@ -222,6 +231,10 @@ class FakeCluster:
                 return 200, self._replace(key, body or {})
             if verb == "delete":
                 del self.objects[key]
+                policy = query.get("propagationPolicy", [None])[0]
+                if policy is None and isinstance(body, dict):
+                    policy = body.get("propagationPolicy")
+                self.deletions.append((plural, name, policy))
                 return 200, status_body(200, "", "") | {"status": "Success"}
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported by this fake")
 
@@ -244,6 +257,8 @@ class FakeCluster:
         )
 
     def _validate(self, plural: str, obj: dict, old: dict | None) -> None:
+        if plural == "jobs":
+            return self._validate_job(obj)
         if plural != "deployments":
             return
         causes = []
@@ -280,6 +295,29 @@ class FakeCluster:
                 causes=causes,
             )
 
+    def _validate_job(self, obj: dict) -> None:
+        pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+        causes = [
+            {"field": f"spec.template.spec.containers[{i}].image", "message": "Required value"}
+            for i, c in enumerate(pod.get("containers") or [])
+            if not c.get("image")
+        ]
+        if pod.get("restartPolicy") not in ("Never", "OnFailure"):
+            causes.append(
+                {"field": "spec.template.spec.restartPolicy", "message": "Unsupported value"}
+            )
+        if causes:
+            name = obj["metadata"].get("name")
+            text = ", ".join(f"{c['field']}: Invalid value: {c['message']}" for c in causes)
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Job.batch "{name}" is invalid: {text}',
+                name=name,
+                kind="Job",
+                causes=causes,
+            )
+
     def _create(self, group, plural, ns, obj):
         name = obj.get("metadata", {}).get("name")
         key = (group, plural, ns, name)
@@ -298,6 +336,9 @@ class FakeCluster:
             meta["generation"] = 1
             obj["status"] = {}
             obj.setdefault("x-fake", {})["updated"] = time.time()
+        if plural == "jobs":
+            obj["status"] = {}
+            obj["x-fake"] = {"created": time.time()}
         self.objects[key] = obj
         return copy.deepcopy(obj)
 
@@ -324,12 +365,17 @@ class FakeCluster:
     # -- the controller -----------------------------------------------------------------------
 
     def _reconcile(self) -> None:
-        from tests.integrations.kubernetes.fake_controller import reconcile_deployment
+        from tests.integrations.kubernetes.fake_controller import (
+            reconcile_deployment,
+            reconcile_job,
+        )
 
         now = time.time()
-        for (_group, plural, ns, name), dep in list(self.objects.items()):
+        for (_group, plural, ns, name), obj in list(self.objects.items()):
             if plural == "deployments":
-                reconcile_deployment(self, ns, name, dep, now)
+                reconcile_deployment(self, ns, name, obj, now)
+            elif plural == "jobs":
+                reconcile_job(self, obj, now)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -6,6 +6,9 @@ turn Ready ``cluster.ready_after`` seconds after they start; an image containing
 crash-loops (``CrashLoopBackOff``, restarts counting up), one containing ``missing`` cannot be
 pulled (``ImagePullBackOff``); a Deployment whose pods are not all ready within its
 ``progressDeadlineSeconds`` says ``ProgressDeadlineExceeded``. Pods get ``podIP`` 127.0.0.1.
+
+A Job (``reconcile_job``) gets the status the Job controller writes, by a rule on its container's
+command (nothing runs): see ``fake_api``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import uuid
 
 from tests.integrations.kubernetes.fake_api import stamp
@@ -130,3 +134,44 @@ def pod_status(cluster, pod: dict, now: float) -> int:
     ]
     pod["status"] = status
     return int(ok)
+
+
+EXIT = re.compile(r"\bexit\s+(\d+)")
+
+
+def _job_condition(kind: str, reason: str, now: float) -> dict:
+    return {
+        "type": kind,
+        "status": "True",
+        "reason": reason,
+        "lastProbeTime": stamp(now),
+        "lastTransitionTime": stamp(now),
+    }
+
+
+def reconcile_job(cluster, job: dict, now: float) -> None:
+    status = job["status"]
+    if any(c["status"] == "True" for c in status.get("conditions") or []):
+        return  # finished
+    created = job["x-fake"]["created"]
+    spec = job["spec"]
+    status.setdefault("startTime", stamp(created))
+    status["active"] = 1
+    deadline = spec.get("activeDeadlineSeconds")
+    (container,) = spec["template"]["spec"]["containers"]
+    command = " ".join([*(container.get("command") or []), *(container.get("args") or [])])
+    if deadline is not None and now - created >= deadline:
+        status.update(active=0, failed=status.get("failed", 0) + 1)
+        status["conditions"] = [_job_condition("Failed", "DeadlineExceeded", now)]
+        return
+    if "sleep" in command or now - created < cluster.ready_after:
+        return  # still running
+    found = EXIT.search(command)
+    code = int(found.group(1)) if found else 0
+    status["active"] = 0
+    if code == 0:
+        status.update(succeeded=1, completionTime=stamp(now))
+        status["conditions"] = [_job_condition("Complete", "", now)]
+        return
+    status["failed"] = int(spec.get("backoffLimit", 6)) + 1  # every retry failed the same way
+    status["conditions"] = [_job_condition("Failed", "BackoffLimitExceeded", now)]

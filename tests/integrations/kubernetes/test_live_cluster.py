@@ -89,3 +89,29 @@ def test_two_slots_and_a_selector_switch_on_a_real_cluster(live_target):
     assert live_target.status().weights == {"blue": 0, "green": 100}
     live_target.remove_slot("blue")
     assert live_target.status().slots["blue"].desired == 0
+
+
+@pytest.mark.parametrize(("command", "passed"), [("exit 0", 1.0), ("exit 1", 0.0)])
+def test_a_job_metric_runs_as_a_job_on_a_real_cluster(live_target, settings, command, passed):
+    """A job metric's measurement as a real Job (``busybox``), deleted afterwards."""
+    from integrations.base import Arm, MetricQuery
+    from integrations.metrics import build_metrics
+
+    settings.KUBERNETES_KUBECONFIG = os.environ["KUBECONFIG"]
+    source = build_metrics(
+        "job",
+        runner="kubernetes",
+        cluster=live_target.config,
+        image=os.environ.get("SWITCHYARD_LIVE_JOB_IMAGE", "busybox:1.36"),
+        timeout=120,
+        poll=1.0,
+    )
+    query = MetricQuery(f"sh -c '{command}'", baseline=Arm("blue"), canary=Arm("green"), target="t")
+    assert source.fetch(query, {}, 0, 1)["canary"]["values"] == [passed]
+    jobs = live_target.cluster.call(
+        "list Jobs",
+        live_target.cluster.batch.list_namespaced_job,
+        NAMESPACE,
+        label_selector="app.kubernetes.io/managed-by=switchyard",
+    )
+    assert not [j for j in jobs["items"] if not j["metadata"].get("deletionTimestamp")]

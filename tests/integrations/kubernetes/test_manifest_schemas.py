@@ -8,7 +8,9 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from integrations.base import ReleaseRef, Routing
+from integrations.base import Arm, MetricQuery, ReleaseRef, Routing
+from integrations.metrics import build_metrics
+from tests.integrations.kubernetes.conftest import target_config
 
 ROUTERS = [
     {"kind": "service-selector"},
@@ -37,6 +39,21 @@ def drive(target, router_kind):
         target.set_routing(Routing(None))
     target.ensure_slot("green", two, 3)
     target.remove_slot("blue")
+
+
+def run_jobs():
+    """A job metric's measurements: one Job that succeeds, one that outlives its timeout."""
+    for command, timeout in (("true", 60), ("sleep 60", 0.2)):
+        source = build_metrics(
+            "job",
+            runner="kubernetes",
+            cluster=target_config(),
+            image="reg/smoke:1",
+            timeout=timeout,
+            poll=0.02,
+        )
+        query = MetricQuery(command, baseline=Arm("blue"), canary=Arm("green"), target="api.dev")
+        source.fetch(query, {}, 0, 1)
 
 
 @pytest.mark.parametrize("router", ROUTERS, ids=lambda r: r["kind"])
@@ -89,8 +106,23 @@ def test_the_shipped_rbac_role_grants_exactly_what_the_provider_uses(cluster, ma
     assert used(cluster.calls(before)) <= rbac_rules()
 
 
-def test_the_role_grants_nothing_the_provider_never_uses(cluster, make_target):
-    seen = set()
+def test_analysis_jobs_need_only_what_the_role_grants(cluster, kubeconfig_path, settings):
+    settings.KUBERNETES_KUBECONFIG = kubeconfig_path
+    run_jobs()
+    assert used(cluster.calls()) == {("batch", "jobs", v) for v in ("create", "get", "delete")}
+    assert used(cluster.calls()) <= rbac_rules()
+    for _, method, _, body in cluster.writes:
+        if method == "POST":
+            kubernetes_validate.validate(body, "1.37.0", strict=True)
+
+
+def test_the_role_grants_nothing_the_provider_never_uses(
+    cluster, make_target, kubeconfig_path, settings
+):
+    settings.KUBERNETES_KUBECONFIG = kubeconfig_path
+    before = len(cluster.requests)
+    run_jobs()
+    seen = used(cluster.calls(before))
     for router in ROUTERS:
         before = len(cluster.requests)
         target = make_target(router, key=f"api.{router['kind']}")

@@ -56,12 +56,22 @@ def test_a_job_past_its_timeout_is_killed_and_fails():
     assert canary_values(source, f"{PY} -c 'import time; time.sleep(5)'") == [0.0]
 
 
+def test_the_metrics_env_is_in_the_environment(tmp_path):
+    out = tmp_path / "seen"
+    command = f"{PY} -c \"import os, sys; open(sys.argv[1], 'w').write(os.environ['MODE'])\" {out}"
+    assert canary_values(JobMetrics(env={"MODE": "smoke"}), command) == [1.0]
+    assert out.read_text() == "smoke"
+
+
 def test_what_cannot_run_is_a_permanent_error():
     with pytest.raises(IntegrationError) as caught:
         JobMetrics().fetch(query("no-such-command-here --x"), {}, 0.0, 1.0)
     assert caught.value.permanent and "not found" in caught.value.message
     with pytest.raises(IntegrationError) as caught:
+        build_metrics("job", runner="aws-ecs")
+    assert caught.value.permanent and "cannot run job metrics" in caught.value.message
+    with pytest.raises(IntegrationError) as caught:  # a Job needs an image
         build_metrics("job", runner="kubernetes")
-    assert caught.value.permanent and "cannot run job metrics yet" in caught.value.message
+    assert caught.value.permanent and "give the metric an 'image'" in caught.value.message
     with pytest.raises(IntegrationError):
         words("sh -c 'unterminated", {})
