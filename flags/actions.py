@@ -197,13 +197,33 @@ def set_strategies(actor, flag: Flag, environment: Environment, strategies, *, v
     return _change(actor, flag, environment, "flag.strategies", apply, version=version)
 
 
-def set_rollout(actor, flag: Flag, environment: Environment, percent: int, *, version=None):
+# the id prefix of the strategies a rollout plan adds for its segment steps (one per segment)
+PLAN_SEGMENT = "plan-segment-"
+
+
+def set_rollout(
+    actor,
+    flag: Flag,
+    environment: Environment,
+    percent: int,
+    *,
+    segments: list[int] | None = None,
+    version=None,
+):
     """Set the gradual rollout's percentage (adding a ``flexibleRollout`` strategy when the flag
-    has none): the one-click step of a percentage ladder."""
+    has none): the one-click step of a percentage ladder. With ``segments`` (a rollout plan's
+    segment steps so far), the flag is also on for everyone in each of those segments, through
+    one ``default`` strategy per segment that the plan owns (others' strategies are left)."""
     if not isinstance(percent, int) or isinstance(percent, bool) or not 0 <= percent <= 100:
         raise InvalidRequest("The rollout is a whole percentage from 0 to 100.")
     setting = FlagSetting.objects.filter(flag=flag, environment=environment).first()
     strategies = list(setting.strategies) if setting else []
+    if segments is not None:
+        strategies = [s for s in strategies if not str(s.get("id", "")).startswith(PLAN_SEGMENT)]
+        strategies += [
+            {"id": f"{PLAN_SEGMENT}{pk}", "name": "default", "parameters": {}, "segments": [pk]}
+            for pk in segments
+        ]
     rollouts = [s for s in strategies if s["name"] == "flexibleRollout"]
     if rollouts:
         rollouts[0]["parameters"] = {**rollouts[0]["parameters"], "rollout": str(percent)}

@@ -26,6 +26,12 @@ the plan drive the deployment (through ``releases.actions``) while it runs, and 
 begin when it succeeds. A deployment that fails, is rolled back or aborted aborts the plan (the
 flag stays at 0 %).
 
+Segment first: steps may begin with ``{"segment": "internal", "pause": "1d"}`` (a reusable
+segment by name, before any percentage): the flag is on for everyone in the segment (and 0 %
+of the rest); the segment stays on as the percentages climb, and comes off on a step back past
+it or an abort. So one plan reads: internal users -> 1 % -> 10 % -> an A/B at 50 % -> 100 % ->
+cleanup.
+
 Every move goes through ``flags.actions.set_rollout`` (roles, audit trail, revision) and is
 recorded on the plan; ``decide`` is the pure decision the tick makes.
 """
@@ -39,7 +45,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flags import actions, analysis, experiments, governance, live
-from flags.models import Experiment, ExperimentState, FlagSetting, PlanState, RolloutPlan
+from flags.models import (
+    Experiment,
+    ExperimentState,
+    FlagSetting,
+    PlanState,
+    RolloutPlan,
+    Segment,
+)
 from releases import actions as deployments
 from releases import audit
 from releases.actors import Actor
@@ -78,6 +91,7 @@ def check_steps(raw, flag_key: str = "", env_slug: str = "") -> list[dict]:
             "gate",
             "cleanup",
             "analysis",
+            "segment",
         }:
             errors.append(
                 {"path": at, "message": '{"percent": 10, "pause": "10m", "gate": "experiment"}'}
@@ -97,6 +111,36 @@ def check_steps(raw, flag_key: str = "", env_slug: str = "") -> list[dict]:
             elif i != len(raw) - 1 or last != 100:
                 errors.append({"path": at, "message": "the cleanup step comes last, after 100"})
             out.append({"percent": 100, "pause": seconds, "gate": None, "cleanup": True})
+            continue
+        if "segment" in step:
+            segment = (
+                Segment.objects.filter(name=step["segment"]).first()
+                if isinstance(step["segment"], str)
+                else None
+            )
+            if segment is None:
+                errors.append({"path": f"{at}.segment", "message": "names no segment"})
+            elif last != 0 or "percent" in step:
+                errors.append(
+                    {"path": at, "message": "a segment step comes before the percentages"}
+                )
+            gate = step.get("gate")
+            if gate is not None and gate not in GATES:
+                errors.append({"path": f"{at}.gate", "message": f"one of {', '.join(GATES)}"})
+            if gate == "analysis" or "analysis" in step:
+                errors.append(
+                    {"path": f"{at}.analysis", "message": "a segment step has no cohorts to judge"}
+                )
+            out.append(
+                {
+                    "percent": 0,
+                    "pause": seconds,
+                    "gate": gate if gate != "analysis" else None,
+                    "cleanup": False,
+                    "segment": segment.pk if segment else None,
+                    "segment_name": step["segment"] if segment else "",
+                }
+            )
             continue
         percent = step.get("percent")
         if not isinstance(percent, int) or isinstance(percent, bool) or not 0 < percent <= 100:
@@ -195,6 +239,11 @@ def _audit(actor, plan, action, data=None):
     live.publish(plan.flag_id)
 
 
+def segments_on(steps: list[dict], index: int) -> list[int]:
+    """The segments a plan at step ``index`` has turned the flag on for (-1: none)."""
+    return [s["segment"] for s in steps[: index + 1] if s.get("segment")]
+
+
 def start(actor, flag, environment, steps, deployment: Deployment | None = None) -> RolloutPlan:
     """Start a plan; with ``deployment`` (one in ``environment``, not yet over or succeeded)
     the plan waits for it first: deploy, then release."""
@@ -227,7 +276,9 @@ def start(actor, flag, environment, steps, deployment: Deployment | None = None)
                 if deployment
                 else "",
             )
-            actions.set_rollout(actor, flag, environment, clean[0]["percent"])
+            actions.set_rollout(
+                actor, flag, environment, clean[0]["percent"], segments=segments_on(clean, 0)
+            )
             actions.set_enabled(actor, flag, environment, True)
             _audit(
                 actor,
@@ -256,7 +307,13 @@ def _move(actor, plan_id, action, *, index=None, state=None, message=""):
         if index is not None:
             index = max(0, min(index, len(plan.steps) - 1))
             percent = plan.steps[index]["percent"] if index >= 0 else 0
-            actions.set_rollout(actor, plan.flag, plan.environment, percent)
+            actions.set_rollout(
+                actor,
+                plan.flag,
+                plan.environment,
+                percent,
+                segments=segments_on(plan.steps, index),
+            )
             plan.step_index, plan.step_started_at = index, timezone.now()
         plan.state = state or plan.state
         step = plan.steps[plan.step_index]
@@ -302,7 +359,7 @@ def step_back(actor, plan: RolloutPlan, reason: str = "") -> RolloutPlan:
     with transaction.atomic():
         plan = _locked(plan.pk)
         if plan.step_index == 0:
-            actions.set_rollout(actor, plan.flag, plan.environment, 0)
+            actions.set_rollout(actor, plan.flag, plan.environment, 0, segments=[])
             plan.state, plan.message = PlanState.PAUSED, (reason or "stepped back to 0 %")[:300]
             plan.save()
             _audit(actor, plan, "flag.plan.step_back", {"percent": 0})
@@ -333,7 +390,7 @@ def abort(actor, plan: RolloutPlan, reason: str = "") -> RolloutPlan:
         plan = _locked(plan.pk)
         if plan.state not in OPEN:
             raise Conflict(f"The plan is {plan.state}.", details={"state": plan.state})
-        actions.set_rollout(actor, plan.flag, plan.environment, 0)
+        actions.set_rollout(actor, plan.flag, plan.environment, 0, segments=[])
         plan.state, plan.message = PlanState.ABORTED, (reason or "aborted: back to 0 %")[:300]
         plan.save()
         _audit(actor, plan, "flag.plan.abort", {"percent": 0})

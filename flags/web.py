@@ -310,6 +310,8 @@ def timeline(plan: RolloutPlan | None) -> list[dict]:
             continue
         if step.get("cleanup"):
             label = "cleanup: remove the flag from the code"
+        elif step.get("segment"):
+            label = f"segment {step['segment_name']}"
         else:
             label = f"{step['percent']} %"
         notes = []

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from flags import actions, plans, state
-from flags.models import PlanState, RolloutPlan
+from flags.models import FlagSetting, PlanState, RolloutPlan
 from releases.governance import tokens
 from releases.models import AuditEvent
 from tests import factories
@@ -120,3 +120,56 @@ def test_the_flag_page_shows_the_plan_step(actor, prod, admin):
     client.force_login(admin)
     html = client.get("/flags/checkout/").content.decode()
     assert "Rollout plan" in html and "<strong>1 %</strong>" in html
+
+
+def test_a_segment_step_comes_first_and_stays_on_as_the_percentages_climb(actor, prod):
+    """Internal users -> 10 % -> 100 %: at the segment step the flag is on for the segment only;
+    the segment stays on at 10 %; a step back past it or an abort takes it off again."""
+    from flags.engine import compile_features, evaluate
+
+    actions.save_segment(
+        actor,
+        "internal",
+        [{"contextName": "email", "operator": "STR_ENDS_WITH", "values": ["@example.com"]}],
+    )
+    flag = make_flag(actor, prod, enabled=False)
+    staff = {"userId": "ada", "properties": {"email": "ada@example.com"}}
+    users = [
+        {"userId": f"u{n}", "properties": {"email": f"u{n}@elsewhere.org"}} for n in range(400)
+    ]
+
+    def on(context) -> bool:
+        compiled = compile_features(state.build(prod.pk, 0).document)
+        return evaluate(compiled, flag.key, context).enabled
+
+    def share() -> float:
+        compiled = compile_features(state.build(prod.pk, 0).document)
+        return sum(evaluate(compiled, flag.key, u).enabled for u in users) / len(users)
+
+    steps = [{"segment": "internal", "pause": "1d"}, {"percent": 10}, {"percent": 100}]
+    plan = plans.start(actor, flag, prod, steps)
+    assert on(staff) and share() == 0
+    from flags.web import timeline
+
+    assert timeline(plan)[0]["label"] == "segment internal"
+    plans.tick(plan.step_started_at + timedelta(days=1, minutes=1))
+    assert on(staff) and 0.03 < share() < 0.2
+    plan = plans.step_back(actor, RolloutPlan.objects.get(), "too early")
+    assert on(staff) and share() == 0  # back at the segment step: the segment still on
+    plan = plans.step_back(actor, plan, "not yet at all")
+    assert not on(staff) and share() == 0
+    plans.abort(actor, plan, "stop")
+    assert not on(staff)
+    strategies = FlagSetting.objects.get(flag=flag, environment=prod).strategies
+    assert not [s for s in strategies if str(s.get("id", "")).startswith(actions.PLAN_SEGMENT)]
+
+
+def test_a_segment_step_is_checked(actor, prod):
+    flag = make_flag(actor, prod, enabled=False)
+    for steps, path in (
+        ([{"segment": "nobody"}, {"percent": 100}], "steps[0].segment"),
+        ([{"percent": 10}, {"segment": "nobody"}, {"percent": 100}], "steps[1].segment"),
+    ):
+        with pytest.raises(Exception) as caught:
+            plans.start(actor, flag, prod, steps)
+        assert path in json.dumps(caught.value.details), caught.value.details
