@@ -44,10 +44,21 @@ class JobSpec:
     name: str  # the target's name: Jobs are <name>-job-<random>
     image: str
     command: list[str]
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)  # values, or {"secret": {name, key}}
     labels: dict[str, str] = field(default_factory=dict)
     backoff_limit: int = 0
     timeout: float = 60.0
+
+
+def _env_var(name: str, value: Any) -> dict[str, Any]:
+    """A value, or ``{"secret": {"name", "key"}}``: the Job reads that Secret's key itself."""
+    if isinstance(value, dict):
+        ref = value["secret"]
+        return {
+            "name": name,
+            "valueFrom": {"secretKeyRef": {"name": ref["name"], "key": ref["key"]}},
+        }
+    return {"name": name, "value": value}
 
 
 def manifest(spec: JobSpec, job_name: str) -> dict[str, Any]:
@@ -68,8 +79,9 @@ def manifest(spec: JobSpec, job_name: str) -> dict[str, Any]:
                         {
                             "name": "job",
                             "image": spec.image,
-                            "command": spec.command,
-                            "env": [{"name": k, "value": v} for k, v in spec.env.items()],
+                            # no command: the image's entrypoint runs
+                            **({"command": spec.command} if spec.command else {}),
+                            "env": [_env_var(k, v) for k, v in spec.env.items()],
                         }
                     ],
                 },

@@ -109,9 +109,26 @@ class JobMetrics:
             "slot": arm.slot,
             "version": arm.version or "",
         }
-        argv = words(query.query, values)
+        if not query.query.strip() and self._runner != "kubernetes":
+            raise IntegrationError(
+                "the job metric has only an image (its entrypoint): the local fleet runs a "
+                "command as a process; give it a command, or run it on a Kubernetes target",
+                permanent=True,
+            )
+        argv = words(query.query, values) if query.query.strip() else []  # [] : the entrypoint
+        secrets = {n: v for n, v in self._env.items() if isinstance(v, dict)}
+        if secrets and self._runner != "kubernetes":
+            raise IntegrationError(
+                f"the job's env {', '.join(sorted(secrets))} comes from a Kubernetes Secret, "
+                "which only a Kubernetes target's Job can read: use a template argument with "
+                "valueFrom.secretKeyRef (the secret store) on the local fleet",
+                permanent=True,
+            )
         env = {
-            **{name: fill(value, values, f"env {name}") for name, value in self._env.items()},
+            **{
+                name: value if isinstance(value, dict) else fill(value, values, f"env {name}")
+                for name, value in self._env.items()
+            },
             "SWITCHYARD_TARGET": str(values["target"]),
             "SWITCHYARD_SLOT": str(arm.slot),
             "SWITCHYARD_VERSION": str(arm.version or ""),

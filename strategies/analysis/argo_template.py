@@ -333,28 +333,36 @@ def _job(options: dict[str, Any], path: str, errors: list[FieldError]) -> dict[s
         return out
     container = containers[0] if isinstance(containers[0], dict) else {}
     command = [*(container.get("command") or []), *(container.get("args") or [])]
-    if not command or not all(isinstance(word, str | int | float) for word in command):
+    if not all(isinstance(word, str | int | float) for word in command) or (
+        not command and not container.get("image")
+    ):
         errors.append(
             FieldError(
                 f"{where}[0].command",
-                "is required: give the command (and args) to run here (an image's entrypoint "
-                "is not run)",
+                "is required without an image: give the command (and args) to run, or the "
+                "image whose entrypoint a Kubernetes target's Job runs",
             )
         )
         return out
-    env = {}
+    env: dict[str, Any] = {}
     for index, item in enumerate(container.get("env") or []):
+        ref = (item.get("valueFrom") or {}).get("secretKeyRef") if isinstance(item, dict) else None
         if isinstance(item, dict) and isinstance(item.get("name"), str) and "value" in item:
             env[item["name"]] = item["value"]
+        elif isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(ref, dict):
+            # the Job reads the Secret itself (Kubernetes targets): only the reference is kept
+            env[item["name"]] = {"secret": {"name": ref.get("name"), "key": ref.get("key")}}
         else:
             errors.append(
                 FieldError(
                     f"{where}[0].env[{index}]",
-                    "only env entries with a value are supported: give the value (secrets: a "
-                    "template argument with valueFrom.secretKeyRef, passed in the command)",
+                    "only env entries with a value or valueFrom.secretKeyRef are supported",
                 )
             )
-    out["query"] = shlex.join(map(str, command))
+    if command:
+        out["query"] = shlex.join(map(str, command))
+    else:
+        del out["query"]  # the image's entrypoint
     if env:
         out["env"] = env
     if container.get("image") is not None:

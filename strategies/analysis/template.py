@@ -257,16 +257,27 @@ def _secret(value: Any) -> dict[str, str] | None:
     return {"name": value["name"], "key": value["key"]}
 
 
-def _env(value: Any) -> dict[str, str]:
-    """A job's environment: names to values (strings or numbers)."""
+def _env(value: Any) -> dict[str, Any]:
+    """A job's environment: names to values (strings or numbers), or to a Kubernetes Secret's
+    key, ``{"secret": {"name", "key"}}``, which a Kubernetes target's Job reads itself (its
+    ``valueFrom.secretKeyRef``): the value never passes through Switchyard."""
     if not isinstance(value, dict):
         raise ValueError(f'must be an object like {{"MODE": "smoke"}}, got {show(value)}')
-    out = {}
+    out: dict[str, Any] = {}
     for name, item in value.items():
         if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             raise ValueError(f"{show(name)} is not an environment variable's name")
+        if isinstance(item, dict) and set(item) == {"secret"}:
+            try:
+                out[name] = {"secret": _secret(item["secret"])}
+            except ValueError as exc:
+                raise ValueError(f"{name}.secret: {exc}") from None
+            continue
         if isinstance(item, bool) or not isinstance(item, str | int | float):
-            raise ValueError(f"{name} must be a string or a number, got {show(item)}")
+            raise ValueError(
+                f'{name} must be a string, a number or {{"secret": {{"name", "key"}}}}, '
+                f"got {show(item)}"
+            )
         out[name] = str(item)
     return out
 
@@ -380,7 +391,10 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
     f.finish()
     if m["name"] is None and "name" not in raw:
         errors.append(FieldError(f"{path}.name", "is required"))
-    if m["query"] is None and "query" not in raw:
+    entrypoint = m["provider"] == "job" and "query" not in raw and raw.get("image")
+    if entrypoint:  # a job with an image and no command: a Kubernetes Job runs its entrypoint
+        m["query"] = ""
+    elif m["query"] is None and "query" not in raw:
         errors.append(FieldError(f"{path}.query", "is required"))
     if len(errors) > before:
         return None
@@ -451,6 +465,8 @@ def _metric(raw: dict, path: str, errors: list[FieldError], declared: set[str]) 
     if m["provider"] == "web":
         _check_web(f, m)
     for name, value in (m.get("env") or {}).items():  # filled in like the command's words
+        if isinstance(value, dict):
+            continue  # a Secret's key, read by the Job itself
         _check_placeholders(f, f"env.{name}", value, declared, builtins=True)
     for key in ("query", "total_query", "address"):
         if m[key]:

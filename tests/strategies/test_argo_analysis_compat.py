@@ -143,15 +143,24 @@ def test_a_jobs_deadline_is_the_metrics_timeout_and_its_options_are_job_only():
     assert [e.path for e in caught.value.errors] == ["metrics[0].env.A"]
 
 
-def test_a_job_without_a_command_or_with_secret_env_is_named():
-    raw = job_manifest(name="t", image="example/endtest:0.2.1")
+def test_a_job_with_only_an_image_runs_its_entrypoint_and_secret_env_stays_a_reference():
+    # argo-rollouts examples/analysis-endtest.yaml: a test-suite image, credentials from a Secret
+    secret = {"valueFrom": {"secretKeyRef": {"name": "endtest-credentials", "key": "APP_ID"}}}
+    raw = job_manifest(name="t", image="example/endtest:0.2.1", env=[{"name": "APP_ID", **secret}])
+    (metric,) = argo_template.normalise(raw)["metrics"]
+    assert (metric["query"], metric["image"]) == ("", "example/endtest:0.2.1")
+    # only the reference: the Job reads the Secret from the cluster, nothing here holds its value
+    assert metric["env"] == {"APP_ID": {"secret": {"name": "endtest-credentials", "key": "APP_ID"}}}
+
+
+def test_a_job_without_a_command_or_an_image_is_named():
+    raw = job_manifest(name="t")
     with pytest.raises(SpecError) as caught:
         argo_template.normalise(raw)
     assert [e.path for e in caught.value.errors] == [
         "spec.metrics[0].provider.job.spec.template.spec.containers[0].command"
     ]
-    secret = {"valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
-    raw = job_manifest(name="t", command=["true"], env=[{"name": "TOKEN", **secret}])
+    raw = job_manifest(name="t", command=["true"], env=[{"name": "TOKEN", "valueFrom": {}}])
     with pytest.raises(SpecError) as caught:
         argo_template.normalise(raw)
     (error,) = caught.value.errors

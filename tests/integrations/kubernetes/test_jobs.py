@@ -87,6 +87,25 @@ def test_a_job_that_succeeds_passes_and_is_deleted(k8s):
     kubernetes_validate.validate(job, "1.37.0", strict=True)
 
 
+def test_a_job_with_only_an_image_runs_its_entrypoint_reading_env_from_a_secret(k8s):
+    """Argo's analysis-endtest example: no command (the image's entrypoint runs) and credentials
+    from a Secret, which the Job reads itself: the manifest holds the reference, not a value."""
+    metrics = source(env={"APP_ID": {"secret": {"name": "endtest-credentials", "key": "APP_ID"}}})
+
+    assert measure(metrics, "") == 1.0
+
+    (job,) = created(k8s)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert "command" not in container
+    (app_id,) = [e for e in container["env"] if e["name"] == "APP_ID"]
+    assert app_id == {
+        "name": "APP_ID",
+        "valueFrom": {"secretKeyRef": {"name": "endtest-credentials", "key": "APP_ID"}},
+    }
+    assert k8s.list(*JOBS) == []
+    kubernetes_validate.validate(job, "1.37.0", strict=True)
+
+
 def test_a_job_that_fails_fails(k8s):
     metrics = source(backoff_limit=2)
     assert measure(metrics, "sh -c 'exit 3'") == 0.0

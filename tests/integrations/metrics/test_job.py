@@ -75,3 +75,10 @@ def test_what_cannot_run_is_a_permanent_error():
     assert caught.value.permanent and "give the metric an 'image'" in caught.value.message
     with pytest.raises(IntegrationError):
         words("sh -c 'unterminated", {})
+    with pytest.raises(IntegrationError) as caught:  # an image's entrypoint: Kubernetes only
+        JobMetrics(image="example/endtest:0.2.1").fetch(query(""), {}, 0.0, 1.0)
+    assert caught.value.permanent and "Kubernetes target" in caught.value.message
+    secret = {"secret": {"name": "s", "key": "k"}}
+    with pytest.raises(IntegrationError) as caught:  # a Kubernetes Secret: Kubernetes only
+        JobMetrics(env={"TOKEN": secret}).fetch(query("true"), {}, 0.0, 1.0)
+    assert caught.value.permanent and "Kubernetes Secret" in caught.value.message
