@@ -143,8 +143,10 @@ def start_web(supervisor: processes.Supervisor, env: dict | None = None) -> str:
 
 
 @contextmanager
-def stack(name: str, *, workers: int = 2):
-    """Yield an Api client for a fresh installation; stop everything afterwards."""
+def stack(name: str, *, workers: int = 2, threads: int = 0):
+    """Yield an Api client for a fresh installation; stop everything afterwards. The worker:
+    one Celery worker with ``workers`` pool processes, or with ``threads``, ``workers`` worker
+    processes of that many threads each."""
     var = ROOT / "var" / "bench" / name
     shutil.rmtree(var, ignore_errors=True)
     var.mkdir(parents=True)
@@ -156,7 +158,14 @@ def stack(name: str, *, workers: int = 2):
         # every queue the product uses: with no notify consumer each deployment event's
         # fan-out task would pile up in Redis (the soak saw the notify list grow)
         queues = "priority,default,notify"
-        supervisor.start("worker", processes.worker_command(concurrency=workers, queues=queues))
+        if threads:
+            for n in range(workers):
+                command = processes.worker_command(
+                    concurrency=threads, queues=queues, name=f"worker{n}", pool="threads"
+                )
+                supervisor.start(f"worker{n}", command)
+        else:
+            supervisor.start("worker", processes.worker_command(concurrency=workers, queues=queues))
         supervisor.start("beat", processes.beat_command(var / "beat-schedule"))
         base = start_web(supervisor, processes.WEB_ENV)
         print(f"stack up: {base} (logs in {var / 'logs'})", flush=True)

@@ -106,20 +106,21 @@ class Sampler:
         self.psutil = _psutil()
         self.samples: list[dict] = []
         self.stop = threading.Event()
-        self.procs: dict = {}
+        self.procs: dict[str, list] = {}  # role -> its processes (several workers add up)
         if self.psutil is not None:
             for child in self.psutil.Process(os.getpid()).children():
                 cmd = " ".join(child.cmdline()) + " "
                 for needles, role in self.ROLES:
                     if all(n in cmd for n in needles):
-                        self.procs[role] = child
+                        self.procs.setdefault(role, []).append(child)
 
     def _read(self) -> dict:
         out = {"t": time.monotonic()}
-        for role, proc in self.procs.items():
-            out[role] = _tree_usage(proc, skip_children=role == "fleet")
+        for role, procs in self.procs.items():
+            usage = [_tree_usage(proc, skip_children=role == "fleet") for proc in procs]
+            out[role] = (sum(u[0] for u in usage), sum(u[1] for u in usage))
         if "fleet" in self.procs:
-            cpu, rss = _tree_usage(self.procs["fleet"])
+            cpu, rss = _tree_usage(self.procs["fleet"][0])
             own_cpu, own_rss = out["fleet"]
             out["instances"] = (cpu - own_cpu, rss - own_rss)
         return out
@@ -193,8 +194,10 @@ async def traffic(endpoints: list[str], rate: float, stop: asyncio.Event) -> dic
 
 
 def rollouts(args) -> None:
-    with stack("scale", workers=args.workers) as api:
-        log = ROOT / "var" / "bench" / "scale" / "logs" / "worker.log"
+    with stack("scale", workers=args.workers, threads=args.threads) as api:
+        logs_dir = ROOT / "var" / "bench" / "scale" / "logs"
+        names = [f"worker{n}" for n in range(args.workers)] if args.threads else ["worker"]
+        logs = [logs_dir / f"{name}.log" for name in names]
         api("PUT", "/analysis-templates/scale-errors", TEMPLATE)
         slugs = [f"svc-{n:03d}" for n in range(args.targets)]
         for slug in slugs:
@@ -208,7 +211,7 @@ def rollouts(args) -> None:
             api("GET", f"/services/{slug}/targets/prod")["endpoint"].rstrip("/") + "/"
             for slug in slugs
         ]
-        lag_offset = log.stat().st_size if log.exists() else 0
+        offsets = [log.stat().st_size if log.exists() else 0 for log in logs]
 
         async def main():
             stop = asyncio.Event()
@@ -240,15 +243,19 @@ def rollouts(args) -> None:
             return ids, states, submitted, await load, sampler, stuck, runs
 
         ids, states, submitted, counts, sampler, stuck, runs = asyncio.run(main())
-        with open(log, encoding="utf-8", errors="replace") as fh:
-            fh.seek(lag_offset)
-            lags = [float(m.group(1)) for m in LAG.finditer(fh.read())]
+        lags = []
+        for log, offset in zip(logs, offsets, strict=True):
+            with open(log, encoding="utf-8", errors="replace") as fh:
+                fh.seek(offset)
+                lags += [float(m.group(1)) for m in LAG.finditer(fh.read())]
     done = [t for _, t in states.values()]
     outcomes: dict[str, int] = {}
     for state, _ in states.values():
         outcomes[state] = outcomes.get(state, 0) + 1
     print(
-        f"\n{len(ids)} canaries with analysis, {args.workers} worker processes, "
+        f"\n{len(ids)} canaries with analysis, {args.workers} worker processes"
+        + (f" of {args.threads} threads each" if args.threads else "")
+        + ", "
         f"{args.rate:g} req/s through each of {len(endpoints)} routers:"
     )
     print(f"  all {len(ids)} submitted in {submitted:.1f}s; outcomes {outcomes}")
@@ -298,6 +305,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--targets", type=int)
     parser.add_argument("--workers", type=int, default=2, help="Celery pool processes")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="run --workers worker processes with a pool of this many threads each (ticks wait "
+        "on I/O: threads overlap them) instead of one worker with --workers pool processes",
+    )
     parser.add_argument("--rate", type=float, default=5.0, help="req/s through each router")
     parser.add_argument("--dashboards", type=int)
     parser.add_argument("--timeout", type=float, default=600.0)

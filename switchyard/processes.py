@@ -66,11 +66,15 @@ WEB_ENV = {"DATABASE_POOL_MAX": "8"}
 
 
 def worker_command(
-    concurrency: int = 2, queues: str = "priority,default", name: str = "worker"
+    concurrency: int = 2,
+    queues: str = "priority,default",
+    name: str = "worker",
+    pool: str | None = None,
 ) -> list[str]:
     """A Celery worker consuming ``queues``. The demo and the compose file run two: ``default``
     (every forward tick) and ``priority`` (rollback and abort ticks), so a rollback never waits
-    for a free process behind slow ticks."""
+    for a free process behind slow ticks. ``pool``: Celery's (prefork unless named; the scale
+    bench measures ``threads``)."""
     return [
         sys.executable,
         "-m",
@@ -90,6 +94,7 @@ def worker_command(
         "fair",
         "-n",
         f"{name}@%h",
+        *(["--pool", pool] if pool else []),
     ]
 
 
