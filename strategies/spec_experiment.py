@@ -307,16 +307,18 @@ def from_argo(
     return result
 
 
+def _each_object(value: Any, translate) -> Any:
+    """``translate(index, item)`` for each object of a list; anything else passes through as it
+    is, for the spec reader to name."""
+    if not isinstance(value, list):
+        return value
+    return [translate(i, item) if isinstance(item, dict) else item for i, item in enumerate(value)]
+
+
 def _argo_templates(
     value: Any, theirs: str, ours: str, out: Translation, errors: list[FieldError]
 ) -> Any:
-    if not isinstance(value, list):
-        return value
-    result = []
-    for index, item in enumerate(value):
-        if not isinstance(item, dict):
-            result.append(item)
-            continue
+    def one(index: int, item: dict) -> dict:
         template: dict[str, Any] = {}
         for key, inner in item.items():
             where, at = f"{theirs}[{index}].{key}", f"{ours}[{index}]"
@@ -336,20 +338,15 @@ def _argo_templates(
             out.paths.append((f"{ours}[{index}].name", f"{theirs}[{index}]"))
         if "specRef" not in item:
             out.paths.append((f"{ours}[{index}].spec_ref", f"{theirs}[{index}].specRef"))
-        result.append(template)
-    return result
+        return template
+
+    return _each_object(value, one)
 
 
 def _argo_analyses(
     value: Any, theirs: str, ours: str, out: Translation, errors: list[FieldError]
 ) -> Any:
-    if not isinstance(value, list):
-        return value
-    result = []
-    for index, item in enumerate(value):
-        if not isinstance(item, dict):
-            result.append(item)
-            continue
+    def one(index: int, item: dict) -> dict:
         where, at = f"{theirs}[{index}]", f"{ours}[{index}]"
         named = {k: v for k, v in item.items() if k in ARGO_ANALYSIS_KEYS}
         rest = {k: v for k, v in item.items() if k not in ARGO_ANALYSIS_KEYS}
@@ -362,5 +359,6 @@ def _argo_analyses(
                 out.paths.append((f"{at}.{mine}", f"{where}.{key}"))
         if "name" not in item:
             out.paths.append((f"{at}.name", where))
-        result.append({**analysis, **ref})
-    return result
+        return {**analysis, **ref}
+
+    return _each_object(value, one)
