@@ -19,7 +19,7 @@ from datetime import UTC
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F, Max
 from django.utils import timezone
 
 from releases.actors import Actor
@@ -112,14 +112,20 @@ def _lock_head() -> AuditChainHead:
     head = AuditChainHead.objects.select_for_update().filter(pk=HEAD).first()
     if head is not None:
         return head
-    last = AuditEvent.objects.order_by("-id").first()
+    # the length and the last row in one statement, so one snapshot: another writer may commit
+    # between two reads, and a head that counts its row but names the row before it is refused
+    # by the trigger (migration 0007)
+    trail = AuditEvent.objects.aggregate(length=Count("id"), last_id=Max("id"))
+    last_id = trail["last_id"] or 0
+    last_hash = (
+        AuditEvent.objects.filter(pk=last_id).values_list("hash", flat=True).get()
+        if last_id
+        else GENESIS
+    )
     try:
         with transaction.atomic():
             AuditChainHead.objects.create(
-                pk=HEAD,
-                last_id=last.pk if last else 0,
-                last_hash=last.hash if last else GENESIS,
-                length=AuditEvent.objects.count(),
+                pk=HEAD, last_id=last_id, last_hash=last_hash, length=trail["length"]
             )
     except IntegrityError:  # another transaction created it first
         pass

@@ -285,3 +285,45 @@ def test_concurrent_writers_keep_one_unbroken_chain(admin, service):
     verdict = audit.verify()
     assert verdict.ok, verdict.problem
     assert AuditEvent.objects.filter(action="service.update").count() == 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_that_commits_while_another_creates_the_head_breaks_neither(admin, service):
+    """The head row is missing (a fresh database, a test flush) and two writers race to create
+    it: the second commits its event right after the first has begun reading the trail. The
+    first must read the trail's length and last row as one snapshot -- seen in CI as "row #0
+    with that hash does not exist" when it counted the other's event but not its last row."""
+    import threading
+
+    assert not AuditChainHead.objects.exists()
+    actor = factories.api_actor(admin)
+    other_errors = []
+
+    def other_writer():
+        try:
+            audit.record(actor, "service.update", service, {"writer": "other"})
+        except Exception as exc:  # noqa: BLE001 -- reported below
+            other_errors.append(exc)
+        finally:
+            connection.close()
+
+    fired = []
+
+    def commit_between_reads(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not fired and TABLE in sql and sql.lstrip().upper().startswith("SELECT"):
+            fired.append(sql)
+            t = threading.Thread(target=other_writer)
+            t.start()
+            t.join(30)
+        return result
+
+    with connection.execute_wrapper(commit_between_reads):
+        with transaction.atomic():
+            audit.record(actor, "service.update", service, {"writer": "first"})
+
+    assert fired, "the head was created without reading the trail"
+    assert other_errors == []
+    verdict = audit.verify()
+    assert verdict.ok, verdict.problem
+    assert AuditEvent.objects.filter(action="service.update").count() == 2
