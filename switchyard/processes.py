@@ -73,8 +73,17 @@ def worker_command(
 ) -> list[str]:
     """A Celery worker consuming ``queues``. The demo and the compose file run two: ``default``
     (every forward tick) and ``priority`` (rollback and abort ticks), so a rollback never waits
-    for a free process behind slow ticks. ``pool``: Celery's (prefork unless named; the scale
-    bench measures ``threads``)."""
+    for a free process behind slow ticks.
+
+    ``pool`` names Celery's pool and ``concurrency`` is then its size as given (the scale bench
+    measures ``threads`` this way). Unnamed, the pool is ``worker_pool()`` and ``concurrency``
+    counts processes' worth of work: a threads pool runs ``SWITCHYARD_WORKER_THREADS`` (8)
+    threads for each."""
+    size = concurrency
+    if pool is None:
+        pool = worker_pool()
+        if pool == "threads":
+            size = concurrency * worker_threads()
     return [
         sys.executable,
         "-m",
@@ -85,7 +94,9 @@ def worker_command(
         "-Q",
         queues,
         "-c",
-        str(concurrency),
+        str(size),
+        "--pool",
+        pool,
         "-l",
         "INFO",
         "--without-gossip",
@@ -94,8 +105,17 @@ def worker_command(
         "fair",
         "-n",
         f"{name}@%h",
-        *(["--pool", pool] if pool else []),
     ]
+
+
+def worker_pool() -> str:
+    """Celery's pool for the workers started here: ``SWITCHYARD_WORKER_POOL``, else prefork."""
+    return os.environ.get("SWITCHYARD_WORKER_POOL", "").strip() or "prefork"
+
+
+def worker_threads() -> int:
+    configured = os.environ.get("SWITCHYARD_WORKER_THREADS", "").strip()
+    return int(configured) if configured.isdigit() and int(configured) > 0 else 8
 
 
 def beat_command(schedule_path: Path) -> list[str]:
