@@ -110,6 +110,9 @@ class FlagConsumer(LiveConsumer):
     def key(self) -> str:
         return self.scope["url_route"]["kwargs"]["key"]
 
+    def page_key(self):
+        return self.key
+
     def page_refused(self) -> int | None:
         try:
             governance.check(self.scope["user"], "flag.view")

@@ -6,7 +6,10 @@ after any gap, then relays what ``releases.live.events`` publishes. Permission i
 message relayed: the user must still be signed in and active and may still see what the message
 is about (``releases.api.auth.authorize``, where roles plug in). The database part of that
 check is cached for ``RECHECK_SECONDS`` per connection, so a relay costs no query in the common
-case and a revoked user stops hearing within that time.
+case and a revoked user stops hearing within that time. The interval is jittered per connection,
+so that dashboards which connected together (after a web restart, say) do not all re-read at the
+same message, and connections of one session to one page in a process share one re-read (a
+thousand tabs of a wall screen cost one query, not a thousand, in front of the same message).
 
 Close codes: 4401 not signed in (or no longer), 4403 may not see it, 4404 no such deployment.
 Browsers only listen: anything they send is ignored.
@@ -18,6 +21,8 @@ seen>`` sends only the newer samples (otherwise the whole 15-minute window, with
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from urllib.parse import parse_qs
 
@@ -41,8 +46,12 @@ from releases.models import Deployment, DeploymentEvent, Target
 UNAUTHENTICATED = 4401
 FORBIDDEN = 4403
 NOT_FOUND = 4404
-# how often the user, the session and what they may see are re-read from the database
+# how often the user, the session and what they may see are re-read from the database (each
+# connection waits between 75% and 100% of it, at random)
 RECHECK_SECONDS = 30.0
+RECHECK_JITTER = 0.25
+# re-reads in flight or recent, per process: (event loop, what is checked) -> (started, task)
+_rechecks: dict[tuple, tuple[float, asyncio.Task]] = {}
 # events sent on (re)connect to fill a gap (``?after=<last event id seen>``)
 MAX_CATCH_UP_EVENTS = 200
 
@@ -66,6 +75,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     groups_joined: tuple[str, ...] = ()
     closed: bool = False
     checked_at: float = 0.0
+    recheck_after: float = RECHECK_SECONDS
 
     async def connect(self):
         # Accept first so that the browser sees our close code (a refused handshake is just 1006).
@@ -81,7 +91,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = tuple(groups)
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
-        self.checked_at = time.monotonic()
+        self.checked(time.monotonic())
         for message in await self.snapshot():
             await self.send_json(message)
 
@@ -112,14 +122,50 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         return bool(user is not None and user.is_authenticated and user.is_active)
 
+    def checked(self, at: float) -> None:
+        self.checked_at = at
+        self.recheck_after = RECHECK_SECONDS * (1 - RECHECK_JITTER * random.random())
+
     async def still_allowed(self) -> int | None:
         if not self.user_ok():
             return UNAUTHENTICATED
-        if time.monotonic() - self.checked_at < RECHECK_SECONDS:
+        now = time.monotonic()
+        if now - self.checked_at < self.recheck_after:
             return None
-        refused = await self.recheck()
-        self.checked_at = time.monotonic()
+        started, task = self.shared_recheck(now)
+        refused = await asyncio.shield(task)
+        self.forget_decisions()
+        self.checked(started)
         return refused
+
+    def shared_recheck(self, now: float) -> tuple[float, asyncio.Task]:
+        """The re-read this connection waits on: one already started for the same session and
+        page after this connection's last check (still running, or done less than
+        ``RECHECK_SECONDS`` ago), else a new one."""
+        session = self.scope.get("session")
+        key = (
+            asyncio.get_running_loop(),
+            type(self).__name__,
+            self.scope["user"].pk,
+            getattr(session, "session_key", None),
+            self.page_key(),
+        )
+        shared = _rechecks.get(key)
+        if (
+            shared is not None
+            and shared[0] > self.checked_at
+            and (not shared[1].done() or now - shared[0] < RECHECK_SECONDS)
+        ):
+            return shared
+        if len(_rechecks) > 10_000:  # bounded: forget the stale ones
+            for stale in [k for k, (at, _) in _rechecks.items() if now - at >= RECHECK_SECONDS]:
+                del _rechecks[stale]
+        _rechecks[key] = shared = (now, asyncio.ensure_future(self.recheck()))
+        return shared
+
+    def page_key(self):
+        """What the page shows, for sharing re-reads between its connections."""
+        return None
 
     @database_sync_to_async
     def recheck(self) -> int | None:
@@ -131,7 +177,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         key = getattr(session, "session_key", None)
         if key is not None and not session.exists(key):
             return UNAUTHENTICATED
-        self.forget_decisions()
         return self.page_refused()
 
     def forget_decisions(self) -> None:
@@ -210,6 +255,9 @@ class DeploymentConsumer(LiveConsumer):
     @property
     def deployment_id(self) -> int:
         return int(self.scope["url_route"]["kwargs"]["deployment_id"])
+
+    def page_key(self):
+        return self.deployment_id
 
     @database_sync_to_async
     def find_groups(self) -> tuple[list[str], int | None]:

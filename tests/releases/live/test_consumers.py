@@ -222,6 +222,44 @@ def test_it_stops_relaying_after_the_user_signs_out(deployer, deployment, monkey
     async_to_sync(scenario)()
 
 
+def test_tabs_of_one_session_share_a_recheck_and_all_still_close(deployer, deployment, monkeypatch):
+    """Many tabs of one session on one deployment re-read the user once per due message, not once
+    each (seen in bench/ws.py: a thousand dashboards that connected together all re-read in
+    front of the same message, p95 8 s); a deactivated user is still shut out of every tab."""
+    monkeypatch.setattr(consumers, "RECHECK_SECONDS", 0.0)
+    admin = factories.make_user("admin")
+    rechecks = []
+    page_refused = consumers.DeploymentConsumer.page_refused
+
+    def counted(self):
+        rechecks.append(self.channel_name)
+        return page_refused(self)
+
+    monkeypatch.setattr(consumers.DeploymentConsumer, "page_refused", counted)
+    headers = signed_in(deployer)
+
+    async def scenario():
+        tabs = [communicator(f"/ws/deployments/{deployment.pk}/", headers) for _ in range(5)]
+        for tab in tabs:
+            await connect_and_drain(tab, 3)
+        await database_sync_to_async(actions.pause)(actor(admin), deployment.pk)
+        for tab in tabs:
+            message = await receive_until(tab, lambda m: m["type"] == "deployment")
+            assert message["data"]["state"] == "paused"
+        assert len(rechecks) < len(tabs), rechecks  # (5 tabs re-reading on their own: 5)
+
+        await database_sync_to_async(
+            lambda: get_user_model().objects.filter(pk=deployer.pk).update(is_active=False)
+        )()
+        await database_sync_to_async(actions.resume)(actor(admin), deployment.pk)
+        for tab in tabs:
+            while (out := await tab.receive_output(timeout=TIMEOUT))["type"] != "websocket.close":
+                pass
+            assert out == {"type": "websocket.close", "code": 4401}
+
+    async_to_sync(scenario)()
+
+
 # --- the board ----------------------------------------------------------------------------------
 
 
