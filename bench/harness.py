@@ -143,10 +143,13 @@ def start_web(supervisor: processes.Supervisor, env: dict | None = None) -> str:
 
 
 @contextmanager
-def stack(name: str, *, workers: int = 2, threads: int = 0):
+def stack(name: str, *, workers: int = 2, threads: int | None = None):
     """Yield an Api client for a fresh installation; stop everything afterwards. The worker:
-    one Celery worker with ``workers`` pool processes, or with ``threads``, ``workers`` worker
-    processes of that many threads each."""
+    ``workers`` worker processes of ``threads`` threads each (by default what production runs:
+    ``processes.worker_pool()``, 8 threads), or with ``threads=0`` one Celery worker with
+    ``workers`` prefork pool processes."""
+    if threads is None:
+        threads = processes.worker_threads() if processes.worker_pool() == "threads" else 0
     var = ROOT / "var" / "bench" / name
     shutil.rmtree(var, ignore_errors=True)
     var.mkdir(parents=True)
@@ -165,7 +168,8 @@ def stack(name: str, *, workers: int = 2, threads: int = 0):
                 )
                 supervisor.start(f"worker{n}", command)
         else:
-            supervisor.start("worker", processes.worker_command(concurrency=workers, queues=queues))
+            command = processes.worker_command(concurrency=workers, queues=queues, pool="prefork")
+            supervisor.start("worker", command)
         supervisor.start("beat", processes.beat_command(var / "beat-schedule"))
         base = start_web(supervisor, processes.WEB_ENV)
         print(f"stack up: {base} (logs in {var / 'logs'})", flush=True)

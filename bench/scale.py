@@ -1,9 +1,11 @@
 """Many rollouts at once: canaries with analysis on many local targets, and many live dashboards.
 
-    .venv/bin/python bench/scale.py [--targets 100] [--workers 2] [--dashboards 1000] [--quick]
+    .venv/bin/python bench/scale.py [--targets 100] [--workers 2] [--threads 8] [--dashboards 1000]
+                                    [--quick]
 
-Part 1 starts the stack of ``bench/harness.py`` (fleet agent, one Celery worker with
-``--workers`` pool processes on the default and priority queues, beat, the web server as
+Part 1 starts the stack of ``bench/harness.py`` (fleet agent, ``--workers`` Celery worker
+processes of ``--threads`` threads on the default and priority queues as production runs them,
+or with ``--threads 0`` one worker of ``--workers`` prefork processes; beat, the web server as
 production runs it; fresh database, loopback only), creates ``--targets`` services with a prod
 target on the local fleet, deploys 1.0.0 to all of them, then sends traffic through every router
 (``--rate`` req/s per router, open loop) and starts a canary of 2.0.0 on every target at once:
@@ -38,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import FAST_HEALTH, TERMINAL, create_service, percentile, stack  # noqa: E402
+from switchyard import processes  # noqa: E402
 
 TEMPLATE = {
     "description": "the canary's error rate against the stable release's, every second",
@@ -304,19 +307,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--targets", type=int)
-    parser.add_argument("--workers", type=int, default=2, help="Celery pool processes")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument(
         "--threads",
         type=int,
-        default=0,
-        help="run --workers worker processes with a pool of this many threads each (ticks wait "
-        "on I/O: threads overlap them) instead of one worker with --workers pool processes",
+        default=None,
+        help="threads per worker process (default: what production runs, 8; ticks wait on I/O "
+        "and threads overlap them); 0: one worker with --workers prefork pool processes",
     )
     parser.add_argument("--rate", type=float, default=5.0, help="req/s through each router")
     parser.add_argument("--dashboards", type=int)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--skip-dashboards", action="store_true")
     args = parser.parse_args()
+    if args.threads is None:  # what production runs
+        args.threads = processes.worker_threads() if processes.worker_pool() == "threads" else 0
     args.targets = args.targets or (5 if args.quick else 100)
     args.dashboards = args.dashboards or (50 if args.quick else 1000)
     rollouts(args)

@@ -76,17 +76,19 @@ def test_a_child_started_without_restart_is_reported_dead(tmp_path):
 
 
 def test_the_worker_pool_is_chosen_by_the_environment(monkeypatch):
-    """Unnamed, the pool is SWITCHYARD_WORKER_POOL; a threads pool runs SWITCHYARD_WORKER_THREADS
-    threads per process asked for, and a pool named by the caller keeps its size as given."""
+    """Unnamed, the pool is SWITCHYARD_WORKER_POOL (threads by default); a threads pool runs
+    SWITCHYARD_WORKER_THREADS threads per process asked for, and a pool named by the caller keeps
+    its size as given."""
 
     def pool_and_size(command):
         return command[command.index("--pool") + 1], int(command[command.index("-c") + 1])
 
     monkeypatch.delenv("SWITCHYARD_WORKER_POOL", raising=False)
     monkeypatch.delenv("SWITCHYARD_WORKER_THREADS", raising=False)
+    assert pool_and_size(processes.worker_command(concurrency=2)) == ("threads", 16)
+    monkeypatch.setenv("SWITCHYARD_WORKER_POOL", "prefork")
     assert pool_and_size(processes.worker_command(concurrency=2)) == ("prefork", 2)
     monkeypatch.setenv("SWITCHYARD_WORKER_POOL", "threads")
-    assert pool_and_size(processes.worker_command(concurrency=2)) == ("threads", 16)
     monkeypatch.setenv("SWITCHYARD_WORKER_THREADS", "4")
     assert pool_and_size(processes.worker_command(concurrency=1)) == ("threads", 4)
     assert pool_and_size(processes.worker_command(concurrency=3, pool="threads")) == ("threads", 3)
