@@ -1,10 +1,11 @@
 """Read the fleet agent's request counters (``GET /metrics.json``) as plain values.
 
-One call returns every target's counters, so the dashboard's sampler makes one request per agent
-per round whatever the number of targets. Per slot the agent reports monotonic totals: requests by
-code class (``2xx``, ``3xx``, ``4xx``, ``5xx``, ``error``), per version, and a cumulative latency
-histogram (``latency_ms.buckets``: upper bound in ms -> count, last ``+Inf``). Rates and
-percentiles over an interval are computed by the caller from two readings.
+One call returns the counters of the targets asked for (``targets``; every target's when none
+are named), so the dashboard's sampler makes one request per agent per round whatever the number
+of targets, and an analysis reads only its own. Per slot the agent reports monotonic totals:
+requests by code class (``2xx``, ``3xx``, ``4xx``, ``5xx``, ``error``), per version, and a
+cumulative latency histogram (``latency_ms.buckets``: upper bound in ms -> count, last
+``+Inf``). Rates and percentiles over an interval are computed by the caller from two readings.
 
     counters = read_counters("http://127.0.0.1:8765", token)
     counters["api.prod"]["slots"]["green"]["requests"]["5xx"]
@@ -25,6 +26,7 @@ def read_counters(
     fleet_url: str,
     token: str,
     *,
+    targets: list[str] | None = None,
     timeout: httpx.Timeout = TIMEOUT,
     client: httpx.Client | None = None,
 ) -> dict:
@@ -33,7 +35,7 @@ def read_counters(
     router's comparison of mirrored answers (``integrations.local.darklaunch``), once it has
     compared any}}``; raises
     ``IntegrationError`` (permanent when the agent refuses the token)."""
-    body = read_raw(fleet_url, token, timeout=timeout, client=client)
+    body = read_raw(fleet_url, token, targets=targets, timeout=timeout, client=client)
     return {key: _target(value) for key, value in (body.get("targets") or {}).items()}
 
 
@@ -41,10 +43,12 @@ def read_raw(
     fleet_url: str,
     token: str,
     *,
+    targets: list[str] | None = None,
     timeout: httpx.Timeout = TIMEOUT,
     client: httpx.Client | None = None,
 ) -> dict[str, Any]:
-    """The agent's ``/metrics.json`` body as it sent it (``{"targets": {key: {...}}}``)."""
+    """The agent's ``/metrics.json`` body as it sent it (``{"targets": {key: {...}}}``), for
+    ``targets`` only when named."""
     url = fleet_url.rstrip("/") + "/metrics.json"
     where, what = f"the fleet agent at {fleet_url}", "GET /metrics.json"
     response = http.send(
@@ -56,6 +60,7 @@ def read_raw(
         hint="is `manage.py fleet` running?",
         timeout=timeout,
         headers={"Authorization": f"Bearer {token}"},
+        params=[("target", key) for key in targets or ()] or None,
     )
     http.refused(response, where=where, what=what)
     body = http.json_of(response, where=where, what=what)

@@ -55,7 +55,8 @@ class LocalMetrics:
         """Every asked target's monotonic counters in one call to the agent, for the live charts
         (``integrations.local.metrics_reader``): ``{key: {"time", "slots": {...}}}``."""
         wanted = set(keys)
-        return {k: v for k, v in read_fleet_counters(fleet_url, token).items() if k in wanted}
+        counters = read_fleet_counters(fleet_url, token, targets=sorted(wanted))
+        return {k: v for k, v in counters.items() if k in wanted}
 
     # -- MetricsSource -------------------------------------------------------------------------
 
@@ -82,7 +83,13 @@ class LocalMetrics:
     # -- reading -------------------------------------------------------------------------------
 
     def _read(self) -> dict[str, Any]:
-        body = read_raw(self.fleet_url, self._token, timeout=self._timeout, client=self._client)
+        body = read_raw(
+            self.fleet_url,
+            self._token,
+            targets=[self.target],
+            timeout=self._timeout,
+            client=self._client,
+        )
         return (body.get("targets") or {}).get(self.target) or {}
 
     @staticmethod

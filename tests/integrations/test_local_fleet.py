@@ -339,12 +339,34 @@ def test_deleting_a_slot_and_a_target_stops_everything(control):
 
 def test_metrics_json_is_json_per_target_and_slot(control):
     control.create_target("t.basic")
+    control.ensure("t.basic", "blue", "1.0", 1)  # (not left to an earlier test)
     data = control.metrics_json()
     assert "t.basic" in data["targets"]
     blue = data["targets"]["t.basic"]["slots"]["blue"]
     assert set(blue["requests"]) == {"2xx", "3xx", "4xx", "5xx", "error"}
     assert list(blue["latency_ms"]["buckets"])[-1] == "+Inf"
     json.dumps(data)
+
+
+def test_metrics_json_answers_for_the_targets_asked_for_only(control):
+    """An analysis reads one target: the agent answers for it alone (reading every target per
+    measurement is what stopped the agent answering at 100 canaries); unknown keys are left
+    out, and with no ``target`` the answer holds every target, as the live charts read it."""
+    for key in ("t.one", "t.two", "t.three"):
+        control.create_target(key)
+    one = control.http.get("/metrics.json", params={"target": "t.one"}).json()
+    assert list(one["targets"]) == ["t.one"]
+    assert "slots" in one["targets"]["t.one"]
+    two = control.http.get(
+        "/metrics.json", params=[("target", "t.two"), ("target", "t.three"), ("target", "t.none")]
+    ).json()
+    assert sorted(two["targets"]) == ["t.three", "t.two"]
+    assert {"t.one", "t.two", "t.three"} <= set(control.metrics_json()["targets"])
+
+    from integrations.local.metrics_reader import read_counters
+
+    read = read_counters(control.agent.url, control.agent.token, targets=["t.two"])
+    assert list(read) == ["t.two"] and "slots" in read["t.two"]
 
 
 def test_a_second_agent_cannot_take_a_used_control_port(agent, tmp_path):
