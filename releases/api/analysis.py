@@ -96,9 +96,19 @@ class RunOut(Out):
     deployment: int
     name: str
     key: str
+    step_index: int | None = Field(None, description="The canary step (0-based) that ran it.")
+    args: dict[str, Any] = {}
     phase: str
+    errored: bool = False
     decision: str
     why: str
+    score: dict[str, Any] | None = Field(
+        None,
+        description="The weighted score (docs/analysis.md: `score` 0-100 and each group's) once "
+        "every metric has taken its count; null before, or when a critical metric failed first.",
+    )
+    started_at: str | None = None
+    finished_at: str | None = None
     metrics: list[Any]
 
 

@@ -128,6 +128,12 @@ def test_a_deployment_shows_its_runs_with_their_working(api, failed_run):
     assert "clearly worse" in errors["why"]
     detail = api.get(f"/analysis-runs/{run.pk}").json()
     assert [m["phase"] for m in detail["metrics"][0]["history"]] == ["failed"]
+    # what docs/analysis.md promises, in both answers and in the OpenAPI document
+    for shown in (item, detail):
+        assert shown["step_index"] == 2 and shown["started_at"] and shown["finished_at"]
+        assert "score" in shown and shown["score"] == run.score
+    schema = api.get("/openapi.json").json()["components"]["schemas"]["RunOut"]["properties"]
+    assert {"score", "started_at", "finished_at", "step_index"} <= set(schema)
 
 
 def test_an_outsider_cannot_see_a_deployments_analysis(outsider_api, viewer_api, failed_run):
