@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
@@ -24,7 +23,7 @@ from flags import analysis, governance
 from flags.models import Flag, FlagSetting, RolloutPlan
 from releases.errors import Forbidden, NotFound
 from releases.live.consumers import FORBIDDEN, NOT_FOUND, LiveConsumer
-from releases.live.events import envelope
+from releases.live.events import envelope, group_send
 from releases.models import AuditEvent, Environment
 
 logger = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ def publish(flag_id: int) -> None:
             return
         try:
             message = {"type": "flag", "data": flag_dict(flag)}
-            async_to_sync(layer.group_send)(flag_group(flag_id), envelope([message]))
+            group_send(flag_group(flag_id), envelope([message]))
         except Exception:
             logger.warning("could not publish flag %s", flag_id, exc_info=True)
 

@@ -30,10 +30,12 @@ is about (type, service, environment), so that consumers check permission withou
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import threading
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -71,14 +73,47 @@ def envelope(messages: list[dict]) -> dict:
     return {"type": "relay", "frames": frames, "about": about}
 
 
+# how long a publish may wait for the channel layer (Redis) before it is given up and logged
+PUBLISH_TIMEOUT = 10.0
+_publisher: tuple[int, asyncio.AbstractEventLoop] | None = None  # (pid, its loop)
+_publisher_lock = threading.Lock()
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    """This process' one event loop for publishing, on a thread of its own. ``async_to_sync``
+    from a worker thread made a new event loop per call, and with it a new channel-layer
+    connection to Redis (channels_redis keeps one per loop) that was closed with the loop: at
+    100 canaries, ticks queued behind those handshakes (docs/serving.md)."""
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None or _publisher[0] != os.getpid() or _publisher[1].is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="live-publisher", daemon=True).start()
+            _publisher = (os.getpid(), loop)
+        return _publisher[1]
+
+
+def group_send(group: str, message: dict) -> None:
+    """``channel_layer.group_send`` from sync code, on the publisher loop; raises what the
+    layer raises (or TimeoutError after ``PUBLISH_TIMEOUT``)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _publisher_loop())
+    try:
+        future.result(timeout=PUBLISH_TIMEOUT)
+    except BaseException:
+        future.cancel()
+        raise
+
+
 def _send(group: str, *messages: dict) -> None:
     """One channel-layer send for all ``messages`` (a publish fans out to many subscribers: one
     group_send each would multiply the work by the number of messages)."""
-    layer = get_channel_layer()
-    if layer is None or not messages:
+    if not messages or get_channel_layer() is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, envelope(list(messages)))
+        group_send(group, envelope(list(messages)))
     except Exception:  # a dead channel layer must never fail a command or a tick
         kinds = ", ".join(m.get("type", "?") for m in messages)
         logger.warning("could not publish %s to %s", kinds, group, exc_info=True)
