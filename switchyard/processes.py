@@ -74,9 +74,11 @@ def http_threads() -> int:
 def http_command(
     port: int, host: str = "127.0.0.1", workers: int | None = None, threads: int | None = None
 ) -> list[str]:
-    """Plain HTTP: gunicorn's threaded workers (``gthread``) running ``switchyard.wsgi``,
-    ``workers`` processes of ``threads`` threads each. A request runs on the thread that
-    read it, start to end, with that thread's persistent database connection."""
+    """Plain HTTP (no WebSockets): gunicorn's threaded workers (``gthread``) running
+    ``switchyard.wsgi``, ``workers`` processes of ``threads`` threads each. A request runs on the
+    thread that read it, start to end, with that thread's persistent database connection
+    (``HTTP_ENV``). Not what production runs: ``bench/api.py --server wsgi`` compares it with
+    ``web_command`` (``docs/serving.md``: about the same CPU per request)."""
     return [
         sys.executable,
         "-m",

@@ -1,6 +1,8 @@
-"""WSGI entry point: plain HTTP through Django (static files included), for gunicorn's threaded
-workers (``switchyard.processes.web_command``). WebSockets are not HTTP: ``switchyard/asgi.py``
-serves them (uvicorn, ``processes.ws_command``). ``docs/serving.md`` says why the two are split.
+"""WSGI entry point: plain HTTP through Django (static files included), no WebSockets, for
+gunicorn's threaded workers (``switchyard.processes.http_command``). Production serves HTTP and
+WebSockets with ``switchyard/asgi.py`` (uvicorn); ``bench/api.py --server wsgi`` measures this one
+beside it, and ``docs/serving.md`` says why it is not split off (about the same CPU per request).
+Its audit export is collected before it is sent (an async generator, served synchronously).
 """
 
 import gc
