@@ -1,13 +1,18 @@
 """The REST API under open-loop load, on Postgres, with a realistic history.
 
     .venv/bin/python bench/api.py [--rate 500] [--duration 30] [--web-workers N] [--quick]
+                                  [--server asgi|wsgi] [--web-threads N]
 
 Seeds a fresh database (``<name>_apibench`` beside DATABASE_URL's; Postgres only) with 200
 services x 4 environments (800 local targets), 100,000 finished deployments and 1,000,000
 deployment events (COPY, in a few seconds), ANALYZEs it and prints the ``EXPLAIN ANALYZE`` of the
 list queries. Then starts the web server exactly as production runs it
 (``switchyard.processes.web_command``: uvicorn, ``--web-workers`` processes, ``DEBUG`` off) with
-``SWITCHYARD_COUNT_QUERIES`` set, so every response says how many SQL queries it made. No Celery
+``SWITCHYARD_COUNT_QUERIES`` set, so every response says how many SQL queries it made.
+``--server wsgi`` serves the same HTTP with gunicorn's threaded workers instead
+(``processes.http_command``: ``switchyard.wsgi``, a persistent connection per thread), to compare
+the two servers' CPU per request. Besides the web server's CPU, the run prints what the Postgres
+backends and this client spent, per request: all three share the 2 cores. No Celery
 worker runs: the deployments the load creates stay ``pending`` (their ticks wait in this bench's
 Redis), which is what the API costs without the loop.
 
@@ -411,6 +416,13 @@ def _process(supervisor, name: str):
     return next(psutil.Process(p.pid) for n, p in supervisor.children if n == name)
 
 
+def _own_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _cpu(proc) -> float:
     """CPU seconds of ``proc`` and its children (uvicorn's workers) so far."""
     if proc is None:
@@ -422,6 +434,26 @@ def _cpu(proc) -> float:
             total += t.user + t.system
         except Exception:  # noqa: BLE001 -- a process that just exited
             continue
+    return total
+
+
+def _postgres_cpu(database: str) -> float:
+    """CPU seconds so far of the Postgres backends serving ``database`` (the web server's
+    connections persist through a run, in a pool or per thread, so their sum is what the
+    run's queries cost Postgres)."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover
+        return float("nan")
+    total = 0.0
+    for p in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(p.info["cmdline"] or ())
+        if cmdline.startswith("postgres:") and f" {database} " in cmdline:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except Exception:  # noqa: BLE001 -- a backend that just exited
+                continue
     return total
 
 
@@ -462,6 +494,11 @@ def report(outcome: dict, rate: float) -> None:
             f"(on 2 idle cores that is at most ~{2000 / per:.0f} req/s; the load average "
             f"while it ran: {os.getloadavg()[0]:.1f})"
         )
+    for what in ("postgres_cpu", "client_cpu"):
+        cpu = outcome.get(what)
+        if cpu is not None and cpu == cpu and every:
+            name = "Postgres backends' CPU" if what == "postgres_cpu" else "this client's CPU"
+            print(f"{name}: {cpu:.1f} s = {1000 * cpu / len(every):.1f} ms per request")
 
 
 def main() -> None:
@@ -473,6 +510,14 @@ def main() -> None:
     parser.add_argument("--deployments", type=int)
     parser.add_argument("--events", type=int)
     parser.add_argument("--web-workers", type=int, default=None, help="web processes")
+    parser.add_argument(
+        "--server",
+        choices=("wsgi", "asgi"),
+        default="asgi",
+        help="asgi: uvicorn, as production serves HTTP and WebSockets; wsgi: gunicorn's "
+        "threaded workers on switchyard.wsgi, to compare (docs/serving.md)",
+    )
+    parser.add_argument("--web-threads", type=int, default=None, help="threads per wsgi process")
     parser.add_argument("--explain-out", type=Path, help="also write the EXPLAINs to this file")
     args = parser.parse_args()
     defaults = (50, 3, 20, 2000, 20000) if args.quick else (500, 30, 200, 100_000, 1_000_000)
@@ -535,19 +580,30 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     workers = args.web_workers or processes.web_workers()
     with processes.Supervisor(env=env, log_dir=var / "logs") as supervisor:
-        supervisor.start("web", processes.web_command(port, workers=workers), env=processes.WEB_ENV)
+        if args.server == "wsgi":
+            threads = args.web_threads or processes.http_threads()
+            command = processes.http_command(port, workers=workers, threads=threads)
+            supervisor.start("web", command, env=processes.HTTP_ENV)
+            server = f"gunicorn gthread, {workers} processes x {threads} threads"
+        else:
+            command = processes.web_command(port, workers=workers)
+            supervisor.start("web", command, env=processes.WEB_ENV)
+            server = f"uvicorn, {workers} worker processes"
         processes.wait_http(f"{base}/login/", timeout=60)
         print(
-            f"web: uvicorn, {workers} worker processes on {base}; {rate:.0f} req/s for "
-            f"{duration:.0f}s (open loop)",
+            f"web: {server} on {base}; {rate:.0f} req/s for {duration:.0f}s (open loop); "
+            f"load average before: {os.getloadavg()[0]:.1f}",
             flush=True,
         )
         # every worker process imports and connects on its first requests: not counted
         asyncio.run(load(base, token, history, min(rate, 100), 3, warmup=True))
         web = _process(supervisor, "web")
-        cpu_before = _cpu(web)
+        database = env["DATABASE_URL"].rsplit("/", 1)[-1]
+        cpu_before, pg_before, client_before = _cpu(web), _postgres_cpu(database), _own_cpu()
         outcome = asyncio.run(load(base, token, history, rate, duration))
         outcome["web_cpu"] = _cpu(web) - cpu_before
+        outcome["postgres_cpu"] = _postgres_cpu(database) - pg_before
+        outcome["client_cpu"] = _own_cpu() - client_before
         dead = supervisor.check()
     report(outcome, rate)
     if dead:

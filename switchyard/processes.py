@@ -65,6 +65,44 @@ def web_command(port: int, host: str = "127.0.0.1", workers: int | None = None) 
 WEB_ENV = {"DATABASE_POOL_MAX": "8"}
 
 
+def http_threads() -> int:
+    """Threads per HTTP (WSGI) process: ``WEB_THREADS``, else 8."""
+    configured = os.environ.get("WEB_THREADS", "").strip()
+    return int(configured) if configured.isdigit() and int(configured) > 0 else 8
+
+
+def http_command(
+    port: int, host: str = "127.0.0.1", workers: int | None = None, threads: int | None = None
+) -> list[str]:
+    """Plain HTTP (no WebSockets): gunicorn's threaded workers (``gthread``) running
+    ``switchyard.wsgi``, ``workers`` processes of ``threads`` threads each. A request runs on the
+    thread that read it, start to end, with that thread's persistent database connection
+    (``HTTP_ENV``). Not what production runs: ``bench/api.py --server wsgi`` compares it with
+    ``web_command`` (``docs/serving.md``: about the same CPU per request)."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "switchyard.wsgi:application",
+        "--bind",
+        f"{host}:{port}",
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(workers or web_workers()),
+        "--threads",
+        str(threads or http_threads()),
+        "--worker-tmp-dir",
+        "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp",
+        "--graceful-timeout",
+        "10",
+    ]
+
+
+# the HTTP (WSGI) processes' environment: one persistent connection per thread
+HTTP_ENV = {"DATABASE_CONN_MAX_AGE": "600"}
+
+
 def worker_command(
     concurrency: int = 2,
     queues: str = "priority,default",

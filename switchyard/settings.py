@@ -62,6 +62,17 @@ if DATABASE_POOL_MAX > 0 and _db["ENGINE"].endswith("postgresql"):
         "max_size": DATABASE_POOL_MAX,
         "timeout": _read("switchyard.E014", env.envint, "DATABASE_POOL_TIMEOUT", 10),
     }
+# Persistent connections instead (Django's CONN_MAX_AGE, seconds), for the threaded WSGI server
+# (gunicorn gthread): a thread serves one request after another and keeps its connection, so
+# the connections number the threads, not the requests in flight. Not with the pool.
+DATABASE_CONN_MAX_AGE = _read("switchyard.E014", env.envint, "DATABASE_CONN_MAX_AGE", 0)
+if DATABASE_CONN_MAX_AGE > 0 and "pool" in _db.get("OPTIONS", {}):
+    SETTINGS_ERRORS.append(
+        ("switchyard.E014", "DATABASE_CONN_MAX_AGE and DATABASE_POOL_MAX cannot both be set")
+    )
+elif DATABASE_CONN_MAX_AGE > 0:
+    _db["CONN_MAX_AGE"] = DATABASE_CONN_MAX_AGE
+    _db["CONN_HEALTH_CHECKS"] = True  # a connection Postgres dropped is replaced, not a 500
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

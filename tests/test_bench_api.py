@@ -1,5 +1,6 @@
 """``bench/api.py --quick`` keeps working: it seeds a small history by COPY, starts the production
-web server (several uvicorn processes), sends an open-loop mix of the four requests and prints
+web server (several uvicorn processes; or gunicorn's threaded workers with ``--server wsgi``, the
+comparison docs/serving.md reports), sends an open-loop mix of the four requests and prints
 its figures. Real Postgres and Redis (it needs both); nothing is timed here."""
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_bench_api_quick_runs_and_reports_every_endpoint_without_errors():
+@pytest.mark.parametrize("server", ["asgi", "wsgi"])
+def test_bench_api_quick_runs_and_reports_every_endpoint_without_errors(server):
     result = subprocess.run(
-        [sys.executable, "bench/api.py", "--quick", "--web-workers", "2"],
+        [sys.executable, "bench/api.py", "--quick", "--web-workers", "2", "--server", server],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -160,3 +160,18 @@ def test_database_pool_max_gives_postgres_a_connection_pool_per_process():
         {"DATABASE_URL": url, "DATABASE_POOL_MAX": "many"}, "settings.SETTINGS_ERRORS"
     )
     assert "switchyard.E014" in bad and "DATABASE_POOL_MAX" in bad
+
+
+def test_database_conn_max_age_keeps_connections_but_not_beside_the_pool():
+    url = "postgres://u:p@127.0.0.1:5432/persistent"
+    db = "settings.DATABASES['default']"
+    kept = _settings_in_subprocess(
+        {"DATABASE_URL": url, "DATABASE_CONN_MAX_AGE": "600"},
+        f"({db}['CONN_MAX_AGE'], {db}['CONN_HEALTH_CHECKS'])",
+    )
+    assert kept == "(600, True)"
+    both = _settings_in_subprocess(
+        {"DATABASE_URL": url, "DATABASE_CONN_MAX_AGE": "600", "DATABASE_POOL_MAX": "8"},
+        "settings.SETTINGS_ERRORS",
+    )
+    assert "switchyard.E014" in both and "cannot both be set" in both

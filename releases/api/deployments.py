@@ -40,6 +40,29 @@ def _deployments():
     )
 
 
+# The columns a deployment's view reads (``deployment_dict``, and ``policy.scope_of`` for the
+# permission check): loading every column of the deployment and its six joined rows (the
+# target's config and observed slots, the releases' artifacts, the user's record) was about half
+# of a list page's CPU, in JSON documents and timestamps decoded for nothing (docs/serving.md).
+# A column missing here would cost a query per row: bench/api.py's X-Queries shows it.
+SHOWN = (
+    *(
+        "id state strategy step_index step progress weights stable_slot canary_slot intent "
+        "message failure_reason reason rollback_of version created_at started_at finished_at "
+        "updated_at"
+    ).split(),
+    "target__service__slug",
+    "target__environment__slug",
+    "release__version",
+    "from_release__version",
+    "created_by__username",
+)
+
+
+def _shown():
+    return _deployments().only(*SHOWN)
+
+
 def get_deployment(deployment_id: int) -> Deployment:
     deployment = _deployments().filter(pk=deployment_id).first()
     if deployment is None:
@@ -136,7 +159,7 @@ def list_deployments(
     # their joins: joining every matching row to its releases and target, then sorting the wide
     # rows, was the list's cost with a long history (docs/serving.md has both plans)
     ids = list(rows.order_by("-id").values_list("pk", flat=True)[: limit + 1])
-    found = _deployments().in_bulk(ids)
+    found = _shown().in_bulk(ids)
     page = [found[pk] for pk in ids if pk in found]
     more = len(page) > limit
     page = page[:limit]
@@ -146,7 +169,9 @@ def list_deployments(
 @router.get("/deployments/{id}", response={200: DeploymentOut, **ERRORS}, tags=["deployments"])
 def get_deployment_view(request, id: int):
     """Status: state, step, weights, versions, analysis, timestamps and links."""
-    deployment = get_deployment(id)
+    deployment = _shown().filter(pk=id).first()
+    if deployment is None:
+        raise NotFound(f"There is no deployment {id}.", details={"deployment": id})
     authorize(request, "deployment.view", deployment)
     return deployment_dict(deployment)
 
