@@ -423,18 +423,23 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _cpu(proc) -> float:
-    """CPU seconds of ``proc`` and its children (uvicorn's workers) so far."""
-    if proc is None:
-        return float("nan")
+def _cpu_seconds(processes) -> float:
+    """User + system CPU seconds of ``processes`` so far (one that just exited counts 0)."""
     total = 0.0
-    for p in [proc, *proc.children(recursive=True)]:
+    for p in processes:
         try:
             t = p.cpu_times()
             total += t.user + t.system
         except Exception:  # noqa: BLE001 -- a process that just exited
             continue
     return total
+
+
+def _cpu(proc) -> float:
+    """CPU seconds of ``proc`` and its children (uvicorn's workers) so far."""
+    if proc is None:
+        return float("nan")
+    return _cpu_seconds([proc, *proc.children(recursive=True)])
 
 
 def _postgres_cpu(database: str) -> float:
@@ -445,16 +450,10 @@ def _postgres_cpu(database: str) -> float:
         import psutil
     except ImportError:  # pragma: no cover
         return float("nan")
-    total = 0.0
-    for p in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(p.info["cmdline"] or ())
-        if cmdline.startswith("postgres:") and f" {database} " in cmdline:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except Exception:  # noqa: BLE001 -- a backend that just exited
-                continue
-    return total
+    lines = ((p, " ".join(p.info["cmdline"] or ())) for p in psutil.process_iter(["cmdline"]))
+    return _cpu_seconds(
+        p for p, line in lines if line.startswith("postgres:") and f" {database} " in line
+    )
 
 
 def report(outcome: dict, rate: float) -> None:

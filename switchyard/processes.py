@@ -33,10 +33,13 @@ def web_workers() -> int:
     has in flight (Django's ASGI handler gives each request a thread of its own for its sync
     code), and a request spends part of its time waiting on Postgres, so more processes than
     cores keep both busy: ``docs/serving.md`` has the figures."""
-    configured = os.environ.get("WEB_CONCURRENCY", "").strip()
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    return max(2, min(8, 2 * (os.cpu_count() or 1)))
+    return _positive(os.environ.get("WEB_CONCURRENCY")) or max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+
+def _positive(configured: str | None) -> int | None:
+    """A setting's value if it is a positive whole number, else None (unset or nonsense)."""
+    configured = (configured or "").strip()
+    return int(configured) if configured.isdigit() and int(configured) > 0 else None
 
 
 def web_command(port: int, host: str = "127.0.0.1", workers: int | None = None) -> list[str]:
@@ -67,8 +70,7 @@ WEB_ENV = {"DATABASE_POOL_MAX": "8"}
 
 def http_threads() -> int:
     """Threads per HTTP (WSGI) process: ``WEB_THREADS``, else 8."""
-    configured = os.environ.get("WEB_THREADS", "").strip()
-    return int(configured) if configured.isdigit() and int(configured) > 0 else 8
+    return _positive(os.environ.get("WEB_THREADS")) or 8
 
 
 def http_command(
@@ -156,8 +158,7 @@ def worker_pool() -> str:
 
 
 def worker_threads() -> int:
-    configured = os.environ.get("SWITCHYARD_WORKER_THREADS", "").strip()
-    return int(configured) if configured.isdigit() and int(configured) > 0 else 8
+    return _positive(os.environ.get("SWITCHYARD_WORKER_THREADS")) or 8
 
 
 def beat_command(schedule_path: Path) -> list[str]:

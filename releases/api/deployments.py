@@ -63,8 +63,9 @@ def _shown():
     return _deployments().only(*SHOWN)
 
 
-def get_deployment(deployment_id: int) -> Deployment:
-    deployment = _deployments().filter(pk=deployment_id).first()
+def get_deployment(deployment_id: int, rows=None) -> Deployment:
+    """The deployment, from ``rows`` (every column and relation unless given), or NotFound."""
+    deployment = (rows if rows is not None else _deployments()).filter(pk=deployment_id).first()
     if deployment is None:
         raise NotFound(
             f"There is no deployment {deployment_id}.", details={"deployment": deployment_id}
@@ -169,9 +170,7 @@ def list_deployments(
 @router.get("/deployments/{id}", response={200: DeploymentOut, **ERRORS}, tags=["deployments"])
 def get_deployment_view(request, id: int):
     """Status: state, step, weights, versions, analysis, timestamps and links."""
-    deployment = _shown().filter(pk=id).first()
-    if deployment is None:
-        raise NotFound(f"There is no deployment {id}.", details={"deployment": id})
+    deployment = get_deployment(id, _shown())
     authorize(request, "deployment.view", deployment)
     return deployment_dict(deployment)
 
