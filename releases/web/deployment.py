@@ -332,6 +332,7 @@ def deployment(request, pk: int):
             "events": events,
             "last_event_id": events[-1].pk if events else 0,
             "split": _split(d),
+            "called": split_words(d.state),
             "actions": actions_for(request, d, steps),
             "analysis": data["analysis"],
             "latest": latest,

@@ -124,7 +124,8 @@ def test_a_shipped_canary_reads_right_is_marked_when_undone_and_every_page_passe
     expect(page.locator('form[data-action="approve"]')).to_have_count(0)
     expect(page.locator('form[data-action="reject"]')).to_have_count(0)
     expect(page.locator("[data-reasons]")).not_to_contain_text("Approve")
-    expect(page.locator('[data-called="canary"]')).to_have_text("canary")
+    expect(page.locator('.split-legend [data-called="canary"]')).to_have_text("canary")
+    expect(page.locator('#metrics-h [data-called="canary"]')).to_have_text("canary")
 
     off_loop(actions.promote, world["actor"], d.pk, full=True)
     expect(page.locator("[data-d-state]")).to_have_text("succeeded", timeout=30_000)
@@ -134,8 +135,13 @@ def test_a_shipped_canary_reads_right_is_marked_when_undone_and_every_page_passe
         # the slot the Instances card calls stable is the one the legend calls stable, at 100%
         stable_row = p.locator("[data-slots] tr", has_text="stable").first
         expect(stable_row).to_contain_text(d.canary_slot)
-        expect(p.locator('[data-called="canary"]')).to_have_text("stable")
-        expect(p.locator('[data-called="stable"]')).to_have_text("previous")
+        expect(p.locator('.split-legend [data-called="canary"]')).to_have_text("stable")
+        expect(p.locator('.split-legend [data-called="stable"]')).to_have_text("previous")
+        # the request charts call the sides the same (they said "canary" after it shipped)
+        expect(p.locator('#metrics-h [data-called="canary"]')).to_have_text("stable")
+        expect(p.locator('#metrics-h [data-called="stable"]')).to_have_text("previous")
+        legends = p.locator('.metrics .legend [data-called="canary"]')
+        expect(legends).to_have_text(["stable"] * legends.count())
         expect(p.locator('[data-w="canary"]')).to_have_text("100%")
         legend = p.locator(".split-legend").inner_text()
         assert re.search(rf"stable {d.canary_slot} 1\.1\.0 · 100%", legend), legend
