@@ -1,10 +1,12 @@
 """A tick's lease on its deployment: short, renewed by a heartbeat, fenced.
 
 ``actions.claim`` takes the lease for ``LEASE_SECONDS`` (2 s) and bumps the row's
-``lease_generation``. While the tick runs, a heartbeat thread renews it every quarter lease, so a
-tick that spends longer than the lease in slow provider calls keeps it -- and a worker killed
-mid-tick stops renewing, so its claim lapses in a second or two and the sweep hands the
-deployment to another worker.
+``lease_generation``. While the tick runs, the process' heartbeat thread renews it every quarter
+lease, so a tick that spends longer than the lease in slow provider calls keeps it -- and a
+worker killed mid-tick stops renewing, so its claim lapses in a second or two and the sweep hands
+the deployment to another worker. One heartbeat thread serves every lease a process holds (a
+worker of 8 threads holds up to 8) with one database connection, and lives while there are
+leases: a thread per tick opened a Postgres connection per slow tick, and closed it.
 
 Before every routing or scale call the tick checks, in its own thread and database connection,
 that the lease is still its own (a conditional update that renews it too; the heartbeat's
@@ -18,7 +20,9 @@ calls got there first.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 
 from django.db import connection
 
@@ -39,20 +43,13 @@ class Lease:
         self.owner = owner
         self.generation = generation
         self.interval = float(actions.LEASE_SECONDS) / 4
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Lease:
-        self._thread = threading.Thread(
-            target=self._beat, name=f"lease-{self.deployment_id}", daemon=True
-        )
-        self._thread.start()
+        _heartbeat.add(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        _heartbeat.remove(self)
 
     def check(self) -> None:
         """Raise ``LeaseLost`` unless the lease is still this tick's (and renew it)."""
@@ -62,17 +59,64 @@ class Lease:
                 "lapsed and was taken by another worker"
             )
 
-    def _beat(self) -> None:
+    def renew(self) -> None:
         try:
-            while not self._stop.wait(self.interval):
-                try:
-                    actions.renew_claim(self.deployment_id, self.owner, self.generation)
-                except Exception:  # noqa: BLE001 -- a database blip: the next beat tries again
-                    logger.warning(
-                        "lease heartbeat of %s failed", self.deployment_id, exc_info=True
-                    )
+            actions.renew_claim(self.deployment_id, self.owner, self.generation)
+        except Exception:  # noqa: BLE001 -- a database blip: the next beat tries again
+            logger.warning("lease heartbeat of %s failed", self.deployment_id, exc_info=True)
+
+
+class Heartbeat:
+    """Renews the leases held in this process, each every ``lease.interval`` from when it was
+    taken, on one thread that starts with the first lease and ends (closing its connection) when
+    none is left. A lease is renewed only while held: ``remove`` happens after the tick gave its
+    claim back, and a renewal racing it changes nothing (``renew_claim`` matches the owner, which
+    the release cleared)."""
+
+    def __init__(self) -> None:
+        self._due: dict[int, tuple[Lease, float]] = {}  # id(lease) -> (lease, next renewal at)
+        self._lock = threading.Lock()
+        self._thread: tuple[int, threading.Thread] | None = None  # (pid, thread)
+
+    def add(self, lease: Lease) -> None:
+        with self._lock:
+            self._due[id(lease)] = (lease, time.monotonic() + lease.interval)
+            if self._thread is None or self._thread[0] != os.getpid():  # none yet, or forked
+                thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+                self._thread = (os.getpid(), thread)
+                thread.start()
+
+    def remove(self, lease: Lease) -> None:
+        with self._lock:
+            self._due.pop(id(lease), None)
+
+    def held(self) -> int:
+        with self._lock:
+            return len(self._due)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if not self._due:
+                        self._thread = None  # the next add starts another
+                        return
+                    now = time.monotonic()
+                    due = [lease for lease, at in self._due.values() if at <= now]
+                    for lease in due:
+                        self._due[id(lease)] = (lease, now + lease.interval)
+                    wake = min(at for _, at in self._due.values())
+                for lease in due:
+                    with self._lock:
+                        if id(lease) not in self._due:
+                            continue  # given back meanwhile
+                    lease.renew()
+                time.sleep(max(0.01, wake - time.monotonic()))
         finally:
             connection.close()  # this thread's own connection
+
+
+_heartbeat = Heartbeat()
 
 
 class Fenced:

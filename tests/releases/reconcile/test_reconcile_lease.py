@@ -220,3 +220,34 @@ def test_the_lease_check_renews_the_claim(target, fleet):
     lease.Lease(d.pk, "worker-a", claimed.lease_generation).check()
     d.refresh_from_db()
     assert d.lease_until > timezone.now() + timedelta(seconds=1)
+
+
+def test_one_heartbeat_thread_renews_every_lease_of_the_process_and_ends_with_the_last(
+    monkeypatch,
+):
+    """A worker of 8 threads holds up to 8 leases: one thread renews them all (with one database
+    connection, where a thread per tick opened one per slow tick), each on its own schedule, only
+    while it is held, and stops when none is left."""
+    renewed: dict[int, int] = {}
+    monkeypatch.setattr(
+        lease.Lease,
+        "renew",
+        lambda self: renewed.update({self.deployment_id: renewed.get(self.deployment_id, 0) + 1}),
+    )
+    leases = [lease.Lease(n, "worker-a", 1) for n in range(3)]
+    for held in leases:
+        held.interval = 0.05
+        held.__enter__()
+    time.sleep(0.4)
+    beating = [t for t in threading.enumerate() if t.name == "lease-heartbeat"]
+    assert len(beating) == 1
+    assert all(renewed.get(n, 0) >= 4 for n in range(3)), renewed
+    leases[0].__exit__(None, None, None)
+    before = renewed[0]
+    time.sleep(0.2)
+    assert renewed[0] == before  # given back: not renewed any more
+    for held in leases[1:]:
+        held.__exit__(None, None, None)
+    time.sleep(0.2)
+    assert not [t for t in threading.enumerate() if t.name == "lease-heartbeat"]
+    assert lease._heartbeat.held() == 0
