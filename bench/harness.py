@@ -175,6 +175,9 @@ def stack(name: str, *, workers: int = 2, threads: int | None = None):
         print(f"stack up: {base} (logs in {var / 'logs'})", flush=True)
         api = Api(base, token)
         api.redis_url = env["REDIS_URL"]  # the stack's own (an embedded one when none is set)
+        # the Postgres database's name ("" on SQLite): a bench can count its backends' CPU
+        url = env["DATABASE_URL"]
+        api.database = urlsplit(url).path.lstrip("/") if url.startswith("postgres") else ""
         yield api
     finally:
         supervisor.stop()

@@ -1,7 +1,7 @@
 """Many rollouts at once: canaries with analysis on many local targets, and many live dashboards.
 
     .venv/bin/python bench/scale.py [--targets 100] [--workers 2] [--threads 8] [--dashboards 1000]
-                                    [--quick]
+                                    [--rate 5] [--interval 1] [--quick]
 
 Part 1 starts the stack of ``bench/harness.py`` (fleet agent, ``--workers`` Celery worker
 processes of ``--threads`` threads on the default and priority queues as production runs them,
@@ -10,10 +10,11 @@ production runs it; fresh database, loopback only), creates ``--targets`` servic
 target on the local fleet, deploys 1.0.0 to all of them, then sends traffic through every router
 (``--rate`` req/s per router, open loop) and starts a canary of 2.0.0 on every target at once:
 ``set_weight 20``, an ``analysis`` step (the canary's error rate against the stable release's,
-every second), ``set_weight 50``, ``pause 2s``. While they run it samples the CPU and memory
-(RSS, with each process's children: uvicorn's workers, Celery's pool) of the worker, the web
-server and the fleet agent (without the application instances it runs, counted apart), every
-second. Prints the tick lag (due -> started, which every worker logs as ``tick lag``) p50/p99/max,
+every ``--interval`` seconds, 1 by default), ``set_weight 50``, ``pause 2s``. While they run it
+samples the CPU and memory (RSS, with each process's children: uvicorn's workers, Celery's pool)
+of the worker, the web server and the fleet agent (without the application instances it runs,
+counted apart), the CPU of the bench database's Postgres backends and of this process (the users'
+traffic), and how busy the whole machine is, every second. Prints the tick lag (due -> started, which every worker logs as ``tick lag``) p50/p99/max,
 how long the rollouts took, rollouts per minute, the outcomes, and the CPU and memory figures.
 
 Part 2 runs ``bench/ws.py --clients <dashboards> --rounds 1``: that many WebSocket dashboards on
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import os
 import re
 import statistics
@@ -110,27 +112,54 @@ class Sampler:
         (("integrations.local.agent",), "fleet"),
     )
 
-    def __init__(self):
+    def __init__(self, database: str = ""):
         self.psutil = _psutil()
         self.samples: list[dict] = []
         self.stop = threading.Event()
         self.procs: dict[str, list] = {}  # role -> its processes (several workers add up)
+        self.database = database  # the Postgres backends serving it are counted apart
+        self.backends: dict[int, float] = {}  # pid -> CPU seconds last seen
+        self.backend_cpu = 0.0  # summed over every backend seen (connections come and go)
         if self.psutil is not None:
             for child in self.psutil.Process(os.getpid()).children():
                 cmd = " ".join(child.cmdline()) + " "
                 for needles, role in self.ROLES:
                     if all(n in cmd for n in needles):
                         self.procs.setdefault(role, []).append(child)
+            self.procs["client"] = [self.psutil.Process(os.getpid())]
+
+    def _postgres(self) -> None:
+        """Add the CPU the bench database's backends spent since the last look."""
+        if not self.database:
+            return
+        needle = f" {self.database} "
+        for proc in self.psutil.process_iter(["cmdline"]):
+            cmd = " ".join(proc.info["cmdline"] or ()) + " "
+            if not cmd.startswith("postgres:") or needle not in cmd:
+                continue
+            try:
+                t = proc.cpu_times()
+            except Exception:  # noqa: BLE001 -- a backend that just exited
+                continue
+            cpu = t.user + t.system
+            self.backend_cpu += cpu - self.backends.get(proc.pid, 0.0)
+            self.backends[proc.pid] = cpu
 
     def _read(self) -> dict:
         out = {"t": time.monotonic()}
         for role, procs in self.procs.items():
-            usage = [_tree_usage(proc, skip_children=role == "fleet") for proc in procs]
+            own = role in ("fleet", "client")  # without their children
+            usage = [_tree_usage(proc, skip_children=own) for proc in procs]
             out[role] = (sum(u[0] for u in usage), sum(u[1] for u in usage))
         if "fleet" in self.procs:
             cpu, rss = _tree_usage(self.procs["fleet"][0])
             own_cpu, own_rss = out["fleet"]
             out["instances"] = (cpu - own_cpu, rss - own_rss)
+        self._postgres()
+        out["postgres"] = (self.backend_cpu, 0)
+        busy = self.psutil.cpu_times()
+        out["machine"] = (busy.user + busy.system + busy.nice + busy.irq + busy.softirq, 0)
+        out["load"] = os.getloadavg()[0]
         return out
 
     def run(self) -> None:
@@ -155,7 +184,7 @@ class Sampler:
         first, last = self.samples[0], self.samples[-1]
         wall = last["t"] - first["t"]
         print(f"\nCPU (share of one core, mean over {wall:.0f}s) and RSS (max):")
-        for role in ("worker", "web", "fleet", "instances"):
+        for role in ("worker", "web", "fleet", "instances", "postgres", "client"):
             if role not in last:
                 continue
             cpu = (last[role][0] - first[role][0]) / wall
@@ -165,8 +194,17 @@ class Sampler:
                 "web": "web (uvicorn, workers included)",
                 "fleet": "fleet agent (routers, control API)",
                 "instances": "application instances (all)",
+                "postgres": "Postgres (the bench database's backends)",
+                "client": "this bench (users' traffic, polling)",
             }[role]
-            print(f"  {label:38} CPU {100 * cpu:6.1f}%   RSS {rss / 2**20:8.1f} MiB")
+            memory = f"   RSS {rss / 2**20:8.1f} MiB" if rss else ""
+            print(f"  {label:42} CPU {100 * cpu:6.1f}%{memory}")
+        busy = (last["machine"][0] - first["machine"][0]) / wall
+        loads = [s["load"] for s in self.samples]
+        print(
+            f"  the machine: {100 * busy / os.cpu_count():.0f}% of its {os.cpu_count()} cores busy "
+            f"(everything on it), load average {min(loads):.1f}-{max(loads):.1f}"
+        )
 
 
 async def traffic(endpoints: list[str], rate: float, stop: asyncio.Event) -> dict:
@@ -206,7 +244,9 @@ def rollouts(args) -> None:
         logs_dir = ROOT / "var" / "bench" / "scale" / "logs"
         names = [f"worker{n}" for n in range(args.workers)] if args.threads else ["worker"]
         logs = [logs_dir / f"{name}.log" for name in names]
-        api("PUT", "/analysis-templates/scale-errors", TEMPLATE)
+        template = copy.deepcopy(TEMPLATE)
+        template["metrics"][0]["interval"] = f"{args.interval:g}s"
+        api("PUT", "/analysis-templates/scale-errors", template)
         slugs = [f"svc-{n:03d}" for n in range(args.targets)]
         for slug in slugs:
             create_service(api, slug, ["1.0.0", "2.0.0"], {"sample": {"latency_ms": 5}})
@@ -225,7 +265,7 @@ def rollouts(args) -> None:
             stop = asyncio.Event()
             load = asyncio.create_task(traffic(endpoints, args.rate, stop))
             await asyncio.sleep(2.0)  # both sides have requests before the canaries start
-            with Sampler() as sampler:
+            with Sampler(api.database) as sampler:
                 began = time.monotonic()
                 ids = [
                     (await asyncio.to_thread(api.deploy, slug, "prod", "2.0.0", CANARY))["id"]
@@ -264,7 +304,8 @@ def rollouts(args) -> None:
         f"\n{len(ids)} canaries with analysis, {args.workers} worker processes"
         + (f" of {args.threads} threads each" if args.threads else "")
         + ", "
-        f"{args.rate:g} req/s through each of {len(endpoints)} routers:"
+        f"{args.rate:g} req/s through each of {len(endpoints)} routers, "
+        f"a measurement every {args.interval:g}s:"
     )
     print(f"  all {len(ids)} submitted in {submitted:.1f}s; outcomes {outcomes}")
     if len(states) < len(ids):
@@ -282,7 +323,7 @@ def rollouts(args) -> None:
         print(
             f"  tick lag (due -> started) over {len(lags)} ticks: "
             f"p50 {percentile(lags, 0.5):.0f} ms  p99 {percentile(lags, 0.99):.0f} ms  "
-            f"max {max(lags):.0f} ms"
+            f"max {max(lags):.0f} ms; {len(lags) / max(done or [1]):.0f} ticks a second"
         )
     else:
         print("  tick lag: no 'tick lag' lines in the worker log")
@@ -321,6 +362,12 @@ def main() -> None:
         "and threads overlap them); 0: one worker with --workers prefork pool processes",
     )
     parser.add_argument("--rate", type=float, default=5.0, help="req/s through each router")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="seconds between an analysis' measurements (each is a tick of its canary)",
+    )
     parser.add_argument("--dashboards", type=int)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--skip-dashboards", action="store_true")
