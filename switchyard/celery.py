@@ -18,25 +18,27 @@ app.conf.task_queues = (Queue("priority"), Queue("default"))
 app.autodiscover_tasks(["releases.reconcile", "releases.audit", "flags"])  # their tasks.py
 
 
-# seconds a worker thread keeps its database connection between tasks
-WORKER_CONN_MAX_AGE = 600
-
-
 @worker_init.connect
-def _persistent_connections(**_kwargs):
-    """A worker's threads keep their database connections from task to task (Django's
-    ``CONN_MAX_AGE``, with a health check before each task's first query, so a connection that
-    Postgres dropped is replaced rather than failing the tick). Celery's Django fix-up otherwise
-    closes each connection after every task: at 100 canaries that was a new Postgres backend for
-    every tick, ~20 a second (docs/serving.md). Unless the connections are pooled or their age is
-    set (``DATABASE_POOL_MAX``, ``DATABASE_CONN_MAX_AGE``). Runs before any task thread opens a
-    connection, and in a prefork parent before it forks."""
+def _pooled_connections(sender=None, **_kwargs):
+    """A threads-pool worker takes its database connections from a pool of its own (Django's
+    psycopg pool, one connection per pool thread and two spare for the lease heartbeat and the
+    main thread; checked before each use, so one that Postgres dropped is replaced rather than
+    failing a tick). Celery's Django fix-up closes every connection after every task, whatever
+    ``CONN_MAX_AGE`` says (celery 5.7): without a pool that was a new Postgres backend for every
+    tick, ~20 a second at 100 canaries (docs/serving.md); with one, "closing" gives the
+    connection back. Not for a prefork pool (the fix-up closes a forked child's pool after each
+    task), SQLite, or connections already pooled or given an age (``DATABASE_POOL_MAX``,
+    ``DATABASE_CONN_MAX_AGE``). Runs before any task opens a connection."""
     from django.db import connections
 
     db = connections.settings["default"]
-    if "pool" in (db.get("OPTIONS") or {}) or db.get("CONN_MAX_AGE"):
+    threads = "thread" in str(getattr(sender, "pool_cls", "")).lower()  # "threads", or its class
+    options = db.setdefault("OPTIONS", {})
+    postgres = db["ENGINE"].endswith("postgresql")
+    if not threads or not postgres or "pool" in options or db.get("CONN_MAX_AGE"):
         return
-    db["CONN_MAX_AGE"] = WORKER_CONN_MAX_AGE
+    size = int(getattr(sender, "concurrency", 0) or 8) + 2
+    options["pool"] = {"min_size": 1, "max_size": size, "timeout": 10}
     db["CONN_HEALTH_CHECKS"] = True
 
 

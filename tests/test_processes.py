@@ -96,27 +96,34 @@ def test_the_worker_pool_is_chosen_by_the_environment(monkeypatch):
     assert pool_and_size(processes.worker_command(pool="prefork")) == ("prefork", 2)
 
 
-def test_a_worker_keeps_its_database_connections_between_tasks(monkeypatch):
-    """Celery's Django fix-up closes each connection after every task unless it has an age: a
-    Postgres backend per tick, ~20 new a second at 100 canaries. A worker gives its connections
-    an age (checked for health before each task's first query), unless they are pooled or their
-    age was set."""
+def test_a_threads_worker_pools_its_database_connections(monkeypatch):
+    """Celery's Django fix-up closes every connection after every task (celery 5.7, whatever
+    CONN_MAX_AGE says): a Postgres backend per tick, ~20 new a second at 100 canaries. A threads
+    worker pools them (one per thread, two spare, health-checked), so closing gives one back; not
+    a prefork worker, nor connections already pooled or given an age."""
+    from types import SimpleNamespace
+
     from django.db import connections
 
     from switchyard import celery
 
     db = connections.settings["default"]
-    for key in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "OPTIONS"):
+    for key in ("ENGINE", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "OPTIONS"):
         monkeypatch.setitem(db, key, copy.deepcopy(db.get(key)))
-    db["CONN_MAX_AGE"], db["OPTIONS"] = 0, {}
-    celery._persistent_connections()
-    assert db["CONN_MAX_AGE"] == celery.WORKER_CONN_MAX_AGE and db["CONN_HEALTH_CHECKS"] is True
+    db["ENGINE"] = "django.db.backends.postgresql"
 
-    db["CONN_MAX_AGE"], db["CONN_HEALTH_CHECKS"] = 0, False
-    db["OPTIONS"] = {"pool": {"max_size": 8}}
-    celery._persistent_connections()
-    assert db["CONN_MAX_AGE"] == 0 and db["CONN_HEALTH_CHECKS"] is False
+    def fresh(**fields):
+        db.update({"CONN_MAX_AGE": 0, "CONN_HEALTH_CHECKS": False, "OPTIONS": {}, **fields})
 
-    db["CONN_MAX_AGE"], db["OPTIONS"] = 60, {}
-    celery._persistent_connections()
-    assert db["CONN_MAX_AGE"] == 60
+    fresh()
+    celery._pooled_connections(SimpleNamespace(pool_cls="threads", concurrency=8))
+    assert db["OPTIONS"]["pool"]["max_size"] == 10 and db["CONN_HEALTH_CHECKS"] is True
+    fresh()
+    celery._pooled_connections(SimpleNamespace(pool_cls="prefork", concurrency=2))
+    assert "pool" not in db["OPTIONS"]
+    fresh(OPTIONS={"pool": {"max_size": 3}})
+    celery._pooled_connections(SimpleNamespace(pool_cls="threads", concurrency=8))
+    assert db["OPTIONS"]["pool"] == {"max_size": 3}
+    fresh(CONN_MAX_AGE=60)
+    celery._pooled_connections(SimpleNamespace(pool_cls="threads", concurrency=8))
+    assert "pool" not in db["OPTIONS"]
