@@ -199,20 +199,21 @@ def advance(run: AnalysisRun, now: float, *, stop: bool = False) -> pure.Verdict
     if stop and verdict.phase == "running":  # pragma: no cover - evaluate() never says so
         verdict = pure.evaluate(run.spec, history, state, stopped=True)
     finished = verdict.phase != "running"
+    fields = {
+        "state": state,
+        "phase": verdict.phase,
+        "reason": verdict.reason,
+        "score": verdict.score,
+        "summary": verdict.metrics,
+        "next_at": _ts(verdict.next_at),
+        "stopped": stop,
+        "finished_at": _ts(now) if finished else None,
+        "version": read_version + 1,
+    }
     with transaction.atomic():
         updated = AnalysisRun.objects.filter(
             pk=run.pk, version=read_version, phase="running"
-        ).update(
-            state=state,
-            phase=verdict.phase,
-            reason=verdict.reason,
-            score=verdict.score,
-            summary=verdict.metrics,
-            next_at=_ts(verdict.next_at),
-            stopped=stop,
-            finished_at=_ts(now) if finished else None,
-            version=read_version + 1,
-        )
+        ).update(**fields)
         if not updated:  # another tick recorded first: its results stand
             run.refresh_from_db()
             return pure.evaluate(run.spec, _history(run), run.state)
@@ -231,9 +232,10 @@ def advance(run: AnalysisRun, now: float, *, stop: bool = False) -> pure.Verdict
             ]
         )
         _prune(run, state, {name for name, _, _ in new})
+        for name, value in fields.items():  # the row as written (no re-read per tick)
+            setattr(run, name, value)
         if finished:
             _record_verdict(run, verdict)
-    run.refresh_from_db()
     return verdict
 
 
