@@ -28,7 +28,10 @@ from strategies.spec import describe_steps, health_of, min_ready_of, replicas_of
 from strategies.state import ROLES, Decision, Observation, RoleState, RoutePlan
 
 PAUSED_WAIT = 5.0
-ANALYSIS_WAIT = 1.0  # look again at least this often while an analysis measures
+# look again at least this often while an analysis measures; sooner when its next measurement is
+# due (the reconcile tick asks for the measurement's time). It was 1 s: 100 canaries measuring
+# every 30 s still asked for 100 ticks a second (docs/serving.md)
+ANALYSIS_WAIT = 5.0
 ROUTING_KEYS = ("weights", "preview", "rules")
 RELEASE_NAMES = {"stable": "the old release", "canary": "the new release"}
 

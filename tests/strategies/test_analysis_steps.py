@@ -61,7 +61,7 @@ def test_an_analysis_step_asks_for_its_run_once_then_holds_the_weight_while_it_m
         check=lambda obs, d: seen.append(d),
     )
     assert last.outcome is None and last.failure is None
-    assert all(d.start_analysis is None and d.wait <= 1.0 for d in seen)
+    assert all(d.start_analysis is None and d.wait <= 5.0 for d in seen)
     assert all(d.step_index == 1 and not d.route for d in seen)
     assert last.message == (
         "step 2 of 4: analysis 'error-rate' (max=0.05): Measuring.; "
