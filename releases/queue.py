@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 from celery import current_app
 
@@ -29,8 +30,21 @@ PRIORITY_QUEUE = "priority"
 DEFAULT_QUEUE = "default"
 
 
-def enqueue_tick(deployment_id: int, *, priority: bool = False, countdown: float = 0) -> None:
-    """Ask a worker for a tick of ``deployment_id`` (rollback and abort on the priority queue)."""
+def enqueue_tick(
+    deployment_id: int,
+    *,
+    priority: bool = False,
+    countdown: float = 0,
+    due: datetime | None = None,
+) -> None:
+    """Ask a worker for a tick of ``deployment_id`` (rollback and abort on the priority queue).
+
+    ``due``: the deployment's ``next_tick_at`` this tick is scheduled for (the loop's own next
+    tick, or the sweep's stand-in for a lost one): it runs only if no tick has run since
+    (``releases.actions.claim``). Without it (a command, a new deployment) it always runs."""
+    headers = {"due_at": time.time() + (countdown or 0)}  # the worker logs how late it started
+    if due is not None:
+        headers["tick_due"] = due.isoformat()
     try:
         current_app.send_task(
             TICK_TASK,
@@ -38,8 +52,7 @@ def enqueue_tick(deployment_id: int, *, priority: bool = False, countdown: float
             queue=PRIORITY_QUEUE if priority else DEFAULT_QUEUE,
             countdown=countdown or None,
             priority=0 if priority else 5,
-            # when the tick is due (epoch seconds): the worker logs how late it started
-            headers={"due_at": time.time() + (countdown or 0)},
+            headers=headers,
         )
     except Exception:  # noqa: BLE001 -- any broker failure: the database still holds the intent
         logger.warning("could not enqueue a tick for deployment %s", deployment_id, exc_info=True)

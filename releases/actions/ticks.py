@@ -5,7 +5,7 @@ race with an operator's click records nothing and ticks again."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F
@@ -27,16 +27,23 @@ from releases.models import (
 # --- the reconcile loop's commands ------------------------------------------------------------
 
 
-def claim(deployment_id: int, owner: str) -> Deployment | None:
+def claim(deployment_id: int, owner: str, *, due: datetime | None = None) -> Deployment | None:
     """Take the deployment's lease if it is active and free; None if another worker holds it.
 
     Each claim bumps ``lease_generation``, the fencing token the tick sends with its routing and
     scale calls (``releases.reconcile.lease``). The lease is short (``LEASE_SECONDS``) and renewed
-    by the tick's heartbeat (``renew_claim``): a dead owner's claim lapses in a second or two."""
+    by the tick's heartbeat (``renew_claim``): a dead owner's claim lapses in a second or two.
+
+    ``due``: the tick was scheduled for that ``next_tick_at`` (``release_claim`` returns it, the
+    queue carries it): if the row's is another, a later tick has run since and scheduled its own
+    successor, so this one is stale and claims nothing. One chain of ticks per deployment,
+    however many copies of a tick the sweep or a redelivery put on the queue."""
     now = timezone.now()
+    rows = Deployment.objects.filter(pk=deployment_id, state__in=ACTIVE_STATES)
+    if due is not None:
+        rows = rows.filter(next_tick_at=due)
     taken = (
-        Deployment.objects.filter(pk=deployment_id, state__in=ACTIVE_STATES)
-        .exclude(state=State.AWAITING_APPROVAL)
+        rows.exclude(state=State.AWAITING_APPROVAL)
         .exclude(lease_until__gt=now)
         .update(
             lease_owner=owner,
@@ -65,13 +72,18 @@ def renew_claim(deployment_id: int, owner: str, generation: int) -> bool:
     )
 
 
-def release_claim(deployment_id: int, owner: str, *, wait: float | None) -> int | None:
-    """Give the lease back and set when the next tick is due. Returns the row's version."""
+def release_claim(
+    deployment_id: int, owner: str, *, wait: float | None
+) -> tuple[int | None, datetime | None]:
+    """Give the lease back and set when the next tick is due. Returns the row's version and, if
+    this released it with a ``wait``, the ``next_tick_at`` it set (what the next tick claims
+    with: ``claim(due=...)``)."""
     fields = {"lease_owner": "", "lease_until": None}
     if wait is not None:
         fields["next_tick_at"] = timezone.now() + timedelta(seconds=wait)
-    Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(**fields)
-    return Deployment.objects.filter(pk=deployment_id).values_list("version", flat=True).first()
+    released = Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(**fields)
+    version = Deployment.objects.filter(pk=deployment_id).values_list("version", flat=True).first()
+    return version, fields.get("next_tick_at") if released else None
 
 
 def mark_started(d: Deployment) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.db.models import Q
@@ -34,18 +34,24 @@ def advance_deployment(self, deployment_id: int) -> None:
         lag_logger.info(
             "tick lag %.1f ms (deployment %s)", 1000 * (time.time() - due_at), deployment_id
         )
-    result = tick.tick(deployment_id)
+    due = getattr(self.request, "tick_due", None)  # the next_tick_at it was scheduled for
+    result = tick.tick(deployment_id, due=datetime.fromisoformat(due) if due else None)
     if not result.ran:
         return
     if result.changed_meanwhile:
-        queue.enqueue_tick(deployment_id, priority=result.priority)
+        queue.enqueue_tick(deployment_id, priority=result.priority, due=result.due)
     elif result.wait is not None:
-        queue.enqueue_tick(deployment_id, priority=result.priority, countdown=result.wait)
+        queue.enqueue_tick(
+            deployment_id, priority=result.priority, countdown=result.wait, due=result.due
+        )
 
 
 @shared_task(name=queue.SWEEP_TASK, ignore_result=True)
 def sweep() -> int:
-    """Re-enqueue every active deployment whose next tick is overdue (lost message, dead worker)."""
+    """Re-enqueue every active deployment whose next tick is overdue (lost message, dead worker).
+    It used to add a tick that always ran: behind a backlog longer than the grace, every sweep
+    started one more chain of ticks for each deployment (each tick enqueues its successor), and at
+    100 canaries the chains multiplied until ticks lagged by a minute (docs/serving.md)."""
     now = timezone.now()
     due = (
         Deployment.objects.filter(state__in=ACTIVE_STATES)
@@ -55,11 +61,13 @@ def sweep() -> int:
             | Q(next_tick_at__lt=now - timedelta(seconds=SWEEP_GRACE_SECONDS))
         )
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .values_list("pk", "state")
+        .values_list("pk", "state", "next_tick_at")
     )
     count = 0
-    for pk, state in due:
-        queue.enqueue_tick(pk, priority=state == State.ROLLING_BACK)
+    for pk, state, next_tick_at in due:
+        # in place of the tick due then: if that one was only late (a backlog, not a loss), the
+        # first of the two to arrive runs and the other claims nothing (releases.actions.claim)
+        queue.enqueue_tick(pk, priority=state == State.ROLLING_BACK, due=next_tick_at)
         count += 1
     if count:
         logger.info("sweep re-enqueued %d overdue deployment(s)", count)

@@ -43,6 +43,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from integrations.base import IntegrationError, Routing, StaleFence, TargetStatus
 from releases import actions
@@ -82,6 +83,7 @@ class TickResult:
     wait: float | None = None  # seconds until the next tick; None: no more ticks
     priority: bool = False
     changed_meanwhile: bool = False  # an operator command landed during the tick
+    due: datetime | None = None  # the next tick's ``next_tick_at``, which it claims with
 
 
 def owner_id() -> str:
@@ -173,9 +175,11 @@ def role_weights(view: dict, d: Deployment) -> dict:
     return out
 
 
-def tick(deployment_id: int) -> TickResult:
+def tick(deployment_id: int, due: datetime | None = None) -> TickResult:
+    """``due``: the ``next_tick_at`` this tick was scheduled for, if it was (a stale copy of a tick
+    that has run since claims nothing: ``actions.claim``)."""
     owner = owner_id()
-    d = actions.claim(deployment_id, owner)
+    d = actions.claim(deployment_id, owner, due=due)
     if d is None:
         return TickResult(ran=False)
     wait: float | None = None
@@ -203,11 +207,13 @@ def tick(deployment_id: int) -> TickResult:
             wait, priority = failures.handle(d, exc)
             recorded_version = None
         finally:
-            version = actions.release_claim(deployment_id, owner, wait=wait)
+            version, next_due = actions.release_claim(deployment_id, owner, wait=wait)
     changed = recorded_version is not None and version != recorded_version
     if changed:  # urgent only if what landed meanwhile was an abort or a rollback
         priority = Deployment.objects.filter(pk=deployment_id, state=State.ROLLING_BACK).exists()
-    return TickResult(ran=True, wait=wait, priority=priority, changed_meanwhile=changed)
+    return TickResult(
+        ran=True, wait=wait, priority=priority, changed_meanwhile=changed, due=next_due
+    )
 
 
 @dataclass(frozen=True)

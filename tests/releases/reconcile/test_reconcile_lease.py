@@ -251,3 +251,35 @@ def test_one_heartbeat_thread_renews_every_lease_of_the_process_and_ends_with_th
     time.sleep(0.2)
     assert not [t for t in threading.enumerate() if t.name == "lease-heartbeat"]
     assert lease._heartbeat.held() == 0
+
+
+def test_one_chain_of_ticks_per_deployment_however_many_copies_the_queue_holds(
+    target, fleet, monkeypatch
+):
+    """Each tick enqueues its successor, carrying the ``next_tick_at`` it set. Behind a backlog
+    longer than the sweep's grace, the sweep used to add a tick that always ran -- one more chain
+    per deployment per sweep, which at 100 canaries multiplied until ticks lagged by a minute.
+    Now a copy (the sweep's stand-in, a redelivered message) runs only if no tick has run since
+    it was scheduled: the first copy to arrive ticks, the others claim nothing."""
+    from releases.reconcile import tasks
+
+    sent: list[dict] = []
+    monkeypatch.setattr(tasks.queue, "enqueue_tick", lambda pk, **kw: sent.append(kw))
+    live(target)
+    d = deploy(target, "2.0.0", ROLLING)
+    first = tick.tick(d.pk)  # a command's tick (no due): always runs
+    assert first.ran and first.due is not None
+    d.refresh_from_db()
+    assert d.next_tick_at == first.due
+
+    # the loop's successor is late; the sweep sees it overdue and sends its stand-in
+    Deployment.objects.filter(pk=d.pk).update(next_tick_at=first.due - timedelta(seconds=30))
+    stale = Deployment.objects.get(pk=d.pk).next_tick_at
+    tasks.sweep()
+    assert sent[-1]["due"] == stale
+
+    # both copies arrive: the first runs and schedules one successor, the second claims nothing
+    one = tick.tick(d.pk, due=stale)
+    assert one.ran and one.due is not None and one.due != stale
+    assert tick.tick(d.pk, due=stale).ran is False
+    assert tick.tick(d.pk, due=one.due).ran is True  # the one live chain goes on
