@@ -14,8 +14,9 @@ every ``--interval`` seconds, 1 by default), ``set_weight 50``, ``pause 2s``. Wh
 samples the CPU and memory (RSS, with each process's children: uvicorn's workers, Celery's pool)
 of the worker, the web server and the fleet agent (without the application instances it runs,
 counted apart), the CPU of the bench database's Postgres backends and of this process (the users'
-traffic), and how busy the whole machine is, every second. Prints the tick lag (due -> started, which every worker logs as ``tick lag``) p50/p99/max,
-how long the rollouts took, rollouts per minute, the outcomes, and the CPU and memory figures.
+traffic), and how busy the whole machine is, every second. Prints the tick lag (due -> started,
+which every worker logs as ``tick lag``) p50/p99/max, how long the rollouts took, rollouts per
+minute, the outcomes, and the CPU and memory figures.
 
 Part 2 runs ``bench/ws.py --clients <dashboards> --rounds 1``: that many WebSocket dashboards on
 one running deployment, event -> client p50/p95/p99.
