@@ -63,7 +63,8 @@ def _fast_timestamps(cursor) -> None:
 def deployment_rows(ids: list[int]) -> dict[int, dict]:
     """{id: row} for the deployments among ``ids`` that exist (``COLUMNS``: what
     ``deployment_view`` shows and what ``policy.scope_of`` asks). The caller decides what may be
-    seen: these are read by id, without a visibility filter."""
+    seen: these are read by id, without a visibility filter. Rows with the same JSON document
+    share its decoded value: read them, never change them in place."""
     ids = [pk for pk in ids if -BIGINT <= pk < BIGINT]  # no other id is stored (nor a 500)
     if not ids:
         return {}
@@ -74,12 +75,15 @@ def deployment_rows(ids: list[int]) -> dict[int, dict]:
         _fast_timestamps(cursor.cursor)
         cursor.execute(sql, [list(ids)])
         fetched = cursor.fetchall()
-    rows = {}
+    rows, decoded = {}, {}  # a page's rows mostly repeat their strategies, weights, progress
     for values in fetched:
         values = list(values)
         for i in json_at:
-            if values[i] is not None:
-                values[i] = json.loads(values[i])
+            text = values[i]
+            if text is not None:
+                if text not in decoded:
+                    decoded[text] = json.loads(text)
+                values[i] = decoded[text]
         row = dict(zip(COLUMNS, values, strict=True))
         rows[row["id"]] = row
     return rows
