@@ -31,8 +31,9 @@ _compiled: dict[str, tuple[str, tuple[int, ...]]] = {}
 _lock = threading.Lock()
 
 
-def _sql() -> tuple[str, tuple[int, ...]]:
-    """The query and the positions of its JSON columns."""
+def rows_sql() -> tuple[str, tuple[int, ...]]:
+    """The query (compiled on first use; its one parameter is an id array) and the positions
+    of its JSON columns."""
     found = _compiled.get(connection.alias)
     if found is None:
         with _lock:
@@ -70,7 +71,7 @@ def deployment_rows(ids: list[int]) -> dict[int, dict]:
         return {}
     if connection.vendor != "postgresql":  # the same rows, the slower way
         return {r["id"]: r for r in Deployment.objects.filter(pk__in=ids).values(*COLUMNS)}
-    sql, json_at = _sql()
+    sql, json_at = rows_sql()
     with connection.cursor() as cursor:
         _fast_timestamps(cursor.cursor)
         cursor.execute(sql, [list(ids)])

@@ -49,7 +49,7 @@ def test_it_verifies_a_live_token_and_records_its_use(admin):
     assert row.last_used_from == "10.0.0.7"
 
 
-def test_it_reads_the_token_and_its_user_as_the_orm_would(admin):
+def test_it_reads_the_token_and_its_user_as_the_orm_would(admin, dev):
     row, token = tokens.create(admin, "ci", scopes=["read"], environments=["dev"])
     tokens.verify(token, address="10.0.0.1")
 
