@@ -1,17 +1,17 @@
 """The CPU each of bench/api.py's four requests costs the web server, in process.
 
-    .venv/bin/python bench/api.py-like history, then per endpoint N requests through Django's
-    test client (every middleware, the token's auth, the view, the JSON), timed with
-    ``time.process_time``:
-
-    .venv/bin/python bench/api_cpu.py [--requests 300] [--profile get|list|release|deploy]
+    .venv/bin/python bench/api_cpu.py [--requests 300] [--rounds 5] [--reuse]
+                                      [--profile get|list|release|deploy]
 
 Seeds ``<name>_apicpu`` beside DATABASE_URL's (Postgres only) with ``bench.api.seed`` (50
-services x 4 environments, 20,000 deployments, 100,000 events unless told), then prints, per
-endpoint, the CPU milliseconds per request (the median of five rounds) and the SQL queries per
-request. No server, no client and no network: what is left is the web process's own work (plus
-the psycopg side of its queries), the figure the served run's "web server CPU" approaches.
-``--profile KIND`` prints the cProfile of that endpoint's requests (sorted by cumulative time).
+services x 4 environments, 20,000 deployments, 100,000 events unless told), then sends, per
+endpoint, rounds of requests through Django's test client (every middleware, the token's auth,
+the view, the JSON) and prints the CPU milliseconds per request (``time.process_time``, the
+median round) and the SQL queries of one request. No server, no client and no network: what is
+left is the web process's own work (and psycopg's side of its queries), what the served run's
+"web server CPU" approaches. ``--reuse``: the database seeded last time (without
+``POST /deployments``: its targets are busy). ``--profile KIND``: that endpoint's cProfile in
+CPU time, by cumulative and by own time. Timings belong here, not in tests (docs/serving.md).
 """
 
 from __future__ import annotations
