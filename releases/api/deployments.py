@@ -5,12 +5,13 @@ HTTP to commands and back.
 
 from __future__ import annotations
 
-from ninja import Header, Query, Router, Status
+from django.http import HttpResponse
+from ninja import Header, Query, Router
 
 from integrations import registry
 from releases import actions
 from releases.api.auth import actor_for, authorize, visible
-from releases.api.common import ERRORS, InvalidInput, get_environment, get_service
+from releases.api.common import ERRORS, InvalidInput, answer, get_environment, get_service
 from releases.api.schemas import (
     ApprovalIn,
     DeploymentIn,
@@ -24,8 +25,17 @@ from releases.api.schemas import (
 )
 from releases.errors import NotFound
 from releases.governance import approvals
-from releases.live.presenters import deployment_dict, event_dict
-from releases.models import ACTIVE_STATES, Deployment, DeploymentEvent, State, Target
+from releases.live.presenters import deployment_view, event_dict, page_links
+from releases.live.rows import deployment_rows
+from releases.models import (
+    ACTIVE_STATES,
+    Deployment,
+    DeploymentEvent,
+    Environment,
+    Service,
+    State,
+    Target,
+)
 from strategies.spec import describe_steps
 
 router = Router()
@@ -40,42 +50,48 @@ def _deployments():
     )
 
 
-# The columns a deployment's view reads (``deployment_dict``, and ``policy.scope_of`` for the
-# permission check): loading every column of the deployment and its six joined rows (the
-# target's config and observed slots, the releases' artifacts, the user's record) was about half
-# of a list page's CPU, in JSON documents and timestamps decoded for nothing (docs/serving.md).
-# A column missing here would cost a query per row: bench/api.py's X-Queries shows it.
-SHOWN = (
-    *(
-        "id state strategy step_index step progress weights stable_slot canary_slot intent "
-        "message failure_reason reason rollback_of version created_at started_at finished_at "
-        "updated_at"
-    ).split(),
-    "target__service__slug",
-    "target__environment__slug",
-    "release__version",
-    "from_release__version",
-    "created_by__username",
-)
-
-
-def _shown():
-    return _deployments().only(*SHOWN)
-
-
-def get_deployment(deployment_id: int, rows=None) -> Deployment:
-    """The deployment, from ``rows`` (every column and relation unless given), or NotFound."""
-    deployment = (rows if rows is not None else _deployments()).filter(pk=deployment_id).first()
+def get_deployment(deployment_id: int) -> Deployment:
+    """The deployment, with every column and relation, or NotFound."""
+    deployment = _deployments().filter(pk=deployment_id).first()
     if deployment is None:
-        raise NotFound(
-            f"There is no deployment {deployment_id}.", details={"deployment": deployment_id}
-        )
+        raise _no_deployment(deployment_id)
     return deployment
 
 
-def _recorded(deployment: Deployment) -> Status:
+def _no_deployment(deployment_id: int) -> NotFound:
+    return NotFound(
+        f"There is no deployment {deployment_id}.", details={"deployment": deployment_id}
+    )
+
+
+def _row(deployment_id: int) -> dict:
+    """The deployment as ``deployment_view`` reads it (``releases.live.rows``), or NotFound."""
+    row = deployment_rows([deployment_id]).get(deployment_id)
+    if row is None:
+        raise _no_deployment(deployment_id)
+    return row
+
+
+def _in_scope(row: dict) -> Deployment:
+    """An unsaved deployment carrying what ``authorize`` reads of it (``policy.scope_of``: its
+    id, its target's service and environment), from its row."""
+    target = Target(
+        service=Service(pk=row["target__service"], slug=row["target__service__slug"]),
+        environment=Environment(
+            pk=row["target__environment"], slug=row["target__environment__slug"]
+        ),
+    )
+    return Deployment(pk=row["id"], target=target)
+
+
+def _shown(deployment_id: int, status: int) -> HttpResponse:
+    """The deployment as the database now has it, answered with ``status``."""
+    return answer(deployment_view(_row(deployment_id)), status)
+
+
+def _recorded(deployment: Deployment) -> HttpResponse:
     """202 with the deployment as the database now has it."""
-    return Status(202, deployment_dict(get_deployment(deployment.pk)))
+    return _shown(deployment.pk, 202)
 
 
 # --- deployments ------------------------------------------------------------------------------
@@ -126,7 +142,7 @@ def create_deployment(
         override_freeze=payload.override_freeze,
         redeploy=payload.redeploy,
     )
-    return Status(201 if created else 200, deployment_dict(get_deployment(deployment.pk)))
+    return _shown(deployment.pk, 201 if created else 200)
 
 
 @router.get("/deployments", response={200: DeploymentPage, **ERRORS}, tags=["deployments"])
@@ -158,21 +174,28 @@ def list_deployments(
         rows = rows.filter(pk__lt=before)
     # the page's ids first (the target_id index, a top-N sort of ids), then only those rows with
     # their joins: joining every matching row to its releases and target, then sorting the wide
-    # rows, was the list's cost with a long history (docs/serving.md has both plans)
+    # rows, was the list's cost with a long history (docs/serving.md has both plans); the rows
+    # as plain dicts (``releases.live.rows``), no model instances
     ids = list(rows.order_by("-id").values_list("pk", flat=True)[: limit + 1])
-    found = _shown().in_bulk(ids)
+    found = deployment_rows(ids)
     page = [found[pk] for pk in ids if pk in found]
     more = len(page) > limit
     page = page[:limit]
-    return {"items": [deployment_dict(d) for d in page], "next": page[-1].pk if more else None}
+    link = page_links("deployment")
+    return answer(
+        {
+            "items": [deployment_view(row, link) for row in page],
+            "next": page[-1]["id"] if more else None,
+        }
+    )
 
 
 @router.get("/deployments/{id}", response={200: DeploymentOut, **ERRORS}, tags=["deployments"])
 def get_deployment_view(request, id: int):
     """Status: state, step, weights, versions, analysis, timestamps and links."""
-    deployment = get_deployment(id, _shown())
-    authorize(request, "deployment.view", deployment)
-    return deployment_dict(deployment)
+    row = _row(id)
+    authorize(request, "deployment.view", _in_scope(row))
+    return answer(deployment_view(row))
 
 
 # --- operator commands: recorded as intent, carried out by the next tick -----------------------
@@ -251,7 +274,7 @@ def retry(request, id: int, payload: ReasonIn | None = None):
     _command(request, id, "retry")
     reason = payload.reason if payload else ""
     new = actions.retry(actor_for(request), id, reason=reason)
-    return Status(201, deployment_dict(get_deployment(new.pk)))
+    return _shown(new.pk, 201)
 
 
 @router.post("/deployments/{id}/approve", response=ACCEPTED, tags=["operator commands"])

@@ -34,38 +34,100 @@ def role_weights(deployment: Deployment) -> dict:
     return deployment.weights or {}
 
 
-def deployment_dict(d: Deployment) -> dict:
+# The columns a deployment's view reads (``deployment_view``), as ``values()`` names them:
+# reading these into plain dicts, rather than a model instance per joined row with every
+# column decoded, is most of what a list page of deployments costs (docs/serving.md).
+DEPLOYMENT_COLUMNS = (
+    *(
+        "id state strategy step_index step progress weights stable_slot canary_slot intent "
+        "message failure_reason reason rollback_of version created_at started_at finished_at "
+        "updated_at"
+    ).split(),
+    "target__service__slug",
+    "target__environment__slug",
+    "release__version",
+    "from_release__version",
+    "created_by__username",
+)
+
+
+def deployment_row(d: Deployment) -> dict:
+    """``d`` as the row ``deployment_view`` reads (``DEPLOYMENT_COLUMNS``)."""
     target = d.target
     return {
         "id": d.pk,
-        "service": target.service.slug,
-        "environment": target.environment.slug,
         "state": d.state,
-        "active": d.is_active,
         "strategy": d.strategy,
-        "step": {"index": d.step_index, "description": d.step},
-        "weights": role_weights(d),
-        "slots": {"stable": d.stable_slot, "canary": d.canary_slot},
-        "stable_version": d.from_release.version if d.from_release_id else None,
-        "target_version": d.release.version,
-        "intent": d.intent or None,
+        "step_index": d.step_index,
+        "step": d.step,
+        "progress": d.progress,
+        "weights": d.weights,
+        "stable_slot": d.stable_slot,
+        "canary_slot": d.canary_slot,
+        "intent": d.intent,
         "message": d.message,
-        "failure_reason": d.failure_reason or None,
+        "failure_reason": d.failure_reason,
         "reason": d.reason,
         "rollback_of": d.rollback_of_id,
-        "pause": pause_dict(d),
-        # the runs with their working; no query when the strategy runs no analysis (lists)
-        "analysis": analysis_list(d) if next(analysis_refs(d.strategy or {}), None) else [],
-        "created_by": d.created_by.get_username() if d.created_by_id else None,
-        "created_at": _ts(d.created_at),
-        "started_at": _ts(d.started_at),
-        "finished_at": _ts(d.finished_at),
-        "updated_at": _ts(d.updated_at),
         "version": d.version,
+        "created_at": d.created_at,
+        "started_at": d.started_at,
+        "finished_at": d.finished_at,
+        "updated_at": d.updated_at,
+        "target__service__slug": target.service.slug,
+        "target__environment__slug": target.environment.slug,
+        "release__version": d.release.version,
+        "from_release__version": d.from_release.version if d.from_release_id else None,
+        "created_by__username": d.created_by.get_username() if d.created_by_id else None,
+    }
+
+
+def deployment_dict(d: Deployment) -> dict:
+    return deployment_view(deployment_row(d))
+
+
+def page_links(name: str):
+    """``pk -> reverse(name, args=[pk])`` with one ``reverse`` (for a page of rows): the
+    pattern's one argument is an integer, so the URL is the same text around it."""
+    mark = 918273645
+    head, _, tail = reverse(name, args=[mark]).rpartition(str(mark))
+    return lambda pk: f"{head}{pk}{tail}"
+
+
+def deployment_view(row: dict, page=None) -> dict:
+    """What the API, the WebSocket messages and the deployment page show of a deployment, from
+    its row (``DEPLOYMENT_COLUMNS``); ``page``: ``page_links("deployment")`` for many rows."""
+    pk, state, strategy = row["id"], row["state"], row["strategy"]
+    return {
+        "id": pk,
+        "service": row["target__service__slug"],
+        "environment": row["target__environment__slug"],
+        "state": state,
+        "active": state in ACTIVE_STATES,
+        "strategy": strategy,
+        "step": {"index": row["step_index"], "description": row["step"]},
+        "weights": row["weights"] or {},
+        "slots": {"stable": row["stable_slot"], "canary": row["canary_slot"]},
+        "stable_version": row["from_release__version"],
+        "target_version": row["release__version"],
+        "intent": row["intent"] or None,
+        "message": row["message"],
+        "failure_reason": row["failure_reason"] or None,
+        "reason": row["reason"],
+        "rollback_of": row["rollback_of"],
+        "pause": pause_of(state, strategy, row["progress"]),
+        # the runs with their working; no query when the strategy runs no analysis (lists)
+        "analysis": analysis_list(pk) if next(analysis_refs(strategy or {}), None) else [],
+        "created_by": row["created_by__username"],
+        "created_at": _ts(row["created_at"]),
+        "started_at": _ts(row["started_at"]),
+        "finished_at": _ts(row["finished_at"]),
+        "updated_at": _ts(row["updated_at"]),
+        "version": row["version"],
         "links": {
-            "self": f"/api/v1/deployments/{d.pk}",
-            "events": f"/api/v1/deployments/{d.pk}/events",
-            "page": reverse("deployment", args=[d.pk]),
+            "self": f"/api/v1/deployments/{pk}",
+            "events": f"/api/v1/deployments/{pk}/events",
+            "page": page(pk) if page is not None else reverse("deployment", args=[pk]),
         },
     }
 
@@ -212,16 +274,21 @@ def pause_dict(d: Deployment) -> dict | None:
     from the engine's progress by the kind's ``PAUSE_READERS`` entry, or from the generic
     progress keys ``pause_until`` (unix seconds) / ``waiting_for_promotion``.
     """
-    progress = d.progress or {}
-    if d.state == "awaiting_approval":
+    return pause_of(d.state, d.strategy, d.progress)
+
+
+def pause_of(state: str, strategy: dict | None, progress: dict | None) -> dict | None:
+    """``pause_dict`` from a deployment's state, strategy and progress."""
+    progress = progress or {}
+    if state == "awaiting_approval":
         return {"kind": "approval", "until": None, "why": ""}
-    if d.state not in ("paused", "progressing"):
+    if state not in ("paused", "progressing"):
         return None
     found = None
-    reader = PAUSE_READERS.get((d.strategy or {}).get("kind", ""))
+    reader = PAUSE_READERS.get((strategy or {}).get("kind", ""))
     if reader is not None:
         try:
-            found = reader(d.strategy, progress)
+            found = reader(strategy, progress)
         except (KeyError, TypeError, ValueError, AttributeError):
             found = None
     waiting = progress.get("waiting_for_promotion")  # a step holds it (actions.record_tick)
@@ -229,7 +296,7 @@ def pause_dict(d: Deployment) -> dict | None:
         found = "promotion", None
     if found is None and isinstance(progress.get("pause_until"), int | float):
         found = "timed", progress["pause_until"]
-    if d.state == "paused" and (found is None or found[0] != "promotion"):
+    if state == "paused" and (found is None or found[0] != "promotion"):
         # a person's Pause (a step waiting for promotion is paused too: then Promote continues)
         return {"kind": "operator", "until": None, "why": ""}
     if found is None:

@@ -133,7 +133,8 @@ def run_dict(run: AnalysisRun, *, measurements: bool = False) -> dict:
     }
 
 
-def analysis_list(deployment: Deployment) -> list[dict]:
-    """Every run of ``deployment``, oldest first (``deployment_dict``'s ``analysis``)."""
+def analysis_list(deployment: Deployment | int) -> list[dict]:
+    """Every run of ``deployment`` (or the deployment with that id), oldest first
+    (``deployment_dict``'s ``analysis``)."""
     runs = AnalysisRun.objects.filter(deployment=deployment).prefetch_related("measurements")
     return [run_dict(run) for run in runs.order_by("id")]

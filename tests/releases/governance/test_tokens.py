@@ -49,6 +49,23 @@ def test_it_verifies_a_live_token_and_records_its_use(admin):
     assert row.last_used_from == "10.0.0.7"
 
 
+def test_it_reads_the_token_and_its_user_as_the_orm_would(admin, dev):
+    row, token = tokens.create(admin, "ci", scopes=["read"], environments=["dev"])
+    tokens.verify(token, address="10.0.0.1")
+
+    found = tokens._lookup(row.prefix)
+    expected = ApiToken.objects.select_related("user").get(prefix=row.prefix)
+
+    def fields(obj):
+        return {k: v for k, v in vars(obj).items() if k != "_state"}
+
+    assert fields(found) == fields(expected) and found.scopes == ["read"]
+    assert found.last_used_from == "10.0.0.1" and found.last_used_at is not None
+    assert fields(found.user) == fields(expected.user) and found.user.pk == admin.pk
+    assert not found._state.adding  # saved rows, as the ORM gives them
+    assert tokens._lookup("nosuchpx") is None
+
+
 def test_it_records_last_use_at_most_once_a_minute(admin, django_assert_num_queries):
     _, token = tokens.create(admin, "ci")
     tokens.verify(token, address="10.0.0.1")
