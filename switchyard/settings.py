@@ -148,7 +148,7 @@ if AUDIT_CHECKPOINTS:
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "switchyard.channel_layer.ChannelLayer",  # a pool that waits: see there
         "CONFIG": {
             "hosts": [
                 {
