@@ -11,4 +11,4 @@ COPY . .
 EXPOSE 8000
 # uvicorn runs this many worker processes (it reads WEB_CONCURRENCY): see docs/serving.md
 ENV WEB_CONCURRENCY=4
-CMD ["uvicorn", "switchyard.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off"]
+CMD ["uvicorn", "switchyard.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off", "--ws-per-message-deflate", "false"]

@@ -60,6 +60,11 @@ def web_command(port: int, host: str = "127.0.0.1", workers: int | None = None) 
         "--lifespan",
         "off",
         "--no-access-log",
+        # WebSocket frames uncompressed: with per-message deflate every frame of a publish was
+        # compressed once per connection (a dashboard's frames are ~0.8 KB), and each connection
+        # kept a compressor of its own (docs/serving.md)
+        "--ws-per-message-deflate",
+        "false",
     ]
 
 

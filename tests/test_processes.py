@@ -127,3 +127,17 @@ def test_a_threads_worker_pools_its_database_connections(monkeypatch):
     fresh(CONN_MAX_AGE=60)
     celery._pooled_connections(SimpleNamespace(pool_cls="threads", concurrency=8))
     assert "pool" not in db["OPTIONS"]
+
+
+def test_every_way_of_serving_runs_uvicorn_with_the_same_websocket_settings():
+    """``manage.py demo`` and the benches (``web_command``), the compose file and the image all
+    serve WebSockets uncompressed (docs/serving.md: per-message deflate compressed every frame of
+    a publish once per connection)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    flag = ["--ws-per-message-deflate", "false"]
+    command = processes.web_command(8000)
+    assert command[command.index(flag[0]) : command.index(flag[0]) + 2] == flag
+    assert " ".join(flag) in (root / "docker-compose.yml").read_text()
+    assert '"--ws-per-message-deflate", "false"' in (root / "Dockerfile").read_text()

@@ -103,6 +103,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         return  # the browser only listens
 
+    async def dispatch(self, message):
+        """A ``relay`` goes straight to its handler. channels runs ``close_old_connections`` on
+        the one thread-sensitive executor before every message it dispatches: for a publish to a
+        thousand dashboards, a thousand thread hops in a row (py-spy on ``bench/ws.py``: a
+        quarter of the web processes' time while relaying, and the tail of the latency). A relay
+        uses no database connection -- its recheck is a ``database_sync_to_async`` call, which
+        closes old connections before and after itself. Every other message as channels does."""
+        if message["type"] == "relay":
+            await self.relay(message)
+        else:
+            await super().dispatch(message)
+
     async def relay(self, event):
         """Messages published by ``releases.live.events`` (an ``envelope``): send each frame the
         user may still see, as it was encoded once for every subscriber."""
@@ -127,11 +139,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.recheck_after = RECHECK_SECONDS * (1 - RECHECK_JITTER * random.random())
 
     async def still_allowed(self) -> int | None:
-        if not self.user_ok():
-            return UNAUTHENTICATED
         now = time.monotonic()
         if now - self.checked_at < self.recheck_after:
-            return None
+            return None  # (the user in the scope is the one checked on connect: no change)
+        if not self.user_ok():
+            return UNAUTHENTICATED
         started, task = self.shared_recheck(now)
         refused = await asyncio.shield(task)
         self.forget_decisions()

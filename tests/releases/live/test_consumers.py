@@ -260,6 +260,42 @@ def test_tabs_of_one_session_share_a_recheck_and_all_still_close(deployer, deplo
     async_to_sync(scenario)()
 
 
+def test_a_relayed_message_costs_no_thread_hop(deployer, deployment, monkeypatch):
+    """channels (4.2+) runs ``close_old_connections`` on the one thread-sensitive executor before
+    every message it dispatches to a consumer: with a thousand dashboards on a deployment, each
+    publish queued a thousand thread hops one behind the other (py-spy on bench/ws.py: a quarter
+    of the web processes' time while relaying). A relay touches no database connection (its
+    recheck runs through ``database_sync_to_async``, which closes old connections itself), so it
+    skips that; every other message is dispatched as channels does."""
+    hops = []
+    monkeypatch.setattr("channels.consumer.aclose_old_connections", _counting(hops))
+    headers = signed_in(deployer)
+    admin = factories.make_user("admin")
+
+    async def scenario():
+        tab = communicator(f"/ws/deployments/{deployment.pk}/", headers)
+        await connect_and_drain(tab, 3)
+        hops.clear()
+        await database_sync_to_async(actions.pause)(actor(admin), deployment.pk)
+        message = await receive_until(tab, lambda m: m["type"] == "deployment")
+        assert message["data"]["state"] == "paused"
+        assert hops == []
+        await tab.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def _counting(hops):
+    """channels' ``aclose_old_connections``, counting its calls in ``hops``."""
+    from channels.db import aclose_old_connections
+
+    async def counted():
+        hops.append(1)
+        await aclose_old_connections()
+
+    return counted
+
+
 # --- the board ----------------------------------------------------------------------------------
 
 
