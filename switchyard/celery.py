@@ -48,3 +48,14 @@ def _preload_providers(**_kwargs):
     from integrations import registry
 
     registry.preload()
+
+
+@worker_init.connect
+def _url_resolver(**_kwargs):
+    """Before the first task: the URL resolver built (every view and the API's schemas imported),
+    as the web processes do in ``switchyard/asgi.py``. A tick's live publish links the deployment
+    page (``reverse``), and the first ``reverse`` in a fresh worker took ~1.9 s importing the URL
+    configuration, so the first event after a worker start reached open dashboards that late."""
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018

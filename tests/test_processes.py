@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import sys
 import time
 
@@ -141,3 +142,24 @@ def test_every_way_of_serving_runs_uvicorn_with_the_same_websocket_settings():
     assert command[command.index(flag[0]) : command.index(flag[0]) + 2] == flag
     assert " ".join(flag) in (root / "docker-compose.yml").read_text()
     assert '"--ws-per-message-deflate", "false"' in (root / "Dockerfile").read_text()
+
+
+def test_a_worker_builds_the_url_resolver_before_its_first_task():
+    """The first ``reverse`` in a process imports every view and schema (~2 s): a worker does it at
+    start, not in the first tick's live publish."""
+    import subprocess
+
+    probe = (
+        "import sys\n"
+        "from celery.signals import worker_init\n"
+        "import django; django.setup()\n"
+        "import switchyard.celery\n"
+        "before = 'switchyard.urls' in sys.modules\n"
+        "worker_init.send(sender=None)\n"
+        "print(before, 'switchyard.urls' in sys.modules, 'releases.api' in sys.modules)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "switchyard.settings"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.stdout.split() == ["False", "True", "True"], out.stderr[-2000:]
