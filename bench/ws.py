@@ -138,12 +138,22 @@ async def one_round(args, base: str, cookie: str, user, target, version: str) ->
         )
     )
     latencies = [c.events[i] for c in clients for i in expected if i in c.events]
+    # per event: its first delivery (the publish path) and how long the last client waited after
+    # the first (the fan-out)
+    firsts, spreads = [], []
+    for i in expected:
+        got = [c.events[i] for c in clients if i in c.events]
+        if got:
+            firsts.append(min(got))
+            spreads.append(max(got) - min(got))
     lost = sum(len(expected - set(c.events)) for c in clients)
     return {
         "deployment": d.pk,
         "state": state,
         "events": len(expected),
         "latencies": latencies,
+        "firsts": firsts,
+        "spreads": spreads,
         "lost": lost,
         "storm": storm,
         "messages": sum(c.messages for c in clients),
@@ -153,6 +163,7 @@ async def one_round(args, base: str, cookie: str, user, target, version: str) ->
 async def run(args, base: str, env: dict) -> None:
     from django.contrib.auth import get_user_model
     from django.test import Client
+    from django.urls import get_resolver
 
     from releases import actions
     from releases.actors import Actor
@@ -174,6 +185,9 @@ async def run(args, base: str, env: dict) -> None:
         return user, target, first, f"sessionid={cookie.value}"
 
     user, target, first, cookie = await asyncio.to_thread(setup)
+    # this process resumes the deployment as a web process serving the operator's click would:
+    # with its URL resolver built (switchyard/asgi.py), else its first publish imports every view
+    await asyncio.to_thread(lambda: get_resolver().url_patterns)
     deadline = time.monotonic() + 90
     while await asyncio.to_thread(lambda: Deployment.objects.get(pk=first.pk).state) != "succeeded":
         assert time.monotonic() < deadline, "the first release did not go live"
@@ -189,6 +203,13 @@ async def run(args, base: str, env: dict) -> None:
             f"p50 {statistics.median(ms):.0f} ms, p95 {percentile(ms, 95):.0f} ms, "
             f"p99 {percentile(ms, 99):.0f} ms, max {max(ms):.0f} ms; lost {result['lost']}; "
             f"{args.clients} connected and in sync in {result['storm']:.1f}s",
+            flush=True,
+        )
+        first, spread = [1000 * x for x in result["firsts"]], [1000 * x for x in result["spreads"]]
+        print(
+            f"  per event: first client p50 {statistics.median(first):.0f} ms, "
+            f"max {max(first):.0f} ms; first -> last client "
+            f"p50 {statistics.median(spread):.0f} ms, max {max(spread):.0f} ms",
             flush=True,
         )
         results.append(result)
