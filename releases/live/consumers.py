@@ -124,9 +124,19 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if refused is not None:
             await self.shut(refused)
             return
+        send = self.frame_send()
         for frame, about in zip(event["frames"], event["about"], strict=True):
-            if await self.may_receive(about):
-                await self.send(text_data=frame)
+            if self.filters and not await self.may_receive(about):
+                continue
+            await send({"type": "websocket.send", "text": frame})
+
+    def frame_send(self):
+        """The ASGI send for relayed frames: the server's own, beneath channels' session
+        middleware when it is there. The middleware saves the session on ``http.response.start``
+        only, yet reads the session's state for every message it passes on -- for each frame of
+        each publish to each dashboard. Falls back to the consumer's send."""
+        wrapper = getattr(self.base_send, "__self__", None)
+        return getattr(wrapper, "real_send", None) or self.base_send
 
     # --- permission -------------------------------------------------------------------------
 
@@ -198,9 +208,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """Sync: None if the user may see the page, else a close code."""
         return None
 
+    # whether ``may_receive`` decides per message (else every message of the page may go)
+    filters: bool = False
+
     async def may_receive(self, about: dict) -> bool:
         """Whether a relayed message (``about``: its type, service and environment) may go to
-        this user, beyond seeing the page."""
+        this user, beyond seeing the page (asked only when ``filters``)."""
         return True
 
     async def shut(self, code: int) -> None:
@@ -221,6 +234,7 @@ class BoardConsumer(LiveConsumer):
     """``/ws/board/``: every cell the user may see on connect, then ``board.cell`` messages."""
 
     visible: dict[tuple[str, str], bool]
+    filters = True
 
     async def find_groups(self) -> tuple[list[str], int | None]:
         self.visible = {}
