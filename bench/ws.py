@@ -78,18 +78,23 @@ class Dashboard:
         ) as ws:
             async for raw in ws:
                 now = time.time()
-                message = json.loads(raw)
-                self.messages += 1
-                kind, data = message["type"], message["data"]
-                if kind == "metrics":  # the last message of the snapshot
-                    self.ready.set()
-                elif kind == "event":
-                    created = datetime.fromisoformat(data["created_at"]).timestamp()
-                    self.events.setdefault(data["id"], now - created)
-                elif kind == "deployment" and data["state"] in TERMINAL and self.ready.is_set():
-                    self.done.set()
-                if self.done.is_set() and kind == "target":
-                    return  # the target message follows the last deployment message
+                frame = json.loads(raw)  # a message, or the messages of one change (an array)
+                for message in frame if isinstance(frame, list) else [frame]:
+                    if self.take(message, now):
+                        return
+
+    def take(self, message: dict, now: float) -> bool:
+        """Note one message; True once the deployment has ended and its target followed."""
+        self.messages += 1
+        kind, data = message["type"], message["data"]
+        if kind == "metrics":  # the last message of the snapshot
+            self.ready.set()
+        elif kind == "event":
+            created = datetime.fromisoformat(data["created_at"]).timestamp()
+            self.events.setdefault(data["id"], now - created)
+        elif kind == "deployment" and data["state"] in TERMINAL and self.ready.is_set():
+            self.done.set()
+        return self.done.is_set() and kind == "target"  # the target follows the last deployment
 
 
 async def one_round(args, base: str, cookie: str, user, target, version: str) -> dict:
@@ -125,12 +130,17 @@ async def one_round(args, base: str, cookie: str, user, target, version: str) ->
         actions.resume(actor, d.pk)
         return last.pk
 
-    before = await asyncio.to_thread(resume)
-    try:
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
-    except TimeoutError:
-        for task in tasks:
-            task.cancel()
+    from bench.scale import Sampler
+
+    url = os.environ.get("DATABASE_URL", "")
+    database = url.rsplit("/", 1)[-1] if url.startswith("postgres") else ""
+    with Sampler(database) as sampler:  # the CPU of the stack while the round is relayed
+        before = await asyncio.to_thread(resume)
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
+        except TimeoutError:
+            for task in tasks:
+                task.cancel()
     state = await asyncio.to_thread(lambda: Deployment.objects.get(pk=d.pk).state)
     expected = await asyncio.to_thread(
         lambda: set(
@@ -156,6 +166,7 @@ async def one_round(args, base: str, cookie: str, user, target, version: str) ->
         "spreads": spreads,
         "lost": lost,
         "storm": storm,
+        "sampler": sampler,
         "messages": sum(c.messages for c in clients),
     }
 
@@ -212,6 +223,7 @@ async def run(args, base: str, env: dict) -> None:
             f"p50 {statistics.median(spread):.0f} ms, max {max(spread):.0f} ms",
             flush=True,
         )
+        result.pop("sampler").report()
         results.append(result)
     ms = [1000 * x for r in results for x in r["latencies"]]
     deliveries = sum(r["events"] for r in results) * args.clients

@@ -33,7 +33,7 @@ from django.contrib.auth import get_user_model
 from releases.errors import Forbidden, NotFound
 from releases.governance import policy
 from releases.live import charts
-from releases.live.events import BOARD_GROUP, deployment_group, metrics_group
+from releases.live.events import BOARD_GROUP, batch, deployment_group, metrics_group
 from releases.live.presenters import (
     cell_dict,
     deployment_dict,
@@ -116,19 +116,24 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await super().dispatch(message)
 
     async def relay(self, event):
-        """Messages published by ``releases.live.events`` (an ``envelope``): send each frame the
-        user may still see, as it was encoded once for every subscriber."""
+        """Messages published by ``releases.live.events`` (an ``envelope``): send those the user
+        may still see, in one WebSocket frame, as they were encoded once for every subscriber."""
         if self.closed:
             return
         refused = await self.still_allowed()
         if refused is not None:
             await self.shut(refused)
             return
-        send = self.frame_send()
-        for frame, about in zip(event["frames"], event["about"], strict=True):
-            if self.filters and not await self.may_receive(about):
-                continue
-            await send({"type": "websocket.send", "text": frame})
+        text = event.get("batch")
+        if self.filters or text is None:
+            frames = [
+                frame
+                for frame, about in zip(event["frames"], event["about"], strict=True)
+                if not self.filters or await self.may_receive(about)
+            ]
+            text = batch(frames) if frames else None
+        if text is not None:
+            await self.frame_send()({"type": "websocket.send", "text": text})
 
     def frame_send(self):
         """The ASGI send for relayed frames: the server's own, beneath channels' session

@@ -22,10 +22,16 @@ WebSocket messages (the only shapes a browser receives), each ``{"type": ..., "d
   "p99_ms", "requests", "errors"}}}], "replace": bool}``; ``replace`` (on connect) means "this is
   the whole window", otherwise the samples are new ones to append.
 
+A WebSocket text frame holds one message, or a JSON array of the messages of one change, in
+order (a tick's ``deployment``, its ``event``s and the ``target``): one frame, not three, per
+dashboard and publish (``bench/ws.py``: the per-frame cost, server and browser, was most of the
+fan-out to a thousand dashboards). ``static/js/live.js`` takes both.
+
 Groups: ``deployment.<id>`` for one deployment page, ``metrics.<target id>`` for the samples of a
 target (every open deployment page of that target), ``board`` for the matrix. One publish is one
-channel-layer message (``envelope``): the WebSocket frames already encoded, and for each what it
-is about (type, service, environment), so that consumers check permission without decoding it.
+channel-layer message (``envelope``): the WebSocket frames already encoded (each message, and all
+of them as one array), and for each what it is about (type, service, environment), so that
+consumers check permission without decoding it.
 """
 
 from __future__ import annotations
@@ -71,7 +77,12 @@ def envelope(messages: list[dict]) -> dict:
                 "environment": data.get("environment", ""),
             }
         )
-    return {"type": "relay", "frames": frames, "about": about}
+    return {"type": "relay", "frames": frames, "about": about, "batch": batch(frames)}
+
+
+def batch(frames: list[str]) -> str:
+    """The encoded messages as one WebSocket text: one alone, several as a JSON array."""
+    return frames[0] if len(frames) == 1 else "[" + ",".join(frames) + "]"
 
 
 # how long a publish may wait for the channel layer (Redis) before it is given up and logged

@@ -139,7 +139,10 @@
         } catch (err) {
           return;
         }
-        if (message && message.type) onMessage(message);
+        // one message, or the messages of one change as an array (releases/live/events.py)
+        (Array.isArray(message) ? message : [message]).forEach(function (one) {
+          if (one && one.type) onMessage(one);
+        });
       };
       socket.onclose = function (event) {
         socket = null;

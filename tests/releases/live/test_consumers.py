@@ -67,10 +67,20 @@ def communicator(path: str, headers) -> WebsocketCommunicator:
     return WebsocketCommunicator(application, path, headers=headers)
 
 
+async def next_message(comm) -> dict:
+    """The next message relayed or sent: a WebSocket frame holds one, or the messages of one
+    change as an array (``releases.live.events``)."""
+    pending = comm.__dict__.setdefault("pending", [])
+    if not pending:
+        frame = await comm.receive_json_from(timeout=TIMEOUT)
+        pending.extend(frame if isinstance(frame, list) else [frame])
+    return pending.pop(0)
+
+
 async def receive_until(comm, wanted):
     """The first message ``wanted(message)`` accepts, skipping the others."""
     while True:
-        message = await comm.receive_json_from(timeout=TIMEOUT)
+        message = await next_message(comm)
         if wanted(message):
             return message
 
@@ -78,7 +88,7 @@ async def receive_until(comm, wanted):
 async def connect_and_drain(comm, count: int) -> list[dict]:
     connected, _ = await comm.connect(timeout=TIMEOUT)
     assert connected
-    return [await comm.receive_json_from(timeout=TIMEOUT) for _ in range(count)]
+    return [await next_message(comm) for _ in range(count)]
 
 
 def actor(user):
@@ -283,6 +293,28 @@ def test_a_relayed_message_costs_no_thread_hop(deployer, deployment, monkeypatch
         await tab.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_the_messages_of_one_change_arrive_in_one_frame_in_order(deployer, deployment):
+    """A publish (the deployment, its new events, its target) is one WebSocket frame holding a
+    JSON array, not a frame each: per frame, the server and every browser pay again
+    (bench/ws.py, 1,000 dashboards)."""
+    admin = factories.make_user("admin")
+    headers = signed_in(deployer)
+
+    async def scenario():
+        tab = communicator(f"/ws/deployments/{deployment.pk}/", headers)
+        await connect_and_drain(tab, 3)
+        await database_sync_to_async(actions.pause)(actor(admin), deployment.pk)
+        frame = await tab.receive_json_from(timeout=TIMEOUT)
+        await tab.disconnect()
+        return frame
+
+    frame = async_to_sync(scenario)()
+    assert isinstance(frame, list), frame
+    kinds = [m["type"] for m in frame]
+    assert kinds[0] == "deployment" and kinds[-1] == "target" and "event" in kinds, kinds
+    assert frame[0]["data"]["state"] == "paused"
 
 
 def _counting(hops):
