@@ -97,6 +97,72 @@ class Dashboard:
         return self.done.is_set() and kind == "target"  # the target follows the last deployment
 
 
+def _listen(url: str, headers: list, count: int, timeout: float, pipe) -> None:
+    """A client process of ``--client-processes``: ``count`` dashboards; sends "ready" once all
+    are in sync, then each one's (events, messages) when the deployment has ended."""
+
+    async def listen():
+        clients = [Dashboard(url, headers) for _ in range(count)]
+        tasks = [asyncio.create_task(c.run()) for c in clients]
+        await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), timeout=120)
+        pipe.send("ready")
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=timeout)
+        except TimeoutError:
+            for task in tasks:
+                task.cancel()
+        pipe.send([(c.events, c.messages) for c in clients])
+
+    asyncio.run(listen())
+    pipe.recv()  # stay until the round's CPU is read (Listeners.close)
+
+
+class Listeners:
+    """The dashboards spread over several client processes, as a thousand browsers are not one
+    event loop: one process parses every frame of a publish one after the other, and that
+    queue is then part of what is measured."""
+
+    def __init__(self, processes: list, pipes: list):
+        self.processes, self.pipes = processes, pipes
+
+    @classmethod
+    async def start(cls, args, url: str, headers: list) -> Listeners:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        n = args.client_processes
+        processes, pipes = [], []
+        for i in range(n):
+            count = args.clients // n + (1 if i < args.clients % n else 0)
+            mine, theirs = context.Pipe()
+            process = context.Process(
+                target=_listen, args=(url, headers, count, args.timeout, theirs), daemon=True
+            )
+            process.start()
+            processes.append(process)
+            pipes.append(mine)
+        for pipe in pipes:
+            ready = await asyncio.to_thread(pipe.poll, 180)
+            assert ready and pipe.recv() == "ready", "the dashboards did not all connect"
+        return cls(processes, pipes)
+
+    def results(self, timeout: float) -> list:
+        """Every dashboard's events and message count (as ``Dashboard`` has them)."""
+        from types import SimpleNamespace
+
+        clients = []
+        for pipe in self.pipes:
+            if pipe.poll(timeout):
+                clients += [SimpleNamespace(events=e, messages=m) for e, m in pipe.recv()]
+        return clients
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.send("bye")
+        for process in self.processes:
+            process.join(10)
+
+
 async def one_round(args, base: str, cookie: str, user, target, version: str) -> dict:
     from releases import actions
     from releases.actors import Actor
@@ -119,10 +185,13 @@ async def one_round(args, base: str, cookie: str, user, target, version: str) ->
     d = await asyncio.to_thread(start)
     ws_url = base.replace("http://", "ws://") + f"/ws/deployments/{d.pk}/"
     headers = [("Cookie", cookie), ("Origin", base)]
-    clients = [Dashboard(ws_url, headers) for _ in range(args.clients)]
     started = time.monotonic()
-    tasks = [asyncio.create_task(c.run()) for c in clients]
-    await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), timeout=120)
+    if args.client_processes > 1:
+        listeners = await Listeners.start(args, ws_url, headers)
+    else:
+        clients = [Dashboard(ws_url, headers) for _ in range(args.clients)]
+        tasks = [asyncio.create_task(c.run()) for c in clients]
+        await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), timeout=120)
     storm = time.monotonic() - started
 
     def resume():
@@ -134,13 +203,21 @@ async def one_round(args, base: str, cookie: str, user, target, version: str) ->
 
     url = os.environ.get("DATABASE_URL", "")
     database = url.rsplit("/", 1)[-1] if url.startswith("postgres") else ""
-    with Sampler(database) as sampler:  # the CPU of the stack while the round is relayed
+    sampler = Sampler(database)  # "this bench": this process and the client processes
+    if args.client_processes > 1 and sampler.psutil is not None:
+        sampler.procs["client"] += [sampler.psutil.Process(p.pid) for p in listeners.processes]
+    with sampler:  # the CPU of the stack while the round is relayed
         before = await asyncio.to_thread(resume)
-        try:
-            await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
-        except TimeoutError:
-            for task in tasks:
-                task.cancel()
+        if args.client_processes > 1:
+            clients = await asyncio.to_thread(listeners.results, args.timeout + 30)
+        else:
+            try:
+                await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
+            except TimeoutError:
+                for task in tasks:
+                    task.cancel()
+    if args.client_processes > 1:
+        listeners.close()
     state = await asyncio.to_thread(lambda: Deployment.objects.get(pk=d.pk).state)
     expected = await asyncio.to_thread(
         lambda: set(
@@ -157,6 +234,7 @@ async def one_round(args, base: str, cookie: str, user, target, version: str) ->
             firsts.append(min(got))
             spreads.append(max(got) - min(got))
     lost = sum(len(expected - set(c.events)) for c in clients)
+    lost += (args.clients - len(clients)) * len(expected)  # a client process that never answered
     return {
         "deployment": d.pk,
         "state": state,
@@ -243,6 +321,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=1,
+        help="spread the dashboards over this many client processes (1: all in this one)",
+    )
     args = parser.parse_args()
 
     var = ROOT / "var" / "bench"
