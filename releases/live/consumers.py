@@ -34,6 +34,7 @@ from releases.errors import Forbidden, NotFound
 from releases.governance import policy
 from releases.live import charts
 from releases.live.events import BOARD_GROUP, batch, deployment_group, metrics_group
+from releases.live.hub import hub
 from releases.live.presenters import (
     cell_dict,
     deployment_dict,
@@ -90,34 +91,27 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         # Join before reading the snapshot: a change committed meanwhile arrives after it.
         self.groups_joined = tuple(groups)
         for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+            await hub(self.channel_layer).join(group, self)
         self.checked(time.monotonic())
         for message in await self.snapshot():
             await self.send_json(message)
 
     async def disconnect(self, code):
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self.groups_joined = ()
+        groups, self.groups_joined = self.groups_joined, ()
+        for group in groups:
+            await hub(self.channel_layer).leave(group, self)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         return  # the browser only listens
 
-    async def dispatch(self, message):
-        """A ``relay`` goes straight to its handler. channels runs ``close_old_connections`` on
-        the one thread-sensitive executor before every message it dispatches: for a publish to a
-        thousand dashboards, a thousand thread hops in a row (py-spy on ``bench/ws.py``: a
-        quarter of the web processes' time while relaying, and the tail of the latency). A relay
-        uses no database connection -- its recheck is a ``database_sync_to_async`` call, which
-        closes old connections before and after itself. Every other message as channels does."""
-        if message["type"] == "relay":
-            await self.relay(message)
-        else:
-            await super().dispatch(message)
-
     async def relay(self, event):
-        """Messages published by ``releases.live.events`` (an ``envelope``): send those the user
-        may still see, in one WebSocket frame, as they were encoded once for every subscriber."""
+        """Messages published by ``releases.live.events`` (an ``envelope``), handed over by this
+        process' ``hub``: send those the user may still see, in one WebSocket frame, as they
+        were encoded once for every subscriber. Not through channels' ``dispatch``, which runs
+        ``close_old_connections`` on the one thread-sensitive executor before every message: for
+        a publish to a thousand dashboards, a thousand thread hops in a row (py-spy on
+        ``bench/ws.py``: a quarter of the web's time while relaying). A relay uses no database
+        connection; its recheck is a ``database_sync_to_async`` call, which closes old ones."""
         if self.closed:
             return
         refused = await self.still_allowed()
@@ -152,6 +146,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     def checked(self, at: float) -> None:
         self.checked_at = at
         self.recheck_after = RECHECK_SECONDS * (1 - RECHECK_JITTER * random.random())
+
+    def recheck_due(self) -> bool:
+        return time.monotonic() - self.checked_at >= self.recheck_after
 
     async def still_allowed(self) -> int | None:
         now = time.monotonic()

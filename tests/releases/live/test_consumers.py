@@ -275,8 +275,8 @@ def test_a_relayed_message_costs_no_thread_hop(deployer, deployment, monkeypatch
     every message it dispatches to a consumer: with a thousand dashboards on a deployment, each
     publish queued a thousand thread hops one behind the other (py-spy on bench/ws.py: a quarter
     of the web processes' time while relaying). A relay touches no database connection (its
-    recheck runs through ``database_sync_to_async``, which closes old connections itself), so it
-    skips that; every other message is dispatched as channels does."""
+    recheck runs through ``database_sync_to_async``, which closes old connections itself): the
+    process' hub hands it to the consumer without channels' dispatch."""
     hops = []
     monkeypatch.setattr("channels.consumer.aclose_old_connections", _counting(hops))
     headers = signed_in(deployer)
@@ -315,6 +315,44 @@ def test_the_messages_of_one_change_arrive_in_one_frame_in_order(deployer, deplo
     kinds = [m["type"] for m in frame]
     assert kinds[0] == "deployment" and kinds[-1] == "target" and "event" in kinds, kinds
     assert frame[0]["data"]["state"] == "paused"
+
+
+def test_a_process_subscribes_once_per_group_and_hands_each_message_to_every_tab(
+    deployer, deployment
+):
+    """Five tabs on one deployment: the process is one member of the deployment's group (not
+    five), each publish is received once and reaches every tab, and the group is left when the
+    last tab closes (``releases.live.hub``)."""
+    from channels.layers import get_channel_layer
+
+    admin = factories.make_user("admin")
+    headers = signed_in(deployer)
+    group = events.deployment_group(deployment.pk)
+
+    async def members():
+        layer = get_channel_layer()
+        connection = layer.connection(layer.consistent_hash(group))
+        return await connection.zcard(layer._group_key(group))
+
+    async def scenario():
+        tabs = [communicator(f"/ws/deployments/{deployment.pk}/", headers) for _ in range(5)]
+        for tab in tabs:
+            await connect_and_drain(tab, 3)
+        joined = await members()
+        await database_sync_to_async(actions.pause)(actor(admin), deployment.pk)
+        states = [
+            (await receive_until(tab, lambda m: m["type"] == "deployment"))["data"]["state"]
+            for tab in tabs
+        ]
+        for tab in tabs[:-1]:
+            await tab.disconnect()
+        still = await members()
+        await tabs[-1].disconnect()
+        return joined, states, still, await members()
+
+    joined, states, still, left = async_to_sync(scenario)()
+    assert (joined, still, left) == (1, 1, 0)
+    assert states == ["paused"] * 5
 
 
 def _counting(hops):
