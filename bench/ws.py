@@ -63,12 +63,16 @@ def percentile(values: list[float], p: float) -> float:
 class Dashboard:
     """One WebSocket client, as the deployment page is."""
 
-    def __init__(self, url: str, headers: list[tuple[str, str]]):
+    def __init__(self, url: str, headers: list[tuple[str, str]], release: asyncio.Event):
         self.url, self.headers = url, headers
         self.events: dict[int, float] = {}  # event id -> latency (s)
         self.messages = 0
         self.ready = asyncio.Event()
         self.done = asyncio.Event()
+        self.ended = asyncio.Event()  # it has seen the deployment end
+        # closed only once every dashboard has seen the end: a client closing its connection
+        # must not delay the others' last frames (browsers do not share one event loop)
+        self.release = release
 
     async def run(self) -> None:
         import websockets
@@ -81,6 +85,8 @@ class Dashboard:
                 frame = json.loads(raw)  # a message, or the messages of one change (an array)
                 for message in frame if isinstance(frame, list) else [frame]:
                     if self.take(message, now):
+                        self.ended.set()
+                        await self.release.wait()
                         return
 
     def take(self, message: dict, now: float) -> bool:
@@ -97,20 +103,37 @@ class Dashboard:
         return self.done.is_set() and kind == "target"  # the target follows the last deployment
 
 
+async def connect(url: str, headers: list, count: int) -> tuple[list, list]:
+    """``count`` dashboards connected and in sync (their snapshot read), and their tasks."""
+    release = asyncio.Event()
+    clients = [Dashboard(url, headers, release) for _ in range(count)]
+    tasks = [asyncio.create_task(c.run()) for c in clients]
+    await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), timeout=120)
+    return clients, tasks
+
+
+async def until_ended(clients: list, tasks: list, timeout: float) -> None:
+    """Until every dashboard has seen the deployment end (or ``timeout``); then they close."""
+    try:
+        await asyncio.wait_for(asyncio.gather(*(c.ended.wait() for c in clients)), timeout)
+    except TimeoutError:
+        pass
+    clients[0].release.set()
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+    except TimeoutError:
+        for task in tasks:
+            task.cancel()
+
+
 def _listen(url: str, headers: list, count: int, timeout: float, pipe) -> None:
     """A client process of ``--client-processes``: ``count`` dashboards; sends "ready" once all
     are in sync, then each one's (events, messages) when the deployment has ended."""
 
     async def listen():
-        clients = [Dashboard(url, headers) for _ in range(count)]
-        tasks = [asyncio.create_task(c.run()) for c in clients]
-        await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), timeout=120)
+        clients, tasks = await connect(url, headers, count)
         pipe.send("ready")
-        try:
-            await asyncio.wait_for(asyncio.gather(*tasks), timeout=timeout)
-        except TimeoutError:
-            for task in tasks:
-                task.cancel()
+        await until_ended(clients, tasks, timeout)
         pipe.send([(c.events, c.messages) for c in clients])
 
     asyncio.run(listen())
@@ -189,9 +212,7 @@ async def one_round(args, base: str, cookie: str, user, target, version: str) ->
     if args.client_processes > 1:
         listeners = await Listeners.start(args, ws_url, headers)
     else:
-        clients = [Dashboard(ws_url, headers) for _ in range(args.clients)]
-        tasks = [asyncio.create_task(c.run()) for c in clients]
-        await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), timeout=120)
+        clients, tasks = await connect(ws_url, headers, args.clients)
     storm = time.monotonic() - started
 
     def resume():
@@ -211,11 +232,7 @@ async def one_round(args, base: str, cookie: str, user, target, version: str) ->
         if args.client_processes > 1:
             clients = await asyncio.to_thread(listeners.results, args.timeout + 30)
         else:
-            try:
-                await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.timeout)
-            except TimeoutError:
-                for task in tasks:
-                    task.cancel()
+            await until_ended(clients, tasks, args.timeout)
     if args.client_processes > 1:
         listeners.close()
     state = await asyncio.to_thread(lambda: Deployment.objects.get(pk=d.pk).state)
