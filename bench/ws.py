@@ -1,16 +1,18 @@
 """Event-to-dashboard latency with many dashboards open on one running deployment.
 
-    .venv/bin/python bench/ws.py [--clients 200] [--rounds 3]
+    .venv/bin/python bench/ws.py [--clients 200] [--rounds 3] [--client-processes 2]
 
 Starts (on loopback only) a fresh database (``<name>_wsbench`` next to DATABASE_URL's, or SQLite
-under var/bench/), the fleet agent, a Celery worker and the web server (uvicorn, one process),
-deploys a first release, then per round: starts a canary deployment of a new release and pauses
-it, opens ``--clients`` WebSocket connections to its page (``/ws/deployments/<id>/``, signed in
-with a session cookie, as a browser is), resumes it and listens until it ends. For every
-``event`` message a client receives it notes the time from the event's creation (the worker
-writing the DeploymentEvent row) to its arrival; at the end it compares what each client got
-with the events in the database. Prints the latency p50/p95/p99/max over all deliveries, the
-messages lost, and how long the connection storm took. Clients and servers share this machine.
+under var/bench/), the fleet agent, a Celery worker and the web server (uvicorn,
+``WEB_CONCURRENCY`` processes as production runs it), deploys a first release, then per round:
+starts a canary deployment of a new release and pauses it, opens ``--clients`` WebSocket
+connections to its page (``/ws/deployments/<id>/``, signed in with a session cookie, as a
+browser is; spread over ``--client-processes`` processes), resumes it and listens until it ends.
+For every ``event`` message a client receives it notes the time from the event's creation (the
+worker writing the DeploymentEvent row) to its arrival; at the end it compares what each client
+got with the events in the database. Prints the latency p50/p95/p99/max over all deliveries, per
+event its first delivery and the spread to its last, the messages lost, how long the connection
+storm took, and the stack's CPU during each round. Clients and servers share this machine.
 """
 
 from __future__ import annotations
@@ -341,8 +343,9 @@ def main() -> None:
     parser.add_argument(
         "--client-processes",
         type=int,
-        default=1,
-        help="spread the dashboards over this many client processes (1: all in this one)",
+        default=2,
+        help="spread the dashboards over this many client processes (1: all in this one, whose "
+        "event loop then parses every frame of a publish in turn, and resumes the deployment)",
     )
     args = parser.parse_args()
 

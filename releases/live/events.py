@@ -156,10 +156,16 @@ async def _members(layer, groups: list[str]) -> list[int]:
     dict. Any other layer: every group counts as subscribed."""
     if hasattr(layer, "_group_key") and hasattr(layer, "consistent_hash"):
         oldest = int(time.time()) - layer.group_expiry
-        counts = []
-        for group in groups:
-            connection = layer.connection(layer.consistent_hash(group))
-            counts.append(await connection.zcount(layer._group_key(group), oldest, "+inf"))
+        by_host: dict[int, list[int]] = {}  # one round trip per Redis host, not per group
+        for n, group in enumerate(groups):
+            by_host.setdefault(layer.consistent_hash(group), []).append(n)
+        counts = [0] * len(groups)
+        for index, positions in by_host.items():
+            pipe = layer.connection(index).pipeline(transaction=False)
+            for n in positions:
+                pipe.zcount(layer._group_key(groups[n]), oldest, "+inf")
+            for n, count in zip(positions, await pipe.execute(), strict=True):
+                counts[n] = count
         return counts
     if isinstance(getattr(layer, "groups", None), dict):
         return [len(layer.groups.get(group) or ()) for group in groups]
