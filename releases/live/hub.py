@@ -10,7 +10,8 @@ hands it to its consumers of that group in the order they joined, with a plain c
 
 A consumer whose permission re-check is due is handed the message as a task of its own, so that
 the others never wait for its database read; messages stay in order for it (the tasks await the
-same re-check and resume in the order they were made).
+same re-check and resume in the order they were made). When the group's messages cannot be
+received (Redis away) its consumers are closed with 1011, and their pages reconnect and re-sync.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import weakref
 
 logger = logging.getLogger(__name__)
 
-# after a failed receive (Redis away), wait this long before receiving again
-RETRY_SECONDS = 1.0
+# the close code of a page whose group's messages could not be received (reconnect and re-sync)
+LOST = 1011
 
 
 class _Group:
@@ -72,10 +73,10 @@ class Hub:
             return
         del self.groups[group]  # a later join subscribes anew
         await entry.joined.wait()
-        if entry.task is not None:
-            entry.task.cancel()
         if entry.channel is not None:
             await self.layer.group_discard(group, entry.channel)
+        if entry.task is not None and entry.task is not asyncio.current_task():
+            entry.task.cancel()  # (a consumer that left while relaying: the loop ends by itself)
 
     async def _listen(self, group: str, entry: _Group) -> None:
         while True:
@@ -83,10 +84,11 @@ class Hub:
                 message = await self.layer.receive(entry.channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 -- Redis away: say so, keep listening
-                logger.warning("could not receive %s's messages", group, exc_info=True)
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
+            except Exception:  # noqa: BLE001 -- Redis away: its pages reconnect and re-sync
+                self._lost(group, entry)
+                return
+            if self.groups.get(group) is not entry:
+                return  # left while it received
             for consumer in list(entry.members):
                 try:
                     if consumer.recheck_due():
@@ -95,6 +97,24 @@ class Hub:
                         await consumer.relay(message)
                 except Exception:  # noqa: BLE001 -- one closed socket must not stop the others
                     logger.warning("could not relay %s to a consumer", group, exc_info=True)
+            if self.groups.get(group) is not entry:
+                return  # its last consumer left while it relayed
+
+    def _lost(self, group: str, entry: _Group) -> None:
+        """The group's messages can no longer be received (Redis went away, and with it, if it
+        restarted empty, the group itself): close its consumers with 1011, as channels closes a
+        consumer whose receive fails, so that each page reconnects (``static/js/live.js``, with
+        backoff), joins anew and reads a fresh snapshot."""
+        logger.warning(
+            "could not receive %s's messages: closing its %d connections so that they re-sync",
+            group,
+            len(entry.members),
+            exc_info=True,
+        )
+        if self.groups.get(group) is entry:
+            del self.groups[group]
+        for consumer in list(entry.members):
+            asyncio.ensure_future(consumer.shut(LOST))
 
 
 _hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> {layer: Hub}

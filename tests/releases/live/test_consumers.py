@@ -355,6 +355,45 @@ def test_a_process_subscribes_once_per_group_and_hands_each_message_to_every_tab
     assert states == ["paused"] * 5
 
 
+def test_pages_reconnect_when_their_group_can_no_longer_be_received(deployer, deployment, caplog):
+    """Redis away (and, if it restarts empty, the group with it): the process' subscription
+    fails, and each page on it is closed with 1011 -- as channels closes a consumer whose receive
+    fails -- so that the browser reconnects, joins anew and reads a fresh snapshot."""
+    from channels.layers import get_channel_layer
+
+    from releases.live import hub
+
+    headers = signed_in(deployer)
+    admin = factories.make_user("admin")
+
+    async def scenario():
+        tab = communicator(f"/ws/deployments/{deployment.pk}/", headers)
+        await connect_and_drain(tab, 3)
+        layer = get_channel_layer()
+        real = layer.receive
+
+        async def away(channel):
+            raise ConnectionError("Redis went away")
+
+        layer.receive = away  # the hub's next receive fails
+        try:
+            await database_sync_to_async(actions.pause)(actor(admin), deployment.pk)
+            while (out := await tab.receive_output(timeout=TIMEOUT))["type"] != "websocket.close":
+                pass
+        finally:
+            layer.receive = real
+        again = communicator(f"/ws/deployments/{deployment.pk}/", headers)
+        snapshot = await connect_and_drain(again, 1)
+        await again.disconnect()
+        return out, snapshot[0], hub.hub(layer).groups
+
+    out, snapshot, groups = async_to_sync(scenario)()
+    assert out == {"type": "websocket.close", "code": 1011}
+    assert snapshot["type"] == "deployment" and snapshot["data"]["state"] == "paused"
+    assert groups == {}
+    assert "closing its 1 connections" in caplog.text
+
+
 def _counting(hops):
     """channels' ``aclose_old_connections``, counting its calls in ``hops``."""
     from channels.db import aclose_old_connections
