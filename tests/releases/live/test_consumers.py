@@ -125,7 +125,7 @@ def test_it_closes_with_4404_for_an_unknown_deployment(deployer):
     headers = signed_in(deployer)
 
     async def scenario():
-        comm = communicator("/ws/deployments/999999/", headers)
+        comm = communicator("/ws/deployments/2000000000/", headers)  # an id no sequence reaches
         connected, _ = await comm.connect(timeout=TIMEOUT)
         assert connected
         closed = await comm.receive_output(timeout=TIMEOUT)
