@@ -8,21 +8,11 @@ each a dashboard refused or a group left behind. The layer of ``settings.CHANNEL
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings as django_settings
 
 from switchyard.channel_layer import MAX_CONNECTIONS
-
-
-@pytest.fixture(autouse=True)
-def own_channel_layer(settings):
-    layer = dict(django_settings.CHANNEL_LAYERS["default"])
-    layer["CONFIG"] = {**layer["CONFIG"], "prefix": f"test-{uuid.uuid4().hex[:10]}"}
-    settings.CHANNEL_LAYERS = {"default": layer}
 
 
 def test_three_times_the_pool_joining_at_once_all_join_on_a_bounded_pool():

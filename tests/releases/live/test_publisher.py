@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import threading
-import uuid
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -19,13 +18,6 @@ from django.conf import settings as django_settings
 
 from releases.live import events
 from tests import factories
-
-
-@pytest.fixture(autouse=True)
-def own_channel_layer(settings):
-    layer = dict(django_settings.CHANNEL_LAYERS["default"])
-    layer["CONFIG"] = {**layer["CONFIG"], "prefix": f"test-{uuid.uuid4().hex[:10]}"}
-    settings.CHANNEL_LAYERS = {"default": layer}
 
 
 def test_threads_publish_on_one_loop_and_the_message_arrives():
