@@ -6,6 +6,7 @@ full. Not one request may fail."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -56,6 +57,18 @@ def share(samples, version) -> float:
     return sum(1 for s in samples if s.version == version) / max(1, len(samples))
 
 
+def step_starts(api, deployment_id) -> dict[int, datetime]:
+    """When each step started, from the deployment's time line (``step`` events)."""
+    started, after = {}, 0
+    while after is not None:
+        page = api.call("get", f"/deployments/{deployment_id}/events?after={after}")
+        for event in page["items"]:
+            if event["kind"] == "step" and "started" in event["message"]:
+                started[event["data"]["step_index"]] = datetime.fromisoformat(event["created_at"])
+        after = page["next"]
+    return started
+
+
 def slots(stack, key="shop.dev"):
     target = LocalTarget(key, {}, fleet_url=stack.agent.url, token=stack.agent.token)
     return target.status().slots
@@ -96,7 +109,10 @@ def test_a_canary_climbs_10_50_100_with_pauses_and_header_targeting_then_is_prom
 
     assert done["state"] == "succeeded", done
     assert failures(samples) == [], f"{len(failures(samples))} of {len(samples)} requests failed"
-    assert at_50 - at_10 >= 2.0  # the timed pause lasted
+    # the timed pause lasted: measured on the server's clock, from the pause step's start to the
+    # next step's (the client's two sightings can be a poll apart either way)
+    started = step_starts(api, second["id"])
+    assert (started[2] - started[1]).total_seconds() >= 2.0, started
     during_10 = [s for s in samples if at_10 + 0.2 <= s.started < at_50 - 0.5]
     during_50 = [s for s in samples if at_50 + 0.2 <= s.started < at_50 + 1.7]
     assert 0.0 < share(during_10, "2.0.0") < 0.3, share(during_10, "2.0.0")
