@@ -4,6 +4,7 @@ them (CI does); otherwise on the embedded default (SQLite file, Redis started he
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 from django.conf import settings
@@ -29,6 +30,15 @@ def redis_server():
     yield settings.REDIS_URL
     if embedded is not None:
         embedded.stop()
+
+
+@pytest.fixture
+def own_channel_layer(settings):
+    """A channel layer prefix of our own, so that concurrent test runs sharing one Redis database
+    never hear each other's groups (``deployment.<id>``, the board, flag pages)."""
+    layer = dict(settings.CHANNEL_LAYERS["default"])
+    layer["CONFIG"] = {**layer["CONFIG"], "prefix": f"test-{uuid.uuid4().hex[:10]}"}
+    settings.CHANNEL_LAYERS = {"default": layer}
 
 
 @pytest.fixture

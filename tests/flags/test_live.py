@@ -5,13 +5,11 @@ connect, the kill switch reaching a connected page at once, plan moves too; outs
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings as django_settings
 
 from flags import actions, plans
 from switchyard.asgi import application
@@ -19,15 +17,8 @@ from tests import factories
 from tests.flags.conftest import make_flag
 from tests.releases.live.test_consumers import ORIGIN, signed_in
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("own_channel_layer")]
 TIMEOUT = 5
-
-
-@pytest.fixture(autouse=True)
-def own_channel_layer(settings):
-    layer = dict(django_settings.CHANNEL_LAYERS["default"])
-    layer["CONFIG"] = {**layer["CONFIG"], "prefix": f"test-{uuid.uuid4().hex[:10]}"}
-    settings.CHANNEL_LAYERS = {"default": layer}
 
 
 def env_of(message, slug):

@@ -1,14 +1,8 @@
-"""The live tests' own channel layer prefix, so that concurrent runs sharing one Redis database
-never hear each other's groups."""
-
-import uuid
+"""Every live test gets a channel layer prefix of its own (``tests/conftest.py``)."""
 
 import pytest
-from django.conf import settings as django_settings
 
 
 @pytest.fixture(autouse=True)
-def own_channel_layer(settings):
-    layer = dict(django_settings.CHANNEL_LAYERS["default"])
-    layer["CONFIG"] = {**layer["CONFIG"], "prefix": f"test-{uuid.uuid4().hex[:10]}"}
-    settings.CHANNEL_LAYERS = {"default": layer}
+def _own_channel_layer(own_channel_layer):
+    """``own_channel_layer`` for every test here."""

@@ -32,15 +32,6 @@ TIMEOUT = 5
 
 
 @pytest.fixture(autouse=True)
-def own_channel_layer(settings):
-    """A channel layer prefix of our own, so that concurrent test runs sharing this Redis
-    database never hear each other's ``deployment.<id>`` groups."""
-    layer = dict(django_settings.CHANNEL_LAYERS["default"])
-    layer["CONFIG"] = {**layer["CONFIG"], "prefix": f"test-{uuid.uuid4().hex[:10]}"}
-    settings.CHANNEL_LAYERS = {"default": layer}
-
-
-@pytest.fixture(autouse=True)
 def own_metrics_keys(monkeypatch):
     """Request samples under a key prefix of our own (target ids repeat across test runs)."""
     monkeypatch.setattr(charts, "KEY_PREFIX", f"test-metrics-{uuid.uuid4().hex[:10]}")
