@@ -79,7 +79,8 @@ CANARY = {
     "canary_replicas": 1,
     "health": HEALTH,
 }
-LAG = re.compile(r"tick lag (-?[\d.]+) ms")
+# the worker's line per tick (releases.reconcile.tasks): lag, then wall time and CPU
+LAG = re.compile(r"tick lag (-?[\d.]+) ms, took ([\d.]+) ms, ([\d.]+) ms CPU")
 
 
 def _psutil():
@@ -292,11 +293,11 @@ def rollouts(args) -> None:
             return ids, states, submitted, await load, sampler, stuck, runs
 
         ids, states, submitted, counts, sampler, stuck, runs = asyncio.run(main())
-        lags = []
+        ticks = []
         for log, offset in zip(logs, offsets, strict=True):
             with open(log, encoding="utf-8", errors="replace") as fh:
                 fh.seek(offset)
-                lags += [float(m.group(1)) for m in LAG.finditer(fh.read())]
+                ticks += [tuple(map(float, m.groups())) for m in LAG.finditer(fh.read())]
     done = [t for _, t in states.values()]
     outcomes: dict[str, int] = {}
     for state, _ in states.values():
@@ -320,11 +321,17 @@ def rollouts(args) -> None:
             f"  finished: first {min(done):.1f}s, median {statistics.median(done):.1f}s, "
             f"last {max(done):.1f}s; {60 * len(done) / max(done):.0f} rollouts per minute"
         )
-    if lags:
+    if ticks:
+        lags, took, cpu = ([t[i] for t in ticks] for i in range(3))
         print(
             f"  tick lag (due -> started) over {len(lags)} ticks: "
             f"p50 {percentile(lags, 0.5):.0f} ms  p99 {percentile(lags, 0.99):.0f} ms  "
             f"max {max(lags):.0f} ms; {len(lags) / max(done or [1]):.0f} ticks a second"
+        )
+        print(
+            f"  a tick took (wall): p50 {percentile(took, 0.5):.0f} ms  "
+            f"p99 {percentile(took, 0.99):.0f} ms  mean {statistics.mean(took):.0f} ms; "
+            f"its thread's CPU: mean {statistics.mean(cpu):.1f} ms"
         )
     else:
         print("  tick lag: no 'tick lag' lines in the worker log")

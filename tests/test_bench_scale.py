@@ -34,6 +34,7 @@ def test_bench_scale_quick_runs_every_rollout_to_success_and_reports_its_figures
     )
     assert "outcomes {'succeeded': 5}" in out and "NOT FINISHED" not in out, why
     assert "tick lag (due -> started) over" in out  # the workers log their lag
+    assert "a tick took (wall)" in out  # and what each tick took
     assert "rollouts per minute" in out
     for role in ("worker (celery", "web (uvicorn", "fleet agent"):
         assert role in out

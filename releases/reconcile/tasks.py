@@ -29,13 +29,22 @@ SWEEP_GRACE_SECONDS = 2
 @shared_task(name=queue.TICK_TASK, acks_late=True, ignore_result=True, bind=True)
 def advance_deployment(self, deployment_id: int) -> None:
     due_at = getattr(self.request, "due_at", None)  # set by releases.queue.enqueue_tick
-    if due_at is not None:
-        # tick lag: due -> started (queueing behind other ticks, a busy worker); bench/scale.py
-        lag_logger.info(
-            "tick lag %.1f ms (deployment %s)", 1000 * (time.time() - due_at), deployment_id
-        )
+    started, cpu = time.time(), time.thread_time()
     due = getattr(self.request, "tick_due", None)  # the next_tick_at it was scheduled for
-    result = tick.tick(deployment_id, due=datetime.fromisoformat(due) if due else None)
+    try:
+        result = tick.tick(deployment_id, due=datetime.fromisoformat(due) if due else None)
+    finally:
+        if due_at is not None:
+            # tick lag: due -> started (queueing behind other ticks, a busy worker), and what
+            # the tick took: wall time (waiting on the target, Postgres, the GIL) and this
+            # thread's CPU; bench/scale.py reads these lines
+            lag_logger.info(
+                "tick lag %.1f ms, took %.1f ms, %.1f ms CPU (deployment %s)",
+                1000 * (started - due_at),
+                1000 * (time.time() - started),
+                1000 * (time.thread_time() - cpu),
+                deployment_id,
+            )
     if not result.ran:
         return
     if result.changed_meanwhile:
