@@ -66,7 +66,7 @@ class Instance:
         self._log_dir = log_dir
         self._on_stopped = on_stopped
         self._ready_since: float | None = None
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: children.Child | None = None
         self._draining = False
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()
