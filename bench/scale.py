@@ -213,16 +213,16 @@ async def traffic(endpoints: list[str], rate: float, stop: asyncio.Event) -> dic
     """Open-loop GETs through every router, ``rate`` per second each."""
     import aiohttp
 
-    counts = {"ok": 0, "failed": 0}
+    counts = {"ok": 0, "5xx": 0, "no answer": 0}
     interval = 1.0 / rate
 
     async def one(session, url):
         try:
             async with session.get(url) as response:
                 await response.read()
-                counts["ok" if response.status < 500 else "failed"] += 1
-        except (aiohttp.ClientError, TimeoutError):
-            counts["failed"] += 1
+                counts["ok" if response.status < 500 else "5xx"] += 1
+        except (aiohttp.ClientError, TimeoutError):  # refused, reset, or 5 s without an answer
+            counts["no answer"] += 1
 
     timeout = aiohttp.ClientTimeout(total=5)
     async with aiohttp.ClientSession(
@@ -335,7 +335,11 @@ def rollouts(args) -> None:
         )
     else:
         print("  tick lag: no 'tick lag' lines in the worker log")
-    print(f"  user traffic: {counts['ok']} answered, {counts['failed']} failed (5xx or no answer)")
+    print(
+        f"  user traffic: {counts['ok']} answered, {counts['5xx'] + counts['no answer']} failed: "
+        f"{counts['5xx']} with a 5xx, {counts['no answer']} with no answer (within 5 s; the "
+        "client waits for one of its 256 connections inside that)"
+    )
     sampler.report()
 
 
