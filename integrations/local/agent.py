@@ -22,6 +22,7 @@ from aiohttp import web
 
 from integrations.local.control import make_app
 from integrations.local.fleet import Fleet
+from integrations.local.loops import use_fleet_loop
 
 log = logging.getLogger("switchyard.fleet")
 
@@ -83,14 +84,6 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     return 0
 
 
-def _event_loop_policy() -> None:
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -99,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    if os.environ.get("SWITCHYARD_FLEET_LOOP", "uvloop") == "uvloop":
-        _event_loop_policy()
+    use_fleet_loop()
     return asyncio.run(serve(args))
 
 

@@ -22,6 +22,7 @@ import sys
 from aiohttp import web
 
 from integrations.local.faults import Faults, parse_faults
+from integrations.local.loops import use_fleet_loop
 
 
 def make_app(version: str, instance: str, faults: Faults) -> web.Application:
@@ -106,20 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if errors:
         parser.error("; ".join(f"{key}: {message}" for key, message in errors))
     instance = args.instance or f"sample-{args.port}"
-    if os.environ.get("SWITCHYARD_FLEET_LOOP", "uvloop") == "uvloop":
-        _event_loop_policy()
+    use_fleet_loop()
     return asyncio.run(serve(args.host, args.port, args.version, instance, faults))
-
-
-def _event_loop_policy() -> None:
-    """uvloop, as the fleet agent runs (``SWITCHYARD_FLEET_LOOP=asyncio`` for the standard loop):
-    a bench's hundreds of instances share the cores with the control plane that rolls them out,
-    and the standard loop costs them ~1.5 times the CPU per request (docs/serving.md)."""
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 if __name__ == "__main__":
