@@ -87,10 +87,13 @@ class Child:
         self._popen.send_signal(signum)  # (nothing once it has been reaped)
 
 
-def _start(argv: Sequence[str], env, cwd, log_fd: int | None) -> subprocess.Popen:
+def _start(
+    argv: Sequence[str], env, cwd, log_fd: int | None, pass_fds: Sequence[int] = ()
+) -> subprocess.Popen:
     try:
         return subprocess.Popen(
             list(argv),
+            pass_fds=tuple(pass_fds),
             stdin=subprocess.DEVNULL,
             stdout=log_fd,
             stderr=subprocess.STDOUT if log_fd is not None else None,

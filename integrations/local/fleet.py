@@ -24,6 +24,7 @@ import aiohttp
 
 from integrations.base import Routing
 from integrations.local import validation
+from integrations.local import zygote as zygotes
 from integrations.local.instances import Instance
 from integrations.local.router import Router, upstream_session
 from integrations.local.slots import Slot
@@ -105,6 +106,7 @@ class FleetTarget:
             log_dir=self._fleet.log_dir,
             host=self._fleet.instance_host,
             on_stopped=slot.instance_stopped,
+            zygote=self._fleet.zygote,
         )
         inst.series = self.stats.for_instance(slot.name, inst.id, slot.version)
         return inst
@@ -180,6 +182,8 @@ class Fleet:
         self._background: set[asyncio.Task[None]] = set()
         self._deleted: set[FleetTarget] = set()  # still draining
         self._restoring = False
+        # the sample app's instances are forked from it (integrations.local.zygote)
+        self.zygote = zygotes.Zygote(self.log_dir) if zygotes.enabled() else None
         self.checker: aiohttp.ClientSession
         self.upstream: aiohttp.ClientSession
 
@@ -202,6 +206,8 @@ class Fleet:
                 inst.kill_now()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self.zygote is not None:
+            await self.zygote.close()
         await self.checker.close()
         await self.upstream.close()
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import aiohttp
 
 from integrations.local import children
+from integrations.local import zygote as zygotes
 from integrations.local.artifacts import HealthSettings, LaunchSpec
 from integrations.local.ports import free_port
 
@@ -48,6 +49,7 @@ class Instance:
         log_dir: str | None = None,
         host: str = "127.0.0.1",
         on_stopped: Callable[[Instance], None] | None = None,
+        zygote: zygotes.Zygote | None = None,
     ) -> None:
         self.target_key = target_key
         self.slot = slot
@@ -65,8 +67,9 @@ class Instance:
         self._checker = checker
         self._log_dir = log_dir
         self._on_stopped = on_stopped
+        self._zygote = zygote
         self._ready_since: float | None = None
-        self._proc: children.Child | None = None
+        self._proc: children.Child | zygotes.Forked | None = None
         self._draining = False
         self._stop = asyncio.Event()
         self._idle = asyncio.Event()
@@ -199,21 +202,14 @@ class Instance:
                 "SWITCHYARD_TARGET": self.target_key,
             },
         )
-        log_fd = None
+        log_path = None
         if self._log_dir:
-            log_fd = os.open(
-                os.path.join(self._log_dir, f"{self.target_key}.{self.id}.log"),
-                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                0o644,
-            )
+            log_path = os.path.join(self._log_dir, f"{self.target_key}.{self.id}.log")
         try:
-            self._proc = await children.spawn(argv, env=env, cwd=self.spec.cwd, log_fd=log_fd)
+            self._proc = await self._launch(argv, env, log_path)
         except OSError as exc:
             self._event(f"could not start {argv[0]!r}: {exc}")
             return None
-        finally:
-            if log_fd is not None:
-                os.close(log_fd)
         started = time.monotonic()
         self.pid = self._proc.pid
         self._event(f"started pid {self.pid} on {self.address}")
@@ -233,6 +229,24 @@ class Instance:
             status = await children.terminate(self._proc, STOP_GRACE)
             self._event(f"exited with status {status}")
         return started
+
+    async def _launch(
+        self, argv: list[str], env: dict[str, str], log_path: str | None
+    ) -> children.Child | zygotes.Forked:
+        """Fork the sample app from the fleet's zygote when it can; exec anything else."""
+        if self._zygote is not None and self.spec.is_sample and zygotes.forkable(argv):
+            try:
+                return await self._zygote.fork(argv, env=env, cwd=self.spec.cwd, log=log_path)
+            except zygotes.ZygoteGone as exc:
+                self._event(f"{exc}: exec'd instead")
+        log_fd = None
+        if log_path:
+            log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            return await children.spawn(argv, env=env, cwd=self.spec.cwd, log_fd=log_fd)
+        finally:
+            if log_fd is not None:
+                os.close(log_fd)
 
     async def _check_health(self) -> None:
         passed = failed = 0
