@@ -83,7 +83,9 @@ def test_a_forked_instance_tells_its_exit_status():
             )
             calm.send_signal(signal.SIGTERM)
             killed.send_signal(signal.SIGKILL)
-            return await asyncio.gather(calm.wait(), killed.wait(), bad.wait())
+            codes = await asyncio.gather(calm.wait(), killed.wait(), bad.wait())
+            assert not z._children, "an exited child leaves nothing behind in the agent"
+            return codes
         finally:
             await z.close()
 
