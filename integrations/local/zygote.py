@@ -107,7 +107,8 @@ class Zygote:
     ) -> Forked:
         """Fork a child that runs the sample app with ``argv`` (see :func:`forkable`)."""
         await self._ensure()
-        assert self._writer is not None
+        if self._writer is None:  # it died as soon as it had started
+            raise ZygoteGone("the zygote is gone")
         loop = asyncio.get_running_loop()
         self._seq += 1
         ident = self._seq
@@ -150,7 +151,13 @@ class Zygote:
             raise ZygoteGone(f"could not start the zygote: {exc}") from exc
         finally:
             theirs.close()
-        reader, self._writer = await asyncio.open_unix_connection(sock=ours)
+        try:
+            reader, self._writer = await asyncio.open_unix_connection(sock=ours)
+        except OSError as exc:
+            ours.close()
+            self._proc.kill()
+            children._SPAWNER.submit(self._proc.wait)
+            raise ZygoteGone(f"could not reach the zygote: {exc}") from exc
         self._reader_task = asyncio.create_task(self._read(reader), name="zygote reader")
         log.info("zygote pid %s started", self._proc.pid)
 
@@ -262,7 +269,8 @@ def _child(sock: socket.socket, wakeup: tuple[int, int], request: dict) -> None:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
-        os._exit(code)
+        # whatever happened above, the child ends here: it must never return to the zygote's loop
+        os._exit(code if isinstance(code, int) else 1)
 
 
 def serve(fd: int) -> int:
